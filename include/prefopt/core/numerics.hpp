@@ -76,3 +76,11 @@ template <class T> PREFOPT_HD constexpr double max_exp_arg() {
 }
 
 } // namespace prefopt::num
+
+namespace prefopt::num {
+// The plain double behind a scalar: itself for arithmetic types, .value() for AutoDiff-like types.
+template <class T> double to_double(const T& x) {
+  if constexpr (std::is_arithmetic_v<T>) return static_cast<double>(x);
+  else return to_double(x.value());
+}
+} // namespace prefopt::num

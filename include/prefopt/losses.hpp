@@ -1,0 +1,32 @@
+// prefopt/losses.hpp — every preference loss, its combinators and evaluate().
+#pragma once
+
+#include "prefopt/losses/batch.hpp"
+#include "prefopt/losses/concepts.hpp"
+#include "prefopt/losses/evaluate.hpp"
+
+#include "prefopt/losses/aot.hpp"
+#include "prefopt/losses/aot_unpaired.hpp"
+#include "prefopt/losses/apo_down.hpp"
+#include "prefopt/losses/apo_zero.hpp"
+#include "prefopt/losses/bco_pair.hpp"
+#include "prefopt/losses/cpo.hpp"
+#include "prefopt/losses/discopop.hpp"
+#include "prefopt/losses/exo_pair.hpp"
+#include "prefopt/losses/hinge.hpp"
+#include "prefopt/losses/ipo.hpp"
+#include "prefopt/losses/nca_pair.hpp"
+#include "prefopt/losses/orpo.hpp"
+#include "prefopt/losses/probabilistic.hpp"
+#include "prefopt/losses/robust.hpp"
+#include "prefopt/losses/sft.hpp"
+#include "prefopt/losses/sigmoid.hpp"
+#include "prefopt/losses/sigmoid_norm.hpp"
+#include "prefopt/losses/simpo.hpp"
+#include "prefopt/losses/sppo_hard.hpp"
+
+#include "prefopt/losses/constrained.hpp"
+#include "prefopt/losses/f_divergence.hpp"
+#include "prefopt/losses/kto.hpp"
+#include "prefopt/losses/mixture.hpp"
+#include "prefopt/losses/wpo.hpp"

@@ -1,0 +1,36 @@
+// prefopt/losses/orpo.hpp — Odds Ratio Preference Optimization (TRL ORPOTrainer).
+//
+//   L = NLL − β·mean_i log σ(lo_i),   lo = log(odds(y_w)/odds(y_l)),  odds(y) = P/(1−P)
+// with P = exp(a), a = log π_θ(y|x)/n the per-token mean log-prob, so
+//   lo = (a_w − a_l) − (log(1 − e^{a_w}) − log(1 − e^{a_l})).
+// Hong et al., "ORPO: Monolithic Preference Optimization without Reference Model", EMNLP 2024,
+// eq. 6–7. NLL as in sft.hpp (token mean over chosen completions). Reference-free; β = 0.1 (TRL's
+// ORPOConfig default; the paper's λ).
+// Gradients, written so that a_w → 0 stays finite:
+//   d(−log σ(lo))/da_w = −σ(−lo)/(1 − e^{a_w}) = −1/(1 − 2e^{a_w} + e^{a_w − a_l})
+//   d(−log σ(lo))/da_l =  σ(−lo)/(1 − e^{a_l}) = exp(log σ(−lo) − log(1 − e^{a_l}))
+#pragma once
+
+#include "prefopt/losses/common.hpp"
+
+namespace prefopt::losses {
+
+struct orpo {
+  double beta = 0.1;
+
+  static constexpr std::string_view name = "orpo";
+  unsigned required_columns() const { return columns::token_counts; }
+  void validate() const { detail::require_positive(name, "beta", beta); }
+
+  template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
+    const T b = T(beta);
+    const T aw = x.pc / x.nc, al = x.pr / x.nr;
+    const T lo = (aw - al) - (num::log1mexp(aw) - num::log1mexp(al));
+    const T d_aw = -T(1) / (T(1) - T(2) * num::exp(aw) + num::exp(aw - al));
+    const T d_al = num::exp(num::log_sigmoid(-lo) - num::log1mexp(al));
+    const T nll_scale = x.batch.pairs / x.batch.chosen_tokens;
+    return {-x.pc * nll_scale - b * num::log_sigmoid(lo), b * d_aw / x.nc - nll_scale, b * d_al / x.nr};
+  }
+};
+
+} // namespace prefopt::losses
