@@ -18,7 +18,7 @@
 //   static constexpr std::string_view name;   TRL's loss_type ("sigmoid", "ipo", ...)
 //   unsigned required_columns() const;        prefopt::columns flags the loss reads
 //   void validate() const;                    throws config_error for impossible hyperparameters
-// Optional: `double beta` (used for the rewards/* metrics), `add_metrics(batch, metrics)`,
+// Optional: `static constexpr bool reference_free` (see reference_free_v), `double beta` (used for the rewards/* metrics), `add_metrics(batch, metrics)`,
 // `update(batch)` for losses with state that changes between steps (dual ascent): trainers call
 // it once per optimizer step with the full batch.
 #pragma once
@@ -77,6 +77,14 @@ concept HasMetrics = requires(const L& l, const pair_batch<double>& b, std::map<
 };
 template <class L>
 concept StatefulLoss = requires(L& l, const pair_batch<double>& b) { l.update(b); };
+
+// True for losses that never read reference log-probs (simpo, cpo, orpo, sft and mixtures of
+// them): `static constexpr bool reference_free = true;` in the loss. Trainers use it to reject a
+// reference-based loss paired with reference::none at compile time.
+template <class L> inline constexpr bool reference_free_v = [] {
+  if constexpr (requires { L::reference_free; }) return bool(L::reference_free);
+  else return false;
+}();
 
 // The β the rewards/* metrics are scaled with: the loss's own, else 1.
 template <class L> double reward_beta(const L& l) {

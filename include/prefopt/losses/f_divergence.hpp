@@ -29,6 +29,7 @@ template <class Loss> struct f_divergence {
   double alpha = 0.5;  // TRL: f_alpha_divergence_coef
 
   static constexpr std::string_view name = Loss::name;
+  static constexpr bool reference_free = reference_free_v<Loss>;
   unsigned required_columns() const { return base.required_columns(); }
   void validate() const {
     base.validate();

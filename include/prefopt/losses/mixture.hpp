@@ -35,6 +35,7 @@ template <PreferenceLoss... Losses> struct mixture {
 
   static constexpr std::string_view name = "mixture";
   static constexpr bool elementwise = (ElementwiseLoss<Losses> && ...);
+  static constexpr bool reference_free = (reference_free_v<Losses> && ...);
 
   unsigned required_columns() const {
     unsigned c = 0;

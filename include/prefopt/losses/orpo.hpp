@@ -19,6 +19,7 @@ struct orpo {
   double beta = 0.1;
 
   static constexpr std::string_view name = "orpo";
+  static constexpr bool reference_free = true;
   unsigned required_columns() const { return columns::token_counts; }
   void validate() const { detail::require_positive(name, "beta", beta); }
 

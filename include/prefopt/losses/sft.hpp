@@ -14,6 +14,7 @@ namespace prefopt::losses {
 
 struct sft {
   static constexpr std::string_view name = "sft";
+  static constexpr bool reference_free = true;
   unsigned required_columns() const { return columns::token_counts; }
   void validate() const {}
 

@@ -17,6 +17,7 @@ struct simpo {
   double label_smoothing = 0.0;
 
   static constexpr std::string_view name = "simpo";
+  static constexpr bool reference_free = true;
   unsigned required_columns() const { return columns::token_counts; }
   void validate() const {
     detail::require_positive(name, "beta", beta);

@@ -20,6 +20,7 @@ template <class Loss> struct weighted {
   Loss base{};
 
   static constexpr std::string_view name = Loss::name;
+  static constexpr bool reference_free = reference_free_v<Loss>;
   unsigned required_columns() const { return base.required_columns() | columns::weight; }
   void validate() const { base.validate(); }
   double reward_beta() const { return losses::reward_beta(base); }

@@ -1,0 +1,170 @@
+// prefopt/backends/eigen.hpp — the fast CPU backend: Eigen maps over flat host buffers.
+//
+// Large products go to the system BLAS (OpenBLAS) through Eigen when the build defines
+// EIGEN_USE_BLAS (the prefopt::eigen target does when a BLAS is found); elementwise loops use
+// OpenMP when available. Every op is documented in core/backend.hpp and docs/backend.md.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "prefopt/core/backend.hpp"
+#include "prefopt/core/error.hpp"
+#include "prefopt/core/host_buffer.hpp"
+#include "prefopt/losses/concepts.hpp"
+#include "prefopt/optim/update_rules.hpp"
+
+namespace prefopt::backends {
+
+namespace detail {
+inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
+  if (have < need)
+    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
+                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
+}
+// Elements a row-major matrix of `rows` rows and row stride `ld` spans (last row may be short).
+inline std::size_t span_of(int rows, int cols, int ld) {
+  return rows == 0 || cols == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(cols);
+}
+} // namespace detail
+
+struct eigen {
+  static constexpr std::string_view name = "eigen";
+  static constexpr bool host_memory = true;
+  template <class T> using buffer = host_buffer<T>;
+
+  // ---- memory ----------------------------------------------------------------------------
+  template <class T> buffer<T> allocate(std::size_t n) const { return buffer<T>(n, T{}); }
+  template <class T> void upload(std::type_identity_t<std::span<const T>> host, std::span<T> dst) const { copy(host, dst); }
+  template <class T> void download(std::type_identity_t<std::span<const T>> src, std::span<T> host) const { copy(src, host); }
+  template <class T> void copy(std::type_identity_t<std::span<const T>> src, std::span<T> dst) const {
+    detail::require_size(dst.size(), src.size(), "copy", "dst");
+    std::copy(src.begin(), src.end(), dst.begin());
+  }
+  template <class T> void fill(std::span<T> dst, std::type_identity_t<T> value) const { std::fill(dst.begin(), dst.end(), value); }
+  void synchronize() const {}
+
+  // ---- blas ------------------------------------------------------------------------------
+  using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using cmap = Eigen::Map<const row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using mmap = Eigen::Map<row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+  void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    detail::require_size(a.size(), detail::span_of(ar, ac, g.lda), "gemm", "A");
+    detail::require_size(b.size(), detail::span_of(br, bc, g.ldb), "gemm", "B");
+    detail::require_size(c.size(), detail::span_of(g.m, g.n, g.ldc), "gemm", "C");
+    if (g.m == 0 || g.n == 0) return;
+    cmap A(a.data(), ar, ac, Eigen::OuterStride<>(g.lda));
+    cmap B(b.data(), br, bc, Eigen::OuterStride<>(g.ldb));
+    mmap C(c.data(), g.m, g.n, Eigen::OuterStride<>(g.ldc));
+    if (g.beta == 0.0f) C.setZero();
+    else if (g.beta != 1.0f) C *= g.beta;
+    if (g.k == 0) return;
+    if (!g.trans_a && !g.trans_b) C.noalias() += g.alpha * A * B;
+    else if (g.trans_a && !g.trans_b) C.noalias() += g.alpha * A.transpose() * B;
+    else if (!g.trans_a && g.trans_b) C.noalias() += g.alpha * A * B.transpose();
+    else C.noalias() += g.alpha * A.transpose() * B.transpose();
+  }
+  void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
+    detail::require_size(y.size(), x.size(), "axpy", "y");
+    vec(y).head(Eigen::Index(x.size())) += alpha * cvec(x);
+  }
+  void scale(std::span<float> x, float alpha) const { vec(x) *= alpha; }
+  double dot(std::span<const float> x, std::span<const float> y) const {
+    detail::require_size(y.size(), x.size(), "dot", "y");
+    return cvec(x).cast<double>().dot(cvec(y.first(x.size())).cast<double>());
+  }
+  double sum_squares(std::span<const float> x) const { return cvec(x).cast<double>().squaredNorm(); }
+
+  // ---- softmax ---------------------------------------------------------------------------
+  void log_softmax_rows(int rows, int cols, std::span<const float> x, std::span<float> out) const {
+    detail::require_size(x.size(), std::size_t(rows) * std::size_t(cols), "log_softmax_rows", "x");
+    detail::require_size(out.size(), std::size_t(rows) * std::size_t(cols), "log_softmax_rows", "out");
+#pragma omp parallel for if (rows > 64)
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x.data() + std::size_t(r) * cols;
+      float* o = out.data() + std::size_t(r) * cols;
+      float mx = -INFINITY;
+      for (int j = 0; j < cols; ++j) mx = std::max(mx, xr[j]);
+      double s = 0.0;
+      for (int j = 0; j < cols; ++j) s += std::exp(double(xr[j] - mx));
+      const float lse = mx + float(std::log(s));
+      for (int j = 0; j < cols; ++j) o[j] = xr[j] - lse;
+    }
+  }
+  void log_softmax_rows_backward(int rows, int cols, std::span<const float> logp, std::span<const float> dy,
+                                 std::span<float> dx) const {
+    const std::size_t n = std::size_t(rows) * std::size_t(cols);
+    detail::require_size(logp.size(), n, "log_softmax_rows_backward", "logp");
+    detail::require_size(dy.size(), n, "log_softmax_rows_backward", "dy");
+    detail::require_size(dx.size(), n, "log_softmax_rows_backward", "dx");
+#pragma omp parallel for if (rows > 64)
+    for (int r = 0; r < rows; ++r) {
+      const std::size_t o = std::size_t(r) * cols;
+      double s = 0.0;
+      for (int j = 0; j < cols; ++j) s += dy[o + j];
+      for (int j = 0; j < cols; ++j) dx[o + j] = dy[o + j] - std::exp(logp[o + j]) * float(s);
+    }
+  }
+
+  // ---- indexing --------------------------------------------------------------------------
+  void gather(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    detail::require_size(dst.size(), idx.size(), "gather", "dst");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[i] = src[check_index(idx[i], src.size(), "gather")];
+  }
+  void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    detail::require_size(src.size(), idx.size(), "scatter_add", "src");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[check_index(idx[i], dst.size(), "scatter_add")] += src[i];
+  }
+
+  // ---- optimizers ------------------------------------------------------------------------
+  void adamw_step(std::span<float> p, std::span<const float> g, std::span<float> m, std::span<float> v,
+                  const adamw_args& a) const {
+    detail::require_size(g.size(), p.size(), "adamw_step", "grads");
+    detail::require_size(m.size(), p.size(), "adamw_step", "m");
+    detail::require_size(v.size(), p.size(), "adamw_step", "v");
+    const std::ptrdiff_t n = std::ptrdiff_t(p.size());
+#pragma omp parallel for simd if (n > 65536)
+    for (std::ptrdiff_t i = 0; i < n; ++i) optim::rules::adamw(p[i], g[i], m[i], v[i], a);
+  }
+  void sgd_step(std::span<float> p, std::span<const float> g, std::span<float> buf, const sgd_args& a) const {
+    detail::require_size(g.size(), p.size(), "sgd_step", "grads");
+    if (a.momentum != 0.0f) detail::require_size(buf.size(), p.size(), "sgd_step", "momentum buffer");
+    const std::ptrdiff_t n = std::ptrdiff_t(p.size());
+    float dummy = 0.0f;
+    for (std::ptrdiff_t i = 0; i < n; ++i) optim::rules::sgd(p[i], g[i], a.momentum != 0.0f ? buf[i] : dummy, a);
+  }
+
+  // ---- losses ----------------------------------------------------------------------------
+  template <losses::ElementwiseLoss L, class T> void map_pairs(const L& loss, const pair_view<T>& v) const {
+    for (std::size_t i = 0; i < v.n; ++i) {
+      const pair_output<T> o = losses::detail::pair_of(loss, v.input(i));
+      v.per_pair[i] = o.value;
+      v.d_chosen[i] = o.d_chosen;
+      v.d_rejected[i] = o.d_rejected;
+    }
+  }
+
+private:
+  static Eigen::Map<Eigen::VectorXf> vec(std::span<float> x) { return {x.data(), Eigen::Index(x.size())}; }
+  static Eigen::Map<const Eigen::VectorXf> cvec(std::span<const float> x) {
+    return {x.data(), Eigen::Index(x.size())};
+  }
+  static std::size_t check_index(std::int32_t i, std::size_t n, const char* op) {
+    if (i < 0 || std::size_t(i) >= n)
+      throw shape_error(std::string("backend op '") + op + "'",
+                        "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
+    return std::size_t(i);
+  }
+};
+
+static_assert(Backend<eigen>);
+
+} // namespace prefopt::backends

@@ -1,0 +1,196 @@
+// prefopt/backends/xtensor.hpp — the numpy-like CPU backend over xtensor + xtensor-blas.
+//
+// Written for clarity: each op reads like the numpy expression it computes, so this backend is
+// the reference the others are checked against (and the door for numpy-minded research code).
+// Products go through xtensor-blas (BLAS). Ops are documented in core/backend.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <xtensor-blas/xlinalg.hpp>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xreducer.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
+#include "prefopt/core/backend.hpp"
+#include "prefopt/core/error.hpp"
+#include "prefopt/core/host_buffer.hpp"
+#include "prefopt/losses/concepts.hpp"
+
+namespace prefopt::backends {
+
+namespace xdetail {
+inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
+  if (have < need)
+    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
+                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
+}
+// A rows×cols row-major matrix stored with row stride ld, as an xtensor view (no copy).
+template <class T> auto matrix(T* p, int rows, int cols, int ld) {
+  using V = std::remove_const_t<T>;
+  std::size_t n = rows == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(ld);
+  auto whole = xt::adapt(const_cast<V*>(p), n, xt::no_ownership(),
+                         std::array<std::size_t, 2>{std::size_t(rows), std::size_t(ld)});
+  return xt::view(std::move(whole), xt::all(), xt::range(0, cols));
+}
+template <class T> auto vector(T* p, std::size_t n) {
+  using V = std::remove_const_t<T>;
+  return xt::adapt(const_cast<V*>(p), n, xt::no_ownership(), std::array<std::size_t, 1>{n});
+}
+} // namespace xdetail
+
+struct xtensor {
+  static constexpr std::string_view name = "xtensor";
+  static constexpr bool host_memory = true;
+  template <class T> using buffer = host_buffer<T>;
+
+  // ---- memory ----------------------------------------------------------------------------
+  template <class T> buffer<T> allocate(std::size_t n) const { return buffer<T>(n, T{}); }
+  template <class T> void upload(std::type_identity_t<std::span<const T>> host, std::span<T> dst) const { copy(host, dst); }
+  template <class T> void download(std::type_identity_t<std::span<const T>> src, std::span<T> host) const { copy(src, host); }
+  template <class T> void copy(std::type_identity_t<std::span<const T>> src, std::span<T> dst) const {
+    xdetail::require_size(dst.size(), src.size(), "copy", "dst");
+    std::copy(src.begin(), src.end(), dst.begin());
+  }
+  template <class T> void fill(std::span<T> dst, std::type_identity_t<T> value) const {
+    std::fill(dst.begin(), dst.end(), value);
+  }
+  void synchronize() const {}
+
+  // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
+  void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    auto need = [](int r, int cc, int ld) { return r == 0 || cc == 0 ? std::size_t(0) : std::size_t(r - 1) * ld + cc; };
+    xdetail::require_size(a.size(), need(ar, ac, g.lda), "gemm", "A");
+    xdetail::require_size(b.size(), need(br, bc, g.ldb), "gemm", "B");
+    xdetail::require_size(c.size(), need(g.m, g.n, g.ldc), "gemm", "C");
+    if (g.m == 0 || g.n == 0) return;
+    auto C = xdetail::matrix(c.data(), g.m, g.n, g.ldc);
+    if (g.k == 0) {
+      C = (g.beta == 0.0f) ? xt::xtensor<float, 2>(xt::zeros<float>({g.m, g.n})) : xt::xtensor<float, 2>(g.beta * C);
+      return;
+    }
+    xt::xtensor<float, 2> A = xdetail::matrix(a.data(), ar, ac, g.lda);
+    xt::xtensor<float, 2> B = xdetail::matrix(b.data(), br, bc, g.ldb);
+    xt::xtensor<float, 2> opA = g.trans_a ? xt::xtensor<float, 2>(xt::transpose(A)) : A;
+    xt::xtensor<float, 2> opB = g.trans_b ? xt::xtensor<float, 2>(xt::transpose(B)) : B;
+    xt::xtensor<float, 2> AB = xt::linalg::dot(opA, opB);
+    if (g.beta == 0.0f) C = g.alpha * AB;
+    else C = g.alpha * AB + g.beta * C;
+  }
+  void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
+    xdetail::require_size(y.size(), x.size(), "axpy", "y");
+    auto Y = xdetail::vector(y.data(), x.size());
+    Y += alpha * xdetail::vector(x.data(), x.size());
+  }
+  void scale(std::span<float> x, float alpha) const {
+    auto X = xdetail::vector(x.data(), x.size());
+    X *= alpha;
+  }
+  double dot(std::span<const float> x, std::span<const float> y) const {
+    xdetail::require_size(y.size(), x.size(), "dot", "y");
+    auto X = xt::cast<double>(xdetail::vector(x.data(), x.size()));
+    auto Y = xt::cast<double>(xdetail::vector(y.data(), x.size()));
+    return x.empty() ? 0.0 : double(xt::sum(X * Y)());
+  }
+  double sum_squares(std::span<const float> x) const { return dot(x, x); }
+
+  // ---- softmax: logp = x − logsumexp(x, axis=1) --------------------------------------------
+  void log_softmax_rows(int rows, int cols, std::span<const float> x, std::span<float> out) const {
+    xdetail::require_size(x.size(), std::size_t(rows) * cols, "log_softmax_rows", "x");
+    xdetail::require_size(out.size(), std::size_t(rows) * cols, "log_softmax_rows", "out");
+    if (rows == 0 || cols == 0) return;
+    auto X = xdetail::matrix(x.data(), rows, cols, cols);
+    auto O = xdetail::matrix(out.data(), rows, cols, cols);
+    xt::xtensor<double, 2> xd = xt::cast<double>(X);
+    xt::xtensor<double, 2> mx = xt::amax(xd, {1}, xt::keep_dims);
+    xt::xtensor<double, 2> lse = mx + xt::log(xt::sum(xt::exp(xd - mx), {1}, xt::keep_dims));
+    O = xt::cast<float>(xd - lse);
+  }
+  // dx = dy − softmax(x) · sum(dy, axis=1)
+  void log_softmax_rows_backward(int rows, int cols, std::span<const float> logp, std::span<const float> dy,
+                                 std::span<float> dx) const {
+    const std::size_t n = std::size_t(rows) * cols;
+    xdetail::require_size(logp.size(), n, "log_softmax_rows_backward", "logp");
+    xdetail::require_size(dy.size(), n, "log_softmax_rows_backward", "dy");
+    xdetail::require_size(dx.size(), n, "log_softmax_rows_backward", "dx");
+    if (rows == 0 || cols == 0) return;
+    auto L = xdetail::matrix(logp.data(), rows, cols, cols);
+    auto DY = xdetail::matrix(dy.data(), rows, cols, cols);
+    auto DX = xdetail::matrix(dx.data(), rows, cols, cols);
+    xt::xtensor<double, 2> s = xt::sum(xt::cast<double>(DY), {1}, xt::keep_dims);
+    DX = xt::cast<float>(xt::cast<double>(DY) - xt::exp(xt::cast<double>(L)) * s);
+  }
+
+  // ---- indexing --------------------------------------------------------------------------
+  void gather(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    xdetail::require_size(dst.size(), idx.size(), "gather", "dst");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[i] = src[check(idx[i], src.size(), "gather")];
+  }
+  void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    xdetail::require_size(src.size(), idx.size(), "scatter_add", "src");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[check(idx[i], dst.size(), "scatter_add")] += src[i];
+  }
+
+  // ---- optimizers, as torch.optim writes them ----------------------------------------------
+  void adamw_step(std::span<float> p, std::span<const float> g, std::span<float> m, std::span<float> v,
+                  const adamw_args& a) const {
+    const std::size_t n = p.size();
+    xdetail::require_size(g.size(), n, "adamw_step", "grads");
+    xdetail::require_size(m.size(), n, "adamw_step", "m");
+    xdetail::require_size(v.size(), n, "adamw_step", "v");
+    auto P = xdetail::vector(p.data(), n);
+    auto G = xdetail::vector(g.data(), n);
+    auto M = xdetail::vector(m.data(), n);
+    auto V = xdetail::vector(v.data(), n);
+    P -= a.lr * a.weight_decay * P;
+    M = a.beta1 * M + (1.0f - a.beta1) * G;
+    V = a.beta2 * V + (1.0f - a.beta2) * G * G;
+    P -= a.lr * (M / a.bias_correction1) / (xt::sqrt(V / a.bias_correction2) + a.eps);
+  }
+  void sgd_step(std::span<float> p, std::span<const float> g, std::span<float> buf, const sgd_args& a) const {
+    const std::size_t n = p.size();
+    xdetail::require_size(g.size(), n, "sgd_step", "grads");
+    auto P = xdetail::vector(p.data(), n);
+    xt::xtensor<float, 1> d = xdetail::vector(g.data(), n);
+    if (a.weight_decay != 0.0f) d += a.weight_decay * P;
+    if (a.momentum != 0.0f) {
+      xdetail::require_size(buf.size(), n, "sgd_step", "momentum buffer");
+      auto B = xdetail::vector(buf.data(), n);
+      if (a.first_step) B = d;
+      else B = a.momentum * B + (1.0f - a.dampening) * d;
+      if (a.nesterov) d = d + a.momentum * B;
+      else d = B;
+    }
+    P -= a.lr * d;
+  }
+
+  // ---- losses ----------------------------------------------------------------------------
+  template <losses::ElementwiseLoss L, class T> void map_pairs(const L& loss, const pair_view<T>& v) const {
+    for (std::size_t i = 0; i < v.n; ++i) {
+      const pair_output<T> o = losses::detail::pair_of(loss, v.input(i));
+      v.per_pair[i] = o.value;
+      v.d_chosen[i] = o.d_chosen;
+      v.d_rejected[i] = o.d_rejected;
+    }
+  }
+
+private:
+  static std::size_t check(std::int32_t i, std::size_t n, const char* op) {
+    if (i < 0 || std::size_t(i) >= n)
+      throw shape_error(std::string("backend op '") + op + "'",
+                        "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
+    return std::size_t(i);
+  }
+};
+
+static_assert(Backend<xtensor>);
+
+} // namespace prefopt::backends

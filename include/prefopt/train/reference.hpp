@@ -1,0 +1,64 @@
+// prefopt/train/reference.hpp — where a trainer's reference log-probs come from.
+//
+//   reference::none         reference-free losses (simpo, cpo, orpo, sft); a loss that reads the
+//                           reference does not compile with it
+//   reference::precomputed  the batch carries them (computed once before training, e.g. by
+//                           `prefopt logps`, and cached)
+//   reference::frozen<M>    a second, frozen model instance (typically a copy of the initial policy)
+// Each strategy fills the chosen and rejected reference log-probs of a batch.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "prefopt/core/error.hpp"
+#include "prefopt/models/concepts.hpp"
+#include "prefopt/train/batch.hpp"
+
+namespace prefopt::train::reference {
+
+struct none {
+  static constexpr bool provides_reference = false;
+  template <class Input>
+  void compute(const preference_batch<Input>&, const models::forward_options&, std::vector<double>& chosen,
+               std::vector<double>& rejected) {
+    chosen.clear();
+    rejected.clear();
+  }
+};
+
+struct precomputed {
+  static constexpr bool provides_reference = true;
+  template <class Input>
+  void compute(const preference_batch<Input>& b, const models::forward_options&, std::vector<double>& chosen,
+               std::vector<double>& rejected) {
+    if (b.reference_chosen.size() != b.pairs || b.reference_rejected.size() != b.pairs)
+      throw shape_error("preference_batch: reference_chosen/reference_rejected",
+                        "reference::precomputed needs one reference log-prob per pair and response (got " +
+                            std::to_string(b.reference_chosen.size()) + " and " +
+                            std::to_string(b.reference_rejected.size()) + " for " + std::to_string(b.pairs) + " pairs)");
+    chosen = b.reference_chosen;
+    rejected = b.reference_rejected;
+  }
+};
+
+template <models::PolicyModel M> struct frozen {
+  static constexpr bool provides_reference = true;
+  M* model = nullptr;
+
+  void compute(const preference_batch<typename M::input_type>& b, const models::forward_options& opt,
+               std::vector<double>& chosen, std::vector<double>& rejected) {
+    if (!model) throw error("reference::frozen", "no reference model given");
+    models::forward_options o = opt;
+    o.keep_activations = false;
+    o.wpo_weights = false;
+    models::sequence_logps out;
+    model->forward(b.sequences, out, o);
+    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
+    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+  }
+};
+
+template <class R> inline constexpr bool is_none_v = std::is_same_v<R, none>;
+
+} // namespace prefopt::train::reference

@@ -1,0 +1,226 @@
+// prefopt/train/trainer.hpp — one optimizer step: forward, reference, loss, backward, clip, update.
+//
+//   using trainer = prefopt::train::trainer<model, prefopt::losses::sigmoid, prefopt::optim::adamw,
+//                                           prefopt::train::reference::frozen<model>>;
+// The composition is checked at compile time: the model must satisfy models::PolicyModel, the
+// loss losses::PreferenceLoss, the optimizer optim::Optimizer for the model's backend, and a loss
+// that reads reference log-probs cannot be paired with reference::none.
+//
+// Gradient accumulation is exact: step() takes k micro-batches and the result equals one step on
+// their union. Pointwise losses get the whole batch's context (pair count, chosen tokens) and run
+// one pass per micro-batch; losses that couple the batch (aot, ...) first compute every
+// micro-batch's log-probs without activations, evaluate the loss on the whole batch, then redo
+// each forward with activations and run its backward with its slice of d loss / d log-prob.
+// A non-finite loss or gradient norm skips the update (the weights are not touched) and says so.
+// Metrics use TRL's names: loss, grad_norm, learning_rate, rewards/*, logps/*.
+#pragma once
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "prefopt/losses/evaluate.hpp"
+#include "prefopt/models/concepts.hpp"
+#include "prefopt/optim/clip.hpp"
+#include "prefopt/optim/concepts.hpp"
+#include "prefopt/optim/schedule.hpp"
+#include "prefopt/train/batch.hpp"
+#include "prefopt/train/reference.hpp"
+
+namespace prefopt::train {
+
+struct training_args {
+  double max_grad_norm = 1.0;         // Hugging Face's default; ≤ 0 disables clipping
+  optim::schedule schedule{.kind = optim::schedule_kind::constant};
+  std::optional<double> ld_alpha{};   // LD-DPO; applied to policy and reference log-probs as TRL does
+  void validate() const {
+    schedule.validate();
+    if (ld_alpha && !(*ld_alpha >= 0.0 && *ld_alpha <= 1.0))
+      throw config_error("training_args: field 'ld_alpha'", "must lie in [0, 1]");
+  }
+};
+
+struct step_result {
+  std::map<std::string, double> metrics;
+  bool skipped = false;               // true: non-finite loss or gradient, weights untouched
+  std::string skip_reason;
+};
+
+template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed> class trainer {
+  static_assert(models::PolicyModel<Model>,
+                "prefopt: the Model does not satisfy prefopt::models::PolicyModel (input_type, forward, backward, "
+                "zero_grad, parameters, gradients, parameter_slices, backend) — see docs/model.md");
+  static_assert(losses::PreferenceLoss<Loss>,
+                "prefopt: the Loss does not satisfy prefopt::losses::PreferenceLoss (name, required_columns, validate, "
+                "and pair(), scores() or batch()) — see docs/losses.md");
+  using backend_type = typename Model::backend_type;
+  static_assert(optim::Optimizer<Optimizer, backend_type>,
+                "prefopt: the Optimizer does not satisfy prefopt::optim::Optimizer for the model's backend");
+  static_assert(!(reference::is_none_v<Reference> && !losses::reference_free_v<Loss>),
+                "prefopt: this loss compares the policy with a reference model, but the trainer was given "
+                "reference::none. Use a reference-free loss (simpo, cpo, orpo, sft) or a reference strategy "
+                "(reference::frozen, reference::precomputed).");
+
+public:
+  using input_type = typename Model::input_type;
+  using batch_type = preference_batch<input_type>;
+
+  trainer(Model& policy, Loss loss, Optimizer opt, Reference ref = {}, training_args args = {})
+      : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(std::move(ref)), args_(args),
+        state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+    loss_.validate();
+    opt_.validate();
+    args_.validate();
+  }
+
+  step_result step(const batch_type& b) { return step(std::span<const batch_type>(&b, 1)); }
+
+  step_result step(std::span<const batch_type> micro) {
+    policy_.zero_grad();
+    pair_batch<double> full;
+    std::vector<std::size_t> offsets;
+    const bool single_pass = micro.size() == 1 || (losses::ElementwiseLoss<Loss> && tokens_known);
+    std::optional<loss_result<double>> whole;  // the whole batch's result, when one evaluation gave it
+    if (single_pass) {
+      const batch_context<double> ctx = single_pass_context(micro);
+      for (const auto& mb : micro) {
+        const pair_batch<double> pb = forward_pairs(mb, true);
+        loss_result<double> r = evaluate(loss_, pb, micro.size() == 1 ? std::optional<batch_context<double>>{}
+                                                                         : std::optional{ctx});
+        append(full, pb, offsets);
+        if (std::isfinite(r.loss)) backward(r.d_policy_chosen, r.d_policy_rejected);
+        if (micro.size() == 1) whole = std::move(r);
+      }
+    } else {
+      for (const auto& mb : micro) append(full, forward_pairs(mb, false), offsets);
+      whole = evaluate(loss_, full);
+      const loss_result<double>& r = *whole;
+      if (std::isfinite(r.loss))
+        for (std::size_t m = 0; m < micro.size(); ++m) {
+          forward_pairs(micro[m], true);
+          const auto first = r.d_policy_chosen.begin() + std::ptrdiff_t(offsets[m]);
+          const auto firstr = r.d_policy_rejected.begin() + std::ptrdiff_t(offsets[m]);
+          const std::size_t n = micro[m].pairs;
+          backward(std::vector<double>(first, first + std::ptrdiff_t(n)), std::vector<double>(firstr, firstr + std::ptrdiff_t(n)));
+        }
+    }
+    if (!whole) whole = evaluate(loss_, full);
+    return finish(full, *whole);
+  }
+
+  // Loss and metrics of a batch without touching the weights (evaluation on held-out pairs).
+  std::map<std::string, double> evaluate_batch(const batch_type& b) {
+    const pair_batch<double> pb = forward_pairs(b, false);
+    loss_result<double> r = evaluate(loss_, pb);
+    r.metrics["loss"] = r.loss;
+    return r.metrics;
+  }
+
+  long global_step() const { return step_; }
+  void set_global_step(long s) { step_ = s; }
+  Loss& loss() { return loss_; }
+  const Optimizer& optimizer() const { return opt_; }
+  auto& optimizer_state() { return state_; }
+  Model& policy() { return policy_; }
+  const training_args& args() const { return args_; }
+
+private:
+  static constexpr bool tokens_known = requires(const input_type& in) { Model::completion_tokens(in); };
+
+  batch_context<double> single_pass_context(std::span<const batch_type> micro) const {
+    batch_context<double> ctx{0.0, 0.0};
+    for (const auto& mb : micro) {
+      ctx.pairs += double(mb.pairs);
+      if constexpr (tokens_known) {
+        const std::vector<int> t = Model::completion_tokens(mb.sequences);
+        for (std::size_t i = 0; i < mb.pairs; ++i) ctx.chosen_tokens += double(t[i]);
+      }
+    }
+    return ctx;
+  }
+
+  pair_batch<double> forward_pairs(const batch_type& b, bool keep) {
+    models::forward_options opt;
+    opt.keep_activations = keep;
+    opt.ld_alpha = args_.ld_alpha;
+    const bool weights = (loss_.required_columns() & columns::weight) != 0;
+    opt.wpo_weights = weights;
+    models::sequence_logps out;
+    policy_.forward(b.sequences, out, opt);
+    const std::size_t n = b.pairs;
+    if (out.size() != 2 * n)
+      throw shape_error("trainer: batch", "the model returned " + std::to_string(out.size()) + " sequences for " +
+                                              std::to_string(n) + " pairs (expected chosen then rejected)");
+    pair_batch<double> pb;
+    pb.policy_chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(n));
+    pb.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
+    pb.chosen_tokens.assign(out.tokens.begin(), out.tokens.begin() + std::ptrdiff_t(n));
+    pb.rejected_tokens.assign(out.tokens.begin() + std::ptrdiff_t(n), out.tokens.end());
+    ref_.compute(b, opt, pb.reference_chosen, pb.reference_rejected);
+    pb.preference_prob = b.preference_prob;
+    pb.score_chosen = b.score_chosen;
+    pb.score_rejected = b.score_rejected;
+    pb.cost = b.cost;
+    if (weights) {
+      pb.weight.resize(n);
+      for (std::size_t i = 0; i < n; ++i) pb.weight[i] = std::exp(out.wpo_aligned[i] + out.wpo_aligned[n + i]);
+    }
+    return pb;
+  }
+
+  void backward(const std::vector<double>& dc, const std::vector<double>& dr) {
+    std::vector<double> d(dc);
+    d.insert(d.end(), dr.begin(), dr.end());
+    policy_.backward(std::span<const double>(d));
+  }
+
+  static void append(pair_batch<double>& full, const pair_batch<double>& pb, std::vector<std::size_t>& offsets) {
+    offsets.push_back(full.size());
+    auto cat = [](auto& a, const auto& b) { a.insert(a.end(), b.begin(), b.end()); };
+    cat(full.policy_chosen, pb.policy_chosen);
+    cat(full.policy_rejected, pb.policy_rejected);
+    cat(full.reference_chosen, pb.reference_chosen);
+    cat(full.reference_rejected, pb.reference_rejected);
+    cat(full.chosen_tokens, pb.chosen_tokens);
+    cat(full.rejected_tokens, pb.rejected_tokens);
+    cat(full.preference_prob, pb.preference_prob);
+    cat(full.score_chosen, pb.score_chosen);
+    cat(full.score_rejected, pb.score_rejected);
+    cat(full.cost, pb.cost);
+    cat(full.weight, pb.weight);
+  }
+
+  step_result finish(const pair_batch<double>& full, const loss_result<double>& r) {
+    step_result out;
+    out.metrics = r.metrics;
+    out.metrics["loss"] = r.loss;
+    auto& be = policy_.backend();
+    const double norm = optim::clip_grad_norm(be, policy_.gradients(), args_.max_grad_norm);
+    out.metrics["grad_norm"] = norm;
+    if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
+      out.skipped = true;
+      out.skip_reason = !std::isfinite(r.loss) ? "non-finite loss" : "non-finite gradient norm";
+      policy_.zero_grad();
+    } else {
+      const double lr = opt_.lr * args_.schedule.factor(step_);
+      opt_.step(be, state_, policy_.parameters(), policy_.gradients(), policy_.parameter_slices(), lr);
+      ++step_;
+      if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
+    }
+    out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
+    return out;
+  }
+
+  Model& policy_;
+  Loss loss_;
+  Optimizer opt_;
+  Reference ref_;
+  training_args args_;
+  typename Optimizer::template state<backend_type> state_;
+  long step_ = 0;
+};
+
+} // namespace prefopt::train
