@@ -1,0 +1,105 @@
+// prefopt/core/transformer_ops.hpp — the op group a transformer needs, beyond core/backend.hpp.
+//
+// Activations are row-major [T × C] over the T tokens of a packed batch. Every op here has its
+// backward next to it; backward ops ACCUMULATE into parameter gradients (dw += ...) and, where
+// marked, into input gradients, so residual branches and tied weights need no extra adds.
+// Reductions accumulate in float unless stated; softmax-like ops use a max shift.
+// Attention sees a packed batch through attention_layout: rows of tokens, each token with a
+// segment id; token t may attend to token s of the same row iff s ≤ t (row order) and
+// (segment[s] == segment[t] or segment[s] == 0). Segment 0 is a shared prefix (the prompt);
+// prompt + chosen + rejected in one row (prefix sharing) gives chosen and rejected tokens the
+// prompt and their own completion only. Segment −1 marks padding (attends to nothing, is never
+// attended to, output 0).
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+#include "prefopt/core/backend.hpp"
+
+namespace prefopt {
+
+struct attention_layout {
+  int rows = 0;                          // packed rows
+  int max_row_length = 0;                // longest row (sizes the probability buffer)
+  std::span<const std::int32_t> row_offsets;  // rows + 1 token offsets (backend memory)
+  std::span<const std::int32_t> segment;      // T segment ids (backend memory)
+};
+
+// Sizes of one attention call. q: [T × Hq·D], k, v: [T × Hkv·D], out: [T × Hq·D]; Hq % Hkv == 0
+// (grouped-query attention: query head h reads key/value head h / (Hq/Hkv)). Scale 1/sqrt(D).
+// probs: attention_probs_size() floats the forward keeps for backward (the softmax probabilities,
+// row r's block of Hq·L_r² values after the blocks of rows 0..r−1, head-major, query-major);
+// only the backend that wrote it reads it.
+struct attention_shape {
+  int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+};
+
+// LM-head row statistics over one chunk of logits [rows × V] (see lm_head_* below):
+// lse[r] = logsumexp(z_r); logp[r] = z_r[target_r] − lse[r] (0 where target_r < 0);
+// optional (non-empty spans): log_sum_sq[r] = log Σ_v p_v² (WPO), entropy[r] = −Σ p log p,
+// mean_logit[r] = mean_v z_r[v] (TRL's logits/* metrics).
+struct lm_head_stats {
+  std::span<float> lse, logp, log_sum_sq, entropy, mean_logit;
+};
+
+namespace backend_ops {
+template <class B>
+concept transformer = requires(B& be, std::span<float> f, std::span<const float> cf, std::span<const std::int32_t> ci,
+                               int n, float x, const attention_layout& lay, const attention_shape& sh,
+                               const lm_head_stats& st) {
+  // out[i,:] = table[ids[i],:]  /  dtable[ids[i],:] += dout[i,:]     (C = n columns)
+  be.embedding_forward(ci, cf, n, f);                          // ids, table, C, out
+  be.embedding_backward(ci, cf, n, f);                         // ids, dout, C, dtable
+  // y += x (elementwise)
+  be.add_inplace(cf, f);
+  // out[t,:] += bias  /  dbias += Σ_t dout[t,:]                  (N = n columns)
+  be.bias_forward(cf, n, f);                                   // bias, N, out
+  be.bias_backward(cf, n, f);                                  // dout, N, dbias
+  // LayerNorm: out = (x − μ)·rstd·w + b, rstd = 1/sqrt(var + eps), biased variance; saves μ, rstd [T]
+  be.layernorm_forward(cf, cf, cf, n, x, f, f, f);             // x, w, b, C, eps, out, mean, rstd
+  // dx += ..., dw += Σ_t dout·x̂, db += Σ_t dout
+  be.layernorm_backward(cf, cf, cf, cf, cf, n, f, f, f);       // dout, x, w, mean, rstd, C, dx, dw, db
+  // RMSNorm (Llama): out = x·rstd·w, rstd = 1/sqrt(mean(x²) + eps); saves rstd [T]
+  be.rmsnorm_forward(cf, cf, n, x, f, f);                      // x, w, C, eps, out, rstd
+  be.rmsnorm_backward(cf, cf, cf, cf, n, f, f);                // dout, x, w, rstd, C, dx(+=), dw(+=)
+  // GELU, tanh approximation (GPT-2's gelu_new): 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
+  be.gelu_forward(cf, f);                                      // x, out
+  be.gelu_backward(cf, cf, f);                                 // x, dout, dx (=, not +=)
+  // SwiGLU (Llama MLP): out = silu(gate)·up, silu(g) = g·σ(g)
+  be.swiglu_forward(cf, cf, f);                                // gate, up, out
+  be.swiglu_backward(cf, cf, cf, f, f);                        // gate, up, dout, dgate (=), dup (=)
+  // Rotary embedding in place on [T × H·D] (H = n heads), Hugging Face's rotate_half convention:
+  // x' = x·cos(pθ) + rotate_half(x)·sin(pθ), θ_i = base^(−2i/D), p = positions[t].
+  // backward = the inverse rotation (sin → −sin), also in place on the gradient.
+  be.rope_forward(f, ci, n, n, x);                             // x, positions, heads, head_dim, base
+  be.rope_backward(f, ci, n, n, x);                            // dx, positions, heads, head_dim, base
+  // Causal attention over the packed layout (see attention_layout).
+  be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, probs
+  be.attention_backward(cf, cf, cf, cf, cf, lay, sh, f, f, f); // dout, q, k, v, probs, layout, shape, dq(=), dk(=), dv(=)
+  // LM head statistics of a chunk of logits [rows × V]: fills `st` (see lm_head_stats).
+  be.lm_head_stats(cf, ci, n, n, st);                          // logits, targets, rows, V, stats
+  // dlogits[r,:] = dlogp[r]·(onehot(target_r) − softmax(z_r)) (zero rows where target_r < 0)
+  be.lm_head_backward(cf, ci, cf, cf, n, n, f);                // logits, targets, lse, dlogp, rows, V, dlogits (=)
+};
+} // namespace backend_ops
+
+// Size of the attention probability buffer for a layout: q_heads · Σ_r L_r² (host row lengths).
+inline std::size_t attention_probs_size(std::span<const std::int32_t> host_row_offsets, int q_heads) {
+  std::size_t s = 0;
+  for (std::size_t r = 0; r + 1 < host_row_offsets.size(); ++r) {
+    const std::size_t l = std::size_t(host_row_offsets[r + 1] - host_row_offsets[r]);
+    s += l * l;
+  }
+  return s * std::size_t(q_heads);
+}
+
+template <class B> constexpr bool require_transformer_ops() {
+  static_assert(backend_ops::transformer<B>,
+                "prefopt: this backend lacks a transformer op (embedding, bias, layernorm, rmsnorm, gelu, swiglu, rope, "
+                "attention, lm_head_stats/backward, add_inplace) — see core/transformer_ops.hpp and docs/backend.md");
+  return true;
+}
+
+} // namespace prefopt
