@@ -28,23 +28,23 @@ struct forward_options {
   // LD-DPO (Liu et al., "Length Desensitization in DPO", 2024; TRL ld_alpha): the log-prob of a
   // pair's completion tokens past the shorter completion's length is scaled by ld_alpha. Models
   // with token sequences apply it; it needs the pair layout above.
-  std::optional<double> ld_alpha;
+  std::optional<double> ld_alpha{};
   bool wpo_weights = false;       // also compute WPO's aligned mean log-prob per sequence
 };
 
 // Host-side results of a forward pass, one entry per sequence.
 struct sequence_logps {
-  std::vector<double> logp;        // Σ over completion tokens of log π(token | prefix) (LD-weighted if asked)
-  std::vector<int> tokens;         // completion token counts
-  std::vector<double> wpo_aligned; // (1/n)·Σ_t [log p_t − log Σ_v p_v²] when forward_options::wpo_weights
+  std::vector<double> logp{};      // Σ over completion tokens of log π(token | prefix) (LD-weighted if asked)
+  std::vector<int> tokens{};       // completion token counts
+  std::vector<double> wpo_aligned{}; // (1/n)·Σ_t [log p_t − log Σ_v p_v²] when forward_options::wpo_weights
   [[nodiscard]] std::size_t size() const noexcept { return logp.size(); }
 };
 
 // A named slice of the flat parameter buffer.
 struct parameter_slice {
-  std::string name;                 // Hugging Face tensor name ("transformer.h.0.attn.c_attn.weight")
+  std::string name{};               // Hugging Face tensor name ("transformer.h.0.attn.c_attn.weight")
   std::size_t offset = 0;           // in elements
-  std::vector<std::size_t> shape;   // as saved
+  std::vector<std::size_t> shape{}; // as saved
   bool trainable = true;
   bool weight_decay = true;         // false for biases and norm weights, as Hugging Face's Trainer does
   [[nodiscard]] std::size_t size() const {

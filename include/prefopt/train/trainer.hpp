@@ -44,9 +44,9 @@ struct training_args {
 };
 
 struct step_result {
-  std::map<std::string, double> metrics;
+  std::map<std::string, double> metrics{};
   bool skipped = false;               // true: non-finite loss or gradient, weights untouched
-  std::string skip_reason;
+  std::string skip_reason{};
 };
 
 template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed> class trainer {
