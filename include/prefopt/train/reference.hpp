@@ -5,6 +5,7 @@
 //   reference::precomputed  the batch carries them (computed once before training, e.g. by
 //                           `prefopt logps`, and cached)
 //   reference::frozen<M>    a second, frozen model instance (typically a copy of the initial policy)
+//   reference::adapter_disabled<M>  a LoRA policy with its adapters switched off
 // Each strategy fills the chosen and rejected reference log-probs of a batch.
 #pragma once
 
@@ -52,6 +53,25 @@ template <models::PolicyModel M> struct frozen {
     models::forward_options o = opt;
     o.keep_activations = false;
     o.wpo_weights = false;
+    models::sequence_logps out;
+    model->forward(b.sequences, out, o);
+    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
+    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+  }
+};
+
+// LoRA: the policy itself with its adapters switched off (one copy of the model serves both).
+template <models::PolicyModel M> struct adapter_disabled {
+  static constexpr bool provides_reference = true;
+  M* model = nullptr;
+
+  void compute(const preference_batch<typename M::input_type>& b, const models::forward_options& opt,
+               std::vector<double>& chosen, std::vector<double>& rejected) {
+    if (!model) throw error("reference::adapter_disabled", "no model given");
+    models::forward_options o = opt;
+    o.keep_activations = false;
+    o.wpo_weights = false;
+    o.adapters = false;
     models::sequence_logps out;
     model->forward(b.sequences, out, o);
     chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));

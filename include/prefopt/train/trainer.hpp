@@ -148,6 +148,10 @@ private:
     opt.ld_alpha = args_.ld_alpha;
     const bool weights = (loss_.required_columns() & columns::weight) != 0;
     opt.wpo_weights = weights;
+    // The reference first: a LoRA policy computes it with the same weights (adapters off), which
+    // must not overwrite the activations the policy's forward keeps for backward.
+    std::vector<double> ref_chosen, ref_rejected;
+    ref_.compute(b, opt, ref_chosen, ref_rejected);
     models::sequence_logps out;
     policy_.forward(b.sequences, out, opt);
     const std::size_t n = b.pairs;
@@ -159,7 +163,8 @@ private:
     pb.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
     pb.chosen_tokens.assign(out.tokens.begin(), out.tokens.begin() + std::ptrdiff_t(n));
     pb.rejected_tokens.assign(out.tokens.begin() + std::ptrdiff_t(n), out.tokens.end());
-    ref_.compute(b, opt, pb.reference_chosen, pb.reference_rejected);
+    pb.reference_chosen = std::move(ref_chosen);
+    pb.reference_rejected = std::move(ref_rejected);
     pb.preference_prob = b.preference_prob;
     pb.score_chosen = b.score_chosen;
     pb.score_rejected = b.score_rejected;

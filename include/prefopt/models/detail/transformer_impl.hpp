@@ -1,0 +1,356 @@
+// prefopt/models/detail/transformer_impl.hpp — transformer's forward and backward, layer by layer.
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+namespace prefopt::models {
+
+// ---- buffers --------------------------------------------------------------------------------
+
+template <Backend B, class Arch> void transformer<B, Arch>::ensure_grads() {
+  if (adapters_.empty() && grads_.size() != layout_.total) {
+    grads_ = be_.template allocate<float>(layout_.total);
+  }
+}
+
+template <Backend B, class Arch> void transformer<B, Arch>::ensure_acts(std::size_t kept, int T, std::size_t probs) {
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
+  if (acts_.size() < kept) acts_.resize(kept);
+  for (std::size_t l = 0; l < kept; ++l) {
+    auto& a = acts_[l];
+    grow(a.x, t * C), grow(a.n1, t * C), grow(a.mean1, t), grow(a.rstd1, t);
+    grow(a.q, t * QD), grow(a.k, t * KD), grow(a.v, t * KD), grow(a.probs, std::max<std::size_t>(probs, 1));
+    grow(a.att, t * QD), grow(a.xmid, t * C), grow(a.n2, t * C), grow(a.mean2, t), grow(a.rstd2, t);
+    grow(a.a, t * F), grow(a.b, t * F);
+    if constexpr (Arch::id == architecture::llama) grow(a.h, t * F);
+  }
+  grow(xf_, t * C), grow(nf_, t * C), grow(meanf_, t), grow(rstdf_, t);
+  grow(dn_, t * C);  // also the position-embedding scratch of the forward pass
+  for (std::size_t i = 0; i < adapters_.size(); ++i) grow(lora_xa_[i], t * std::size_t(adapters_[i].rank));
+}
+
+template <Backend B, class Arch> void transformer<B, Arch>::ensure_backward(int T) {
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
+  grow(dx_, t * C), grow(df1_, t * F), grow(df2_, t * F), grow(datt_, t * QD), grow(dq_, t * QD), grow(dk_, t * KD),
+      grow(dv_, t * KD), grow(dnorm_w_, C), grow(dnorm_b_, C);
+  if constexpr (Arch::id == architecture::llama) grow(df3_, t * F);
+  int r = 0;
+  for (const auto& a : adapters_) r = std::max(r, a.rank);
+  if (r > 0) grow(lora_dxa_, t * std::size_t(r));
+}
+
+template <Backend B, class Arch> void transformer<B, Arch>::upload_batch(const input_type& in) {
+  const std::size_t T = in.tokens.size(), H = in.predict_from.size();
+  auto bad = [](const std::string& what, std::size_t i, const std::string& why) {
+    throw shape_error("token_batch: " + what + " " + std::to_string(i), why);
+  };
+  if (in.positions.size() != T || in.segment.size() != T) throw shape_error("token_batch", "positions/segment must have one entry per token");
+  if (in.predict_token.size() != H || in.predict_sequence.size() != H)
+    throw shape_error("token_batch", "predict_from/predict_token/predict_sequence must have the same length");
+  if (in.row_offsets.empty() || in.row_offsets.front() != 0 || std::size_t(in.row_offsets.back()) != T)
+    throw shape_error("token_batch: row_offsets", "must start at 0 and end at the token count");
+  for (std::size_t i = 0; i < T; ++i) {
+    if (in.tokens[i] < 0 || in.tokens[i] >= cfg_.vocab_size) bad("token", i, "id outside the vocabulary");
+    if (in.positions[i] < 0 || (Arch::id == architecture::gpt2 && in.positions[i] >= cfg_.max_positions))
+      bad("token", i, "position " + std::to_string(in.positions[i]) + " outside [0, " + std::to_string(cfg_.max_positions) + ")");
+  }
+  for (std::size_t h = 0; h < H; ++h) {
+    if (in.predict_from[h] < 0 || std::size_t(in.predict_from[h]) >= T) bad("prediction", h, "predict_from outside the batch");
+    if (in.predict_token[h] < 0 || in.predict_token[h] >= cfg_.vocab_size) bad("prediction", h, "target outside the vocabulary");
+    if (in.predict_sequence[h] < 0 || in.predict_sequence[h] >= in.sequences) bad("prediction", h, "sequence index out of range");
+  }
+  grow(tokens_, T), grow(positions_, T), grow(segment_, T), grow(row_offsets_, in.row_offsets.size());
+  grow(predict_from_, std::max<std::size_t>(H, 1)), grow(predict_token_, std::max<std::size_t>(H, 1));
+  be_.upload(std::span<const std::int32_t>(in.tokens), tokens_.span().first(T));
+  be_.upload(std::span<const std::int32_t>(in.positions), positions_.span().first(T));
+  be_.upload(std::span<const std::int32_t>(in.segment), segment_.span().first(T));
+  be_.upload(std::span<const std::int32_t>(in.row_offsets), row_offsets_.span().first(in.row_offsets.size()));
+  be_.upload(std::span<const std::int32_t>(in.predict_from), predict_from_.span().first(H));
+  be_.upload(std::span<const std::int32_t>(in.predict_token), predict_token_.span().first(H));
+  host_offsets_ = in.row_offsets;
+  predict_sequence_ = in.predict_sequence;
+  max_row_ = 0;
+  for (std::size_t r = 0; r + 1 < host_offsets_.size(); ++r) max_row_ = std::max(max_row_, host_offsets_[r + 1] - host_offsets_[r]);
+}
+
+// ---- building blocks ---------------------------------------------------------------------------
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::norm_forward(std::size_t w, std::size_t b, std::span<const float> x, fbuf& out, fbuf& mean,
+                                        fbuf& rstd, int T) {
+  const int C = cfg_.hidden;
+  const std::size_t n = std::size_t(T) * C;
+  if constexpr (Arch::id == architecture::gpt2)
+    be_.layernorm_forward(x.first(n), pspan(w, C), pspan(b, C), C, float(cfg_.norm_eps), out.span().first(n),
+                          mean.span().first(T), rstd.span().first(T));
+  else
+    be_.rmsnorm_forward(x.first(n), pspan(w, C), C, float(cfg_.norm_eps), out.span().first(n), rstd.span().first(T));
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::norm_backward(std::size_t w, std::size_t b, std::span<const float> dout, std::span<const float> x,
+                                         const fbuf& mean, const fbuf& rstd, std::span<float> dx, int T) {
+  const int C = cfg_.hidden;
+  const std::size_t n = std::size_t(T) * C;
+  const bool train = base_trainable();
+  auto dw = train ? gspan(w, C) : dnorm_w_.span().first(C);
+  if constexpr (Arch::id == architecture::gpt2) {
+    auto db = train ? gspan(b, C) : dnorm_b_.span().first(C);
+    be_.layernorm_backward(dout.first(n), x.first(n), pspan(w, C), mean.span().first(T), rstd.span().first(T), C, dx.first(n),
+                           dw, db);
+  } else {
+    be_.rmsnorm_backward(dout.first(n), x.first(n), pspan(w, C), rstd.span().first(T), C, dx.first(n), dw);
+  }
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep) {
+  be_.gemm({.trans_a = false, .trans_b = !l.conv1d, .m = T, .n = l.out, .k = l.in, .lda = l.in, .ldb = l.ld, .ldc = l.out},
+           x, params_.span().subspan(l.w), y);
+  if (l.b != no_offset) be_.bias_forward(pspan(l.b, std::size_t(l.out)), l.out, y.first(std::size_t(T) * l.out));
+  if (use_adapters_ && l.adapter >= 0) {
+    const auto& ad = adapters_[std::size_t(l.adapter)];
+    auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * ad.rank);
+    (void)keep;
+    be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, x,
+             adapter_params_.span().subspan(ad.a), xa);
+    be_.gemm({.trans_b = true, .m = T, .n = l.out, .k = ad.rank, .lda = ad.rank, .ldb = ad.rank, .ldc = l.out,
+              .alpha = float(adapter_scale_), .beta = 1.0f},
+             xa, adapter_params_.span().subspan(ad.b + std::size_t(l.adapter_row0) * ad.rank), y);
+  }
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::linear_backward(const linear_ref& l, std::span<const float> x, std::span<const float> dy,
+                                           std::span<float> dx, bool accumulate_dx, int T) {
+  const float beta = accumulate_dx ? 1.0f : 0.0f;
+  // dx = dy·Wᵀ (Conv1D stores W [in × out]) or dy·W (Linear stores W [out × in])
+  be_.gemm({.trans_a = false, .trans_b = l.conv1d, .m = T, .n = l.in, .k = l.out, .lda = l.out, .ldb = l.ld, .ldc = l.in,
+            .alpha = 1.0f, .beta = beta},
+           dy, params_.span().subspan(l.w), dx);
+  if (base_trainable()) {
+    if (l.conv1d)  // dW [in × out] += xᵀ·dy
+      be_.gemm({.trans_a = true, .m = l.in, .n = l.out, .k = T, .lda = l.in, .ldb = l.out, .ldc = l.ld, .alpha = 1.0f, .beta = 1.0f},
+               x, dy, grads_.span().subspan(l.w));
+    else  // dW [out × in] += dyᵀ·x
+      be_.gemm({.trans_a = true, .m = l.out, .n = l.in, .k = T, .lda = l.out, .ldb = l.in, .ldc = l.ld, .alpha = 1.0f, .beta = 1.0f},
+               dy, x, grads_.span().subspan(l.w));
+    if (l.b != no_offset) be_.bias_backward(dy.first(std::size_t(T) * l.out), l.out, gspan(l.b, std::size_t(l.out)));
+  }
+  if (use_adapters_ && l.adapter >= 0) {
+    const auto& ad = adapters_[std::size_t(l.adapter)];
+    const int r = ad.rank;
+    const float s = float(adapter_scale_);
+    auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * r);
+    auto dxa = lora_dxa_.span().first(std::size_t(T) * r);
+    const std::size_t b0 = ad.b + std::size_t(l.adapter_row0) * r;
+    // dxa = s·dy·B_rows [T × r];  dB_rows += s·dyᵀ·xa;  dA += dxaᵀ·x;  dx += dxa·A
+    be_.gemm({.m = T, .n = r, .k = l.out, .lda = l.out, .ldb = r, .ldc = r, .alpha = s}, dy, adapter_params_.span().subspan(b0), dxa);
+    be_.gemm({.trans_a = true, .m = l.out, .n = r, .k = T, .lda = l.out, .ldb = r, .ldc = r, .alpha = s, .beta = 1.0f}, dy, xa,
+             adapter_grads_.span().subspan(b0));
+    be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa, x,
+             adapter_grads_.span().subspan(ad.a));
+    be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
+             adapter_params_.span().subspan(ad.a), dx);
+  }
+}
+
+// ---- one layer ------------------------------------------------------------------------------
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep) {
+  const auto& L = layout_.layers[i];
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
+  norm_forward(L.norm1_w, L.norm1_b, a.x.span(), a.n1, a.mean1, a.rstd1, T);                     // n1 [T × C]
+  linear_forward(L.q, a.n1.span().first(t * C), a.q.span().first(t * QD), T, keep);              // q [T × Hq·D]
+  linear_forward(L.k, a.n1.span().first(t * C), a.k.span().first(t * KD), T, keep);              // k [T × Hkv·D]
+  linear_forward(L.v, a.n1.span().first(t * C), a.v.span().first(t * KD), T, keep);              // v [T × Hkv·D]
+  if constexpr (Arch::id == architecture::llama) {
+    be_.rope_forward(a.q.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
+    be_.rope_forward(a.k.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
+  }
+  const attention_layout lay{int(host_offsets_.size()) - 1, max_row_, row_offsets_.span().first(host_offsets_.size()),
+                             segment_.span().first(t)};
+  const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
+  be_.attention_forward(a.q.span().first(t * QD), a.k.span().first(t * KD), a.v.span().first(t * KD), lay, sh,
+                        a.att.span().first(t * QD), a.probs.span());                              // att [T × Hq·D]
+  linear_forward(L.o, a.att.span().first(t * QD), a.xmid.span().first(t * C), T, keep);
+  be_.add_inplace(a.x.span().first(t * C), a.xmid.span().first(t * C));                        // xmid = x + o(att)
+  norm_forward(L.norm2_w, L.norm2_b, a.xmid.span(), a.n2, a.mean2, a.rstd2, T);                 // n2 [T × C]
+  linear_forward(L.mlp_in, a.n2.span().first(t * C), a.a.span().first(t * F), T, keep);         // a [T × F]
+  if constexpr (Arch::id == architecture::gpt2) {
+    be_.gelu_forward(a.a.span().first(t * F), a.b.span().first(t * F));                          // b = gelu(a)
+    linear_forward(L.mlp_out, a.b.span().first(t * F), x_out.first(t * C), T, keep);
+  } else {
+    linear_forward(L.mlp_up, a.n2.span().first(t * C), a.b.span().first(t * F), T, keep);       // b = up [T × F]
+    be_.swiglu_forward(a.a.span().first(t * F), a.b.span().first(t * F), a.h.span().first(t * F));
+    linear_forward(L.mlp_out, a.h.span().first(t * F), x_out.first(t * C), T, keep);
+  }
+  be_.add_inplace(a.xmid.span().first(t * C), x_out.first(t * C));                              // x_out = xmid + mlp
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T) {
+  // On entry dx = dL/dx_out; on exit dL/dx (the layer's input).
+  const auto& L = layout_.layers[i];
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
+  auto dn = dn_.span().first(t * C);
+  if constexpr (Arch::id == architecture::gpt2) {
+    linear_backward(L.mlp_out, a.b.span().first(t * F), dx, df1_.span().first(t * F), false, T);   // d gelu(a)
+    be_.gelu_backward(a.a.span().first(t * F), df1_.span().first(t * F), df2_.span().first(t * F));  // d a
+    linear_backward(L.mlp_in, a.n2.span().first(t * C), df2_.span().first(t * F), dn, false, T);
+  } else {
+    linear_backward(L.mlp_out, a.h.span().first(t * F), dx, df1_.span().first(t * F), false, T);   // d h
+    be_.swiglu_backward(a.a.span().first(t * F), a.b.span().first(t * F), df1_.span().first(t * F),
+                        df2_.span().first(t * F), df3_.span().first(t * F));                       // d gate, d up
+    linear_backward(L.mlp_in, a.n2.span().first(t * C), df2_.span().first(t * F), dn, false, T);
+    linear_backward(L.mlp_up, a.n2.span().first(t * C), df3_.span().first(t * F), dn, true, T);
+  }
+  norm_backward(L.norm2_w, L.norm2_b, dn, a.xmid.span(), a.mean2, a.rstd2, dx, T);             // dx = dL/dxmid
+  linear_backward(L.o, a.att.span().first(t * QD), dx, datt_.span().first(t * QD), false, T);
+  const attention_layout lay{int(host_offsets_.size()) - 1, max_row_, row_offsets_.span().first(host_offsets_.size()),
+                             segment_.span().first(t)};
+  const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
+  be_.attention_backward(datt_.span().first(t * QD), a.q.span().first(t * QD), a.k.span().first(t * KD),
+                         a.v.span().first(t * KD), a.probs.span(), lay, sh, dq_.span().first(t * QD),
+                         dk_.span().first(t * KD), dv_.span().first(t * KD));
+  if constexpr (Arch::id == architecture::llama) {
+    be_.rope_backward(dq_.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
+    be_.rope_backward(dk_.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
+  }
+  linear_backward(L.q, a.n1.span().first(t * C), dq_.span().first(t * QD), dn, false, T);
+  linear_backward(L.k, a.n1.span().first(t * C), dk_.span().first(t * KD), dn, true, T);
+  linear_backward(L.v, a.n1.span().first(t * C), dv_.span().first(t * KD), dn, true, T);
+  norm_backward(L.norm1_w, L.norm1_b, dn, a.x.span(), a.mean1, a.rstd1, dx, T);                // dx = dL/dx
+}
+
+// ---- the model --------------------------------------------------------------------------------
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, const forward_options& opt) {
+  upload_batch(in);
+  const int T = int(in.tokens.size()), H = int(in.predict_from.size()), C = cfg_.hidden, V = cfg_.vocab_size;
+  const std::size_t t = std::size_t(T);
+  const bool keep = opt.keep_activations;
+  use_adapters_ = opt.adapters && !adapters_.empty();
+  const std::size_t nl = layout_.layers.size();
+  ensure_acts(keep ? nl : 1, std::max(T, 1), attention_probs_size(host_offsets_, cfg_.heads));
+  T_ = T;
+  H_ = H;
+  // x₀ = wte[tokens] (+ wpe[positions] for GPT-2)                                            [T × C]
+  auto x0 = acts_[0].x.span().first(t * C);
+  be_.embedding_forward(tokens_.span().first(t), pspan(layout_.wte, std::size_t(V) * C), C, x0);
+  if constexpr (Arch::id == architecture::gpt2) {
+    be_.embedding_forward(positions_.span().first(t), pspan(layout_.wpe, std::size_t(cfg_.max_positions) * C), C,
+                          dn_.span().first(t * C));
+    be_.add_inplace(dn_.span().first(t * C), x0);
+  }
+  for (std::size_t l = 0; l < nl; ++l) {
+    auto& a = acts_[keep ? l : 0];
+    std::span<float> x_out = l + 1 < nl ? acts_[keep ? l + 1 : 0].x.span() : xf_.span();
+    layer_forward(l, a, x_out, T, keep);
+  }
+  if (nl == 0) be_.copy(x0, xf_.span());
+  norm_forward(layout_.normf_w, layout_.normf_b, xf_.span(), nf_, meanf_, rstdf_, T);            // nf [T × C]
+  // The head, on the H rows that predict a scored token only.                                  [H × C]
+  grow(hrows_, std::size_t(std::max(H, 1)) * C), grow(lse_, std::max(H, 1)), grow(logp_, std::max(H, 1)), grow(lss_, std::max(H, 1));
+  be_.embedding_forward(predict_from_.span().first(std::size_t(H)), nf_.span().first(t * C), C,
+                        hrows_.span().first(std::size_t(H) * C));
+  lm_head_stats st{lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
+                   opt.wpo_weights ? lss_.span().first(std::size_t(H)) : std::span<float>{}, {}, {}};
+  head_.forward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
+                predict_token_.span().first(std::size_t(H)), H, C, V, st);
+  std::vector<float> lp(static_cast<std::size_t>(H)), ls;
+  be_.download(logp_.span().first(std::size_t(H)), std::span<float>(lp));
+  if (opt.wpo_weights) {
+    ls.resize(std::size_t(H));
+    be_.download(lss_.span().first(std::size_t(H)), std::span<float>(ls));
+  }
+  // Per-sequence sums; LD-DPO weights tokens of a pair past the shorter completion by ld_alpha.
+  const std::size_t S = std::size_t(in.sequences);
+  out.logp.assign(S, 0.0);
+  out.tokens.assign(S, 0);
+  for (int h = 0; h < H; ++h) ++out.tokens[std::size_t(predict_sequence_[std::size_t(h)])];
+  token_weight_.assign(std::size_t(H), 1.0f);
+  if (opt.ld_alpha) {
+    if (S % 2 != 0) throw shape_error("forward_options: ld_alpha", "LD-DPO needs a pair batch (chosen then rejected sequences)");
+    std::vector<int> seen(S, 0);
+    for (int h = 0; h < H; ++h) {
+      const std::size_t s = std::size_t(predict_sequence_[std::size_t(h)]), partner = s < S / 2 ? s + S / 2 : s - S / 2;
+      const int shared = std::min(out.tokens[s], out.tokens[partner]);
+      if (seen[s]++ >= shared) token_weight_[std::size_t(h)] = float(*opt.ld_alpha);
+    }
+  }
+  for (int h = 0; h < H; ++h) out.logp[std::size_t(predict_sequence_[std::size_t(h)])] += double(token_weight_[std::size_t(h)]) * lp[std::size_t(h)];
+  out.wpo_aligned.clear();
+  if (opt.wpo_weights) {
+    out.wpo_aligned.assign(S, 0.0);
+    for (int h = 0; h < H; ++h) out.wpo_aligned[std::size_t(predict_sequence_[std::size_t(h)])] += double(lp[std::size_t(h)]) - ls[std::size_t(h)];
+    for (std::size_t s = 0; s < S; ++s) out.wpo_aligned[s] /= std::max(1, out.tokens[s]);
+  }
+  has_acts_ = keep;
+}
+
+template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<const double> d_logp) {
+  if (!has_acts_) throw error("transformer::backward", "the last forward pass did not keep activations");
+  const int T = T_, H = H_, C = cfg_.hidden, V = cfg_.vocab_size;
+  const std::size_t t = std::size_t(T), S = predict_sequence_.empty() ? 0 : d_logp.size();
+  (void)S;
+  ensure_grads();
+  ensure_backward(std::max(T, 1));
+  // d log p of each prediction = d loss / d sequence log-prob · its LD weight
+  std::vector<float> dl(static_cast<std::size_t>(H));
+  for (int h = 0; h < H; ++h) {
+    const auto s = std::size_t(predict_sequence_[std::size_t(h)]);
+    if (s >= d_logp.size()) throw shape_error("transformer::backward", "one gradient per output sequence expected");
+    dl[std::size_t(h)] = float(d_logp[s]) * token_weight_[std::size_t(h)];
+  }
+  be_.upload(std::span<const float>(dl), logp_.span().first(std::size_t(H)));
+  grow(dhrows_, std::size_t(std::max(H, 1)) * C);
+  const bool train = base_trainable();
+  head_.backward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
+                 predict_token_.span().first(std::size_t(H)), lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
+                 H, C, V, dhrows_.span().first(std::size_t(H) * C),
+                 train ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{});
+  auto dnf = dn_.span().first(t * C);
+  be_.fill(dnf, 0.0f);
+  be_.embedding_backward(predict_from_.span().first(std::size_t(H)), dhrows_.span().first(std::size_t(H) * C), C, dnf);
+  auto dx = dx_.span().first(t * C);
+  be_.fill(dx, 0.0f);
+  // dnf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.
+  norm_backward(layout_.normf_w, layout_.normf_b, dnf, xf_.span(), meanf_, rstdf_, dx, T);
+  for (std::size_t l = layout_.layers.size(); l-- > 0;) layer_backward(l, acts_[l], dx, T);
+  if (train) {
+    be_.embedding_backward(tokens_.span().first(t), dx, C, gspan(layout_.wte, std::size_t(V) * C));
+    if constexpr (Arch::id == architecture::gpt2)
+      be_.embedding_backward(positions_.span().first(t), dx, C, gspan(layout_.wpe, std::size_t(cfg_.max_positions) * C));
+  }
+  has_acts_ = false;
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::attach_adapters(std::vector<adapter_ref> refs, std::vector<parameter_slice> slices, std::size_t total,
+                                           double scale) {
+  adapters_ = std::move(refs);
+  adapter_slices_ = std::move(slices);
+  adapter_scale_ = scale;
+  adapter_params_ = be_.template allocate<float>(total);
+  adapter_grads_ = be_.template allocate<float>(total);
+  lora_xa_.clear();
+  lora_xa_.resize(adapters_.size());
+  grads_ = fbuf{};
+  for (auto& layer : layout_.layers)
+    for (linear_ref* l : layer.linears()) {
+      l->adapter = -1;
+      for (std::size_t i = 0; i < adapters_.size(); ++i)
+        if (!l->module.empty() && adapters_[i].module == l->module) l->adapter = int(i);
+    }
+  has_acts_ = false;
+}
+
+} // namespace prefopt::models

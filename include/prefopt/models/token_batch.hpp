@@ -1,0 +1,104 @@
+// prefopt/models/token_batch.hpp — a packed batch of token sequences, as transformers read it.
+//
+// Tokens of several rows are packed back to back (no padding). Each token has a position id and
+// a segment id (see core/transformer_ops.hpp: segment 0 is a shared prefix, others see it and
+// themselves). What the model scores is a list of *predictions*: hidden row predict_from[h]
+// predicts token predict_token[h], which belongs to output sequence predict_sequence[h]. A
+// sequence's log-prob is the sum of its predictions' log-probs.
+//
+// Two layouts of a preference pair (prompt p, chosen c, rejected r):
+//   two rows:      [p c] and [p r]; positions 0.. in each row
+//   prefix-shared: one row [p c r]; c at positions |p|.., r at positions |p|.. again, segments
+//                  0 / 1 / 2; the last prompt token predicts both c₀ and r₀.
+// Output sequences of a pair batch: the B chosen completions first, then the B rejected ones.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/error.hpp"
+
+namespace prefopt::models {
+
+struct token_batch {
+  std::vector<std::int32_t> tokens{};            // T token ids
+  std::vector<std::int32_t> positions{};         // T position ids
+  std::vector<std::int32_t> segment{};           // T segment ids
+  std::vector<std::int32_t> row_offsets{0};      // R + 1
+  std::vector<std::int32_t> predict_from{};      // H token indices
+  std::vector<std::int32_t> predict_token{};     // H target ids
+  std::vector<std::int32_t> predict_sequence{};  // H output sequence indices
+  std::int32_t sequences = 0;                    // S output sequences
+
+  [[nodiscard]] std::size_t size() const noexcept { return tokens.size(); }
+  [[nodiscard]] int rows() const noexcept { return int(row_offsets.size()) - 1; }
+
+  // Appends a row [prefix, completion_1, ..., completion_k] where completion j (segment j + 1,
+  // positions continuing from the prefix) is scored as output sequence sequence_ids[j]. With a
+  // single completion this is an ordinary prompt + completion row. An empty prefix is allowed if
+  // the completion then starts unconditioned — its first token is not scored.
+  void add_row(const std::vector<std::int32_t>& prefix, const std::vector<const std::vector<std::int32_t>*>& completions,
+               const std::vector<std::int32_t>& sequence_ids) {
+    const std::int32_t start = std::int32_t(tokens.size());
+    for (std::size_t i = 0; i < prefix.size(); ++i) push(prefix[i], std::int32_t(i), 0);
+    for (std::size_t j = 0; j < completions.size(); ++j) {
+      const auto& c = *completions[j];
+      std::int32_t prev = prefix.empty() ? -1 : start + std::int32_t(prefix.size()) - 1;
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        const std::int32_t at = std::int32_t(tokens.size());
+        push(c[i], std::int32_t(prefix.size() + i), std::int32_t(j + 1));
+        if (prev >= 0) {
+          predict_from.push_back(prev);
+          predict_token.push_back(c[i]);
+          predict_sequence.push_back(sequence_ids[j]);
+        }
+        prev = at;
+      }
+      if (sequence_ids[j] + 1 > sequences) sequences = sequence_ids[j] + 1;
+    }
+    row_offsets.push_back(std::int32_t(tokens.size()));
+  }
+
+  // Completion tokens scored per output sequence.
+  [[nodiscard]] std::vector<int> completion_tokens() const {
+    std::vector<int> n(std::size_t(sequences), 0);
+    for (auto s : predict_sequence) ++n[std::size_t(s)];
+    return n;
+  }
+
+private:
+  void push(std::int32_t tok, std::int32_t pos, std::int32_t seg) {
+    tokens.push_back(tok);
+    positions.push_back(pos);
+    segment.push_back(seg);
+  }
+};
+
+// A tokenized preference pair, ids used exactly as given (nothing appended).
+struct tokenized_pair {
+  std::vector<std::int32_t> prompt{}, chosen{}, rejected{};
+};
+
+// Packs pairs for a transformer: sequence i is pair i's chosen completion, B + i its rejected one.
+inline token_batch pack_pairs(const std::vector<tokenized_pair>& pairs, bool prefix_sharing) {
+  token_batch b;
+  const auto n = std::int32_t(pairs.size());
+  for (std::int32_t i = 0; i < n; ++i) {
+    const auto& p = pairs[std::size_t(i)];
+    if (p.prompt.empty()) throw data_error("pair " + std::to_string(i), "the prompt is empty: nothing conditions the completion");
+    if (p.chosen.empty() || p.rejected.empty())
+      throw data_error("pair " + std::to_string(i), "an empty completion has no log-prob (skip such pairs at collation)");
+    if (prefix_sharing) {
+      b.add_row(p.prompt, {&p.chosen, &p.rejected}, {i, n + i});
+    } else {
+      b.add_row(p.prompt, {&p.chosen}, {i});
+    }
+  }
+  if (!prefix_sharing)
+    for (std::int32_t i = 0; i < n; ++i) b.add_row(pairs[std::size_t(i)].prompt, {&pairs[std::size_t(i)].rejected}, {n + i});
+  b.sequences = 2 * n;
+  return b;
+}
+
+} // namespace prefopt::models

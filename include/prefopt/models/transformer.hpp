@@ -1,0 +1,171 @@
+// prefopt/models/transformer.hpp — GPT-2 and Llama-family causal LMs written once over backend ops.
+//
+//   using model = prefopt::models::gpt2<prefopt::backends::eigen>;    // or llama<...>
+//   auto m = model::from_pretrained(backend, "path/to/checkpoint");   // config.json + safetensors
+//
+// Layer by layer, llm.c style: every *_forward keeps what its *_backward needs; shapes are noted
+// on each buffer ([T × C]: T packed tokens, C hidden). The architecture policy (GPT-2: learned
+// positions, LayerNorm, GELU MLP; Llama: RMSNorm, rotary, SwiGLU, GQA) is a template parameter,
+// so each model is its own type. Sequences come as a token_batch (token_batch.hpp); the LM head is
+// fused and chunked (lm_head.hpp) and runs only on the rows that predict a scored token.
+// LoRA adapters (lora.hpp) are applied inside the linear layers when attached.
+#pragma once
+
+#include <cmath>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/backend.hpp"
+#include "prefopt/core/transformer_ops.hpp"
+#include "prefopt/models/concepts.hpp"
+#include "prefopt/models/lm_head.hpp"
+#include "prefopt/models/token_batch.hpp"
+#include "prefopt/models/transformer_config.hpp"
+#include "prefopt/models/transformer_layout.hpp"
+
+namespace prefopt::models {
+
+namespace arch {
+struct gpt2 {
+  static constexpr architecture id = architecture::gpt2;
+  static constexpr const char* name = "gpt2";
+};
+struct llama {
+  static constexpr architecture id = architecture::llama;
+  static constexpr const char* name = "llama";
+};
+} // namespace arch
+
+// LoRA adapters as the transformer sees them (lora.hpp builds and names them).
+struct adapter_ref {
+  std::string module;          // Hugging Face module path, e.g. "model.layers.0.self_attn.q_proj"
+  int in = 0, out = 0, rank = 0;
+  std::size_t a = 0, b = 0;    // offsets of lora_A [r × in] and lora_B [out × r] in the adapter buffer
+};
+
+template <Backend B, class Arch> class transformer {
+  static_assert(require_core_backend_ops<B>());
+  static_assert(require_transformer_ops<B>());
+
+public:
+  using backend_type = B;
+  using input_type = token_batch;
+  using arch_type = Arch;
+
+  transformer(B backend, transformer_config config)
+      : be_(std::move(backend)), cfg_(std::move(config)), layout_(transformer_layout::make(cfg_)) {
+    if (cfg_.arch != Arch::id)
+      throw config_error("config.json: field 'model_type'",
+                         "'" + cfg_.model_type + "' does not fit a " + std::string(Arch::name) + " model type");
+    params_ = be_.template allocate<float>(layout_.total);
+    if constexpr (Arch::id == architecture::llama) {
+      const auto f = cfg_.inv_freq();
+      inv_freq_ = be_.template allocate<float>(f.size());
+      be_.upload(std::span<const float>(f), inv_freq_.span());
+    }
+  }
+
+  static std::size_t input_sequences(const input_type& in) { return std::size_t(in.sequences); }
+  static std::vector<int> completion_tokens(const input_type& in) { return in.completion_tokens(); }
+
+  const transformer_config& config() const { return cfg_; }
+  const transformer_layout& layout() const { return layout_; }
+  B& backend() { return be_; }
+  lm_head_chunked<B>& head() { return head_; }
+
+  // ---- parameters ------------------------------------------------------------------------
+  // The trainable parameters: the whole model, or only the LoRA adapters when attached.
+  std::span<float> parameters() { return adapters_.empty() ? params_.span() : adapter_params_.span(); }
+  std::span<float> gradients() {
+    ensure_grads();
+    return adapters_.empty() ? grads_.span() : adapter_grads_.span();
+  }
+  const std::vector<parameter_slice>& parameter_slices() const {
+    return adapters_.empty() ? layout_.slices : adapter_slices_;
+  }
+  void zero_grad() {
+    ensure_grads();
+    be_.fill(gradients(), 0.0f);
+  }
+  // The base model's weights, whatever is trained.
+  std::span<float> base_parameters() { return params_.span(); }
+  const std::vector<parameter_slice>& base_slices() const { return layout_.slices; }
+
+  // Attach LoRA adapters (lora.hpp); the base weights become frozen.
+  void attach_adapters(std::vector<adapter_ref> refs, std::vector<parameter_slice> slices, std::size_t total,
+                       double scale);
+  const std::vector<adapter_ref>& adapters() const { return adapters_; }
+  double adapter_scale() const { return adapter_scale_; }
+
+  // ---- forward / backward ------------------------------------------------------------------
+  void forward(const input_type& in, sequence_logps& out, const forward_options& opt = {});
+  void backward(std::span<const double> d_logp);
+
+private:
+  using fbuf = typename B::template buffer<float>;
+  using ibuf = typename B::template buffer<std::int32_t>;
+  // What one layer keeps for backward; shapes in the comments ([T × C] etc.).
+  struct layer_acts {
+    fbuf x;                  // [T × C]  the layer's input (residual stream)
+    fbuf n1, mean1, rstd1;   // [T × C], [T], [T]  first norm
+    fbuf q, k, v;            // [T × Hq·D], [T × Hkv·D] ×2  (after rotary for Llama)
+    fbuf probs;              // attention probabilities (backend layout)
+    fbuf att;                // [T × Hq·D]  attention output before o_proj
+    fbuf xmid;               // [T × C]  residual after attention
+    fbuf n2, mean2, rstd2;   // [T × C], [T], [T]  second norm
+    fbuf a, b, h;            // [T × F]  GPT-2: a = c_fc out, b = gelu(a); Llama: a = gate, b = up, h = swiglu
+  };
+
+  void ensure_grads();
+  void ensure_acts(std::size_t layers_kept, int T, std::size_t probs);
+  void ensure_backward(int T);
+  void grow(fbuf& b, std::size_t n) {
+    if (b.size() < n) b = be_.template allocate<float>(n);
+  }
+  void grow(ibuf& b, std::size_t n) {
+    if (b.size() < n) b = be_.template allocate<std::int32_t>(n);
+  }
+  void upload_batch(const input_type& in);
+  void norm_forward(std::size_t w, std::size_t b, std::span<const float> x, fbuf& out, fbuf& mean, fbuf& rstd, int T);
+  void norm_backward(std::size_t w, std::size_t b, std::span<const float> dout, std::span<const float> x, const fbuf& mean,
+                     const fbuf& rstd, std::span<float> dx, int T);
+  void linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep);
+  void linear_backward(const linear_ref& l, std::span<const float> x, std::span<const float> dy, std::span<float> dx,
+                       bool accumulate_dx, int T);
+  void layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
+  void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
+  std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
+  std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
+  bool base_trainable() const { return adapters_.empty(); }
+
+  B be_;
+  transformer_config cfg_;
+  transformer_layout layout_;
+  fbuf params_, grads_, inv_freq_;
+  std::vector<adapter_ref> adapters_;
+  std::vector<parameter_slice> adapter_slices_;
+  fbuf adapter_params_, adapter_grads_;
+  std::vector<fbuf> lora_xa_;              // [T × r] per adapter: x·Aᵀ kept for backward
+  double adapter_scale_ = 0.0;
+  bool use_adapters_ = true;               // this forward runs the adapters
+  lm_head_chunked<B> head_{};
+  std::vector<layer_acts> acts_;
+  fbuf xf_, nf_, meanf_, rstdf_;            // [T × C] final residual and its norm
+  fbuf hrows_, dhrows_, lse_, logp_, lss_;  // [H × C], [H × C], [H] ×3
+  // backward workspace: dx_, dn_ [T × C]; df1_..df3_ [T × F]; datt_, dq_ [T × Hq·D]; dk_, dv_ [T × Hkv·D]
+  fbuf dx_, dn_, df1_, df2_, df3_, datt_, dq_, dk_, dv_, lora_dxa_, dnorm_w_, dnorm_b_;
+  ibuf tokens_, positions_, segment_, row_offsets_, predict_from_, predict_token_;
+  std::vector<std::int32_t> host_offsets_, predict_sequence_;
+  std::vector<float> token_weight_;         // [H] LD-DPO weights (1 when unused)
+  int T_ = 0, H_ = 0, max_row_ = 0;
+  bool has_acts_ = false;
+};
+
+template <Backend B> using gpt2 = transformer<B, arch::gpt2>;
+template <Backend B> using llama = transformer<B, arch::llama>;
+
+} // namespace prefopt::models
+
+#include "prefopt/models/detail/transformer_impl.hpp"

@@ -1,0 +1,204 @@
+// prefopt/models/transformer_config.hpp — a transformer's shape, read from Hugging Face config.json.
+//
+// Architectures: "gpt2" (learned positions, LayerNorm, GELU-tanh MLP, fused c_attn, Conv1D weight
+// layout, tied head) and the Llama family — "llama", "qwen2", "mistral" without sliding window —
+// (RMSNorm, rotary positions, SwiGLU, grouped-query attention, optional q/k/v biases as Qwen2
+// has them, tied or untied head). Field names are Hugging Face's, with their defaults.
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/error.hpp"
+
+namespace prefopt::models {
+
+enum class architecture { gpt2, llama };
+
+struct transformer_config {
+  architecture arch = architecture::gpt2;
+  std::string model_type = "gpt2";
+  int vocab_size = 0;
+  int hidden = 0;              // n_embd / hidden_size
+  int layers = 0;              // n_layer / num_hidden_layers
+  int heads = 0;               // n_head / num_attention_heads
+  int kv_heads = 0;            // num_key_value_heads (= heads for GPT-2)
+  int head_dim = 0;            // hidden / heads unless given
+  int intermediate = 0;        // n_inner (4·hidden) / intermediate_size
+  int max_positions = 0;       // n_positions / max_position_embeddings
+  double norm_eps = 1e-5;      // layer_norm_epsilon / rms_norm_eps
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = true;
+  bool attention_bias = false; // q/k/v (and o for llama's attention_bias) biases
+  bool o_bias = false;
+  bool mlp_bias = false;
+  // Llama-3 rope scaling ("rope_type": "llama3"); factor 0 = none.
+  double rope_factor = 0.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  int rope_original_max_positions = 8192;
+  nlohmann::json raw{};        // the file as read (written back on save)
+
+  // Rotary inverse frequencies θ_i = base^(−2i/D), i < D/2, with Llama-3 scaling when configured.
+  std::vector<float> inv_freq() const {
+    std::vector<float> f(std::size_t(head_dim / 2));
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      // As transformers: 1 / base^(arange(0, D, 2).float() / D), computed in float32.
+      const float e = float(2 * i) / float(head_dim);
+      f[i] = 1.0f / std::pow(float(rope_theta), e);
+    }
+    if (rope_factor > 0.0) {
+      const double low_wavelen = rope_original_max_positions / rope_low_freq_factor;
+      const double high_wavelen = rope_original_max_positions / rope_high_freq_factor;
+      for (auto& v : f) {
+        const double wavelen = 2.0 * M_PI / v;
+        if (wavelen > low_wavelen) v = float(v / rope_factor);
+        else if (wavelen >= high_wavelen) {
+          const double smooth = (rope_original_max_positions / wavelen - rope_low_freq_factor) /
+                                (rope_high_freq_factor - rope_low_freq_factor);
+          v = float((1.0 - smooth) * v / rope_factor + smooth * v);
+        }
+      }
+    }
+    return f;
+  }
+
+  // config.json as Hugging Face writes it: the file this config was read from (unknown fields such
+  // as token ids kept) with every field prefopt knows set from this struct.
+  nlohmann::json to_json() const {
+    nlohmann::json j = raw.is_object() ? raw : nlohmann::json::object();
+    j["model_type"] = model_type;
+    j["vocab_size"] = vocab_size;
+    if (arch == architecture::gpt2) {
+      j["architectures"] = {"GPT2LMHeadModel"};
+      j["n_embd"] = hidden;
+      j["n_layer"] = layers;
+      j["n_head"] = heads;
+      j["n_inner"] = intermediate == 4 * hidden ? nlohmann::json() : nlohmann::json(intermediate);
+      j["n_positions"] = max_positions;
+      j["layer_norm_epsilon"] = norm_eps;
+      if (!j.contains("activation_function")) j["activation_function"] = "gelu_new";
+    } else {
+      if (!j.contains("architectures"))
+        j["architectures"] = {model_type == "qwen2" ? "Qwen2ForCausalLM" : model_type == "mistral" ? "MistralForCausalLM"
+                                                                                                  : "LlamaForCausalLM"};
+      j["hidden_size"] = hidden;
+      j["num_hidden_layers"] = layers;
+      j["num_attention_heads"] = heads;
+      j["num_key_value_heads"] = kv_heads;
+      j["head_dim"] = head_dim;
+      j["intermediate_size"] = intermediate;
+      j["max_position_embeddings"] = max_positions;
+      j["rms_norm_eps"] = norm_eps;
+      j["rope_theta"] = rope_theta;
+      j["tie_word_embeddings"] = tie_word_embeddings;
+      if (model_type != "qwen2") j["attention_bias"] = attention_bias;
+      j["mlp_bias"] = mlp_bias;
+      if (!j.contains("hidden_act")) j["hidden_act"] = "silu";
+    }
+    return j;
+  }
+
+  void validate(const std::string& where) const {
+    auto bad = [&](const char* f, const std::string& why) { throw config_error(where + ": field '" + f + "'", why); };
+    if (vocab_size <= 0) bad("vocab_size", "must be > 0");
+    if (hidden <= 0) bad("hidden_size", "must be > 0");
+    if (layers <= 0) bad("num_hidden_layers", "must be > 0");
+    if (heads <= 0) bad("num_attention_heads", "must be > 0");
+    if (kv_heads <= 0 || heads % kv_heads != 0) bad("num_key_value_heads", "must divide num_attention_heads");
+    if (head_dim <= 0 || (arch == architecture::gpt2 && head_dim * heads != hidden))
+      bad("head_dim", "hidden_size must be num_attention_heads × head_dim");
+    if (arch == architecture::llama && head_dim % 2 != 0) bad("head_dim", "rotary embeddings need an even head_dim");
+    if (intermediate <= 0) bad("intermediate_size", "must be > 0");
+    if (max_positions <= 0) bad("max_position_embeddings", "must be > 0");
+    if (!(norm_eps > 0.0)) bad("rms_norm_eps", "must be > 0");
+  }
+
+  static transformer_config from_json(const nlohmann::json& j, const std::string& where = "config.json") {
+    transformer_config c;
+    c.raw = j;
+    auto get = [&](const char* key, auto fallback) {
+      using V = decltype(fallback);
+      const auto it = j.find(key);
+      if (it == j.end() || it->is_null()) return fallback;
+      try {
+        return it->template get<V>();
+      } catch (const nlohmann::json::exception&) {
+        throw config_error(where + ": field '" + key + "'", "has the wrong type (" + std::string(it->type_name()) + ")");
+      }
+    };
+    c.model_type = get("model_type", std::string());
+    if (c.model_type == "gpt2") {
+      c.arch = architecture::gpt2;
+      c.vocab_size = get("vocab_size", 50257);
+      c.hidden = get("n_embd", 768);
+      c.layers = get("n_layer", 12);
+      c.heads = get("n_head", 12);
+      c.kv_heads = c.heads;
+      c.head_dim = c.heads > 0 ? c.hidden / c.heads : 0;
+      c.intermediate = get("n_inner", 4 * c.hidden);
+      c.max_positions = get("n_positions", 1024);
+      c.norm_eps = get("layer_norm_epsilon", 1e-5);
+      c.tie_word_embeddings = true;
+      c.attention_bias = c.o_bias = c.mlp_bias = true;
+      const std::string act = get("activation_function", std::string("gelu_new"));
+      if (act != "gelu_new" && act != "gelu_pytorch_tanh")
+        throw config_error(where + ": field 'activation_function'", "'" + act + "' is not supported (gelu_new only)");
+    } else if (c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "mistral") {
+      c.arch = architecture::llama;
+      c.vocab_size = get("vocab_size", 32000);
+      c.hidden = get("hidden_size", 4096);
+      c.layers = get("num_hidden_layers", 32);
+      c.heads = get("num_attention_heads", 32);
+      c.kv_heads = get("num_key_value_heads", c.heads);
+      c.head_dim = get("head_dim", c.heads > 0 ? c.hidden / c.heads : 0);
+      c.intermediate = get("intermediate_size", 11008);
+      c.max_positions = get("max_position_embeddings", 2048);
+      c.norm_eps = get("rms_norm_eps", 1e-6);
+      c.rope_theta = get("rope_theta", 10000.0);
+      c.tie_word_embeddings = get("tie_word_embeddings", false);
+      const bool qwen = c.model_type == "qwen2";
+      c.attention_bias = qwen ? true : get("attention_bias", false);
+      c.o_bias = qwen ? false : c.attention_bias;
+      c.mlp_bias = get("mlp_bias", false);
+      const std::string act = get("hidden_act", std::string("silu"));
+      if (act != "silu") throw config_error(where + ": field 'hidden_act'", "'" + act + "' is not supported (silu only)");
+      if (c.model_type == "mistral" && !get("sliding_window", nlohmann::json()).is_null() &&
+          get("sliding_window", 0) < c.max_positions)
+        throw config_error(where + ": field 'sliding_window'", "sliding-window attention is not supported");
+      const auto rs = j.find("rope_scaling");
+      if (rs != j.end() && !rs->is_null()) {
+        const std::string type = rs->value("rope_type", rs->value("type", std::string()));
+        if (type == "llama3") {
+          c.rope_factor = rs->value("factor", 8.0);
+          c.rope_low_freq_factor = rs->value("low_freq_factor", 1.0);
+          c.rope_high_freq_factor = rs->value("high_freq_factor", 4.0);
+          c.rope_original_max_positions = rs->value("original_max_position_embeddings", 8192);
+        } else if (type != "default") {
+          throw config_error(where + ": field 'rope_scaling'", "rope_type '" + type + "' is not supported (llama3 only)");
+        }
+      }
+    } else {
+      throw config_error(where + ": field 'model_type'",
+                         "'" + c.model_type + "' is not supported (gpt2, llama, qwen2, mistral)");
+    }
+    c.validate(where);
+    return c;
+  }
+
+  static transformer_config from_file(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) throw io_error(path.string(), "cannot open");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw format_error(path.string(), std::string("not valid JSON: ") + e.what());
+    }
+    return from_json(j, path.string());
+  }
+};
+
+} // namespace prefopt::models
