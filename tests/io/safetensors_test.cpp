@@ -55,7 +55,9 @@ TEST_CASE("reads the file written by safetensors.torch.save_file: names, metadat
     CHECK(f.size() == expected["tensors"].size());
     CHECK(f.metadata() == expected["metadata"].get<std::map<std::string, std::string>>());
     CHECK(f.header_size() % 8 == 0);
-    for (const auto& [name, e] : expected["tensors"].items()) {
+    for (const auto& item : expected["tensors"].items()) {
+      const std::string name = item.key(); // not a structured binding: clang 14 cannot capture those
+      const auto& e = item.value();
       CAPTURE(name);
       REQUIRE(f.contains(name));
       const auto& t = f.info(name);

@@ -302,6 +302,8 @@ def malformed_cases():
     add("shape_float", crafted({"a": e(shape=[2.0])}, 8), "a")
     add("shape_string_element", crafted({"a": e(shape=["2"])}, 8), "a")
     add("shape_null", crafted({"a": e(shape=None)}, 8), "a")
+    add("shape_minus_zero", crafted(None, raw_header=b'{"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}'), "a")
+    add("offsets_exponent", crafted(None, raw_header=b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8e0]}}', data_len=8), "a")
     add("offsets_three", crafted({"a": e(data_offsets=[0, 8, 8])}, 8), "a")
     add("offsets_one", crafted({"a": e(data_offsets=[0])}, 8), "a")
     add("offsets_string", crafted({"a": e(data_offsets=["0", 8])}, 8), "a")
