@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -92,5 +95,28 @@ inline std::vector<std::byte> crafted_file(const std::string& header, std::size_
   out.resize(out.size() + data_size, std::byte{0});
   return out;
 }
+
+// Lowers this process's file size limit (RLIMIT_FSIZE) for the scope, with SIGXFSZ ignored, so a
+// write past `bytes` fails with EFBIG: a real write failure in the middle of a file.
+class file_size_limit {
+public:
+  explicit file_size_limit(rlim_t bytes) {
+    if (::getrlimit(RLIMIT_FSIZE, &old_) != 0) throw std::runtime_error("test: getrlimit");
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lowered = old_;
+    lowered.rlim_cur = bytes;
+    if (::setrlimit(RLIMIT_FSIZE, &lowered) != 0) throw std::runtime_error("test: setrlimit");
+  }
+  file_size_limit(const file_size_limit&) = delete;
+  file_size_limit& operator=(const file_size_limit&) = delete;
+  ~file_size_limit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+private:
+  rlimit old_{};
+  void (*old_handler_)(int) = nullptr;
+};
 
 } // namespace prefopt::test
