@@ -4,25 +4,27 @@
 // data buffer. The JSON object maps tensor names to {"dtype", "shape", "data_offsets": [begin,
 // end]} (offsets relative to the buffer) and may hold "__metadata__": {string: string}.
 //
-// The rules are upstream's (safetensors 0.8.0, the Python package in /work/venv, probed with crafted
-// files through safe_open and deserialize; tools/reference/safetensors_make_reference.py keeps the
-// probe and prints upstream's verdict for each case the C++ tests build):
+// The rules are upstream's: safetensors 0.8.0 (the Python package, Rust core), checked by feeding
+// it crafted files through safetensors.deserialize and safe_open. The cases and upstream's verdict
+// on each are in tests/data/safetensors/malformed_cases.json (made by
+// tools/reference/safetensors_make_reference.py), and the C++ tests hold this reader to them.
 //   - file < 8 bytes, N > 100'000'000, 8 + N > file size: rejected.
 //   - header must be UTF-8 (the whole N bytes, padding included) and one JSON object; whitespace
 //     around it is allowed (upstream accepts leading spaces too), anything else after it is not.
 //   - each entry needs dtype (a known name, case-sensitive), shape (array of non-negative
-//     integers, [] for a scalar) and data_offsets (exactly two non-negative integers); other keys
-//     in an entry are ignored, as upstream ignores them.
+//     integers, [] for a scalar; -0, 2.0, 2e0 are not integers) and data_offsets (exactly two
+//     non-negative integers); other keys in an entry are ignored, as upstream ignores them.
 //   - the element count times the dtype's bits must fill whole bytes and equal end - begin;
 //     overflow in that product is rejected.
 //   - sorted by (begin, end), the ranges must tile the buffer exactly: the first begins at 0, each
 //     begins where the previous ended (zero-size tensors may sit at any such boundary), the last
 //     ends at the end of the file. Gaps, overlaps and trailing bytes are all rejected.
-//   - "__metadata__" is null or an object whose values are all strings.
-// Stricter than upstream, on purpose: a key repeated in any object of the header is rejected
-// (upstream fails a repeated tensor name only indirectly, through the coverage check, and keeps
-// the last of a repeated metadata key); offsets past the buffer and begin > end are named as such
-// (upstream reports them as "not fully covered" / "invalid offset").
+//   - "__metadata__" is null (no metadata) or an object whose values are all strings.
+// Stricter than upstream, on purpose: a key repeated in any object of the header is rejected.
+// Upstream keeps the last of a repeated metadata key, and accepts a tensor named twice when both
+// entries are identical (a repeat with a different range fails its coverage check). Messages name
+// the actual fault (offsets past the buffer, begin > end, gap, overlap) where upstream says
+// "invalid offset" or "not fully covered".
 #pragma once
 
 #include <algorithm>
