@@ -1,0 +1,87 @@
+// tools/prefopt/cmd_logps.hpp — `prefopt logps`: reference log-probs for a dataset of pairs.
+//
+// For every line with pre-tokenized prompt_input_ids, chosen_input_ids and rejected_input_ids,
+// writes one JSON line {"line", "chosen_logps", "rejected_logps", "chosen_tokens",
+// "rejected_tokens"} — the sums over completion tokens. Ids are used exactly as given.
+// A malformed line is reported with its number and skipped (--strict: stop); the count of
+// skipped lines is printed.
+#pragma once
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "args.hpp"
+#include "model_loader.hpp"
+#include "prefopt/data/formats.hpp"
+#include "prefopt/io/atomic_file.hpp"
+
+namespace prefopt::cli {
+
+inline const char* logps_help =
+    "usage: prefopt logps --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out out.jsonl\n"
+    "                     [--batch-size N] [--prefix-sharing] [--strict]\n"
+    "  Writes chosen_logps / rejected_logps (sums over completion tokens) and token counts per line.\n";
+
+inline int cmd_logps(int argc, char** argv) {
+  const args a(argc, argv, 2, {"model", "adapter", "data", "out", "batch-size"}, {"strict", "prefix-sharing", "help"});
+  if (a.flag("help")) {
+    std::cout << logps_help;
+    return 0;
+  }
+  const std::string data_path = a.require("data"), out_path = a.require("out");
+  const long batch = a.integer("batch-size", 8);
+  if (batch <= 0) throw config_error("--batch-size", "must be > 0");
+  data::read_options ro;
+  ro.policy = a.flag("strict") ? data::on_error::stop : data::on_error::skip;
+  ro.keep_errors = 1000;
+  const auto file = data::read_preference_file(data_path, ro);
+  const auto& records = file.tokenized_pairs();
+  for (const auto& e : file.report.first_errors) std::cerr << "prefopt logps: skipped " << e << "\n";
+  std::string out;
+  std::size_t out_of_vocab = 0;  // and empty sequences
+  with_model(a.require("model"), a.get("adapter"), [&](auto& model) {
+    const auto vocab = model.config().vocab_size;
+    std::vector<const data::tokenized_pair_record*> valid;
+    for (const auto& r : records) {
+      std::int32_t bad = -1;
+      for (const auto* ids : {&r.prompt, &r.chosen, &r.rejected})
+        for (auto id : *ids)
+          if (id >= vocab) bad = id;
+      const bool empty = r.prompt.empty() || r.chosen.empty() || r.rejected.empty();
+      if (bad < 0 && !empty) {
+        valid.push_back(&r);
+        continue;
+      }
+      const data_error e(data_path + ":" + std::to_string(r.line),
+                         empty ? std::string("an empty prompt or completion has no completion log-prob")
+                               : "token id " + std::to_string(bad) + " is outside the model's vocabulary of " + std::to_string(vocab));
+      if (a.flag("strict")) throw e;
+      std::cerr << "prefopt logps: skipped " << e.what() << "\n";
+      ++out_of_vocab;
+    }
+    for (std::size_t start = 0; start < valid.size(); start += std::size_t(batch)) {
+      const std::size_t end = std::min(valid.size(), start + std::size_t(batch));
+      std::vector<models::tokenized_pair> pairs;
+      for (std::size_t i = start; i < end; ++i) pairs.push_back({valid[i]->prompt, valid[i]->chosen, valid[i]->rejected});
+      models::sequence_logps lp;
+      model.forward(models::pack_pairs(pairs, a.flag("prefix-sharing")), lp, {.keep_activations = false});
+      const std::size_t n = pairs.size();
+      for (std::size_t i = 0; i < n; ++i) {
+        const nlohmann::json row = {{"line", valid[start + i]->line},
+                                    {"chosen_logps", lp.logp[i]},
+                                    {"rejected_logps", lp.logp[n + i]},
+                                    {"chosen_tokens", lp.tokens[i]},
+                                    {"rejected_tokens", lp.tokens[n + i]}};
+        out += row.dump() + "\n";
+      }
+    }
+  });
+  io::write_atomically(out_path, std::string_view(out));
+  std::fprintf(stderr, "prefopt logps: %zu pairs written to %s; %zu lines skipped (%s; %zu with ids outside the vocabulary or empty sequences)\n",
+               records.size() - out_of_vocab, out_path.c_str(), file.report.skipped + out_of_vocab,
+               file.report.summary().c_str(), out_of_vocab);
+  return 0;
+}
+
+} // namespace prefopt::cli

@@ -1,0 +1,64 @@
+// tools/prefopt/model_loader.hpp — open a model directory as the right C++ type and run code on it.
+//
+// with_model(dir, adapter_dir, fn) reads config.json, builds gpt2<eigen> or llama<eigen> (Llama,
+// Qwen2, Mistral), loads the weights, attaches a PEFT LoRA adapter when one is given, and calls
+// fn(model) with the concrete type.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "prefopt/backends/eigen.hpp"
+#include "prefopt/models/lora.hpp"
+#include "prefopt/models/transformer_io.hpp"
+
+namespace prefopt::cli {
+
+inline models::lora_config read_adapter_config(const std::filesystem::path& dir) {
+  const auto file = dir / "adapter_config.json";
+  std::ifstream in(file);
+  if (!in) throw io_error(file.string(), "cannot open (is this a PEFT LoRA adapter directory?)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw format_error(file.string(), std::string("not valid JSON: ") + e.what());
+  }
+  if (j.value("peft_type", std::string()) != "LORA") throw config_error(file.string() + ": field 'peft_type'", "only LORA adapters are supported");
+  models::lora_config c;
+  try {
+    c.r = j.at("r").get<int>();
+    c.alpha = j.at("lora_alpha").get<double>();
+    c.use_rslora = j.value("use_rslora", false);
+    const auto& t = j.at("target_modules");
+    if (t.is_string()) c.target_modules = {t.get<std::string>()};
+    else c.target_modules = t.get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw config_error(file.string(), std::string("missing or mistyped field: ") + e.what());
+  }
+  if (j.value("use_dora", false)) throw config_error(file.string() + ": field 'use_dora'", "DoRA adapters are not supported");
+  return c;
+}
+
+template <class Fn> void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn&& fn) {
+  using B = backends::eigen;
+  const auto cfg = models::transformer_config::from_file(dir / "config.json");
+  auto run = [&](auto tag) {
+    using M = typename decltype(tag)::type;
+    M m(B{}, cfg);
+    models::load_weights(m, dir);
+    if (adapter.empty()) {
+      fn(m);
+    } else {
+      models::lora<M> lm(std::move(m), read_adapter_config(adapter));
+      lm.load_adapter(adapter);
+      fn(lm);
+    }
+  };
+  if (cfg.arch == models::architecture::gpt2) run(std::type_identity<models::gpt2<B>>{});
+  else run(std::type_identity<models::llama<B>>{});
+}
+
+} // namespace prefopt::cli
