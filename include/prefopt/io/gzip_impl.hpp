@@ -270,7 +270,8 @@ private:
     if (nlen > 286 || ndist > 30)
       in_->fail("corrupt dynamic block header: " + std::to_string(nlen) + " literal/length and " +
                 std::to_string(ndist) + " distance codes (at most 286 and 30)");
-    static constexpr std::array<std::uint8_t, 19> order{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+    static constexpr std::array<std::uint8_t, 19> order{16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
+                                                        11, 4,  12, 3, 13, 2, 14, 1, 15};
     std::array<std::uint8_t, 320> len{};
     for (int i = 0; i < ncode; ++i) len[order[i]] = static_cast<std::uint8_t>(in_->bits(3));
     if (lens_.build(len.data(), 19) != 0)
