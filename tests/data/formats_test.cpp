@@ -84,7 +84,9 @@ TEST_CASE("golden files in every format read as TRL's maybe_extract_prompt sees 
       {"tokenized_trl.jsonl", dataset_format::tokenized},
       {"tokenized_unpaired.jsonl", dataset_format::tokenized_unpaired}};
   REQUIRE(expected.size() == formats.size());
-  for (const auto& [file, rows] : expected.items()) {
+  for (const auto& item : expected.items()) {
+    const std::string file = item.key();
+    const auto& rows = item.value();
     CAPTURE(file);
     const auto f = read_preference_file(prefopt::test::data_path("datasets/" + file));
     CHECK(f.format == formats.at(file));
