@@ -123,7 +123,8 @@ TEST_CASE("select_chat_template errors say what is wrong and how to choose") {
                                   "(it starts: \"{{- bos_token }}\\n"));
   CHECK(unknown.find("choose it by name (chatml, qwen2, qwen2.5, llama3; gpt2-plain for plain text)") !=
         std::string::npos);
-  CHECK(config_error_of("qwen2_changed").find("field 'chat_template': unrecognised chat template") != std::string::npos);
+  CHECK(config_error_of("qwen2_changed").find("field 'chat_template': unrecognised chat template") !=
+        std::string::npos);
   CHECK(config_error_of("no_template") ==
         dir + "/no_template/tokenizer_config.json: has no chat_template; choose a template by name: chatml, qwen2, "
               "qwen2.5, llama3, or gpt2-plain for a base model that has none");
@@ -134,7 +135,8 @@ TEST_CASE("select_chat_template errors say what is wrong and how to choose") {
   CHECK(config_error_of("llama3_no_bos").starts_with(dir + "/llama3_no_bos/tokenizer_config.json: field 'bos_token': "
                                                            "missing"));
   CHECK_THROWS_AS((void)select("no_such_dir"), prefopt::io_error);
-  CHECK_THROWS_AS((void)select_chat_template(prefopt::test::data_path("chat/conversations.json")), prefopt::format_error);
+  CHECK_THROWS_AS((void)select_chat_template(prefopt::test::data_path("chat/conversations.json")),
+                  prefopt::format_error);
   CHECK_THROWS_AS((void)select_chat_template(json::array()), prefopt::config_error);
 }
 
@@ -171,11 +173,13 @@ TEST_CASE("to_text: strings get EOS as TRL's trainers add it; chat templates kee
                             .rejected = messages{{"assistant", "Bye"}}};
   const auto ct = to_text(c, qwen2_template(), "<|im_end|>");
   CHECK(ct.prompt ==
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n");
   CHECK(ct.chosen == "Hello<|im_end|>\n");
   const unpaired_record u{.prompt = "Q:", .completion = " A", .label = true};
   CHECK(to_text(u, chatml_template(), "<eos>").completion == " A<eos>");
-  const unpaired_record uc{.prompt = messages{{"user", "Q"}}, .completion = messages{{"assistant", " A "}}, .label = false};
+  const unpaired_record uc{
+      .prompt = messages{{"user", "Q"}}, .completion = messages{{"assistant", " A "}}, .label = false};
   const auto ut = to_text(uc, llama3_template(), "<|eot_id|>");
   CHECK(ut.completion == "A<|eot_id|>");
   const preference_record mixed{.prompt = "p", .chosen = messages{{"assistant", "x"}}, .rejected = "r"};
@@ -193,7 +197,8 @@ TEST_CASE("records read from a file render through their template") {
 }
 
 TEST_CASE("rendering errors") {
-  CHECK_THROWS_WITH_AS((void)render_pair(chatml_template(), {}, {{"assistant", "a"}}, {{"assistant", "b"}}, "d.jsonl:4"),
+  CHECK_THROWS_WITH_AS(
+      (void)render_pair(chatml_template(), {}, {{"assistant", "a"}}, {{"assistant", "b"}}, "d.jsonl:4"),
                        "d.jsonl:4: field 'prompt': empty prompt", prefopt::data_error);
   CHECK_THROWS_WITH_AS((void)render_unpaired(llama3_template(), {{"system", "s"}}, {{"assistant", "a"}}, "d.jsonl:5"),
                        "d.jsonl:5: field 'prompt': the prompt ends with a system message; it must end with a user, "
@@ -207,7 +212,9 @@ TEST_CASE("Python's whitespace, as Jinja's trim and str.rstrip see it") {
   using prefopt::data::detail::python_strip;
   CHECK(python_strip(" \t\n\v\f\r\x1c\x1d\x1e\x1f x y \xc2\x85\xc2\xa0\xe1\x9a\x80\xe2\x80\x80\xe2\x80\x8a\xe2\x80\xa8"
                      "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\x9f\xe3\x80\x80") == "x y");
-  CHECK(python_strip("\xe2\x80\x8bzero width\xe2\x80\x8b") == "\xe2\x80\x8bzero width\xe2\x80\x8b");  // U+200B is not space
+  // U+200B is not whitespace to Python.
+  CHECK(python_strip("\xe2\x80\x8bzero width\xe2\x80\x8b") == "\xe2\x80\x8bzero width\xe2\x80\x8b");
   CHECK(python_strip("   ").empty());
-  CHECK(prefopt::data::detail::common_prefix("na\xc3\xafve \xc3\xa9", "na\xc3\xafve \xc3\xa8") == 7);  // stops before é/è
+  // The common prefix stops before é/è, not inside them.
+  CHECK(prefopt::data::detail::common_prefix("na\xc3\xafve \xc3\xa9", "na\xc3\xafve \xc3\xa8") == 7);
 }

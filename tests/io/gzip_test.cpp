@@ -66,8 +66,8 @@ nlohmann::json entry(const std::string& file) {
 std::string expected(const nlohmann::json& f) {
   std::string s;
   for (const auto& p : f["parts"])
-    s += generate(p["size"].get<std::size_t>(), p["seed"].get<std::uint64_t>(), p.value("noise_every", std::uint64_t{0}),
-                  p.value("noise_len", std::size_t{0}));
+    s += generate(p["size"].get<std::size_t>(), p["seed"].get<std::uint64_t>(),
+                  p.value("noise_every", std::uint64_t{0}), p.value("noise_len", std::size_t{0}));
   return s;
 }
 
@@ -124,7 +124,8 @@ std::string member(const std::string& deflate) {
 
 TEST_CASE("crc32_update matches zlib.crc32") {
   const auto s = std::string("The quick brown fox jumps over the lazy dog");
-  CHECK(prefopt::io::detail::crc32_update(0, reinterpret_cast<const unsigned char*>(s.data()), s.size()) == 0x414FA339U);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+  CHECK(prefopt::io::detail::crc32_update(0, bytes, s.size()) == 0x414FA339U);
   for (const auto& f : manifest()["files"]) {
     const auto data = expected(f);
     CHECK(data.size() == f["size"].get<std::size_t>());
@@ -244,8 +245,8 @@ TEST_CASE("DEFLATE errors: block type, stored LEN/NLEN, Huffman codes, distance"
   over.put(1, 1); over.put(2, 2);                   // BFINAL, BTYPE = dynamic
   over.put(0, 5); over.put(0, 5); over.put(0, 4);   // HLIT = 257, HDIST = 1, HCLEN = 4
   for (int i = 0; i < 4; ++i) over.put(1, 3);       // lengths of code-length symbols 16, 17, 18, 0
-  CHECK(error_of(member(over.bytes)).find("corrupt Huffman code: the code-length code is incomplete or over-subscribed") !=
-        std::string::npos);
+  CHECK(error_of(member(over.bytes))
+            .find("corrupt Huffman code: the code-length code is incomplete or over-subscribed") != std::string::npos);
 
   // Dynamic block whose literal/length code is two codes of length 2: incomplete.
   bit_writer inc;

@@ -2,6 +2,8 @@
 // normalisation that recognises a model's template.
 #pragma once
 
+#include <prefopt/data/chat_template.hpp>  // normally included from there, at its end
+
 #include <algorithm>
 #include <array>
 #include <cstdint>

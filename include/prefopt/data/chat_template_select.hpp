@@ -12,6 +12,9 @@
 // when the normalised text starts and ends like the pattern and the hole stays inside one literal.
 #pragma once
 
+#include <prefopt/data/chat_template.hpp>  // normally included from there, at its end
+
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>

@@ -16,6 +16,9 @@
 // A message is {"role": "system"|"user"|"assistant"|"tool", "content": "<non-empty string>"}; other
 // keys of a message and other columns of a record are ignored. A value counts as a message list the
 // way TRL's is_conversational decides: a list whose first element is an object with a "role".
+// Completions (chosen, rejected, completion) must not be empty — no empty string, message list or
+// id list; a string prompt may be "" and a prompt id list may be empty (unconditional text), a
+// message-list prompt may not, and it must not end with a system message (TRL refuses that too).
 // Token id columns may also be spelled as TRL >= 1.0 writes them: prompt_ids, chosen_ids,
 // rejected_ids, completion_ids. When token ids are present, text columns are ignored.
 //
@@ -25,9 +28,9 @@
 // equal messages; for strings, of equal characters (Unicode code points), and if the character just
 // before the first difference is a space, that space goes to the completions. When chosen and
 // rejected do not differ at all within the shorter one's length, TRL keeps that length's last
-// element out of the prompt; so does prefopt. Where TRL would produce an empty prompt (the very first
-// element differs) prefopt reports an error instead: TRL's later apply_chat_template fails on an
-// empty message list, and for strings its rule would then look at the *last* character of chosen.
+// element out of the prompt; so does prefopt. Where the prompt would come out empty, prefopt reports
+// an error rather than follow TRL: TRL's later apply_chat_template fails on an empty message list,
+// and when the very first character differs TRL's space rule reads chosen[-1], the *last* character.
 //
 // Optional per-pair columns, numbers (null = absent): preference_prob in [0, 1] (soft label: the
 // probability that chosen is preferred), score_chosen, score_rejected, cost (finite), weight
@@ -35,6 +38,7 @@
 // where() is "file:line: field 'name'" (nested: 'chosen[1].role', 'chosen_input_ids[4]').
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -42,7 +46,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <algorithm>
 #include <variant>
 #include <vector>
 

@@ -1,6 +1,8 @@
 // prefopt/data/formats_impl.hpp — definitions for formats.hpp: field checks, detection, reading.
 #pragma once
 
+#include <prefopt/data/formats.hpp>  // normally included from there, at its end
+
 #include <algorithm>
 #include <array>
 #include <cmath>
