@@ -1,0 +1,219 @@
+// prefopt/data/chat_template_impl.hpp — definitions for chat_template.hpp: rendering, and the Jinja
+// normalisation that recognises a model's template.
+#pragma once
+
+#include <prefopt/data/chat_template.hpp>  // normally included from there, at its end
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+
+namespace prefopt::data {
+namespace detail {
+
+// The code point starting at s[i] and its length in bytes (a stray byte counts as itself).
+inline std::pair<std::uint32_t, std::size_t> decode_utf8(std::string_view s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+  if (n == 1 || i + n > s.size()) return {c, 1};
+  std::uint32_t cp = c & (0x7FU >> n);
+  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3FU);
+  return {cp, n};
+}
+
+// Python's str.isspace(), which str.strip() and Jinja's trim filter use.
+inline bool python_space(std::uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+inline std::string python_rstrip(std::string_view s) {
+  std::size_t end = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [cp, n] = decode_utf8(s, i);
+    i += n;
+    if (!python_space(cp)) end = i;
+  }
+  return std::string(s.substr(0, end));
+}
+
+inline std::string python_strip(std::string_view s) {
+  std::size_t begin = 0;
+  while (begin < s.size()) {
+    const auto [cp, n] = decode_utf8(s, begin);
+    if (!python_space(cp)) break;
+    begin += n;
+  }
+  return python_rstrip(s.substr(begin));
+}
+
+// Length of the longest common prefix of a and b that ends on a character boundary.
+inline std::size_t common_prefix(std::string_view a, std::string_view b) {
+  std::size_t k = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(std::min(a.size(), b.size())),
+                                b.begin())
+                      .first -
+                  a.begin();
+  auto continuation = [](std::string_view s, std::size_t i) {
+    return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0U) == 0x80U;
+  };
+  while (k > 0 && (continuation(a, k) || continuation(b, k))) --k;
+  return k;
+}
+
+inline void chatml_turn(std::string& out, std::string_view role, std::string_view content) {
+  out.append("<|im_start|>").append(role).append("\n").append(content).append("<|im_end|>\n");
+}
+
+// The template applied to `ms`, as its Jinja text renders it.
+inline std::string render_raw(const chat_template& t, std::span<const message> ms, bool generation_prompt) {
+  std::string out;
+  switch (t.kind) {
+  case chat_template_kind::chatml:
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      if (i == 0 && t.default_system && ms[0].role != "system") chatml_turn(out, "system", *t.default_system);
+      chatml_turn(out, ms[i].role, ms[i].content);
+    }
+    if (generation_prompt) out += "<|im_start|>assistant\n";
+    break;
+  case chat_template_kind::qwen2_5:
+    if (ms.empty()) throw data_error("qwen2.5 chat template", "cannot render an empty conversation");
+    if (ms[0].role == "system") chatml_turn(out, "system", ms[0].content);
+    else chatml_turn(out, "system", t.default_system.value_or(std::string(qwen2_5_default_system)));
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      if (ms[i].role == "tool") {
+        if (i == 0 || ms[i - 1].role != "tool") out += "<|im_start|>user";
+        out.append("\n<tool_response>\n").append(ms[i].content).append("\n</tool_response>");
+        if (i + 1 == ms.size() || ms[i + 1].role != "tool") out += "<|im_end|>\n";
+      } else if (i > 0 || ms[i].role != "system") {
+        chatml_turn(out, ms[i].role, ms[i].content);
+      }
+    }
+    if (generation_prompt) out += "<|im_start|>assistant\n";
+    break;
+  case chat_template_kind::llama3:
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      if (i == 0) out += t.bos_token;
+      out.append("<|start_header_id|>").append(ms[i].role).append("<|end_header_id|>\n\n");
+      out.append(python_strip(ms[i].content)).append("<|eot_id|>");
+    }
+    if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    break;
+  case chat_template_kind::gpt2_plain:
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      if (i > 0) out += t.separator;
+      out += ms[i].content;
+    }
+    if (generation_prompt && !ms.empty()) out += t.separator;
+    break;
+  }
+  return out;
+}
+
+inline messages concat(const messages& a, const messages& b) {
+  messages m(a);
+  m.insert(m.end(), b.begin(), b.end());
+  return m;
+}
+
+// TRL's rendering of the prompt alone: generation prompt after user/tool, continued after assistant.
+inline std::string render_prompt(const chat_template& t, const messages& prompt, const std::string& where) {
+  if (prompt.empty()) throw data_error(with_field(where, "prompt"), "empty prompt");
+  const auto& role = prompt.back().role;
+  if (role == "system")
+    throw data_error(with_field(where, "prompt"),
+                     "the prompt ends with a system message; it must end with a user, tool or assistant message");
+  return render(t, prompt, role != "assistant", role == "assistant");
+}
+
+inline std::string with_eos(std::string s, std::string_view eos) {
+  if (!s.ends_with(eos)) s += eos;
+  return s;
+}
+
+} // namespace detail
+
+inline std::string render(const chat_template& t, std::span<const message> ms, bool add_generation_prompt,
+                          bool continue_final_message) {
+  if (add_generation_prompt && continue_final_message)
+    throw config_error("render", "add_generation_prompt and continue_final_message cannot both be set");
+  if (!continue_final_message) return detail::render_raw(t, ms, add_generation_prompt);
+  // As transformers does: mark the end of the final message, render, cut at the mark; if the template
+  // trimmed the mark's trailing space (Llama-3's trim), strip trailing whitespace as well.
+  static constexpr std::string_view tag = "CONTINUE_FINAL_MESSAGE_TAG ";
+  if (ms.empty()) throw data_error("render", "continue_final_message needs a message to continue");
+  std::vector<message> marked(ms.begin(), ms.end());
+  marked.back().content += tag;
+  const auto out = detail::render_raw(t, marked, false);
+  const auto at = out.rfind(tag.substr(0, tag.size() - 1));
+  if (at == std::string::npos) throw data_error("render", "the final message does not appear in the rendered chat");
+  if (out.compare(at, tag.size(), tag) == 0) return out.substr(0, at);
+  return detail::python_rstrip(std::string_view(out).substr(0, at));
+}
+
+inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
+                                 const messages& rejected, const std::string& where) {
+  const auto p = detail::render_prompt(t, prompt, where);
+  auto pc = render(t, detail::concat(prompt, chosen));
+  auto pr = render(t, detail::concat(prompt, rejected));
+  auto n = detail::common_prefix(p, pc);
+  n = detail::common_prefix(std::string_view(p).substr(0, n), pr);
+  return {p.substr(0, n), pc.substr(n), pr.substr(n)};
+}
+
+inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt, const messages& completion,
+                                         const std::string& where) {
+  const auto p = detail::render_prompt(t, prompt, where);
+  auto pc = render(t, detail::concat(prompt, completion));
+  const auto n = detail::common_prefix(p, pc);
+  return {p.substr(0, n), pc.substr(n)};
+}
+
+inline rendered_pair to_text(const preference_record& r, const chat_template& t, std::string_view eos_token,
+                             const std::string& where) {
+  if (const auto* prompt = std::get_if<std::string>(&r.prompt)) {
+    const auto* c = std::get_if<std::string>(&r.chosen);
+    const auto* x = std::get_if<std::string>(&r.rejected);
+    if (c == nullptr || x == nullptr) throw data_error(where, "prompt, chosen and rejected must be of one kind");
+    return {*prompt, detail::with_eos(*c, eos_token), detail::with_eos(*x, eos_token)};
+  }
+  const auto* c = std::get_if<messages>(&r.chosen);
+  const auto* x = std::get_if<messages>(&r.rejected);
+  if (c == nullptr || x == nullptr) throw data_error(where, "prompt, chosen and rejected must be of one kind");
+  auto out = render_pair(t, std::get<messages>(r.prompt), *c, *x, where);
+  if (t.kind == chat_template_kind::gpt2_plain) {
+    out.chosen = detail::with_eos(std::move(out.chosen), eos_token);
+    out.rejected = detail::with_eos(std::move(out.rejected), eos_token);
+  }
+  return out;
+}
+
+inline rendered_unpaired to_text(const unpaired_record& r, const chat_template& t, std::string_view eos_token,
+                                 const std::string& where) {
+  if (const auto* prompt = std::get_if<std::string>(&r.prompt)) {
+    const auto* c = std::get_if<std::string>(&r.completion);
+    if (c == nullptr) throw data_error(where, "prompt and completion must be of one kind");
+    return {*prompt, detail::with_eos(*c, eos_token)};
+  }
+  const auto* c = std::get_if<messages>(&r.completion);
+  if (c == nullptr) throw data_error(where, "prompt and completion must be of one kind");
+  auto out = render_unpaired(t, std::get<messages>(r.prompt), *c, where);
+  if (t.kind == chat_template_kind::gpt2_plain) out.completion = detail::with_eos(std::move(out.completion), eos_token);
+  return out;
+}
+
+inline chat_template chat_template_by_name(std::string_view name) {
+  if (name == "chatml") return chatml_template();
+  if (name == "qwen2") return qwen2_template();
+  if (name == "qwen2.5") return qwen2_5_template();
+  if (name == "llama3") return llama3_template();
+  if (name == "gpt2-plain") return gpt2_plain_template();
+  throw config_error("chat template '" + std::string(name) + "'",
+                     "unknown; the built-in templates are chatml, qwen2, qwen2.5, llama3 and gpt2-plain");
+}
+
+} // namespace prefopt::data
+
+#include <prefopt/data/chat_template_select.hpp>

@@ -1,0 +1,220 @@
+// Tests for prefopt/data/chat_template.hpp. Expected strings: tests/data/chat/expected_<name>.json,
+// rendered by transformers' apply_chat_template (jinja2) with each model's genuine chat template and
+// by TRL's maybe_apply_chat_template, over the 52 conversations of conversations.json
+// (tools/reference/data_make_chat_reference.py). The tokenizer_config.json files there carry the
+// same templates, plus variants for select_chat_template's errors. gpt2-plain is prefopt's own
+// template, checked against hand-written strings.
+#include <doctest/doctest.h>
+
+#include <prefopt/data/chat_template.hpp>
+#include <support/data.hpp>
+
+#include <fstream>
+#include <string>
+
+namespace {
+
+using namespace prefopt::data;
+using nlohmann::json;
+
+json load(const std::string& name) {
+  std::ifstream in(prefopt::test::data_path("chat/" + name));
+  return json::parse(in);
+}
+
+messages to_messages(const json& v) {
+  messages m;
+  for (const auto& x : v) m.push_back({x["role"].get<std::string>(), x["content"].get<std::string>()});
+  return m;
+}
+
+messages concat(messages a, const messages& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+chat_template select(const std::string& dir, if_no_template missing = if_no_template::error) {
+  return select_chat_template(prefopt::test::data_path("chat/" + dir + "/tokenizer_config.json"), missing);
+}
+
+std::string config_error_of(const std::string& dir) {
+  try {
+    (void)select(dir);
+  } catch (const prefopt::config_error& e) {
+    return e.what();
+  }
+  FAIL_CHECK("no config_error for " << dir);
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("every template renders the 52 conversations as transformers and TRL do") {
+  const auto conversations = load("conversations.json");
+  REQUIRE(conversations.size() == 52);
+  const std::vector<std::pair<std::string, chat_template>> templates{
+      {"qwen2", qwen2_template()},
+      {"chatml", chatml_template()},
+      {"smollm2", chatml_template("You are a helpful AI assistant named SmolLM, trained by Hugging Face")},
+      {"qwen2_5", qwen2_5_template()},
+      {"llama3", llama3_template()}};
+  for (const auto& entry : templates) {
+    const auto& name = entry.first;
+    const auto& builtin = entry.second;
+    CAPTURE(name);
+    const auto t = select(name);
+    CHECK(t == builtin);
+    const auto expected = load("expected_" + name + ".json");
+    REQUIRE(expected.size() == conversations.size());
+    std::size_t generation = 0;
+    for (std::size_t i = 0; i < conversations.size(); ++i) {
+      CAPTURE(i);
+      const auto prompt = to_messages(conversations[i]["prompt"]);
+      const auto chosen = to_messages(conversations[i]["chosen"]);
+      const auto rejected = to_messages(conversations[i]["rejected"]);
+      const auto& e = expected[i];
+      CHECK(render(t, concat(prompt, chosen)) == e["full"].get<std::string>());
+      if (e.contains("generation")) {
+        CHECK(render(t, prompt, true) == e["generation"].get<std::string>());
+        ++generation;
+      }
+      const auto pair = render_pair(t, prompt, chosen, rejected);
+      CHECK(pair.prompt == e["prompt"].get<std::string>());
+      CHECK(pair.chosen == e["chosen"].get<std::string>());
+      CHECK(pair.rejected == e["rejected"].get<std::string>());
+      const auto unpaired = render_unpaired(t, prompt, chosen);
+      CHECK(unpaired.prompt == e["unpaired_prompt"].get<std::string>());
+      CHECK(unpaired.completion == e["unpaired_completion"].get<std::string>());
+    }
+    CHECK(generation >= 40);
+  }
+}
+
+TEST_CASE("built-in templates by name") {
+  CHECK(chat_template_by_name("qwen2") == qwen2_template());
+  CHECK(chat_template_by_name("qwen2").default_system == "You are a helpful assistant.");
+  CHECK(chat_template_by_name("chatml").name() == "chatml");
+  CHECK(chat_template_by_name("qwen2.5").name() == "qwen2.5");
+  CHECK(chat_template_by_name("llama3").bos_token == "<|begin_of_text|>");
+  CHECK(chat_template_by_name("gpt2-plain").name() == "gpt2-plain");
+  CHECK_THROWS_WITH_AS((void)chat_template_by_name("mistral"),
+                       "chat template 'mistral': unknown; the built-in templates are chatml, qwen2, qwen2.5, llama3 "
+                       "and gpt2-plain",
+                       prefopt::config_error);
+}
+
+TEST_CASE("select_chat_template: named lists, AddedToken, jinja file, reformatted templates") {
+  CHECK(select("llama3_named") == llama3_template());
+  CHECK(select("llama3_added_token") == llama3_template());
+  CHECK(select("jinja_file") == qwen2_5_template());
+  CHECK(select("qwen2_reformatted") == qwen2_template());  // renders the same (checked in the script)
+  CHECK(select("no_template", if_no_template::gpt2_plain) == gpt2_plain_template());
+  CHECK(config_special_token(load("llama3_added_token/tokenizer_config.json"), "bos_token") == "<|begin_of_text|>");
+  CHECK(config_special_token(load("qwen2/tokenizer_config.json"), "eos_token") == "<|im_end|>");
+  CHECK_FALSE(config_special_token(load("qwen2/tokenizer_config.json"), "bos_token").has_value());
+  // From JSON already read, where names the source.
+  CHECK(select_chat_template(load("chatml/tokenizer_config.json"), "my/config.json") == chatml_template());
+}
+
+TEST_CASE("select_chat_template errors say what is wrong and how to choose") {
+  const auto dir = prefopt::test::data_path("chat").string();
+  const auto unknown = config_error_of("llama3_1");
+  CHECK(unknown.starts_with(dir + "/llama3_1/tokenizer_config.json: field 'chat_template': unrecognised chat template "
+                                  "(it starts: \"{{- bos_token }}\\n"));
+  CHECK(unknown.find("choose it by name (chatml, qwen2, qwen2.5, llama3; gpt2-plain for plain text)") !=
+        std::string::npos);
+  CHECK(config_error_of("qwen2_changed").find("field 'chat_template': unrecognised chat template") !=
+        std::string::npos);
+  CHECK(config_error_of("no_template") ==
+        dir + "/no_template/tokenizer_config.json: has no chat_template; choose a template by name: chatml, qwen2, "
+              "qwen2.5, llama3, or gpt2-plain for a base model that has none");
+  CHECK(config_error_of("named_without_default") ==
+        dir + "/named_without_default/tokenizer_config.json: field 'chat_template': has named templates (rag, "
+              "tool_use) but none called 'default'; choose a built-in template by name (chatml, qwen2, qwen2.5, "
+              "llama3, gpt2-plain)");
+  CHECK(config_error_of("llama3_no_bos").starts_with(dir + "/llama3_no_bos/tokenizer_config.json: field 'bos_token': "
+                                                           "missing"));
+  CHECK_THROWS_AS((void)select("no_such_dir"), prefopt::io_error);
+  CHECK_THROWS_AS((void)select_chat_template(prefopt::test::data_path("chat/conversations.json")),
+                  prefopt::format_error);
+  CHECK_THROWS_AS((void)select_chat_template(json::array()), prefopt::config_error);
+}
+
+TEST_CASE("gpt2-plain: contents joined by the separator; EOS added by to_text") {
+  const auto t = gpt2_plain_template();
+  const messages prompt{{"system", "Be kind."}, {"user", "Q?"}};
+  const messages chosen{{"assistant", "Yes."}}, rejected{{"assistant", "No."}};
+  CHECK(render(t, prompt) == "Be kind.\n\nQ?");
+  CHECK(render(t, prompt, true) == "Be kind.\n\nQ?\n\n");
+  CHECK(render(t, messages{}, true).empty());
+  const auto pair = render_pair(t, prompt, chosen, rejected);
+  CHECK(pair.prompt == "Be kind.\n\nQ?\n\n");
+  CHECK(pair.chosen == "Yes.");
+  CHECK(pair.rejected == "No.");
+  const preference_record rec{.prompt = prompt, .chosen = chosen, .rejected = rejected};
+  const auto text = to_text(rec, t, "<|endoftext|>");
+  CHECK(text.prompt == "Be kind.\n\nQ?\n\n");
+  CHECK(text.chosen == "Yes.<|endoftext|>");
+  CHECK(text.rejected == "No.<|endoftext|>");
+  // Continuing an assistant message: no separator after it, the completion starts with one.
+  const auto cont = render_pair(gpt2_plain_template(" | "), {{"user", "Q"}, {"assistant", "Part"}}, chosen, rejected);
+  CHECK(cont.prompt == "Q | Part");
+  CHECK(cont.chosen == " | Yes.");
+}
+
+TEST_CASE("to_text: strings get EOS as TRL's trainers add it; chat templates keep their end of turn") {
+  const preference_record s{.prompt = "The sky is", .chosen = " blue.", .rejected = " green.</s>"};
+  const auto st = to_text(s, llama3_template(), "</s>");
+  CHECK(st.prompt == "The sky is");
+  CHECK(st.chosen == " blue.</s>");
+  CHECK(st.rejected == " green.</s>");
+  const preference_record c{.prompt = messages{{"user", "Hi"}},
+                            .chosen = messages{{"assistant", "Hello"}},
+                            .rejected = messages{{"assistant", "Bye"}}};
+  const auto ct = to_text(c, qwen2_template(), "<|im_end|>");
+  CHECK(ct.prompt ==
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n");
+  CHECK(ct.chosen == "Hello<|im_end|>\n");
+  const unpaired_record u{.prompt = "Q:", .completion = " A", .label = true};
+  CHECK(to_text(u, chatml_template(), "<eos>").completion == " A<eos>");
+  const unpaired_record uc{
+      .prompt = messages{{"user", "Q"}}, .completion = messages{{"assistant", " A "}}, .label = false};
+  const auto ut = to_text(uc, llama3_template(), "<|eot_id|>");
+  CHECK(ut.completion == "A<|eot_id|>");
+  const preference_record mixed{.prompt = "p", .chosen = messages{{"assistant", "x"}}, .rejected = "r"};
+  CHECK_THROWS_AS((void)to_text(mixed, chatml_template(), ""), prefopt::data_error);
+}
+
+TEST_CASE("records read from a file render through their template") {
+  const auto f = read_preference_file(prefopt::test::data_path("datasets/conversational.jsonl.gz"));
+  const auto& r = f.pairs().at(0);
+  const auto text = to_text(r, llama3_template(), "<|eot_id|>", prefopt::where_in(f.file, r.line));
+  CHECK(text.prompt == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat color is the sky?<|eot_id|>"
+                       "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  CHECK(text.chosen == "It is blue.<|eot_id|>");
+  CHECK(text.rejected == "It is green.<|eot_id|>");
+}
+
+TEST_CASE("rendering errors") {
+  CHECK_THROWS_WITH_AS(
+      (void)render_pair(chatml_template(), {}, {{"assistant", "a"}}, {{"assistant", "b"}}, "d.jsonl:4"),
+                       "d.jsonl:4: field 'prompt': empty prompt", prefopt::data_error);
+  CHECK_THROWS_WITH_AS((void)render_unpaired(llama3_template(), {{"system", "s"}}, {{"assistant", "a"}}, "d.jsonl:5"),
+                       "d.jsonl:5: field 'prompt': the prompt ends with a system message; it must end with a user, "
+                       "tool or assistant message",
+                       prefopt::data_error);
+  CHECK_THROWS_AS((void)render(chatml_template(), messages{{"user", "q"}}, true, true), prefopt::config_error);
+  CHECK_THROWS_AS((void)render(qwen2_5_template(), messages{}), prefopt::data_error);
+}
+
+TEST_CASE("Python's whitespace, as Jinja's trim and str.rstrip see it") {
+  using prefopt::data::detail::python_strip;
+  CHECK(python_strip(" \t\n\v\f\r\x1c\x1d\x1e\x1f x y \xc2\x85\xc2\xa0\xe1\x9a\x80\xe2\x80\x80\xe2\x80\x8a\xe2\x80\xa8"
+                     "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\x9f\xe3\x80\x80") == "x y");
+  // U+200B is not whitespace to Python.
+  CHECK(python_strip("\xe2\x80\x8bzero width\xe2\x80\x8b") == "\xe2\x80\x8bzero width\xe2\x80\x8b");
+  CHECK(python_strip("   ").empty());
+  // The common prefix stops before é/è, not inside them.
+  CHECK(prefopt::data::detail::common_prefix("na\xc3\xafve \xc3\xa9", "na\xc3\xafve \xc3\xa8") == 7);
+}
