@@ -56,7 +56,10 @@ class io_error : public error {
 // "file:line: field 'name'" — the usual place of a data error. Empty parts are left out.
 inline std::string where_in(const std::string& file, std::size_t line = 0, const std::string& field = {}) {
   std::string w = file;
-  if (line != 0) w += ":" + std::to_string(line);
+  if (line != 0) {
+    w += ':';
+    w += std::to_string(line);
+  }
   if (!field.empty()) w += (w.empty() ? "field '" : ": field '") + field + "'";
   return w;
 }
