@@ -37,7 +37,7 @@ inline std::vector<std::int32_t> tokenizer::encode(std::string_view text, bool a
   std::vector<detail::segment> raw, segments;
   st.added.split(text, st.added.raw, raw);
   for (auto& seg : raw) {
-    if (seg.id >= 0) segments.push_back(std::move(seg));
+    if (seg.id >= 0 || (st.normalizers.empty() && st.added.normalized.empty())) segments.push_back(std::move(seg));
     else st.added.split(st.normalize(seg.text), st.added.normalized, segments);
   }
 

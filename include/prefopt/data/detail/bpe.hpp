@@ -8,11 +8,11 @@
 // is itself in the vocabulary is emitted whole. Results for words under 256 bytes are cached.
 #pragma once
 
+#include <prefopt/data/detail/bpe_tables.hpp>
 #include <prefopt/data/detail/unicode.hpp>
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <queue>
 #include <span>
@@ -30,70 +30,48 @@ struct string_hash {
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
-// Word -> ids, shared by copies of a tokenizer; thread-safe; emptied when it reaches capacity.
-class word_cache {
-public:
-  explicit word_cache(std::size_t capacity = 10000) : capacity_(capacity) {}
-  bool get(std::string_view word, std::vector<std::int32_t>& out) const {
-    std::lock_guard lock(mutex_);
-    const auto it = map_.find(word);
-    if (it == map_.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
-  }
-  void put(std::string_view word, std::span<const std::int32_t> ids) {
-    std::lock_guard lock(mutex_);
-    if (map_.size() >= capacity_) map_.clear();
-    map_.emplace(std::string(word), std::vector<std::int32_t>(ids.begin(), ids.end()));
-  }
-
-private:
-  std::size_t capacity_;
-  mutable std::mutex mutex_;
-  string_map<std::vector<std::int32_t>> map_;
-};
-
 struct bpe_model {
-  struct merge_value {
-    std::uint32_t rank;
-    std::int32_t new_id;
-  };
+  using merge_value = pair_map::value;
   static constexpr std::size_t cache_max_word = 256;
 
   string_map<std::int32_t> vocab;
   std::unordered_map<std::int32_t, std::string> vocab_r;
-  std::unordered_map<std::uint64_t, merge_value> merges;
-  std::unordered_map<char32_t, std::int32_t> char_ids; // single-character tokens
+  pair_map merges;
+  std::vector<std::int32_t> low_char_ids;              // single-character tokens below U+0800 (-1: none)
+  std::unordered_map<char32_t, std::int32_t> char_ids; // the others
   bool ignore_merges = false;
   std::optional<std::int32_t> unk_id;
   bool fuse_unk = false;
 
-  static std::uint64_t pair_key(std::int32_t a, std::int32_t b) noexcept {
-    return (std::uint64_t{static_cast<std::uint32_t>(a)} << 32) | static_cast<std::uint32_t>(b);
-  }
+  static std::uint64_t pair_key(std::int32_t a, std::int32_t b) noexcept { return pair_map::key(a, b); }
 
   void index_characters() {
     char_ids.clear();
+    low_char_ids.assign(0x800, -1);
     for (const auto& [tok, id] : vocab) {
       const std::size_t n = unicode::utf8_sequence_length(tok, 0);
-      if (!tok.empty() && n == tok.size()) char_ids.emplace(unicode::decode_at(tok, 0, n), id);
+      if (tok.empty() || n != tok.size()) continue;
+      const char32_t c = unicode::decode_at(tok, 0, n);
+      if (c < low_char_ids.size()) low_char_ids[c] = id;
+      else char_ids.emplace(c, id);
     }
+  }
+
+  [[nodiscard]] std::int32_t char_id(char32_t c) const {
+    if (c < low_char_ids.size()) return low_char_ids[c];
+    const auto it = char_ids.find(c);
+    return it == char_ids.end() ? -1 : it->second;
   }
 
   // Appends the ids of `word` to out.
   void tokenize(std::string_view word, std::vector<std::int32_t>& out, word_cache* cache) const {
     if (word.empty()) return;
-    if (ignore_merges) {
-      const auto it = vocab.find(word);
-      if (it != vocab.end()) {
-        out.push_back(it->second);
-        return;
-      }
-    }
     const bool cacheable = cache != nullptr && word.size() < cache_max_word;
-    if (cacheable && cache->get(word, out)) return;
+    if (cacheable && cache->get(word, out)) return; // holds what the lines below gave before
     const std::size_t before = out.size();
-    merge_word(word, out);
+    const auto whole = ignore_merges ? vocab.find(word) : vocab.end();
+    if (whole != vocab.end()) out.push_back(whole->second);
+    else merge_word(word, out);
     if (cacheable) cache->put(word, std::span<const std::int32_t>(out).subspan(before));
   }
 
@@ -122,12 +100,12 @@ private:
     for (std::size_t i = 0; i < w.size();) {
       std::size_t n = unicode::utf8_sequence_length(w, i);
       if (n == 0) n = 1;
-      const auto it = char_ids.find(unicode::decode_at(w, i, n));
+      const std::int32_t id = char_id(unicode::decode_at(w, i, n));
       i += n;
-      if (it != char_ids.end()) {
+      if (id >= 0) {
         if (pending_unk) add(*unk_id);
         pending_unk = false;
-        add(it->second);
+        add(id);
       } else if (unk_id) {
         if (pending_unk && !fuse_unk) add(*unk_id);
         pending_unk = true;
@@ -137,8 +115,8 @@ private:
 
     std::priority_queue<queued, std::vector<queued>, std::greater<>> queue;
     for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
-      const auto m = merges.find(pair_key(sym[i].id, sym[i + 1].id));
-      if (m != merges.end()) queue.push({m->second.rank, static_cast<std::uint32_t>(i), m->second.new_id});
+      if (const auto* m = merges.find(pair_key(sym[i].id, sym[i + 1].id)))
+        queue.push({m->rank, static_cast<std::uint32_t>(i), m->new_id});
     }
     while (!queue.empty()) {
       const queued top = queue.top();
@@ -147,19 +125,19 @@ private:
       if (!cur.alive || cur.next < 0) continue;
       const auto next_pos = static_cast<std::size_t>(cur.next);
       const symbol right = sym[next_pos];
-      const auto m = merges.find(pair_key(cur.id, right.id));
-      if (m == merges.end() || m->second.new_id != top.new_id) continue; // stale entry
+      const auto* m = merges.find(pair_key(cur.id, right.id));
+      if (m == nullptr || m->new_id != top.new_id) continue; // stale entry
       cur.id = top.new_id;
       cur.next = right.next;
       sym[next_pos].alive = false;
       if (right.next >= 0) sym[static_cast<std::size_t>(right.next)].prev = static_cast<std::int32_t>(top.pos);
       if (cur.prev >= 0) {
-        const auto pm = merges.find(pair_key(sym[static_cast<std::size_t>(cur.prev)].id, cur.id));
-        if (pm != merges.end()) queue.push({pm->second.rank, static_cast<std::uint32_t>(cur.prev), pm->second.new_id});
+        if (const auto* pm = merges.find(pair_key(sym[static_cast<std::size_t>(cur.prev)].id, cur.id)))
+          queue.push({pm->rank, static_cast<std::uint32_t>(cur.prev), pm->new_id});
       }
       if (cur.next >= 0) {
-        const auto nm = merges.find(pair_key(cur.id, sym[static_cast<std::size_t>(cur.next)].id));
-        if (nm != merges.end()) queue.push({nm->second.rank, top.pos, nm->second.new_id});
+        if (const auto* nm = merges.find(pair_key(cur.id, sym[static_cast<std::size_t>(cur.next)].id)))
+          queue.push({nm->rank, top.pos, nm->new_id});
       }
     }
     for (const symbol& s : sym)

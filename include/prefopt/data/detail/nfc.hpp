@@ -3,7 +3,8 @@
 // NFC(s) = compose(reorder(decompose(s))) as in UAX #15: every code point is replaced by its full
 // canonical decomposition (Hangul syllables algorithmically), runs of non-starters are sorted
 // stably by canonical combining class, and then each character is composed with the last
-// starter when that starter is not blocked and the pair is a primary composite.
+// starter when that starter is not blocked and the pair is a primary composite. Runs of
+// characters NFC cannot change are copied without that work.
 // Tables: unicode_tables.hpp (Unicode 16.0). The composition lookup is built once per
 // nfc_normalizer object (the tokenizer owns one), so there is no global state.
 #pragma once
@@ -22,24 +23,62 @@ namespace prefopt::data::detail {
 
 class nfc_normalizer {
 public:
-  nfc_normalizer() {
-    for (const auto& d : unicode::canonical_decomposition)
-      if (d.composes) compositions_.emplace_back(key(d.first, d.second), d.cp);
+  nfc_normalizer() : unstable_low_(0x10000, false) {
+    auto mark = [&](char32_t c) {
+      if (c < unstable_low_.size()) unstable_low_[c] = true;
+      else unstable_high_.push_back(c);
+    };
+    for (const auto& d : unicode::canonical_decomposition) {
+      if (d.composes) {
+        compositions_.emplace_back(key(d.first, d.second), d.cp);
+        mark(d.second); // may compose with what precedes it
+      } else {
+        mark(d.cp); // singletons and composition exclusions never survive NFC
+      }
+    }
+    for (const auto& r : unicode::combining_class)
+      for (char32_t c = r.lo; c <= r.hi; ++c) mark(c); // may be reordered
+    for (char32_t c = v_base; c < v_base + v_count; ++c) mark(c);     // Hangul vowels and
+    for (char32_t c = t_base + 1; c < t_base + t_count; ++c) mark(c); // trailing consonants compose
     std::sort(compositions_.begin(), compositions_.end());
+    std::sort(unstable_high_.begin(), unstable_high_.end());
   }
 
-  // NFC of valid UTF-8 text. ASCII text is returned unchanged without decoding.
+  // NFC of valid UTF-8 text. Text is cut before every "stable" character (a starter that is
+  // unchanged by NFC and never composes with what precedes it): nothing crosses such a cut, so
+  // only the pieces holding other characters go through decompose/reorder/compose.
   [[nodiscard]] std::string normalize(std::string_view text) const {
     if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0xC0; }))
       return std::string(text); // only ASCII (no lead byte of a multi-byte sequence)
     std::vector<char32_t> cps;
     unicode::decode_utf8(text, cps, nullptr);
-    std::vector<char32_t> decomposed;
-    decomposed.reserve(cps.size() + 8);
-    for (char32_t c : cps) decompose(c, decomposed);
-    reorder(decomposed);
-    compose(decomposed);
-    return unicode::encode_utf8(decomposed);
+    std::vector<char32_t> out, piece;
+    out.reserve(cps.size() + 8);
+    std::size_t start = 0;
+    bool dirty = false, changed = false;
+    auto flush = [&](std::size_t end) {
+      changed = changed || dirty;
+      if (!dirty) {
+        out.insert(out.end(), cps.begin() + static_cast<std::ptrdiff_t>(start), cps.begin() + static_cast<std::ptrdiff_t>(end));
+        return;
+      }
+      piece.clear();
+      for (std::size_t i = start; i < end; ++i) decompose(cps[i], piece);
+      reorder(piece);
+      compose(piece);
+      out.insert(out.end(), piece.begin(), piece.end());
+    };
+    for (std::size_t i = 0; i < cps.size(); ++i) {
+      if (unstable(cps[i])) {
+        dirty = true;
+      } else if (i > start) {
+        flush(i);
+        start = i;
+        dirty = false;
+      }
+    }
+    flush(cps.size());
+    return changed ? unicode::encode_utf8(out) : std::string(text);
   }
 
   [[nodiscard]] static std::uint8_t combining_class(char32_t c) noexcept {
@@ -126,7 +165,14 @@ private:
     s.resize(out);
   }
 
+  [[nodiscard]] bool unstable(char32_t c) const {
+    if (c < unstable_low_.size()) return unstable_low_[c];
+    return std::binary_search(unstable_high_.begin(), unstable_high_.end(), c);
+  }
+
   std::vector<std::pair<std::uint64_t, char32_t>> compositions_;
+  std::vector<bool> unstable_low_;     // below U+10000
+  std::vector<char32_t> unstable_high_; // sorted, from U+10000
 };
 
 } // namespace prefopt::data::detail

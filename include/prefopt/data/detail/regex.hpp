@@ -44,6 +44,7 @@ public:
     r.progs_.emplace_back();
     r.emit(tree.root, 0);
     r.progs_[0].push_back({op::match, 0, 0, 0});
+    r.compute_start_sets();
     return r;
   }
 
@@ -89,8 +90,72 @@ private:
   };
   static constexpr std::size_t max_program = std::size_t{1} << 20;
 
+  // What a branch can start with: for each instruction of each program, the characters below
+  // 256 that the first consuming step may accept, whether it may accept any character from 256
+  // up, and whether it can succeed without consuming (then nothing is ruled out).
+  struct start_set {
+    std::bitset<256> low;
+    bool wide = false;
+    bool nullable = false;
+  };
+
   std::vector<std::vector<inst>> progs_;
   std::vector<compiled_class> classes_;
+  std::vector<std::vector<start_set>> starts_;
+
+  void compute_start_sets() {
+    starts_.assign(progs_.size(), {});
+    for (std::size_t prog = 0; prog < progs_.size(); ++prog) {
+      std::vector<std::uint8_t> state(progs_[prog].size(), 0); // 0 new, 1 in progress, 2 done
+      starts_[prog].resize(progs_[prog].size());
+      for (std::uint32_t pc = 0; pc < progs_[prog].size(); ++pc) start_of(prog, pc, state);
+    }
+  }
+
+  const start_set& start_of(std::size_t prog, std::uint32_t pc, std::vector<std::uint8_t>& state) {
+    start_set& s = starts_[prog][pc];
+    if (state[pc] == 2) return s;
+    if (state[pc] == 1) { // a cycle without consuming cannot happen; be safe anyway
+      s.nullable = true;
+      return s;
+    }
+    state[pc] = 1;
+    const inst in = progs_[prog][pc];
+    switch (in.code) {
+    case op::literal:
+      if (in.a < 256) s.low.set(in.a);
+      else s.wide = true;
+      break;
+    case op::literal_icase:
+      for (char32_t c = 0; c < 256; ++c)
+        if (unicode::fold_case(c) == in.a) s.low.set(c);
+      s.wide = true;
+      break;
+    case op::cls: s.low = classes_[in.a].low; s.wide = true; break;
+    case op::cls_icase: s.low = classes_[in.a].low_icase; s.wide = true; break;
+    case op::any: s.low.set(); s.wide = true; break;
+    case op::any_nl: s.low.set(); s.low.reset('\n'); s.wide = true; break;
+    case op::split: {
+      const start_set a = start_of(prog, in.a, state), b = start_of(prog, in.b, state);
+      s.low = a.low | b.low;
+      s.wide = a.wide || b.wide;
+      s.nullable = a.nullable || b.nullable;
+      break;
+    }
+    case op::jump: s = start_of(prog, in.a, state); break;
+    case op::anchor: case op::look: case op::look_neg: s = start_of(prog, pc + 1, state); break; // zero width
+    case op::match: case op::atomic: s.nullable = true; break;
+    }
+    state[pc] = 2;
+    return starts_[prog][pc];
+  }
+
+  [[nodiscard]] bool may_start(std::size_t prog, std::uint32_t pc, std::span<const char32_t> t, std::size_t p) const {
+    const start_set& s = starts_[prog][pc];
+    if (s.nullable) return true;
+    if (p >= t.size()) return false;
+    return t[p] < 256 ? s.low.test(t[p]) : s.wide;
+  }
 
   std::uint32_t push(std::size_t prog, inst in) {
     auto& code = progs_[prog];
@@ -216,7 +281,14 @@ private:
         case op::cls_icase: alive = p < n && class_has(in.a, true, t[p]); ++p; ++pc; break;
         case op::any: alive = p < n; ++p; ++pc; break;
         case op::any_nl: alive = p < n && t[p] != '\n'; ++p; ++pc; break;
-        case op::split: stack.push_back({in.b, static_cast<std::uint32_t>(p)}); pc = in.a; break;
+        case op::split: {
+          // Only branches that can start with the next character are tried.
+          const bool a = may_start(prog, in.a, t, p), b = may_start(prog, in.b, t, p);
+          if (a && b) stack.push_back({in.b, static_cast<std::uint32_t>(p)});
+          alive = a || b;
+          pc = a ? in.a : in.b;
+          break;
+        }
         case op::jump: pc = in.a; break;
         case op::match:
           end = p;
@@ -246,7 +318,7 @@ private:
   std::optional<match> search(std::span<const char32_t> t, std::size_t from, std::vector<frame>& stack) const {
     for (std::size_t s = from; s <= t.size(); ++s) {
       std::size_t e = 0;
-      if (run(0, t, s, e, stack)) return match{s, e};
+      if (may_start(0, 0, t, s) && run(0, t, s, e, stack)) return match{s, e};
     }
     return std::nullopt;
   }
