@@ -203,6 +203,10 @@ TEST_CASE("regex engine: tricky cases") {
   CHECK(matches(R"(x*)", "ab").empty());                             // empty matches only
   CHECK(matches(R"([\w&&[^aeiou]]+)", "queue") == m{{0, 1}});
   CHECK(matches(R"(\x{1F600}+)", "\U0001F600\U0001F600a") == m{{0, 2}});
+  CHECK(matches(R"(\n?^x?)", "a\nx\n") == m{{1, 3}}); // ^ holds after a newline, but not after the final one
+  CHECK(matches(R"(a$)", "a\na") == m{{0, 1}, {2, 3}});
+  // Catastrophic backtracking stops where Oniguruma's retry limit stops it.
+  CHECK_THROWS_AS(matches("(a|a)+b", std::string(40, 'a')), prefopt::data_error);
   // A long whitespace run is linear work, not quadratic: 200k spaces then a word.
   const std::string spaces(200000, ' ');
   CHECK(matches(R"(\s+(?!\S)|\s+)", spaces + "x") == m{{0, 199999}, {199999, 200000}});

@@ -8,7 +8,8 @@
 // The pattern is compiled (regex_syntax.hpp) into a program of a few instruction kinds run by a
 // depth-first backtracking machine with an explicit stack; lookahead and atomic groups run as
 // sub-programs. Quantified sub-patterns must not match the empty string (checked at compile
-// time), so every loop makes progress.
+// time), so every loop makes progress. A match attempt that backtracks more than ten million
+// times throws data_error, as Oniguruma gives up at the same default limit.
 #pragma once
 
 #include <prefopt/core/error.hpp>
@@ -89,6 +90,7 @@ private:
     std::uint32_t pos;
   };
   static constexpr std::size_t max_program = std::size_t{1} << 20;
+  static constexpr std::size_t retry_limit = 10'000'000; // Oniguruma's default retry-limit-in-match
 
   // What a branch can start with: for each instruction of each program, the characters below
   // 256 that the first consuming step may accept, whether it may accept any character from 256
@@ -247,7 +249,7 @@ private:
     using an = rx::node::anchor;
     const std::size_t n = t.size();
     switch (a) {
-    case an::line_begin: return p == 0 || t[p - 1] == '\n';
+    case an::line_begin: return p == 0 || (t[p - 1] == '\n' && p < n); // not after a final newline
     case an::line_end: return p == n || t[p] == '\n';
     case an::text_begin: return p == 0;
     case an::text_end: return p == n;
@@ -263,7 +265,9 @@ private:
   }
 
   // Runs program `prog` anchored at `pos`; on success stores the end of the first match found.
-  bool run(std::size_t prog, std::span<const char32_t> t, std::size_t pos, std::size_t& end, std::vector<frame>& stack) const {
+  // `retries` counts backtracking steps of the current match attempt (sub-programs included).
+  bool run(std::size_t prog, std::span<const char32_t> t, std::size_t pos, std::size_t& end, std::vector<frame>& stack,
+           std::size_t& retries) const {
     const std::vector<inst>& code = progs_[prog];
     const std::size_t base = stack.size();
     const std::size_t n = t.size();
@@ -272,6 +276,9 @@ private:
       std::uint32_t pc = stack.back().pc;
       std::size_t p = stack.back().pos;
       stack.pop_back();
+      if (++retries > retry_limit)
+        throw data_error("regex", "backtracking limit exceeded (" + std::to_string(retry_limit) +
+                                      " steps at one position, as Oniguruma's retry-limit-in-match)");
       for (bool alive = true; alive;) {
         const inst& in = code[pc];
         switch (in.code) {
@@ -298,13 +305,13 @@ private:
         case op::look:
         case op::look_neg: {
           std::size_t e = 0;
-          alive = run(in.a, t, p, e, stack) == (in.code == op::look);
+          alive = run(in.a, t, p, e, stack, retries) == (in.code == op::look);
           ++pc;
           break;
         }
         case op::atomic: {
           std::size_t e = 0;
-          alive = run(in.a, t, p, e, stack);
+          alive = run(in.a, t, p, e, stack, retries);
           p = e;
           ++pc;
           break;
@@ -318,7 +325,8 @@ private:
   std::optional<match> search(std::span<const char32_t> t, std::size_t from, std::vector<frame>& stack) const {
     for (std::size_t s = from; s <= t.size(); ++s) {
       std::size_t e = 0;
-      if (may_start(0, 0, t, s) && run(0, t, s, e, stack)) return match{s, e};
+      std::size_t retries = 0;
+      if (may_start(0, 0, t, s) && run(0, t, s, e, stack, retries)) return match{s, e};
     }
     return std::nullopt;
   }

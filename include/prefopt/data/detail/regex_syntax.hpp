@@ -14,7 +14,10 @@
 //                         {..}+ repeats the interval again, as Ruby reads it
 // Not supported (error): backreferences, lookbehind, conditionals, POSIX brackets, \R \X \K \G,
 // other Unicode properties, and quantified sub-patterns that can match the empty string.
-// Case-insensitive matching uses simple case folding (no multi-character folds such as ß ~ ss).
+// Case-insensitive matching uses simple case folding: unlike Oniguruma, a literal "ss" does not
+// match "ß", nor does a bracket class holding ß match the two characters "ss" or "ſs" (no
+// multi-character folds). The (?i:'s|'t|'re|'ve|'m|'ll|'d) group of Llama-3 and Qwen2 is not
+// affected: no character folds to a piece of those strings.
 #pragma once
 
 #include <prefopt/core/error.hpp>
