@@ -28,8 +28,8 @@ vocabulary), llama3 (Split with Llama-3's pattern + ByteLevel, ignore_merges, 25
 TemplateProcessing with <|begin_of_text|>, merges as ["a", "b"] pairs, extra vocabulary entries
 that only ignore_merges reaches), qwen2 (NFC, Split with Qwen2's pattern + ByteLevel, Qwen2.5's 22
 added tokens of which 8 are not special), variants (every Split behavior, String patterns,
-invert, ByteLevel add_prefix_space, lstrip/rstrip/single_word/normalized added tokens),
-charlevel (no ByteLevel, unk_token with fuse_unk, no decoder).
+invert, Digits, ByteLevel add_prefix_space, lstrip/rstrip/single_word/normalized added tokens),
+charlevel (no ByteLevel, Digits one by one, unk_token with fuse_unk, no decoder).
 """
 import argparse
 import json
@@ -316,7 +316,7 @@ def family_variants(texts):
     steps = [split(r"[;|]", "Removed"), split("--", "MergedWithNext", kind="String"),
              split(r"\.+", "MergedWithPrevious"), split(r"\p{N}", "Contiguous", invert=True),
              split(r"(?i:x+)|(?>ab|a)c|q*?z|\bw\B|[\p{Nd}&&[^5-9]]|[^\P{L}a-z]{2,}", "Isolated"),
-             byte_level(True, True, True)]
+             {"type": "Digits", "individual_digits": False}, byte_level(True, True, True)]
     pre = {"type": "Sequence", "pretokenizers": steps}
     lib_pre = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(r"[;|]"), "removed"), pre_tokenizers.Split("--", "merged_with_next"),
@@ -340,7 +340,7 @@ def family_variants(texts):
 
 
 def family_charlevel(texts):
-    pre = split(r"\s+", "Removed")
+    pre = {"type": "Sequence", "pretokenizers": [split(r"\s+", "Removed"), {"type": "Digits", "individual_digits": True}]}
     ascii_texts = ["".join(c for c in t if ord(c) < 0x7F) for t in texts]
     vocab, merges = train(pre_tokenizers.Split(Regex(r"\s+"), "removed"), None, ascii_texts, 300, byte_alphabet=False)
     vocab["<unk>"] = len(vocab)

@@ -4,7 +4,7 @@
 // "tokenizer.json: field 'model.type'"):
 //   normalizer       null | NFC | Sequence{normalizers}
 //   pre_tokenizer    null | ByteLevel{add_prefix_space, use_regex} | Split{pattern {Regex|String},
-//                    behavior, invert} | Sequence{pretokenizers}
+//                    behavior, invert} | Digits{individual_digits} | Sequence{pretokenizers}
 //   model            BPE{vocab, merges ("a b" strings or ["a", "b"] pairs), ignore_merges,
 //                    unk_token, fuse_unk}; dropout must be null or 0, byte_fallback false,
 //                    continuing_subword_prefix / end_of_word_suffix null or ""
@@ -109,8 +109,12 @@ private:
       st.pre_tokenizers.emplace_back(std::move(s));
     } else if (type == "Split") {
       st.pre_tokenizers.emplace_back(read_split(j, path));
+    } else if (type == "Digits") { // numeric characters (Rust's char::is_numeric = \p{N}), one by one or in runs
+      const bool individual = bool_member(j, path, "individual_digits", false);
+      st.pre_tokenizers.emplace_back(split_step{regex::compile(R"(\p{N})", source_),
+                                                individual ? split_behavior::isolated : split_behavior::contiguous, false});
     } else {
-      fail(path_of(path, "type"), "unsupported pre_tokenizer '" + type + "' (supported: ByteLevel, Split, Sequence)");
+      fail(path_of(path, "type"), "unsupported pre_tokenizer '" + type + "' (supported: ByteLevel, Split, Digits, Sequence)");
     }
   }
 
