@@ -38,6 +38,7 @@ import random
 import sys
 import time
 
+import tokenizers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -456,7 +457,8 @@ def write_family(name, doc, strings, r, extra_nofuse=False):
             f.write(compact({"ids": ids, "skip": skip, "text": tok.decode(ids, skip_special_tokens=skip)}) + "\n")
     decoder = tok.get_added_tokens_decoder()
     sample = {str(i): tok.id_to_token(i) for i in sorted({0, 1, 100, 255, vocab_size // 2, vocab_size - 1})}
-    meta = {"vocab_size": vocab_size, "special_prefix": prefix, "special_suffix": suffix,
+    meta = {"library": f"tokenizers {tokenizers.__version__}", "vocab_size": vocab_size,
+            "special_prefix": prefix, "special_suffix": suffix,
             "added": [{"content": t.content, "id": i, "special": t.special, "token": tok.id_to_token(i)}
                       for i, t in sorted(decoder.items())],
             "id_to_token": sample}

@@ -34,6 +34,7 @@ public:
   static regex compile(std::string_view pattern, const std::string& where) {
     rx::ast tree = rx::parser(pattern, where).parse();
     regex r;
+    r.where_ = where;
     for (auto& c : tree.classes) {
       compiled_class cc{std::move(c), {}, {}};
       for (char32_t x = 0; x < 256; ++x) {
@@ -101,142 +102,26 @@ private:
     bool nullable = false;
   };
 
+  std::string where_; // for errors
   std::vector<std::vector<inst>> progs_;
   std::vector<compiled_class> classes_;
   std::vector<std::vector<start_set>> starts_;
 
-  void compute_start_sets() {
-    starts_.assign(progs_.size(), {});
-    for (std::size_t prog = 0; prog < progs_.size(); ++prog) {
-      std::vector<std::uint8_t> state(progs_[prog].size(), 0); // 0 new, 1 in progress, 2 done
-      starts_[prog].resize(progs_[prog].size());
-      for (std::uint32_t pc = 0; pc < progs_[prog].size(); ++pc) start_of(prog, pc, state);
-    }
-  }
-
-  const start_set& start_of(std::size_t prog, std::uint32_t pc, std::vector<std::uint8_t>& state) {
-    start_set& s = starts_[prog][pc];
-    if (state[pc] == 2) return s;
-    if (state[pc] == 1) { // a cycle without consuming cannot happen; be safe anyway
-      s.nullable = true;
-      return s;
-    }
-    state[pc] = 1;
-    const inst in = progs_[prog][pc];
-    switch (in.code) {
-    case op::literal:
-      if (in.a < 256) s.low.set(in.a);
-      else s.wide = true;
-      break;
-    case op::literal_icase:
-      for (char32_t c = 0; c < 256; ++c)
-        if (unicode::fold_case(c) == in.a) s.low.set(c);
-      s.wide = true;
-      break;
-    case op::cls: s.low = classes_[in.a].low; s.wide = true; break;
-    case op::cls_icase: s.low = classes_[in.a].low_icase; s.wide = true; break;
-    case op::any: s.low.set(); s.wide = true; break;
-    case op::any_nl: s.low.set(); s.low.reset('\n'); s.wide = true; break;
-    case op::split: {
-      const start_set a = start_of(prog, in.a, state), b = start_of(prog, in.b, state);
-      s.low = a.low | b.low;
-      s.wide = a.wide || b.wide;
-      s.nullable = a.nullable || b.nullable;
-      break;
-    }
-    case op::jump: s = start_of(prog, in.a, state); break;
-    case op::anchor: case op::look: case op::look_neg: s = start_of(prog, pc + 1, state); break; // zero width
-    case op::match: case op::atomic: s.nullable = true; break;
-    }
-    state[pc] = 2;
-    return starts_[prog][pc];
-  }
+  // Compilation (regex_compile.hpp).
+  void compute_start_sets();
+  const start_set& start_of(std::size_t prog, std::uint32_t pc, std::vector<std::uint8_t>& state);
+  std::uint32_t push(std::size_t prog, inst in);
+  std::uint32_t here(std::size_t prog) const { return static_cast<std::uint32_t>(progs_[prog].size()); }
+  std::uint32_t sub_program(const rx::node& body);
+  void emit(const rx::node& n, std::size_t prog);
+  void set_split(std::size_t prog, std::uint32_t s, bool greedy, std::uint32_t body, std::uint32_t skip);
+  void emit_repeat(const rx::node& n, std::size_t prog);
 
   [[nodiscard]] bool may_start(std::size_t prog, std::uint32_t pc, std::span<const char32_t> t, std::size_t p) const {
     const start_set& s = starts_[prog][pc];
     if (s.nullable) return true;
     if (p >= t.size()) return false;
     return t[p] < 256 ? s.low.test(t[p]) : s.wide;
-  }
-
-  std::uint32_t push(std::size_t prog, inst in) {
-    auto& code = progs_[prog];
-    if (code.size() >= max_program) throw format_error("regex", "pattern compiles to too large a program");
-    code.push_back(in);
-    return static_cast<std::uint32_t>(code.size() - 1);
-  }
-  std::uint32_t here(std::size_t prog) const { return static_cast<std::uint32_t>(progs_[prog].size()); }
-
-  std::uint32_t sub_program(const rx::node& body) {
-    const std::size_t idx = progs_.size();
-    progs_.emplace_back();
-    emit(body, idx);
-    push(idx, {op::match, 0, 0, 0});
-    return static_cast<std::uint32_t>(idx);
-  }
-
-  void emit(const rx::node& n, std::size_t prog) {
-    using k = rx::node::kind;
-    switch (n.k) {
-    case k::empty: return;
-    case k::literal: push(prog, {n.icase ? op::literal_icase : op::literal, 0, n.ch, 0}); return;
-    case k::cls: push(prog, {n.icase ? op::cls_icase : op::cls, 0, static_cast<std::uint32_t>(n.cls), 0}); return;
-    case k::any: push(prog, {n.dotall ? op::any : op::any_nl, 0, 0, 0}); return;
-    case k::assertion: push(prog, {op::anchor, static_cast<std::uint8_t>(n.where), 0, 0}); return;
-    case k::concat:
-      for (const auto& kid : n.kids) emit(kid, prog);
-      return;
-    case k::alternate: {
-      std::vector<std::uint32_t> jumps;
-      for (std::size_t i = 0; i + 1 < n.kids.size(); ++i) {
-        const auto s = push(prog, {op::split, 0, 0, 0});
-        progs_[prog][s].a = here(prog);
-        emit(n.kids[i], prog);
-        jumps.push_back(push(prog, {op::jump, 0, 0, 0}));
-        progs_[prog][s].b = here(prog);
-      }
-      emit(n.kids.back(), prog);
-      for (auto j : jumps) progs_[prog][j].a = here(prog);
-      return;
-    }
-    case k::look: push(prog, {n.negate ? op::look_neg : op::look, 0, sub_program(n.kids[0]), 0}); return;
-    case k::atomic: push(prog, {op::atomic, 0, sub_program(n.kids[0]), 0}); return;
-    case k::repeat: emit_repeat(n, prog); return;
-    }
-  }
-
-  // A split preferring `body` (greedy) or `skip` (lazy).
-  void set_split(std::size_t prog, std::uint32_t s, bool greedy, std::uint32_t body, std::uint32_t skip) {
-    progs_[prog][s].a = greedy ? body : skip;
-    progs_[prog][s].b = greedy ? skip : body;
-  }
-
-  void emit_repeat(const rx::node& n, std::size_t prog) {
-    if (n.possessive) {
-      rx::node plain = n;
-      plain.possessive = false;
-      const auto sub = static_cast<std::uint32_t>(progs_.size());
-      progs_.emplace_back();
-      emit_repeat(plain, sub);
-      push(sub, {op::match, 0, 0, 0});
-      push(prog, {op::atomic, 0, sub, 0});
-      return;
-    }
-    const rx::node& body = n.kids[0];
-    for (int i = 0; i < n.min; ++i) emit(body, prog);
-    if (n.max < 0) {
-      const auto s = push(prog, {op::split, 0, 0, 0});
-      emit(body, prog);
-      push(prog, {op::jump, 0, s, 0});
-      set_split(prog, s, n.greedy, s + 1, here(prog));
-      return;
-    }
-    std::vector<std::uint32_t> splits;
-    for (int i = n.min; i < n.max; ++i) {
-      splits.push_back(push(prog, {op::split, 0, 0, 0}));
-      emit(body, prog);
-    }
-    for (auto s : splits) set_split(prog, s, n.greedy, s + 1, here(prog));
   }
 
   [[nodiscard]] bool class_has(std::uint32_t idx, bool icase, char32_t c) const {
@@ -333,3 +218,5 @@ private:
 };
 
 } // namespace prefopt::data::detail
+
+#include <prefopt/data/detail/regex_compile.hpp>
