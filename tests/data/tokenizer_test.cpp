@@ -290,6 +290,18 @@ TEST_CASE("encode round-trips through decode for byte-level families without a n
   }
 }
 
+TEST_CASE("long whitespace runs and long words round-trip without quadratic work") {
+  // Each text is one long pre-token or a long run of them; a quadratic step would not finish.
+  std::string mixed;
+  for (int i = 0; i < 50000; ++i) mixed += i % 7 == 0 ? "\r\n" : (i % 3 == 0 ? "\t" : " ");
+  const std::vector<std::string> texts{std::string(300000, ' ') + "x", mixed + "end", std::string(200000, 'a'),
+                                       std::string(100000, '!') + "\n\n", std::string(150000, '7')};
+  for (const std::string family : {"gpt2", "llama3", "qwen2"}) {
+    const tokenizer tok = load(family);
+    for (const auto& text : texts) CHECK_MESSAGE(tok.decode(tok.encode(text)) == text, family);
+  }
+}
+
 TEST_CASE("invalid UTF-8 and unknown ids are data errors") {
   const tokenizer tok = load("gpt2");
   CHECK_THROWS_AS((void)tok.encode("abc\xff"), prefopt::data_error);
