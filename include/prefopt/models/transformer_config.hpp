@@ -92,7 +92,8 @@ struct transformer_config {
       j["intermediate_size"] = intermediate;
       j["max_position_embeddings"] = max_positions;
       j["rms_norm_eps"] = norm_eps;
-      j["rope_theta"] = rope_theta;
+      if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) j["rope_parameters"]["rope_theta"] = rope_theta;
+      else j["rope_theta"] = rope_theta;
       j["tie_word_embeddings"] = tie_word_embeddings;
       if (model_type != "qwen2") j["attention_bias"] = attention_bias;
       j["mlp_bias"] = mlp_bias;
@@ -168,17 +169,25 @@ struct transformer_config {
       if (c.model_type == "mistral" && !get("sliding_window", nlohmann::json()).is_null() &&
           get("sliding_window", 0) < c.max_positions)
         throw config_error(where + ": field 'sliding_window'", "sliding-window attention is not supported");
-      const auto rs = j.find("rope_scaling");
-      if (rs != j.end() && !rs->is_null()) {
-        const std::string type = rs->value("rope_type", rs->value("type", std::string()));
+      // Rotary settings: transformers ≥ 5 writes "rope_parameters" {rope_theta, rope_type, ...};
+      // older files have "rope_theta" and "rope_scaling".
+      nlohmann::json rope = j.contains("rope_parameters") && j["rope_parameters"].is_object() ? j["rope_parameters"]
+                            : j.contains("rope_scaling") && j["rope_scaling"].is_object()      ? j["rope_scaling"]
+                                                                                               : nlohmann::json::object();
+      const std::string rope_key = j.contains("rope_parameters") ? "rope_parameters" : "rope_scaling";
+      try {
+        if (rope.contains("rope_theta")) c.rope_theta = rope["rope_theta"].get<double>();
+        const std::string type = rope.value("rope_type", rope.value("type", std::string("default")));
         if (type == "llama3") {
-          c.rope_factor = rs->value("factor", 8.0);
-          c.rope_low_freq_factor = rs->value("low_freq_factor", 1.0);
-          c.rope_high_freq_factor = rs->value("high_freq_factor", 4.0);
-          c.rope_original_max_positions = rs->value("original_max_position_embeddings", 8192);
+          c.rope_factor = rope.value("factor", 8.0);
+          c.rope_low_freq_factor = rope.value("low_freq_factor", 1.0);
+          c.rope_high_freq_factor = rope.value("high_freq_factor", 4.0);
+          c.rope_original_max_positions = rope.value("original_max_position_embeddings", 8192);
         } else if (type != "default") {
-          throw config_error(where + ": field 'rope_scaling'", "rope_type '" + type + "' is not supported (llama3 only)");
+          throw config_error(where + ": field '" + rope_key + ".rope_type'", "'" + type + "' is not supported (default, llama3)");
         }
+      } catch (const nlohmann::json::exception& e) {
+        throw config_error(where + ": field '" + rope_key + "'", std::string("has a field of the wrong type: ") + e.what());
       }
     } else {
       throw config_error(where + ": field 'model_type'",
