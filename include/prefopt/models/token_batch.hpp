@@ -11,6 +11,12 @@
 //   prefix-shared: one row [p c r]; c at positions |p|.., r at positions |p|.. again, segments
 //                  0 / 1 / 2; the last prompt token predicts both c₀ and r₀.
 // Output sequences of a pair batch: the B chosen completions first, then the B rejected ones.
+//
+// Padding (optional, pad_to_multiple_of > 1): each row is followed by pad tokens until its length is
+// a multiple of N, for kernels that want aligned row lengths. A pad token has id pad_id, position 0
+// (valid for any position table) and segment −1: attention gives it no keys and no token attends to
+// it (core/transformer_ops.hpp), it predicts nothing and nothing predicts it, so sequence log-probs
+// are those of the unpadded batch.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +66,14 @@ struct token_batch {
     row_offsets.push_back(std::int32_t(tokens.size()));
   }
 
+  // Pads the last row (see the top of this file) to a multiple of `multiple` tokens; ≤ 1: nothing.
+  void pad_last_row(int multiple, std::int32_t pad_id) {
+    if (multiple <= 1 || rows() == 0) return;
+    const auto length = row_offsets.back() - row_offsets[row_offsets.size() - 2];
+    for (auto n = (multiple - length % multiple) % multiple; n > 0; --n) push(pad_id, 0, -1);
+    row_offsets.back() = std::int32_t(tokens.size());
+  }
+
   // Completion tokens scored per output sequence.
   [[nodiscard]] std::vector<int> completion_tokens() const {
     std::vector<int> n(std::size_t(sequences), 0);
@@ -81,7 +95,9 @@ struct tokenized_pair {
 };
 
 // Packs pairs for a transformer: sequence i is pair i's chosen completion, B + i its rejected one.
-inline token_batch pack_pairs(const std::vector<tokenized_pair>& pairs, bool prefix_sharing) {
+// With pad_to_multiple_of > 1 every row is padded with pad_id tokens (see the top of this file).
+inline token_batch pack_pairs(const std::vector<tokenized_pair>& pairs, bool prefix_sharing, int pad_to_multiple_of = 0,
+                              std::int32_t pad_id = 0) {
   token_batch b;
   const auto n = std::int32_t(pairs.size());
   for (std::int32_t i = 0; i < n; ++i) {
@@ -94,9 +110,13 @@ inline token_batch pack_pairs(const std::vector<tokenized_pair>& pairs, bool pre
     } else {
       b.add_row(p.prompt, {&p.chosen}, {i});
     }
+    b.pad_last_row(pad_to_multiple_of, pad_id);
   }
   if (!prefix_sharing)
-    for (std::int32_t i = 0; i < n; ++i) b.add_row(pairs[std::size_t(i)].prompt, {&pairs[std::size_t(i)].rejected}, {n + i});
+    for (std::int32_t i = 0; i < n; ++i) {
+      b.add_row(pairs[std::size_t(i)].prompt, {&pairs[std::size_t(i)].rejected}, {n + i});
+      b.pad_last_row(pad_to_multiple_of, pad_id);
+    }
   b.sequences = 2 * n;
   return b;
 }
