@@ -1,0 +1,174 @@
+// prefopt/train/config.hpp — the run configuration of `prefopt train`, reflected with Boost.Hana.
+//
+// One source of truth: these structs are read from run.json (unknown keys and wrong types are
+// errors naming the key), overridden with `--set key.path=value`, printed with every default by
+// `prefopt train --print-config`, and validated (impossible values name their field).
+// Defaults follow TRL's DPOConfig and Hugging Face's TrainingArguments where they have one.
+#pragma once
+
+#include <boost/hana/define_struct.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/error.hpp"
+#include "prefopt/core/reflect.hpp"
+
+namespace prefopt::train {
+
+struct data_config {
+  BOOST_HANA_DEFINE_STRUCT(data_config,
+    (std::string, train),                      // JSONL (.jsonl or .jsonl.gz) in one of TRL's formats
+    (std::optional<std::string>, eval),        // held-out pairs; none: split eval_fraction off train
+    (double, eval_fraction),                   // share of train held out when eval is not given
+    (std::optional<std::string>, tokenizer),   // tokenizer.json (default: the model directory's)
+    (std::string, chat_template),              // auto (from tokenizer_config.json), chatml, qwen2, qwen2_5, llama3, gpt2_plain
+    (std::optional<int>, max_length),          // prompt + completion tokens (TRL: 1024)
+    (std::optional<int>, max_prompt_length),
+    (bool, prefix_sharing),                    // one row per pair: prompt + chosen + rejected
+    (int, pad_to_multiple_of),
+    (bool, length_bucketing),
+    (bool, strict));                           // stop at the first bad line instead of skipping it
+};
+
+struct lora_settings {
+  BOOST_HANA_DEFINE_STRUCT(lora_settings,
+    (int, r),
+    (double, alpha),
+    (std::vector<std::string>, target_modules),  // empty: PEFT's default for the architecture
+    (bool, use_rslora));
+};
+
+struct constraint_settings {
+  BOOST_HANA_DEFINE_STRUCT(constraint_settings,
+    (std::string, type),                       // chosen_floor, length_difference, pair_cost
+    (double, lambda),
+    (double, bound),
+    (double, rate));                           // > 0: dual ascent toward bound
+};
+
+struct loss_settings {
+  BOOST_HANA_DEFINE_STRUCT(loss_settings,
+    (std::vector<std::string>, type),          // TRL loss_type names; several = a weighted mixture
+    (std::vector<double>, weights),            // TRL loss_weights (default 1 each)
+    (double, beta),
+    (double, label_smoothing),                 // robust, exo_pair, aot*, probabilistic, simpo, cpo
+    (bool, ipo_normalize_by_length),
+    (double, simpo_gamma),
+    (double, cpo_alpha),
+    (double, discopop_tau),
+    (std::string, label_source),               // probabilistic: constant, column, scores
+    (double, score_temperature),
+    (std::string, f_divergence_type),          // reverse_kl, forward_kl, js_divergence, alpha_divergence
+    (double, f_alpha_divergence_coef),
+    (bool, use_weighting),                     // WPO
+    (std::optional<double>, ld_alpha),         // LD-DPO
+    (std::vector<constraint_settings>, constraints));
+};
+
+struct reference_settings {
+  BOOST_HANA_DEFINE_STRUCT(reference_settings,
+    (std::string, strategy),                   // auto, frozen, precomputed, adapter_disabled, none, synced
+    (std::optional<std::string>, cache_dir),   // precomputed: where the cache lives (default: output/ref_cache)
+    (int, sync_steps),                         // synced (TR-DPO): τ
+    (double, mixup_alpha));                    // synced: α
+};
+
+struct optimizer_settings {
+  BOOST_HANA_DEFINE_STRUCT(optimizer_settings,
+    (std::string, type),                       // adamw, sgd
+    (double, learning_rate),
+    (double, beta1),
+    (double, beta2),
+    (double, eps),
+    (double, weight_decay),
+    (double, momentum),
+    (std::string, lr_scheduler_type),          // linear, cosine, constant, constant_with_warmup
+    (int, warmup_steps),
+    (double, warmup_ratio),
+    (double, max_grad_norm));
+};
+
+struct training_settings {
+  BOOST_HANA_DEFINE_STRUCT(training_settings,
+    (int, num_train_epochs),
+    (int, max_steps),                          // > 0 overrides epochs
+    (int, batch_size),                         // pairs per micro-batch
+    (int, gradient_accumulation_steps),
+    (int, seed),
+    (int, threads),                            // 0: all cores
+    (int, logging_steps),
+    (int, eval_steps),                         // 0: evaluate at the end of each epoch only
+    (int, save_steps),                         // 0: save at the end only
+    (int, save_total_limit),
+    (std::optional<std::string>, early_stopping_metric),  // e.g. eval_loss
+    (int, early_stopping_patience),
+    (bool, greater_is_better),
+    (bool, resume));                           // continue from the newest checkpoint in output.dir
+};
+
+struct output_settings {
+  BOOST_HANA_DEFINE_STRUCT(output_settings,
+    (std::string, dir),
+    (bool, tensorboard),
+    (bool, save_merged),                       // LoRA: also save the merged model
+    (std::string, dtype));                     // f32 or bf16 for saved weights
+};
+
+struct run_config {
+  BOOST_HANA_DEFINE_STRUCT(run_config,
+    (std::string, model),                      // directory: config.json + model.safetensors (+ tokenizer.json)
+    (std::optional<std::string>, adapter),     // a PEFT LoRA adapter to start from
+    (std::optional<lora_settings>, lora),      // train LoRA adapters instead of the full model
+    (data_config, data),
+    (loss_settings, loss),
+    (reference_settings, reference),
+    (optimizer_settings, optimizer),
+    (training_settings, training),
+    (output_settings, output));
+};
+
+// The defaults (TRL DPOConfig / TrainingArguments where they exist), found by reflect::default_of.
+inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false}; }
+inline constraint_settings default_for(std::type_identity<constraint_settings>) { return {"", 1.0, 0.0, 0.0}; }
+inline run_config default_for(std::type_identity<run_config>) {
+  run_config c;
+  c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false};
+  c.loss = {{"sigmoid"}, {}, 0.1, 0.0, true, 0.5, 1.0, 0.05, "constant", 1.0, "reverse_kl", 0.5, false, std::nullopt, {}};
+  c.reference = {"auto", std::nullopt, 512, 0.6};
+  c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false};
+  c.output = {"prefopt-out", true, false, "f32"};
+  return c;
+}
+inline run_config default_run_config() { return default_for(std::type_identity<run_config>{}); }
+
+// Impossible values, each naming its field. (Loss hyperparameters are checked again by the losses.)
+inline void validate(const run_config& c) {
+  auto bad = [](const std::string& field, const std::string& why) { throw config_error("config: field '" + field + "'", why); };
+  if (c.model.empty()) bad("model", "is required (a directory with config.json and model.safetensors)");
+  if (c.data.train.empty()) bad("data.train", "is required (a JSONL file in one of TRL's formats)");
+  if (!(c.data.eval_fraction >= 0.0 && c.data.eval_fraction < 1.0)) bad("data.eval_fraction", "must lie in [0, 1)");
+  if (c.data.max_length && *c.data.max_length < 2) bad("data.max_length", "must be at least 2");
+  if (c.data.pad_to_multiple_of < 0) bad("data.pad_to_multiple_of", "must be >= 0");
+  if (c.loss.type.empty()) bad("loss.type", "name at least one loss");
+  if (!c.loss.weights.empty() && c.loss.weights.size() != c.loss.type.size())
+    bad("loss.weights", "must have one weight per loss type (" + std::to_string(c.loss.type.size()) + ")");
+  if (!(c.loss.beta > 0.0)) bad("loss.beta", "must be > 0");
+  if (c.loss.ld_alpha && !(*c.loss.ld_alpha >= 0.0 && *c.loss.ld_alpha <= 1.0)) bad("loss.ld_alpha", "must lie in [0, 1]");
+  if (c.training.batch_size <= 0) bad("training.batch_size", "must be > 0");
+  if (c.training.gradient_accumulation_steps <= 0) bad("training.gradient_accumulation_steps", "must be > 0");
+  if (c.training.num_train_epochs <= 0 && c.training.max_steps <= 0)
+    bad("training.num_train_epochs", "must be > 0 (or set training.max_steps)");
+  if (c.training.logging_steps <= 0) bad("training.logging_steps", "must be > 0");
+  if (c.reference.sync_steps <= 0) bad("reference.sync_steps", "must be > 0");
+  if (!(c.reference.mixup_alpha >= 0.0 && c.reference.mixup_alpha <= 1.0)) bad("reference.mixup_alpha", "must lie in [0, 1]");
+  if (c.optimizer.max_grad_norm < 0.0) bad("optimizer.max_grad_norm", "must be >= 0 (0 disables clipping)");
+  if (c.output.dtype != "f32" && c.output.dtype != "bf16") bad("output.dtype", "must be f32 or bf16");
+  if (c.lora) {
+    if (c.lora->r <= 0) bad("lora.r", "must be > 0");
+    if (!(c.lora->alpha > 0.0)) bad("lora.alpha", "must be > 0");
+  }
+}
+
+} // namespace prefopt::train
