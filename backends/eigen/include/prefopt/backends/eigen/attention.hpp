@@ -7,6 +7,11 @@
 // Backward, one task per (row, key/value head) so dK and dV of a group are owned by one thread:
 //   for each query head h of the group: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dP∘P)),
 //   dQ = dS·K/√D, dK += dSᵀ·Q/√D. dS lives in per-thread scratch (L_max² floats).
+// The per-task products go through Eigen (to BLAS under EIGEN_USE_BLAS). Tasks spread over
+// OpenMP threads unless the BLAS is a multi-threaded pthreads OpenBLAS (blas_inside_openmp_ok):
+// then the tasks run in order and each product uses OpenBLAS's threads, instead of two thread
+// pools fighting for the cores. OpenBLAS's OpenMP build (one threading owner) or
+// OPENBLAS_NUM_THREADS=1 gives the parallel-over-tasks path.
 #pragma once
 
 #include <Eigen/Core>
@@ -87,7 +92,8 @@ struct eigen_attention_ops {
     const float scale = 1.0f / std::sqrt(float(D));
     const std::int32_t* seg = lay.segment.data();
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hq);
-#pragma omp parallel for schedule(dynamic, 1) if (p.q_size() * p.max_length > parallel_grain)
+    const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
+#pragma omp parallel for schedule(dynamic, 1) if (threaded)
     for (std::ptrdiff_t task = 0; task < tasks; ++task) {
       const std::size_t r = std::size_t(task) / Hq, h = std::size_t(task) % Hq, g = h / group;
       const std::size_t o = p.offset[r], L = p.length(r);
@@ -121,7 +127,8 @@ struct eigen_attention_ops {
     const int qld = int(Hq * D), kvld = int(Hkv * D);
     const float scale = 1.0f / std::sqrt(float(D));
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hkv);
-#pragma omp parallel if (p.q_size() * p.max_length > parallel_grain)
+    const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
+#pragma omp parallel if (threaded)
     {
       std::vector<float> scratch(p.max_length * p.max_length);
 #pragma omp for schedule(dynamic, 1)

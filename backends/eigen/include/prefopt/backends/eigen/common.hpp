@@ -16,6 +16,12 @@
 
 #include "prefopt/core/error.hpp"
 
+#if defined(EIGEN_USE_BLAS) && (defined(__GNUC__) || defined(__clang__))
+// OpenBLAS's own queries, bound only when OpenBLAS is the BLAS linked in (weak symbols).
+extern "C" int openblas_get_parallel() __attribute__((weak));     // 0 sequential, 1 pthreads, 2 OpenMP
+extern "C" int openblas_get_num_threads() __attribute__((weak));
+#endif
+
 namespace prefopt::backends::detail {
 
 inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
@@ -52,6 +58,18 @@ inline void check_ids(std::span<const std::int32_t> ids, std::size_t vocab, cons
       throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
                         "element " + std::to_string(i) + " is " + std::to_string(ids[i]) + ", outside [0, " +
                             std::to_string(vocab) + ")");
+}
+
+// Whether BLAS may be called from inside an OpenMP loop without oversubscribing the cores: yes
+// for Eigen's own products, OpenBLAS's OpenMP build (single-threaded inside a parallel region)
+// and any single-threaded BLAS; no for OpenBLAS's pthreads build running more than one thread,
+// whose thread pool would start inside every OpenMP thread (measured: 40-100× slower).
+inline bool blas_inside_openmp_ok() {
+#if defined(EIGEN_USE_BLAS) && (defined(__GNUC__) || defined(__clang__))
+  if (openblas_get_parallel != nullptr && openblas_get_parallel() == 1)
+    return openblas_get_num_threads != nullptr && openblas_get_num_threads() <= 1;
+#endif
+  return true;
 }
 
 // Work (elements touched) below which an op stays on one thread.

@@ -2,7 +2,8 @@
 //
 // lm_head_stats walks each row of logits once, in blocks of block_elements: a running max m
 // (sums rescaled by e^(m_old − m_new) when it grows), and per block the vectorized exponentials
-// (float, as torch) and the sums S = Σ e^(z−m), S2 = Σ e^(2(z−m)), Z = Σ e^(z−m)·(z−m), Σ z in double.
+// (float, as torch) and the sums S = Σ e^(z−m), S2 = Σ e^(2(z−m)), Z = Σ e^(z−m)·(z−m), Σ z:
+// vectorized float sums of 128 values, added in double (chunked_sum).
 //   lse = m + log S, log Σ p² = log S2 − 2 log S, entropy = log S − Z/S, mean = Σz / V.
 // The optional sums run only when their output span is non-empty. OpenMP across rows.
 #pragma once
@@ -28,6 +29,14 @@ inline void check_targets(std::span<const std::int32_t> targets, std::size_t row
                             std::to_string(V));
 }
 
+// Σ x: float sums of 128 consecutive values (vectorized), accumulated in double.
+template <class E> double chunked_sum(const E& x) {
+  constexpr Eigen::Index chunk = 128;
+  double s = 0.0;
+  for (Eigen::Index k = 0; k < x.size(); k += chunk) s += double(x.segment(k, std::min(chunk, x.size() - k)).sum());
+  return s;
+}
+
 struct eigen_lm_head_ops {
   void lm_head_stats(std::span<const float> logits, std::span<const std::int32_t> targets, int rows, int V,
                      const prefopt::lm_head_stats& st) const {
@@ -50,7 +59,7 @@ struct eigen_lm_head_ops {
       for (std::size_t b0 = 0; b0 < n; b0 += block_elements) {
         const Eigen::Index len = Eigen::Index(std::min(block_elements, n - b0));
         const carray_map Z(z + b0, len);
-        if (want_mean) zsum += Z.cast<double>().sum();
+        if (want_mean) zsum += chunked_sum(Z);
         const float bm = Z.maxCoeff();
         if (bm > m) {
           if (s > 0.0) {
@@ -63,9 +72,9 @@ struct eigen_lm_head_ops {
         }
         if (m == -INFINITY) continue;  // only −∞ logits so far: they add nothing
         const block_array e = (Z - m).exp();
-        s += e.cast<double>().sum();
-        if (want_sq) s2 += e.cast<double>().square().sum();
-        if (want_ent) sz += (e > 0.0f).select(e * (Z - m), 0.0f).cast<double>().sum();
+        s += chunked_sum(e);
+        if (want_sq) s2 += chunked_sum(e.square());
+        if (want_ent) sz += chunked_sum((e > 0.0f).select(e * (Z - m), 0.0f));
       }
       const double log_s = std::log(s), lse = double(m) + log_s;
       const std::int32_t tr = targets[std::size_t(r)];

@@ -81,24 +81,30 @@ struct eigen_pointwise_ops {
     });
   }
 
-  // out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+  // out = 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³)
+  // tanh through q = 1 − tanh|u| = 2/(e^{2|u|} + 1) (vectorized exp): accurate where tanh → ±1,
+  // unlike a rational tanh, which matters for the tails and for 1 − tanh² = q(2 − q) below.
   void gelu_forward(std::span<const float> x, std::span<float> out) const {
     require_size(out.size(), x.size(), "gelu_forward", "out");
     for_blocks(x.size(), [&](std::size_t s, std::size_t len) {
-      const carray_map X(x.data() + s, Eigen::Index(len));
-      array_map(out.data() + s, Eigen::Index(len)) = 0.5f * X * (1.0f + (gelu_k0 * (X + gelu_k1 * X.cube())).tanh());
+      const Eigen::Index n = Eigen::Index(len);
+      const carray_map X(x.data() + s, n);
+      const block_array u = gelu_k0 * (X + gelu_k1 * X.cube());
+      const block_array q = 2.0f / ((2.0f * u.abs()).exp() + 1.0f);
+      array_map(out.data() + s, n) = 0.5f * X * (u < 0.0f).select(q, 2.0f - q);  // 1 + tanh(u)
     });
   }
-  // dx = dout·(0.5(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)), t = tanh(...)   (dx =)
+  // dx = dout·(0.5(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)), t = tanh(u)   (dx =)
   void gelu_backward(std::span<const float> x, std::span<const float> dout, std::span<float> dx) const {
     require_size(dout.size(), x.size(), "gelu_backward", "dout");
     require_size(dx.size(), x.size(), "gelu_backward", "dx");
     for_blocks(x.size(), [&](std::size_t s, std::size_t len) {
       const Eigen::Index n = Eigen::Index(len);
       const carray_map X(x.data() + s, n), G(dout.data() + s, n);
-      const block_array t = (gelu_k0 * (X + gelu_k1 * X.cube())).tanh();
-      array_map(dx.data() + s, n) =
-          G * (0.5f * (1.0f + t) + 0.5f * X * (1.0f - t.square()) * gelu_k0 * (1.0f + 3.0f * gelu_k1 * X.square()));
+      const block_array u = gelu_k0 * (X + gelu_k1 * X.cube());
+      const block_array q = 2.0f / ((2.0f * u.abs()).exp() + 1.0f);
+      array_map(dx.data() + s, n) = G * (0.5f * (u < 0.0f).select(q, 2.0f - q) +
+                                         0.5f * X * (q * (2.0f - q)) * gelu_k0 * (1.0f + 3.0f * gelu_k1 * X.square()));
     });
   }
 
