@@ -71,7 +71,12 @@ TEST_CASE_TEMPLATE("gelu matches gelu_new and gelu_pytorch_tanh", B, PREFOPT_CPU
 TEST_CASE_TEMPLATE("rope matches LlamaRotaryEmbedding + apply_rotary_pos_emb up to position 4000", B,
                    PREFOPT_CPU_BACKENDS) {
   B be;
-  for (const json& c : golden("rope.json")["cases"]) {
+  // Measured: ≤ 2.4e-7 for (D, base) = (64, 1e4), (128, 5e5), (16, 1e6); 1.4e-5 for (96, 1e4),
+  // where torch's vectorized pow rounds inv_freq[20] one ulp below the correctly rounded value
+  // (its scalar pow and glibc agree with ours), a shift of 7.6e-6 rad at position 4000.
+  const json data = golden("rope.json");
+  REQUIRE(data["cases"].size() == 4);
+  for (const json& c : data["cases"]) {
     const int H = c["heads"], D = c["head_dim"];
     const float base = c["base"];
     CAPTURE(D);
@@ -88,7 +93,9 @@ TEST_CASE_TEMPLATE("rope matches LlamaRotaryEmbedding + apply_rotary_pos_emb up 
 TEST_CASE_TEMPLATE("attention matches scaled_dot_product_attention (causal and segment masks, MHA and GQA)", B,
                    PREFOPT_CPU_BACKENDS) {
   B be;
-  for (const json& j : golden("attention.json")["cases"]) {
+  const json data = golden("attention.json");
+  REQUIRE(data["cases"].size() == 9);
+  for (const json& j : data["cases"]) {
     attention_case c;
     c.row_offsets = ints(j["row_offsets"]);
     c.segment = ints(j["segment"]);
