@@ -3,13 +3,22 @@
 // Activations are row-major [T × C] over the T tokens of a packed batch. Every op here has its
 // backward next to it; backward ops ACCUMULATE into parameter gradients (dw += ...) and, where
 // marked, into input gradients, so residual branches and tied weights need no extra adds.
-// Reductions accumulate in float unless stated; softmax-like ops use a max shift.
+// Reductions accumulate in float at least (the CPU backends use double for row moments, sums over
+// tokens and LM-head sums); softmax-like ops use a max shift.
+// Sizes an op is not given come from its first [T × C] argument: T = x.size() / C in forward
+// ops, dout.size() / C in backward ops, out.size() / N in bias_forward, and it must divide
+// exactly; n = x.size() (gelu) or gate.size() (swiglu); T = positions.size() (rope);
+// ids.size() tokens (embedding). Every other buffer must hold at
+// least what the op reads or writes (it may be longer). Bad sizes or out-of-range ids/targets
+// throw prefopt::shape_error naming the op and the argument.
 // Attention sees a packed batch through attention_layout: rows of tokens, each token with a
 // segment id; token t may attend to token s of the same row iff s ≤ t (row order) and
 // (segment[s] == segment[t] or segment[s] == 0). Segment 0 is a shared prefix (the prompt);
 // prompt + chosen + rejected in one row (prefix sharing) gives chosen and rejected tokens the
 // prompt and their own completion only. Segment −1 marks padding (attends to nothing, is never
-// attended to, output 0).
+// attended to, output 0); padding may sit anywhere in a row. The rows cover the batch:
+// row_offsets[0] = 0, row_offsets non-decreasing, row_offsets[rows] = shape.tokens, every row at
+// most max_row_length tokens; segment ids are ≥ −1.
 #pragma once
 
 #include <concepts>
@@ -30,8 +39,9 @@ struct attention_layout {
 // Sizes of one attention call. q: [T × Hq·D], k, v: [T × Hkv·D], out: [T × Hq·D]; Hq % Hkv == 0
 // (grouped-query attention: query head h reads key/value head h / (Hq/Hkv)). Scale 1/sqrt(D).
 // probs: attention_probs_size() floats the forward keeps for backward (the softmax probabilities,
-// row r's block of Hq·L_r² values after the blocks of rows 0..r−1, head-major, query-major);
-// only the backend that wrote it reads it.
+// row r's block of Hq·L_r² values after the blocks of rows 0..r−1, head-major, query-major:
+// probs[block_r + (h·L_r + i)·L_r + j] = P(query i of row r attends key j) for head h, 0 for keys
+// i may not see and for padding queries); only the backend that wrote it reads it.
 struct attention_shape {
   int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
 };
@@ -39,7 +49,8 @@ struct attention_shape {
 // LM-head row statistics over one chunk of logits [rows × V] (see lm_head_* below):
 // lse[r] = logsumexp(z_r); logp[r] = z_r[target_r] − lse[r] (0 where target_r < 0);
 // optional (non-empty spans): log_sum_sq[r] = log Σ_v p_v² (WPO), entropy[r] = −Σ p log p,
-// mean_logit[r] = mean_v z_r[v] (TRL's logits/* metrics).
+// mean_logit[r] = mean_v z_r[v] (TRL's logits/* metrics); an empty span skips that statistic.
+// A target ≥ V throws; any negative target means "no target".
 struct lm_head_stats {
   std::span<float> lse, logp, log_sum_sq, entropy, mean_logit;
 };
@@ -51,7 +62,7 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
                                const lm_head_stats& st) {
   // out[i,:] = table[ids[i],:]  /  dtable[ids[i],:] += dout[i,:]     (C = n columns)
   be.embedding_forward(ci, cf, n, f);                          // ids, table, C, out
-  be.embedding_backward(ci, cf, n, f);                         // ids, dout, C, dtable
+  be.embedding_backward(ci, cf, n, f);                         // ids, dout, C, dtable (vocab = size / C)
   // y += x (elementwise)
   be.add_inplace(cf, f);
   // out[t,:] += bias  /  dbias += Σ_t dout[t,:]                  (N = n columns)
@@ -71,7 +82,10 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   be.swiglu_forward(cf, cf, f);                                // gate, up, out
   be.swiglu_backward(cf, cf, cf, f, f);                        // gate, up, dout, dgate (=), dup (=)
   // Rotary embedding in place on [T × H·D] (H = n heads), Hugging Face's rotate_half convention:
-  // x' = x·cos(pθ) + rotate_half(x)·sin(pθ), θ_i = base^(−2i/D), p = positions[t].
+  // x' = x·cos(pθ) + rotate_half(x)·sin(pθ), θ_i = base^(−2i/D), p = positions[t]; D even.
+  // In float32 as Hugging Face: inv_freq_i = 1 / float(base^(float(2i)/D)), angle = float(p)·inv_freq_i
+  // rounded to float, then cos/sin of that float angle (at p ≈ 4000 an angle formed in double
+  // differs from Hugging Face's by up to 2.4e-4 rad).
   // backward = the inverse rotation (sin → −sin), also in place on the gradient.
   be.rope_forward(f, ci, n, n, x);                             // x, positions, heads, head_dim, base
   be.rope_backward(f, ci, n, n, x);                            // dx, positions, heads, head_dim, base

@@ -2,7 +2,9 @@
 //
 // Large products go to the system BLAS (OpenBLAS) through Eigen when the build defines
 // EIGEN_USE_BLAS (the prefopt::eigen target does when a BLAS is found); elementwise loops use
-// OpenMP when available. Every op is documented in core/backend.hpp and docs/backend.md.
+// OpenMP when available. Every op is documented in core/backend.hpp, core/transformer_ops.hpp
+// and docs/backend.md. The transformer ops live in eigen/ (one header per family), mixed in as
+// bases of `eigen`.
 #pragma once
 
 #include <Eigen/Core>
@@ -13,27 +15,24 @@
 #include <string>
 #include <string_view>
 
+#include "prefopt/backends/eigen/attention.hpp"
+#include "prefopt/backends/eigen/common.hpp"
+#include "prefopt/backends/eigen/lm_head.hpp"
+#include "prefopt/backends/eigen/norms.hpp"
+#include "prefopt/backends/eigen/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 #include "prefopt/optim/update_rules.hpp"
 
 namespace prefopt::backends {
 
-namespace detail {
-inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have < need)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-// Elements a row-major matrix of `rows` rows and row stride `ld` spans (last row may be short).
-inline std::size_t span_of(int rows, int cols, int ld) {
-  return rows == 0 || cols == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(cols);
-}
-} // namespace detail
-
-struct eigen {
+struct eigen : detail::eigen_pointwise_ops,
+               detail::eigen_norm_ops,
+               detail::eigen_attention_ops,
+               detail::eigen_lm_head_ops {
   static constexpr std::string_view name = "eigen";
   static constexpr bool host_memory = true;
   template <class T> using buffer = host_buffer<T>;
@@ -166,5 +165,6 @@ private:
 };
 
 static_assert(Backend<eigen>);
+static_assert(backend_ops::transformer<eigen>);
 
 } // namespace prefopt::backends

@@ -2,7 +2,9 @@
 //
 // Written for clarity: each op reads like the numpy expression it computes, so this backend is
 // the reference the others are checked against (and the door for numpy-minded research code).
-// Products go through xtensor-blas (BLAS). Ops are documented in core/backend.hpp.
+// Products go through xtensor-blas (BLAS). Ops are documented in core/backend.hpp and
+// core/transformer_ops.hpp; the transformer ops live in xtensor/ (one header per family), mixed
+// in as bases of `xtensor`.
 #pragma once
 
 #include <algorithm>
@@ -18,34 +20,23 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include "prefopt/backends/xtensor/attention.hpp"
+#include "prefopt/backends/xtensor/common.hpp"
+#include "prefopt/backends/xtensor/lm_head.hpp"
+#include "prefopt/backends/xtensor/norms.hpp"
+#include "prefopt/backends/xtensor/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 
 namespace prefopt::backends {
 
-namespace xdetail {
-inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have < need)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-// A rows×cols row-major matrix stored with row stride ld, as an xtensor view (no copy).
-template <class T> auto matrix(T* p, int rows, int cols, int ld) {
-  using V = std::remove_const_t<T>;
-  std::size_t n = rows == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(ld);
-  auto whole = xt::adapt(const_cast<V*>(p), n, xt::no_ownership(),
-                         std::array<std::size_t, 2>{std::size_t(rows), std::size_t(ld)});
-  return xt::view(std::move(whole), xt::all(), xt::range(0, cols));
-}
-template <class T> auto vector(T* p, std::size_t n) {
-  using V = std::remove_const_t<T>;
-  return xt::adapt(const_cast<V*>(p), n, xt::no_ownership(), std::array<std::size_t, 1>{n});
-}
-} // namespace xdetail
-
-struct xtensor {
+struct xtensor : xdetail::xtensor_pointwise_ops,
+                 xdetail::xtensor_norm_ops,
+                 xdetail::xtensor_attention_ops,
+                 xdetail::xtensor_lm_head_ops {
   static constexpr std::string_view name = "xtensor";
   static constexpr bool host_memory = true;
   template <class T> using buffer = host_buffer<T>;
@@ -192,5 +183,6 @@ private:
 };
 
 static_assert(Backend<xtensor>);
+static_assert(backend_ops::transformer<xtensor>);
 
 } // namespace prefopt::backends
