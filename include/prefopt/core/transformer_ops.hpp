@@ -21,9 +21,11 @@
 // most max_row_length tokens; segment ids are ≥ −1.
 #pragma once
 
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "prefopt/core/backend.hpp"
 
@@ -82,13 +84,13 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   be.swiglu_forward(cf, cf, f);                                // gate, up, out
   be.swiglu_backward(cf, cf, cf, f, f);                        // gate, up, dout, dgate (=), dup (=)
   // Rotary embedding in place on [T × H·D] (H = n heads), Hugging Face's rotate_half convention:
-  // x' = x·cos(pθ) + rotate_half(x)·sin(pθ), θ_i = base^(−2i/D), p = positions[t]; D even.
-  // In float32 as Hugging Face: inv_freq_i = 1 / float(base^(float(2i)/D)), angle = float(p)·inv_freq_i
-  // rounded to float, then cos/sin of that float angle (at p ≈ 4000 an angle formed in double
-  // differs from Hugging Face's by up to 2.4e-4 rad).
+  // x' = x·cos(p·θ_i) + rotate_half(x)·sin(p·θ_i), p = positions[t], D even; θ = inv_freq, D/2
+  // values in backend memory (rope_inv_freq() below, rescaled when Llama-3's rope_scaling asks).
+  // In float32 as Hugging Face: angle = float(p)·θ_i rounded to float, then cos/sin of that float
+  // angle (at p ≈ 4000 an angle formed in double differs from Hugging Face's by up to 2.4e-4 rad).
   // backward = the inverse rotation (sin → −sin), also in place on the gradient.
-  be.rope_forward(f, ci, n, n, x);                             // x, positions, heads, head_dim, base
-  be.rope_backward(f, ci, n, n, x);                            // dx, positions, heads, head_dim, base
+  be.rope_forward(f, ci, n, n, cf);                            // x, positions, heads, head_dim, inv_freq
+  be.rope_backward(f, ci, n, n, cf);                           // dx, positions, heads, head_dim, inv_freq
   // Causal attention over the packed layout (see attention_layout).
   be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, probs
   be.attention_backward(cf, cf, cf, cf, cf, lay, sh, f, f, f); // dout, q, k, v, probs, layout, shape, dq(=), dk(=), dv(=)
@@ -98,6 +100,17 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   be.lm_head_backward(cf, ci, cf, cf, n, n, f);                // logits, targets, lse, dlogp, rows, V, dlogits (=)
 };
 } // namespace backend_ops
+
+// RoPE inverse frequencies as Hugging Face computes them in float32:
+// inv_freq[i] = 1 / base^(float(2i) / D) (the power rounded to float, then a float division).
+inline std::vector<float> rope_inv_freq(std::size_t head_dim, float base) {
+  std::vector<float> inv(head_dim / 2);
+  for (std::size_t i = 0; i < inv.size(); ++i) {
+    const float e = float(2 * i) / float(head_dim);
+    inv[i] = 1.0f / float(std::pow(double(base), double(e)));
+  }
+  return inv;
+}
 
 // Size of the attention probability buffer for a layout: q_heads · Σ_r L_r² (host row lengths).
 inline std::size_t attention_probs_size(std::span<const std::int32_t> host_row_offsets, int q_heads) {

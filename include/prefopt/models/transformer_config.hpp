@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::models {
 
@@ -43,12 +44,7 @@ struct transformer_config {
 
   // Rotary inverse frequencies θ_i = base^(−2i/D), i < D/2, with Llama-3 scaling when configured.
   std::vector<float> inv_freq() const {
-    std::vector<float> f(std::size_t(head_dim / 2));
-    for (std::size_t i = 0; i < f.size(); ++i) {
-      // As transformers: 1 / base^(arange(0, D, 2).float() / D), computed in float32.
-      const float e = float(2 * i) / float(head_dim);
-      f[i] = 1.0f / std::pow(float(rope_theta), e);
-    }
+    std::vector<float> f = rope_inv_freq(std::size_t(head_dim), float(rope_theta));
     if (rope_factor > 0.0) {
       const double low_wavelen = rope_original_max_positions / rope_low_freq_factor;
       const double high_wavelen = rope_original_max_positions / rope_high_freq_factor;

@@ -15,17 +15,6 @@
 
 namespace prefopt::backends::detail {
 
-// RoPE inverse frequencies as Hugging Face computes them in float32:
-// inv_freq[i] = 1 / base^(float(2i) / D) (the power rounded to float, then a float division).
-inline std::vector<float> rope_inv_freq(std::size_t head_dim, float base) {
-  std::vector<float> inv(head_dim / 2);
-  for (std::size_t i = 0; i < inv.size(); ++i) {
-    const float e = float(2 * i) / float(head_dim);
-    inv[i] = 1.0f / float(std::pow(double(base), double(e)));
-  }
-  return inv;
-}
-
 struct eigen_pointwise_ops {
   // out[i,:] = table[ids[i],:]
   void embedding_forward(std::span<const std::int32_t> ids, std::span<const float> table, int C,
@@ -138,26 +127,26 @@ struct eigen_pointwise_ops {
   // Rotary embedding in place, rotate_half convention; angle = float(p)·inv_freq[i] in float,
   // cos/sin of that float angle (as Hugging Face's LlamaRotaryEmbedding).
   void rope_forward(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim,
-                    float base) const {
-    rope(x, positions, heads, head_dim, base, 1.0f, "rope_forward");
+                    std::span<const float> inv_freq) const {
+    rope(x, positions, heads, head_dim, inv_freq, 1.0f, "rope_forward");
   }
   // The inverse rotation (sin → −sin), in place on the gradient.
   void rope_backward(std::span<float> dx, std::span<const std::int32_t> positions, int heads, int head_dim,
-                     float base) const {
-    rope(dx, positions, heads, head_dim, base, -1.0f, "rope_backward");
+                     std::span<const float> inv_freq) const {
+    rope(dx, positions, heads, head_dim, inv_freq, -1.0f, "rope_backward");
   }
 
 private:
   static constexpr float gelu_k0 = 0.7978845608028654f;  // √(2/π)
   static constexpr float gelu_k1 = 0.044715f;
 
-  static void rope(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim, float base,
-                   float sign, const char* op) {
+  static void rope(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim,
+                   std::span<const float> inv, float sign, const char* op) {
     const std::size_t H = positive(heads, op, "heads"), D = positive(head_dim, op, "head_dim");
     if (D % 2 != 0) throw shape_error(std::string("backend op '") + op + "'", "head_dim must be even, is " + std::to_string(D));
     const std::size_t T = positions.size(), half = D / 2, row = H * D;
     require_size(x.size(), T * row, op, "x");
-    const std::vector<float> inv = rope_inv_freq(D, base);
+    require_size(inv.size(), half, op, "inv_freq");
     const std::ptrdiff_t n = std::ptrdiff_t(T);
 #pragma omp parallel if (T * row > parallel_grain)
     {

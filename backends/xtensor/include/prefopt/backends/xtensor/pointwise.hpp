@@ -109,31 +109,31 @@ struct xtensor_pointwise_ops {
     dG = D * U * sig * (1.0f + G * (1.0f - sig));
   }
 
-  // x' = x·cos + rotate_half(x)·sin per head; inv_freq = 1 / base^(arange(0, D, 2) / D) and the
-  // angle position·inv_freq in float32, cos/sin of that float angle (Hugging Face's LlamaRotaryEmbedding).
+  // x' = x·cos + rotate_half(x)·sin per head; the angle position·inv_freq in float32, cos/sin of
+  // that float angle (Hugging Face's LlamaRotaryEmbedding).
   void rope_forward(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim,
-                    float base) const {
-    rope(x, positions, heads, head_dim, base, 1.0f, "rope_forward");
+                    std::span<const float> inv_freq) const {
+    rope(x, positions, heads, head_dim, inv_freq, 1.0f, "rope_forward");
   }
   // backward: the inverse rotation, sin → −sin
   void rope_backward(std::span<float> dx, std::span<const std::int32_t> positions, int heads, int head_dim,
-                     float base) const {
-    rope(dx, positions, heads, head_dim, base, -1.0f, "rope_backward");
+                     std::span<const float> inv_freq) const {
+    rope(dx, positions, heads, head_dim, inv_freq, -1.0f, "rope_backward");
   }
 
 private:
   static constexpr float k0 = 0.7978845608028654f;  // √(2/π)
   static constexpr float k1 = 0.044715f;
 
-  static void rope(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim, float base,
-                   float sign, const char* op) {
+  static void rope(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim,
+                   std::span<const float> inv, float sign, const char* op) {
     const std::size_t H = positive(heads, op, "heads"), D = positive(head_dim, op, "head_dim"), T = positions.size();
     if (D % 2 != 0) throw shape_error(std::string("backend op '") + op + "'", "head_dim must be even, is " + std::to_string(D));
     require_size(x.size(), T * H * D, op, "x");
     if (T == 0) return;
     const std::size_t half = D / 2;
-    xt::xtensor<float, 1> exponent = xt::arange<float>(0.0f, float(D), 2.0f) / float(D);
-    xt::xtensor<float, 1> inv_freq = 1.0f / xt::cast<float>(xt::pow(double(base), xt::cast<double>(exponent)));
+    require_size(inv.size(), half, op, "inv_freq");
+    xt::xtensor<float, 1> inv_freq = vector(inv.data(), half);
     xt::xtensor<float, 2> angle = xt::view(xt::cast<float>(vector(positions.data(), T)), xt::all(), xt::newaxis()) *
                                   xt::view(inv_freq, xt::newaxis(), xt::all());  // [T × D/2], float
     xt::xtensor<float, 3> cos = xt::view(xt::cast<float>(xt::cos(xt::cast<double>(angle))), xt::all(), xt::newaxis(), xt::all());
