@@ -35,10 +35,10 @@ inline void require_range(std::string_view loss, std::string_view field, double 
 
 // d/dz of −(1−ε)·log σ(z) − ε·log σ(−z): the label-smoothed logistic loss shared by several losses.
 template <class T> PREFOPT_HD T smoothed_logistic(const T& z, const T& eps) {
-  return -(T(1) - eps) * num::log_sigmoid(z) - eps * num::log_sigmoid(-z);
+  return -(T(1) - eps) * num::log_sigmoid<T>(z) - eps * num::log_sigmoid<T>(-z);
 }
 template <class T> PREFOPT_HD T smoothed_logistic_grad(const T& z, const T& eps) {
-  return -(T(1) - eps) * num::sigmoid(-z) + eps * num::sigmoid(z);
+  return -(T(1) - eps) * num::sigmoid<T>(-z) + eps * num::sigmoid<T>(z);
 }
 
 } // namespace prefopt::losses::detail

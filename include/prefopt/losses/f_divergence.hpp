@@ -43,20 +43,20 @@ template <class Loss> struct f_divergence {
     switch (kind) {
     case divergence::forward_kl: {
       const T t = -r;
-      const T e = num::exp(t < T(cap) ? t : T(cap));
+      const T e = num::exp<T>(t < T(cap) ? t : T(cap));
       s = T(1) - e;
       ds = t < T(cap) ? e : T(0);
       return;
     }
     case divergence::js:
-      s = T(0.693147180559945309417232121458176568) + num::log_sigmoid(r);
-      ds = num::sigmoid(-r);
+      s = T(0.693147180559945309417232121458176568) + num::log_sigmoid<T>(r);
+      ds = num::sigmoid<T>(-r);
       return;
     case divergence::alpha:
       if (!(alpha - 1.0 < 1e-6 && alpha - 1.0 > -1e-6)) {
         const T a1 = T(alpha - 1.0);
         const T t = a1 * r;
-        const T e = num::exp(t < T(cap) ? t : T(cap));
+        const T e = num::exp<T>(t < T(cap) ? t : T(cap));
         s = (e - T(1)) / a1;
         ds = t < T(cap) ? e : T(0);
         return;
@@ -70,8 +70,8 @@ template <class Loss> struct f_divergence {
 
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     T sw, dw, sl, dl;
-    score(x.pc - x.rc, sw, dw);
-    score(x.pr - x.rr, sl, dl);
+    score(T(x.pc - x.rc), sw, dw);
+    score(T(x.pr - x.rr), sl, dl);
     const pair_output<T> o = base.scores(sw, sl, x);
     return {o.value, o.d_chosen * dw, o.d_rejected * dl};
   }

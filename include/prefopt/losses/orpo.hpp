@@ -25,11 +25,11 @@ struct orpo {
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     const T b = T(beta);
     const T aw = x.pc / x.nc, al = x.pr / x.nr;
-    const T lo = (aw - al) - (num::log1mexp(aw) - num::log1mexp(al));
-    const T d_aw = -T(1) / (T(1) - T(2) * num::exp(aw) + num::exp(aw - al));
-    const T d_al = num::exp(num::log_sigmoid(-lo) - num::log1mexp(al));
+    const T lo = (aw - al) - (num::log1mexp<T>(aw) - num::log1mexp<T>(al));
+    const T d_aw = T(-1) / (T(1) - T(2) * num::exp<T>(aw) + num::exp<T>(aw - al));
+    const T d_al = num::exp<T>(num::log_sigmoid<T>(-lo) - num::log1mexp<T>(al));
     const T nll_scale = x.batch.pairs / x.batch.chosen_tokens;
-    return {-x.pc * nll_scale - b * num::log_sigmoid(lo), b * d_aw / x.nc - nll_scale, b * d_al / x.nr};
+    return {-x.pc * nll_scale - b * num::log_sigmoid<T>(lo), b * d_aw / x.nc - nll_scale, b * d_al / x.nr};
   }
 };
 
