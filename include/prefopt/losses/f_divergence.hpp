@@ -8,7 +8,12 @@
 //   js          s = log 2 + log σ(log u)                    ds/dlog u = σ(−log u)
 //   alpha       s = (u^{α−1} − 1)/(α − 1)  (α = 1 → log u)  ds/dlog u = u^{α−1}
 // As TRL does for alpha, the exponent is capped at 80 so the score stays finite (its gradient is
-// zero past the cap); prefopt applies the same cap to forward_kl.
+// zero past the cap); prefopt applies the same cap to forward_kl. In float, e^80 is finite but its
+// square is not, so IPO on such scores overflowed (TRL gives inf there too, and NaN gradients);
+// prefopt also holds an exponential score within ±2^60 in float (±2^500 in double, which the
+// capped exponent never reaches), again with zero gradient past the limit, so every score loss
+// stays finite in value and gradient. Where TRL is finite, prefopt differs from it only once the
+// exponent passes 41.6 + ln|α−1| in float (forward_kl: −log u past 41.6 in float, 80 in double).
 // Applies to ScoreLoss types only (sigmoid, sigmoid_norm, hinge, ipo, exo_pair, robust, discopop,
 // probabilistic); TRL rejects the others too.
 #pragma once
@@ -37,6 +42,16 @@ template <class Loss> struct f_divergence {
   }
   double reward_beta() const { return losses::reward_beta(base); }
 
+  // The largest |s| an exponential score may take in T (see above).
+  template <class T> static constexpr double score_limit() { return num::detail::is_float<T> ? 0x1p60 : 0x1p500; }
+  template <class T> PREFOPT_HD static void hold(T& s, T& ds) {
+    const T lim = T(score_limit<T>());
+    if (s > lim || s < T(-score_limit<T>())) {
+      s = s > lim ? lim : T(-score_limit<T>());
+      ds = T(0);
+    }
+  }
+
   // s = f'(u) and ds/d log u for log-ratio r = log u.
   template <class T> PREFOPT_HD void score(const T& r, T& s, T& ds) const {
     constexpr double cap = 80.0;
@@ -46,6 +61,7 @@ template <class Loss> struct f_divergence {
       const T e = num::exp<T>(t < T(cap) ? t : T(cap));
       s = T(1) - e;
       ds = t < T(cap) ? e : T(0);
+      hold(s, ds);
       return;
     }
     case divergence::js:
@@ -59,6 +75,7 @@ template <class Loss> struct f_divergence {
         const T e = num::exp<T>(t < T(cap) ? t : T(cap));
         s = (e - T(1)) / a1;
         ds = t < T(cap) ? e : T(0);
+        hold(s, ds);
         return;
       }
       [[fallthrough]];
