@@ -31,6 +31,25 @@ struct orpo {
     const T nll_scale = x.batch.pairs / x.batch.chosen_tokens;
     return {-x.pc * nll_scale - b * num::log_sigmoid<T>(lo), b * d_aw / x.nc - nll_scale, b * d_al / x.nr};
   }
+
+  // Metrics as TRL's ORPOTrainer reports them: rewards/* and logps/* on length-averaged
+  // log-probs, nll_loss, log_odds_ratio = mean log σ(lo), log_odds_chosen = mean lo.
+  template <class T> void add_metrics(const pair_batch<T>& b, std::map<std::string, double>& m) const {
+    detail::add_length_averaged_metrics(b, beta, m);
+    m["nll_loss"] = detail::chosen_nll(b);
+    const std::size_t n = b.size();
+    if (n == 0) return;
+    double ratio = 0, odds = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double aw = num::to_double(b.policy_chosen[i]) / b.chosen_tokens[i];
+      const double al = num::to_double(b.policy_rejected[i]) / b.rejected_tokens[i];
+      const double lo = (aw - al) - (num::log1mexp(aw) - num::log1mexp(al));
+      ratio += num::log_sigmoid(lo);
+      odds += lo;
+    }
+    m["log_odds_ratio"] = ratio / double(n);
+    m["log_odds_chosen"] = odds / double(n);
+  }
 };
 
 } // namespace prefopt::losses
