@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/numerics.hpp"
@@ -109,7 +110,8 @@ template <class T> void add_reward_metrics(const pair_batch<T>& b, double beta, 
 }
 
 template <losses::PreferenceLoss L, class T>
-loss_result<T> evaluate(const L& loss, const pair_batch<T>& b, std::optional<batch_context<T>> context = std::nullopt) {
+loss_result<T> evaluate(const L& loss, const pair_batch<T>& b,
+                        std::optional<batch_context<std::type_identity_t<T>>> context = std::nullopt) {
   loss.validate();
   validate_batch(b, loss.required_columns(), std::string(L::name).c_str());
   const batch_context<T> ctx = context ? *context : context_of(b);
