@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 
 #include "losses/autodiff.hpp"
 #include "losses/loss_cases.hpp"
@@ -27,7 +28,7 @@ template <class Case> void check_case(unsigned seed, std::size_t n) {
     ab.policy_rejected[i] = pt::ad_variable(b.policy_rejected[i], m, static_cast<Eigen::Index>(n + i));
   }
   const auto ar = prefopt::evaluate(loss, ab);
-  INFO(Case::label, " seed ", seed);
+  INFO(std::string(Case::label), " seed ", seed);
   CHECK(ar.loss.value() == doctest::Approx(r.loss).epsilon(1e-14));
   REQUIRE(ar.loss.derivatives().size() == m);
   for (std::size_t i = 0; i < n; ++i) {

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 #include <cstdio>
 
 #include "losses/loss_cases.hpp"
@@ -35,7 +36,7 @@ template <class Case> void check_case(unsigned seed, std::size_t n) {
       const double lp = loss_at(loss, plus), lm = loss_at(loss, minus);
       const double fd = (lp - lm) / ((x + h) - (x - h));
       const double g = side == 0 ? r.d_policy_chosen[i] : r.d_policy_rejected[i];
-      INFO(Case::label, " seed ", seed, " pair ", i, (side == 0 ? " chosen" : " rejected"), ": hand ", g, " fd ", fd);
+      INFO(std::string(Case::label), " seed ", seed, " pair ", i, (side == 0 ? " chosen" : " rejected"), ": hand ", g, " fd ", fd);
       CHECK(std::isfinite(g));
       CHECK(std::fabs(fd - g) <= 1e-6 * (std::fabs(g) + 1.0) + 1e-8 * std::fabs(r.loss));
       ++checks;

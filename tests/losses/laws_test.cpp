@@ -61,7 +61,7 @@ TEST_CASE_TEMPLATE_DEFINE("shift law: a constant added to a response's policy an
     s.policy_rejected[i] -= d;
     s.reference_rejected[i] -= d;
   }
-  INFO(Case::label);
+  INFO(std::string(Case::label));
   const auto r = evaluate(loss, b), rs = evaluate(loss, s);
   if constexpr ((Case::flags_ & pt::props::reference_free) != 0) {
     CHECK(std::fabs(r.loss - rs.loss) > 1e-6);
@@ -74,7 +74,7 @@ TEST_CASE_TEMPLATE_APPLY(shift_law, pt::all_cases);
 TEST_CASE_TEMPLATE_DEFINE("margin losses: d/d chosen = -d/d rejected", Case, margin_law) {
   const auto loss = Case::make();
   const auto r = evaluate(loss, pt::random_batch<double>(41, 6));
-  INFO(Case::label);
+  INFO(std::string(Case::label));
   for (std::size_t i = 0; i < r.per_pair.size(); ++i) {
     if constexpr ((Case::flags_ & pt::props::margin_only) != 0) CHECK(r.d_policy_chosen[i] == -r.d_policy_rejected[i]);
   }
@@ -94,7 +94,7 @@ TEST_CASE_TEMPLATE_DEFINE("gradient accumulation: micro-batches with the full ba
     const auto full = evaluate(loss, b);
     const auto r1 = evaluate(loss, pt::slice(b, 0, 4), ctx);
     const auto r2 = evaluate(loss, pt::slice(b, 4, 9), ctx);
-    INFO(Case::label);
+    INFO(std::string(Case::label));
     CHECK(pt::close(r1.loss + r2.loss, full.loss, 1e-12, 1e-14));
     for (std::size_t i = 0; i < 9; ++i) {
       const auto& r = i < 4 ? r1 : r2;
