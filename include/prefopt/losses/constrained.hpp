@@ -158,7 +158,10 @@ template <PreferenceLoss Base, Constraint... C> struct constrained {
     std::size_t k = 0;
     boost::hana::for_each(constraints, [&](const auto& c) {
       std::string key(std::remove_cvref_t<decltype(c)>::name);
-      if (m.count("constraints/" + key)) key += "_" + std::to_string(k);
+      if (m.count("constraints/" + key)) {  // (appended piecewise: "_" + s trips g++ 12's -Wrestrict)
+        key += '_';
+        key += std::to_string(k);
+      }
       m["constraints/" + key] = means[k];
       m["lambdas/" + key] = c.lambda;
       ++k;
