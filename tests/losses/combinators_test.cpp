@@ -49,7 +49,8 @@ TEST_CASE("f_divergence: each divergence's score f'(u) inside the sigmoid, and i
        [](double r, double a) { return std::exp((a - 1) * r); }},
   };
   for (const auto& d : divs) {
-    for (auto [rc, rr] : {std::pair{1.5, -2.0}, std::pair{-0.7, 0.4}, std::pair{3.0, 3.0}}) {
+    for (const auto& at : {std::pair{1.5, -2.0}, std::pair{-0.7, 0.4}, std::pair{3.0, 3.0}}) {
+      const double rc = at.first, rr = at.second;  // (not a structured binding: INFO captures it)
       const auto r = prefopt::evaluate(L::with_divergence(L::sigmoid{.beta = beta}, d.kind, d.alpha), one_pair(rc, rr));
       const double z = beta * (d.f(rc, d.alpha) - d.f(rr, d.alpha));
       const double g = -beta / (1.0 + std::exp(z));  // d(−log σ(z))/d s_w

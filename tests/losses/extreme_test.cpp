@@ -64,7 +64,9 @@ template <class T, class Case> void all_finite() {
     CHECK(std::isfinite(double(r.d_policy_chosen[i])));
     CHECK(std::isfinite(double(r.d_policy_rejected[i])));
   }
-  for (const auto& [k, v] : r.metrics) {
+  for (const auto& kv : r.metrics) {  // (no structured binding: INFO captures the names)
+    const std::string& k = kv.first;
+    const double v = kv.second;
     // orpo's log_odds_chosen (TRL's metric) is the mean log odds ratio: +inf, truly, when a chosen
     // completion has probability 1, as in pair 4. The loss and gradients stay finite.
     if (k == "log_odds_chosen") continue;

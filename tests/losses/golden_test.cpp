@@ -192,15 +192,14 @@ L::probabilistic probabilistic_of(const json& cfg) {
           .score_temperature = cfg["score_temperature"]};
 }
 
-const char* const reward_metrics[] = {"rewards/chosen",  "rewards/rejected", "rewards/accuracies",
-                                      "rewards/margins", "logps/chosen",     "logps/rejected"};
-
 template <class T> void compare_metrics(tally& t, const json& c, const std::map<std::string, double>& got) {
   if (!c.contains("metrics")) return;
   const auto& m = c["metrics"];
   double scale = 1.0;
-  for (const auto& [k, v] : m.items()) scale = std::max(scale, std::fabs(number(v)));
-  for (const auto& [k, v] : m.items()) {
+  for (const auto& kv : m.items()) scale = std::max(scale, std::fabs(number(kv.value())));
+  for (const auto& kv : m.items()) {  // (no structured binding: the messages capture the names)
+    const std::string k = kv.key();
+    const json& v = kv.value();
     REQUIRE_MESSAGE(got.count(k), "prefopt does not report metric ", k);
     t.compare(k, got.at(k), number(v), scale);
   }
