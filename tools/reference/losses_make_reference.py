@@ -6,8 +6,9 @@ Run with the project's virtualenv (torch + trl 1.16):
     /work/venv/bin/python tools/reference/losses_make_reference.py
 
 It writes tests/data/losses/trl_float64.json and trl_float32.json (read by
-tests/losses/golden_test.cpp). Nothing here re-implements a TRL loss: every number comes from
-calling TRL's trainer code on a stand-in "self" and a stand-in model:
+tests/losses/golden.hpp, from golden_test.cpp and golden_float_test.cpp). Nothing here
+re-implements a TRL loss: every number comes from calling TRL's trainer code on a stand-in
+"self" and a stand-in model:
 
 * DPO family (every loss_type of TRL 1.16, f-divergences, WPO weighting, the MPO mixture):
   DPOTrainer._compute_loss(fake_self, fake_model, inputs, False). The fake model returns
@@ -15,7 +16,10 @@ calling TRL's trainer code on a stand-in "self" and a stand-in model:
   sequence log-prob (zeros elsewhere, as a real model's masked labels give), so the gradient
   of the loss w.r.t. any completion token of a row is d loss / d (sequence log-prob); the
   script checks that every token of a row carries the same gradient. Reference log-probs
-  come from the inputs (precompute_ref_logps=True).
+  come from the inputs (precompute_ref_logps=True). With use_weighting (WPO) the fake model
+  also returns log_sum_sq_probs; TRL forms the weights under no_grad, so they are data to the
+  gradient, and the script records each sequence's aligned mean log-prob (ac, ar) from which
+  prefopt's weight column is exp(ac + ar).
 * CPO (sigmoid + cpo_alpha*NLL, simpo) and ORPO: CPOTrainer / ORPOTrainer.get_batch_loss_metrics
   with a fake model returning logits [2B, T, 2] built from a per-token log-prob leaf l as
   [l, log(1 - e^l)] (so log_softmax picks l back out), which runs TRL's own
