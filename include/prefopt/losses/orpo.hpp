@@ -5,7 +5,9 @@
 //   lo = (a_w − a_l) − (log(1 − e^{a_w}) − log(1 − e^{a_l})).
 // Hong et al., "ORPO: Monolithic Preference Optimization without Reference Model", EMNLP 2024,
 // eq. 6–7. NLL as in sft.hpp (token mean over chosen completions). Reference-free; β = 0.1 (TRL's
-// ORPOConfig default; the paper's λ).
+// ORPOConfig default; the paper's λ). TRL's ORPOTrainer counts the prompt tokens in its NLL too;
+// the pair batch carries completion log-probs only, so prefopt's NLL is the response's, as in the
+// paper's L_SFT (the two agree when the prompt is one token). Metrics are TRL's (add_metrics).
 // Gradients, written so that a_w → 0 stays finite:
 //   d(−log σ(lo))/da_w = −σ(−lo)/(1 − e^{a_w}) = −1/(1 − 2e^{a_w} + e^{a_w − a_l})
 //   d(−log σ(lo))/da_l =  σ(−lo)/(1 − e^{a_l}) = exp(log σ(−lo) − log(1 − e^{a_l}))
