@@ -43,7 +43,9 @@ template <class Loss> struct f_divergence {
   double reward_beta() const { return losses::reward_beta(base); }
 
   // The largest |s| an exponential score may take in T (see above).
-  template <class T> PREFOPT_HD static constexpr double score_limit() { return num::detail::is_float<T> ? 0x1p60 : 0x1p500; }
+  template <class T> PREFOPT_HD static constexpr double score_limit() {
+    return num::detail::is_float<T> ? 0x1p60 : 0x1p500;
+  }
   template <class T> PREFOPT_HD static void hold(T& s, T& ds) {
     const T lim = T(score_limit<T>());
     if (s > lim || s < T(-score_limit<T>())) {
