@@ -3,6 +3,9 @@
 // All functions are templates over the scalar type: float and double take the C library's
 // functions (which exist on the host and, through nvcc, on the device); any other type — Eigen's
 // AutoDiffScalar in the gradient tests, for instance — is found by argument-dependent lookup.
+// Nested calls pass a T, never an unevaluated expression (`exp(T(-x))`, not `exp(-x)`), and
+// callers with expression-template scalars name the type (`num::sigmoid<T>(-z)`), so T is never
+// deduced as an expression type.
 #pragma once
 
 #include <cmath>
@@ -43,25 +46,25 @@ template <class T> PREFOPT_HD inline T min(const T& a, const T& b) { return b < 
 
 // σ(x) = 1 / (1 + e^{-x}), without overflow for either sign.
 template <class T> PREFOPT_HD inline T sigmoid(const T& x) {
-  if (x >= T(0)) return T(1) / (T(1) + num::exp(-x));
+  if (x >= T(0)) return T(1) / (T(1) + num::exp(T(-x)));
   const T e = num::exp(x);
   return e / (T(1) + e);
 }
 
 // log σ(x) = -log(1 + e^{-x}); exact to rounding for |x| up to the type's range.
 template <class T> PREFOPT_HD inline T log_sigmoid(const T& x) {
-  if (x >= T(0)) return -num::log1p(num::exp(-x));
+  if (x >= T(0)) return -num::log1p(num::exp(T(-x)));
   return x - num::log1p(num::exp(x));
 }
 
 // softplus(x) = log(1 + e^x) = -log σ(-x).
-template <class T> PREFOPT_HD inline T softplus(const T& x) { return -log_sigmoid(-x); }
+template <class T> PREFOPT_HD inline T softplus(const T& x) { return -log_sigmoid(T(-x)); }
 
 // log(1 - e^{x}) for x < 0 (Mächler's log1mexp): -inf at x = 0, NaN for x > 0.
 template <class T> PREFOPT_HD inline T log1mexp(const T& x) {
   const T ln2 = T(0.693147180559945309417232121458176568);
-  if (x > -ln2) return num::log(-num::expm1(x));
-  return num::log1p(-num::exp(x));
+  if (x > -ln2) return num::log(T(-num::expm1(x)));
+  return num::log1p(T(-num::exp(x)));
 }
 
 // e^x with x capped so that the result stays finite in T (TRL's cap_exp does the same).

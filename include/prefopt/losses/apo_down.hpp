@@ -21,8 +21,8 @@ struct apo_down {
     const T b = T(beta);
     const T rw = b * (x.pc - x.rc), rl = b * (x.pr - x.rr);
     const T m = rw - rl;
-    const T dw = num::sigmoid(rw) * num::sigmoid(-rw), dm = num::sigmoid(m) * num::sigmoid(-m);
-    return {num::sigmoid(rw) + T(1) - num::sigmoid(m), b * (dw - dm), b * dm};
+    const T dw = num::sigmoid<T>(rw) * num::sigmoid<T>(-rw), dm = num::sigmoid<T>(m) * num::sigmoid<T>(-m);
+    return {num::sigmoid<T>(rw) + T(1) - num::sigmoid<T>(m), b * (dw - dm), b * dm};
   }
 };
 

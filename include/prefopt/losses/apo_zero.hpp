@@ -20,8 +20,8 @@ struct apo_zero {
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     const T b = T(beta);
     const T rw = b * (x.pc - x.rc), rl = b * (x.pr - x.rr);
-    const T sw = num::sigmoid(rw), sl = num::sigmoid(rl);
-    return {T(1) - sw + sl, -b * sw * num::sigmoid(-rw), b * sl * num::sigmoid(-rl)};
+    const T sw = num::sigmoid<T>(rw), sl = num::sigmoid<T>(rl);
+    return {T(1) - sw + sl, -b * sw * num::sigmoid<T>(-rw), b * sl * num::sigmoid<T>(-rl)};
   }
 };
 

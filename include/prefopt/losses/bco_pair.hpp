@@ -20,7 +20,7 @@ struct bco_pair {
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     const T b = T(beta);
     const T rw = b * (x.pc - x.rc), rl = b * (x.pr - x.rr);
-    return {-num::log_sigmoid(rw) - num::log_sigmoid(-rl), -b * num::sigmoid(-rw), b * num::sigmoid(rl)};
+    return {-num::log_sigmoid<T>(rw) - num::log_sigmoid<T>(-rl), -b * num::sigmoid<T>(-rw), b * num::sigmoid<T>(rl)};
   }
 };
 

@@ -2,6 +2,8 @@
 // stable scalar functions and the hyperparameter checks that raise config_error.
 #pragma once
 
+#include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -35,10 +37,43 @@ inline void require_range(std::string_view loss, std::string_view field, double 
 
 // d/dz of −(1−ε)·log σ(z) − ε·log σ(−z): the label-smoothed logistic loss shared by several losses.
 template <class T> PREFOPT_HD T smoothed_logistic(const T& z, const T& eps) {
-  return -(T(1) - eps) * num::log_sigmoid(z) - eps * num::log_sigmoid(-z);
+  return -(T(1) - eps) * num::log_sigmoid<T>(z) - eps * num::log_sigmoid<T>(-z);
 }
 template <class T> PREFOPT_HD T smoothed_logistic_grad(const T& z, const T& eps) {
-  return -(T(1) - eps) * num::sigmoid(-z) + eps * num::sigmoid(z);
+  return -(T(1) - eps) * num::sigmoid<T>(-z) + eps * num::sigmoid<T>(z);
+}
+
+// rewards/* and logps/* on length-averaged log-probs, as TRL's CPOTrainer (loss_type "simpo") and
+// ORPOTrainer report them: rewards/chosen = mean β·log π_θ(y_w)/n_w, logps/chosen = mean
+// log π_θ(y_w)/n_w, and likewise for the rejected side; accuracies compare the averaged rewards.
+template <class T>
+void add_length_averaged_metrics(const pair_batch<T>& b, double beta, std::map<std::string, double>& m) {
+  const std::size_t n = b.size();
+  if (n == 0) return;
+  double lc = 0, lr = 0, acc = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double ac = num::to_double(b.policy_chosen[i]) / (b.chosen_tokens.empty() ? 1.0 : b.chosen_tokens[i]);
+    const double ar = num::to_double(b.policy_rejected[i]) / (b.rejected_tokens.empty() ? 1.0 : b.rejected_tokens[i]);
+    lc += ac;
+    lr += ar;
+    acc += beta * ac > beta * ar ? 1.0 : 0.0;
+  }
+  m["rewards/chosen"] = beta * lc / double(n);
+  m["rewards/rejected"] = beta * lr / double(n);
+  m["rewards/accuracies"] = acc / double(n);
+  m["rewards/margins"] = beta * (lc - lr) / double(n);
+  m["logps/chosen"] = lc / double(n);
+  m["logps/rejected"] = lr / double(n);
+}
+
+// TRL's nll_loss metric: the chosen tokens' mean negative log-likelihood, −Σ log π_θ(y_w) / Σ n_w.
+template <class T> double chosen_nll(const pair_batch<T>& b) {
+  double s = 0, tokens = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    s -= num::to_double(b.policy_chosen[i]);
+    tokens += b.chosen_tokens.empty() ? 1.0 : b.chosen_tokens[i];
+  }
+  return tokens > 0 ? s / tokens : 0.0;
 }
 
 } // namespace prefopt::losses::detail

@@ -98,7 +98,7 @@ namespace detail {
 // (reverse KL, i.e. standard DPO); with_divergence<> replaces them.
 template <ElementwiseLoss L, class T> PREFOPT_HD pair_output<T> pair_of(const L& l, const pair_input<T>& x) {
   if constexpr (requires { l.pair(x); }) return l.pair(x);
-  else return l.scores(x.pc - x.rc, x.pr - x.rr, x);
+  else return l.scores(T(x.pc - x.rc), T(x.pr - x.rr), x);
 }
 } // namespace detail
 

@@ -101,19 +101,24 @@ template <PreferenceLoss Base, Constraint... C> struct constrained {
     boost::hana::for_each(constraints, [&](const auto& k) {
       const pair_output<T> gv = k.g(x);
       const T l = T(k.lambda);
+      // Each term is formed as a T before it is accumulated (not as a nested expression), so
+      // expression-template scalars such as Eigen's AutoDiffScalar combine terms safely.
+      const T v = std::remove_cvref_t<decltype(k)>::where == placement::margin ? T(l * gv.value)
+                                                                                : T(l * (gv.value - T(k.bound)));
+      const T vc = l * gv.d_chosen, vr = l * gv.d_rejected;
       if constexpr (std::remove_cvref_t<decltype(k)>::where == placement::margin) {
-        shift += l * gv.value;
-        shift_c += l * gv.d_chosen;
-        shift_r += l * gv.d_rejected;
+        shift += v;
+        shift_c += vc;
+        shift_r += vr;
       } else {
-        add += l * (gv.value - T(k.bound));
-        add_c += l * gv.d_chosen;
-        add_r += l * gv.d_rejected;
+        add += v;
+        add_c += vc;
+        add_r += vr;
       }
     });
     pair_output<T> o;
     if constexpr (has_margin) {
-      o = base.scores(x.pc - x.rc - shift, x.pr - x.rr, x);
+      o = base.scores(T(x.pc - x.rc - shift), T(x.pr - x.rr), x);
       const T dw = o.d_chosen;
       o.d_chosen = dw * (T(1) - shift_c);
       o.d_rejected = o.d_rejected - dw * shift_r;
@@ -153,7 +158,10 @@ template <PreferenceLoss Base, Constraint... C> struct constrained {
     std::size_t k = 0;
     boost::hana::for_each(constraints, [&](const auto& c) {
       std::string key(std::remove_cvref_t<decltype(c)>::name);
-      if (m.count("constraints/" + key)) key += "_" + std::to_string(k);
+      if (m.count("constraints/" + key)) {  // (appended piecewise: "_" + s trips g++ 12's -Wrestrict)
+        key += '_';
+        key += std::to_string(k);
+      }
       m["constraints/" + key] = means[k];
       m["lambdas/" + key] = c.lambda;
       ++k;

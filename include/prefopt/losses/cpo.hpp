@@ -32,6 +32,11 @@ struct cpo {
     const T nll_scale = T(alpha) * x.batch.pairs / x.batch.chosen_tokens;
     return {detail::smoothed_logistic(z, e) - x.pc * nll_scale, g - nll_scale, -g};
   }
+
+  // TRL's CPOTrainer also reports nll_loss, the NLL term before the cpo_alpha weight.
+  template <class T> void add_metrics(const pair_batch<T>& b, std::map<std::string, double>& m) const {
+    m["nll_loss"] = detail::chosen_nll(b);
+  }
 };
 
 } // namespace prefopt::losses

@@ -26,11 +26,11 @@ struct discopop {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>&) const {
     const T b = T(beta), t = T(tau);
     const T z = b * (sw - sl);
-    const T m_hi = num::sigmoid(z / t), m_lo = num::sigmoid(-z / t);  // m and 1 − m
-    const T sp = num::softplus(-z);
-    const T e = num::exp(-z + num::log_sigmoid(z / t));
+    const T m_hi = num::sigmoid<T>(z / t), m_lo = num::sigmoid<T>(-z / t);  // m and 1 − m
+    const T sp = num::softplus<T>(-z);
+    const T e = num::exp<T>(-z + num::log_sigmoid<T>(z / t));
     const T value = sp * m_lo + e;
-    const T dz = -num::sigmoid(-z) * m_lo - sp * m_hi * m_lo / t + e * (m_lo / t - T(1));
+    const T dz = -num::sigmoid<T>(-z) * m_lo - sp * m_hi * m_lo / t + e * (m_lo / t - T(1));
     return {value, b * dz, -b * dz};
   }
 };

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/numerics.hpp"
@@ -24,7 +25,7 @@ namespace detail {
 template <class T> void check_column(const std::vector<T>& c, std::size_t n, const char* name, bool required,
                                      const char* loss_name) {
   if (c.empty()) {
-    if (required)
+    if (required && n > 0)
       throw shape_error(std::string("pair_batch: column '") + name + "'",
                         std::string("loss '") + loss_name + "' needs this per-pair column, and the batch has none");
     return;
@@ -42,6 +43,13 @@ template <class T> void check_probabilities(const std::vector<T>& p) {
   }
 }
 
+inline void check_token_counts(const std::vector<int>& counts, const char* name) {
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] < 1)
+      throw data_error(std::string("pair_batch: column '") + name + "', pair " + std::to_string(i),
+                       "a completion must have at least one token (empty completions are skipped at collation)");
+}
+
 } // namespace detail
 
 // Throws shape_error / data_error when `b` cannot feed a loss that reads `required` columns.
@@ -54,10 +62,8 @@ template <class T> void validate_batch(const pair_batch<T>& b, unsigned required
     throw shape_error("pair_batch: columns 'reference_chosen'/'reference_rejected'", "only one of the two is given");
   detail::check_column(b.chosen_tokens, n, "chosen_tokens", required & columns::token_counts, loss_name);
   detail::check_column(b.rejected_tokens, n, "rejected_tokens", required & columns::token_counts, loss_name);
-  for (std::size_t i = 0; i < b.chosen_tokens.size(); ++i)
-    if (b.chosen_tokens[i] < 1 || (i < b.rejected_tokens.size() && b.rejected_tokens[i] < 1))
-      throw data_error("pair_batch: token counts, pair " + std::to_string(i),
-                       "a completion must have at least one token (empty completions are skipped at collation)");
+  detail::check_token_counts(b.chosen_tokens, "chosen_tokens");
+  detail::check_token_counts(b.rejected_tokens, "rejected_tokens");
   detail::check_column(b.preference_prob, n, "preference_prob", required & columns::preference_prob, loss_name);
   detail::check_probabilities(b.preference_prob);
   detail::check_column(b.score_chosen, n, "score_chosen", required & columns::scores, loss_name);
@@ -109,7 +115,8 @@ template <class T> void add_reward_metrics(const pair_batch<T>& b, double beta, 
 }
 
 template <losses::PreferenceLoss L, class T>
-loss_result<T> evaluate(const L& loss, const pair_batch<T>& b, std::optional<batch_context<T>> context = std::nullopt) {
+loss_result<T> evaluate(const L& loss, const pair_batch<T>& b,
+                        std::optional<batch_context<std::type_identity_t<T>>> context = std::nullopt) {
   loss.validate();
   validate_batch(b, loss.required_columns(), std::string(L::name).c_str());
   const batch_context<T> ctx = context ? *context : context_of(b);

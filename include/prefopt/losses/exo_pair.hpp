@@ -26,9 +26,9 @@ struct exo_pair {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>&) const {
     const T b = T(beta);
     const T z = b * (sw - sl);
-    const T log_qw = num::log_sigmoid(z), log_ql = num::log_sigmoid(-z);
-    const T qw = num::sigmoid(z), ql = num::sigmoid(-z);
-    const T log_pw = num::log1p(T(-label_smoothing)), log_pl = num::log(T(label_smoothing));
+    const T log_qw = num::log_sigmoid<T>(z), log_ql = num::log_sigmoid<T>(-z);
+    const T qw = num::sigmoid<T>(z), ql = num::sigmoid<T>(-z);
+    const T log_pw = num::log1p<T>(T(-label_smoothing)), log_pl = num::log<T>(T(label_smoothing));
     const T value = qw * (log_qw - log_pw) + ql * (log_ql - log_pl);
     const T dz = qw * ql * (z - (log_pw - log_pl));
     return {value, b * dz, -b * dz};

@@ -24,7 +24,8 @@ struct ipo {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>& x) const {
     const T nw = normalize_by_length ? x.nc : T(1);
     const T nl = normalize_by_length ? x.nr : T(1);
-    const T r = sw / nw - sl / nl - T(0.5) / T(beta);
+    const T target = T(0.5 / beta);  // 1/(2β), formed in double as TRL does
+    const T r = sw / nw - sl / nl - target;
     return {r * r, T(2) * r / nw, -T(2) * r / nl};
   }
 };

@@ -53,10 +53,10 @@ struct kto {
     const T b = T(beta);
     if (good) {
       const T u = b * (r - z0), w = T(desirable_weight);
-      return {w * (T(1) - num::sigmoid(u)), -w * b * num::sigmoid(u) * num::sigmoid(-u), T(0)};
+      return {w * (T(1) - num::sigmoid<T>(u)), -w * b * num::sigmoid<T>(u) * num::sigmoid<T>(-u), T(0)};
     }
     const T u = b * (z0 - r), w = T(undesirable_weight);
-    return {w * (T(1) - num::sigmoid(u)), w * b * num::sigmoid(u) * num::sigmoid(-u), T(0)};
+    return {w * (T(1) - num::sigmoid<T>(u)), w * b * num::sigmoid<T>(u) * num::sigmoid<T>(-u), T(0)};
   }
 };
 
@@ -66,7 +66,7 @@ struct apo_zero_unpaired {
   static constexpr bool uses_kl = false;
   void validate() const { detail::require_positive(name, "beta", beta); }
   template <class T> PREFOPT_HD pair_output<T> example(const T& r, const T&, bool good) const {
-    const T b = T(beta), u = b * r, s = num::sigmoid(u), ds = b * s * num::sigmoid(-u);
+    const T b = T(beta), u = b * r, s = num::sigmoid<T>(u), ds = b * s * num::sigmoid<T>(-u);
     if (good) return {T(1) - s, -ds, T(0)};
     return {s, ds, T(0)};
   }

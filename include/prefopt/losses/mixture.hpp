@@ -28,6 +28,8 @@ template <PreferenceLoss Loss> struct term {
   double weight = 1.0;
   Loss loss{};
 };
+// term{0.5, my_loss} deduces term<decltype(my_loss)>.
+template <PreferenceLoss Loss> term(double, Loss) -> term<Loss>;
 
 template <PreferenceLoss... Losses> struct mixture {
   static_assert(sizeof...(Losses) >= 1, "prefopt: a mixture needs at least one loss");
@@ -122,6 +124,9 @@ private:
   }
 };
 
+// `w * loss` is found by argument-dependent lookup for prefopt's own losses. For a loss declared
+// in another namespace, bring the operator in (`using prefopt::losses::operator*;`) or start the
+// sum with a term: `term{0.5, my_loss} + 0.5 * losses::sigmoid{}`.
 template <PreferenceLoss L> term<L> operator*(double w, const L& loss) { return {w, loss}; }
 template <PreferenceLoss A, PreferenceLoss B> mixture<A, B> operator+(const term<A>& a, const term<B>& b) {
   return {boost::hana::make_tuple(a, b)};

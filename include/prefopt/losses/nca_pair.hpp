@@ -19,9 +19,9 @@ struct nca_pair {
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     const T b = T(beta);
     const T rw = b * (x.pc - x.rc), rl = b * (x.pr - x.rr);
-    const T value = -num::log_sigmoid(rw) - T(0.5) * num::log_sigmoid(-rw) - T(0.5) * num::log_sigmoid(-rl);
-    const T dw = -num::sigmoid(-rw) + T(0.5) * num::sigmoid(rw);
-    const T dl = T(0.5) * num::sigmoid(rl);
+    const T value = -num::log_sigmoid<T>(rw) - T(0.5) * num::log_sigmoid<T>(-rw) - T(0.5) * num::log_sigmoid<T>(-rl);
+    const T dw = -num::sigmoid<T>(-rw) + T(0.5) * num::sigmoid<T>(rw);
+    const T dl = T(0.5) * num::sigmoid<T>(rl);
     return {value, b * dw, b * dl};
   }
 };

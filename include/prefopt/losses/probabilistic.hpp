@@ -37,7 +37,7 @@ struct probabilistic {
   template <class T> PREFOPT_HD T probability(const pair_input<T>& x) const {
     switch (source) {
     case label_source::column: return x.preference_prob;
-    case label_source::scores: return num::sigmoid((x.score_chosen - x.score_rejected) / T(score_temperature));
+    case label_source::scores: return num::sigmoid<T>((x.score_chosen - x.score_rejected) / T(score_temperature));
     default: return T(1) - T(label_smoothing);
     }
   }
@@ -45,8 +45,8 @@ struct probabilistic {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>& x) const {
     const T b = T(beta), p = probability(x);
     const T z = b * (sw - sl);
-    const T value = -(p * num::log_sigmoid(z) + (T(1) - p) * num::log_sigmoid(-z));
-    const T dz = -p * num::sigmoid(-z) + (T(1) - p) * num::sigmoid(z);
+    const T value = -(p * num::log_sigmoid<T>(z) + (T(1) - p) * num::log_sigmoid<T>(-z));
+    const T dz = -p * num::sigmoid<T>(-z) + (T(1) - p) * num::sigmoid<T>(z);
     return {value, b * dz, -b * dz};
   }
 };

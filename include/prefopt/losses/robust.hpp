@@ -24,8 +24,8 @@ struct robust {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>&) const {
     const T b = T(beta), e = T(label_smoothing), d = T(1) - T(2) * e;
     const T z = b * (sw - sl);
-    const T value = (-(T(1) - e) * num::log_sigmoid(z) + e * num::log_sigmoid(-z)) / d;
-    const T dz = (-(T(1) - e) * num::sigmoid(-z) - e * num::sigmoid(z)) / d;
+    const T value = (-(T(1) - e) * num::log_sigmoid<T>(z) + e * num::log_sigmoid<T>(-z)) / d;
+    const T dz = (-(T(1) - e) * num::sigmoid<T>(-z) - e * num::sigmoid<T>(z)) / d;
     return {value, b * dz, -b * dz};
   }
 };

@@ -5,7 +5,9 @@
 // ℓ_i = −log π_θ(y_w,i)·P/N (P pairs, N chosen tokens in the whole batch, from batch_context),
 // so the mean over pairs is L exactly, also across gradient-accumulation micro-batches.
 // TRL reports the batch scalar L for every pair; prefopt reports each pair's share.
-// dℓ_i/d log π_θ(y_w,i) = −P/N; the rejected completion does not enter.
+// dℓ_i/d log π_θ(y_w,i) = −P/N; the rejected completion does not enter. sft has no β, so its
+// rewards/* metrics use β = 1 (TRL scales them by DPOConfig.beta; in a mixture, the first term
+// with a β sets it).
 #pragma once
 
 #include "prefopt/losses/common.hpp"

@@ -19,8 +19,8 @@ struct sigmoid {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>&) const {
     const T b = T(beta);
     const T z = b * (sw - sl);
-    const T g = -b * num::sigmoid(-z);
-    return {-num::log_sigmoid(z), g, -g};
+    const T g = -b * num::sigmoid<T>(-z);
+    return {-num::log_sigmoid<T>(z), g, -g};
   }
 };
 

@@ -19,8 +19,8 @@ struct sigmoid_norm {
   template <class T> PREFOPT_HD pair_output<T> scores(const T& sw, const T& sl, const pair_input<T>& x) const {
     const T b = T(beta);
     const T z = b * (sw / x.nc - sl / x.nr);
-    const T g = -b * num::sigmoid(-z);
-    return {-num::log_sigmoid(z), g / x.nc, -g / x.nr};
+    const T g = -b * num::sigmoid<T>(-z);
+    return {-num::log_sigmoid<T>(z), g / x.nc, -g / x.nr};
   }
 };
 

@@ -30,6 +30,11 @@ struct simpo {
     const T g = detail::smoothed_logistic_grad(z, e);
     return {detail::smoothed_logistic(z, e), b * g / x.nc, -b * g / x.nr};
   }
+
+  // Metrics as TRL's CPOTrainer reports them for simpo: on length-averaged log-probs.
+  template <class T> void add_metrics(const pair_batch<T>& b, std::map<std::string, double>& m) const {
+    detail::add_length_averaged_metrics(b, beta, m);
+  }
 };
 
 } // namespace prefopt::losses

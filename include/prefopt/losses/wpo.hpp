@@ -35,7 +35,7 @@ template <ElementwiseLoss Loss> weighted<Loss> wpo(Loss base) { return {base}; }
 
 // The WPO weight of a pair from its two aligned mean log-probs (what the model reports).
 template <class T> PREFOPT_HD T wpo_weight(const T& aligned_chosen, const T& aligned_rejected) {
-  return num::exp(aligned_chosen + aligned_rejected);
+  return num::exp<T>(aligned_chosen + aligned_rejected);
 }
 
 } // namespace prefopt::losses
