@@ -11,8 +11,10 @@ verb=${1:-}
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
+# OpenBLAS built for OpenMP: prefopt's CPU backends own threading through OpenMP, and this build
+# of OpenBLAS runs single-threaded inside their parallel regions instead of oversubscribing.
 packages=(build-essential cmake ninja-build pkg-config libeigen3-dev libxtensor-dev libxtensor-blas-dev
-          libboost-dev doctest-dev nlohmann-json3-dev libopenblas-dev zlib1g-dev)
+          libboost-dev doctest-dev nlohmann-json3-dev libopenblas-openmp-dev)
 
 deps() {
   local missing=()
