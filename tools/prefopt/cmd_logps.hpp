@@ -1,10 +1,11 @@
 // tools/prefopt/cmd_logps.hpp — `prefopt logps`: reference log-probs for a dataset of pairs.
 //
-// For every line with pre-tokenized prompt_input_ids, chosen_input_ids and rejected_input_ids,
-// writes one JSON line {"line", "chosen_logps", "rejected_logps", "chosen_tokens",
-// "rejected_tokens"} — the sums over completion tokens. Ids are used exactly as given.
-// A malformed line is reported with its number and skipped (--strict: stop); the count of
-// skipped lines is printed.
+// For every pair of the dataset — pre-tokenized (prompt_input_ids, chosen_input_ids,
+// rejected_input_ids: used exactly as given, nothing appended) or text in TRL's formats (tokenized
+// with the model's tokenizer.json and chat template as `prefopt train` does) — writes one JSON line
+// {"line", "chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens"}: sums over
+// completion tokens. A malformed line is reported with its number and skipped (--strict: stop);
+// the count of skipped lines is printed.
 #pragma once
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "args.hpp"
 #include "model_loader.hpp"
 #include "prefopt/data/formats.hpp"
+#include "session.hpp"
 #include "prefopt/io/atomic_file.hpp"
 
 namespace prefopt::cli {
@@ -21,10 +23,12 @@ namespace prefopt::cli {
 inline const char* logps_help =
     "usage: prefopt logps --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out out.jsonl\n"
     "                     [--batch-size N] [--prefix-sharing] [--strict]\n"
+    "                     [--tokenizer tokenizer.json] [--chat-template NAME] [--max-length N]  (text data)\n"
     "  Writes chosen_logps / rejected_logps (sums over completion tokens) and token counts per line.\n";
 
 inline int cmd_logps(int argc, char** argv) {
-  const args a(argc, argv, 2, {"model", "adapter", "data", "out", "batch-size"}, {"strict", "prefix-sharing", "help"});
+  const args a(argc, argv, 2, {"model", "adapter", "data", "out", "batch-size", "tokenizer", "chat-template", "max-length"},
+               {"strict", "prefix-sharing", "help"});
   if (a.flag("help")) {
     std::cout << logps_help;
     return 0;
@@ -32,12 +36,18 @@ inline int cmd_logps(int argc, char** argv) {
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
   if (batch <= 0) throw config_error("--batch-size", "must be > 0");
-  data::read_options ro;
-  ro.policy = a.flag("strict") ? data::on_error::stop : data::on_error::skip;
-  ro.keep_errors = 1000;
-  const auto file = data::read_preference_file(data_path, ro);
-  const auto& records = file.tokenized_pairs();
-  for (const auto& e : file.report.first_errors) std::cerr << "prefopt logps: skipped " << e << "\n";
+  train::run_config cfg = train::default_run_config();
+  cfg.model = a.require("model");
+  cfg.data.strict = a.flag("strict");
+  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
+  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
+  cfg.data.max_length = a.has("max-length") ? std::optional<int>(int(a.integer("max-length", 0))) : std::nullopt;
+  std::size_t read_skipped = 0;
+  const data::tokenized_preferences d = tokenize_file(data_path, cfg, nullptr, std::cerr, &read_skipped);
+  std::vector<data::tokenized_pair_record> owned(d.size());
+  for (std::size_t i = 0; i < d.size(); ++i) owned[i] = {d.pairs[i].prompt, d.pairs[i].chosen, d.pairs[i].rejected, {}, {}, {}, {}, {}, d.lines[i]};
+  const auto& records = owned;
+  const std::size_t skipped_reading = read_skipped + d.report.skipped();
   std::string out;
   std::size_t out_of_vocab = 0;  // and empty sequences
   with_model(a.require("model"), a.get("adapter"), [&](auto& model) {
@@ -78,9 +88,8 @@ inline int cmd_logps(int argc, char** argv) {
     }
   });
   io::write_atomically(out_path, std::string_view(out));
-  std::fprintf(stderr, "prefopt logps: %zu pairs written to %s; %zu lines skipped (%s; %zu with ids outside the vocabulary or empty sequences)\n",
-               records.size() - out_of_vocab, out_path.c_str(), file.report.skipped + out_of_vocab,
-               file.report.summary().c_str(), out_of_vocab);
+  std::fprintf(stderr, "prefopt logps: %zu pairs written to %s; %zu lines skipped (%zu at reading, %zu with ids outside the vocabulary)\n",
+               records.size() - out_of_vocab, out_path.c_str(), skipped_reading + out_of_vocab, skipped_reading, out_of_vocab);
   return 0;
 }
 

@@ -1,4 +1,6 @@
 // prefopt — preference optimization from the command line.
+//   prefopt train   preference optimization from a run.json configuration
+//   prefopt eval    loss and metrics on held-out pairs
 //   prefopt logps   reference log-probs of a tokenized pair dataset
 // Run `prefopt <command> --help` for a command's options.
 #include <cstdio>
@@ -7,11 +9,14 @@
 #include <string>
 
 #include "cmd_logps.hpp"
+#include "cmd_train.hpp"
 
 namespace {
 const char* usage =
     "usage: prefopt <command> [options]\n"
     "commands:\n"
+    "  train    preference optimization of a model directory on a JSONL dataset (--config run.json)\n"
+    "  eval     the loss and TRL metrics of a model on held-out pairs\n"
     "  logps    per-pair chosen/rejected log-probs of a model on a tokenized dataset\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
@@ -24,6 +29,8 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
+    if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
+    if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(usage, stdout);
       return 0;

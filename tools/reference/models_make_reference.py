@@ -155,7 +155,9 @@ def main_check(adapter_dir):
     from transformers import AutoModelForCausalLM
     with open(os.path.join(adapter_dir, "prefopt_logps.json")) as f:
         want = json.load(f)
-    base = AutoModelForCausalLM.from_pretrained(want["base_model_dir"], attn_implementation="eager").float().eval()
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    base = AutoModelForCausalLM.from_pretrained(os.path.join(root, want["base_model_dir"]),
+                                                attn_implementation="eager").float().eval()
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     with torch.no_grad():
         got = sequence_logps(model, want["pairs"]).double()

@@ -95,6 +95,7 @@ struct tokenized_preferences {
   std::vector<models::tokenized_pair> pairs;
   std::vector<std::size_t> lines;  // each pair's line in the file
   std::vector<double> preference_prob, score_chosen, score_rejected, cost, weight;  // empty or one per pair
+  std::vector<double> reference_chosen, reference_rejected;  // precomputed reference log-probs (train/reference_cache.hpp)
   std::int32_t pad_token_id = 0;
   collate_report report;
 
@@ -132,6 +133,9 @@ struct tokenized_unpaired {
 // paired records (text or tokenized); tokenize_unpaired takes unpaired records or unpairs pairs.
 [[nodiscard]] inline tokenized_preferences tokenize_preferences(const preference_file& file, const tokenizer& tok,
                                                                 const chat_template* chat,
+                                                                const collate_options& options = {});
+// Pre-tokenized pairs only (no tokenizer needed); text records are a config_error.
+[[nodiscard]] inline tokenized_preferences tokenize_preferences(const preference_file& file,
                                                                 const collate_options& options = {});
 [[nodiscard]] inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer& tok,
                                                           const chat_template* chat, const collate_options& options = {});

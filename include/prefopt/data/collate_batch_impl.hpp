@@ -126,6 +126,8 @@ inline train::preference_batch<models::token_batch> make_batch(const tokenized_p
   b.score_chosen = gather_column(d.score_chosen, indices);
   b.score_rejected = gather_column(d.score_rejected, indices);
   b.cost = gather_column(d.cost, indices);
+  b.reference_chosen = gather_column(d.reference_chosen, indices);
+  b.reference_rejected = gather_column(d.reference_rejected, indices);
   return b;
 }
 

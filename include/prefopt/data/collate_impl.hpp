@@ -102,10 +102,10 @@ inline void check_options(const collate_options& o) {
     throw config_error("collate_options: max_prompt_length", "must be positive");
 }
 
-inline std::int32_t pad_id(const tokenizer& tok, const collate_options& o) {
+inline std::int32_t pad_id(const tokenizer* tok, const collate_options& o) {
   if (o.pad_token_id) return *o.pad_token_id;
-  if (!o.eos_token.empty())
-    if (const auto id = tok.token_to_id(o.eos_token)) return *id;
+  if (tok && !o.eos_token.empty())
+    if (const auto id = tok->token_to_id(o.eos_token)) return *id;
   return 0;
 }
 
@@ -215,15 +215,18 @@ inline truncation truncate_example(tokenized_example& e, std::optional<std::size
   return detail::truncate(e.prompt, {&e.completion}, max_length, max_prompt_length);
 }
 
-inline tokenized_preferences tokenize_preferences(const preference_file& file, const tokenizer& tok,
+namespace detail {
+inline tokenized_preferences tokenize_preferences(const preference_file& file, const tokenizer* tok,
                                                   const chat_template* chat, const collate_options& options) {
-  detail::check_options(options);
+  check_options(options);
   if (file.records.index() != 0 && file.records.index() != 2)
     throw config_error(file.file, "tokenize_preferences needs preference pairs, but the file is in the " +
                                       std::string(to_string(file.format)) + " format (use tokenize_unpaired)");
   tokenized_preferences out;
   out.file = file.file;
   out.pad_token_id = detail::pad_id(tok, options);
+  if (file.records.index() == 0 && !tok)
+    throw config_error(file.file, "text records need a tokenizer (tokenizer.json)");
   std::array<detail::column_builder, 5> cols{detail::column_builder("preference_prob"), detail::column_builder("score_chosen"),
                                              detail::column_builder("score_rejected"), detail::column_builder("cost"),
                                              detail::column_builder("weight")};
@@ -236,7 +239,7 @@ inline tokenized_preferences tokenize_preferences(const preference_file& file, c
   };
   if (file.records.index() == 0) {
     for (const auto& rec : file.pairs()) {
-      auto s = detail::tokenize_record(rec.prompt, {&rec.chosen, &rec.rejected}, tok, chat, options,
+      auto s = detail::tokenize_record(rec.prompt, {&rec.chosen, &rec.rejected}, *tok, chat, options,
                                        where_in(file.file, rec.line));
       take({std::move(s.prompt), std::move(s.completions[0]), std::move(s.completions[1])}, s.prompt_cut, rec);
     }
@@ -248,13 +251,22 @@ inline tokenized_preferences tokenize_preferences(const preference_file& file, c
   out.score_rejected = cols[2].finish(out.file), out.cost = cols[3].finish(out.file), out.weight = cols[4].finish(out.file);
   return out;
 }
+} // namespace detail
+
+inline tokenized_preferences tokenize_preferences(const preference_file& file, const tokenizer& tok,
+                                                  const chat_template* chat, const collate_options& options) {
+  return detail::tokenize_preferences(file, &tok, chat, options);
+}
+inline tokenized_preferences tokenize_preferences(const preference_file& file, const collate_options& options) {
+  return detail::tokenize_preferences(file, nullptr, nullptr, options);
+}
 
 inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer& tok, const chat_template* chat,
                                             const collate_options& options) {
   detail::check_options(options);
   tokenized_unpaired out;
   out.file = file.file;
-  out.pad_token_id = detail::pad_id(tok, options);
+  out.pad_token_id = detail::pad_id(&tok, options);
   out.max_length = options.max_length;
   detail::column_builder weight("weight");
   auto take = [&](tokenized_example e, bool cut, const auto& rec) {

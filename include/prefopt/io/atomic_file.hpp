@@ -34,6 +34,16 @@
 
 namespace prefopt::io {
 
+// Makes renames inside `dir` durable (fsync of the directory). Some file systems refuse fsync on a
+// directory: not an error.
+inline void sync_directory(const std::filesystem::path& dir) {
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
 // The temporary file being written by write_atomically; the body receives it.
 class atomic_output {
 public:
@@ -117,13 +127,7 @@ private:
     if (::rename(temporary_.c_str(), target_.c_str()) != 0)
       fail("cannot rename the temporary file over the target");
     committed_ = true;
-    // Make the rename itself durable. Some file systems refuse fsync on a directory: not an error.
-    const std::filesystem::path dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)::fsync(dfd);
-      ::close(dfd);
-    }
+    sync_directory(target_.has_parent_path() ? target_.parent_path() : std::filesystem::path("."));
   }
 
   std::filesystem::path target_;

@@ -165,4 +165,9 @@ private:
   lora_config cfg_;
 };
 
+// The base model type of a LoRA model (the model itself otherwise).
+template <class M> struct base_model { using type = M; };
+template <class M> struct base_model<lora<M>> { using type = M; };
+template <class M> using base_model_t = typename base_model<M>::type;
+
 } // namespace prefopt::models

@@ -13,6 +13,7 @@
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/reflect.hpp"
+#include "prefopt/losses/any_loss.hpp"
 
 namespace prefopt::train {
 
@@ -37,33 +38,6 @@ struct lora_settings {
     (double, alpha),
     (std::vector<std::string>, target_modules),  // empty: PEFT's default for the architecture
     (bool, use_rslora));
-};
-
-struct constraint_settings {
-  BOOST_HANA_DEFINE_STRUCT(constraint_settings,
-    (std::string, type),                       // chosen_floor, length_difference, pair_cost
-    (double, lambda),
-    (double, bound),
-    (double, rate));                           // > 0: dual ascent toward bound
-};
-
-struct loss_settings {
-  BOOST_HANA_DEFINE_STRUCT(loss_settings,
-    (std::vector<std::string>, type),          // TRL loss_type names; several = a weighted mixture
-    (std::vector<double>, weights),            // TRL loss_weights (default 1 each)
-    (double, beta),
-    (double, label_smoothing),                 // robust, exo_pair, aot*, probabilistic, simpo, cpo
-    (bool, ipo_normalize_by_length),
-    (double, simpo_gamma),
-    (double, cpo_alpha),
-    (double, discopop_tau),
-    (std::string, label_source),               // probabilistic: constant, column, scores
-    (double, score_temperature),
-    (std::string, f_divergence_type),          // reverse_kl, forward_kl, js_divergence, alpha_divergence
-    (double, f_alpha_divergence_coef),
-    (bool, use_weighting),                     // WPO
-    (std::optional<double>, ld_alpha),         // LD-DPO
-    (std::vector<constraint_settings>, constraints));
 };
 
 struct reference_settings {
@@ -121,7 +95,7 @@ struct run_config {
     (std::optional<std::string>, adapter),     // a PEFT LoRA adapter to start from
     (std::optional<lora_settings>, lora),      // train LoRA adapters instead of the full model
     (data_config, data),
-    (loss_settings, loss),
+    (losses::loss_settings, loss),
     (reference_settings, reference),
     (optimizer_settings, optimizer),
     (training_settings, training),
@@ -130,11 +104,10 @@ struct run_config {
 
 // The defaults (TRL DPOConfig / TrainingArguments where they exist), found by reflect::default_of.
 inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false}; }
-inline constraint_settings default_for(std::type_identity<constraint_settings>) { return {"", 1.0, 0.0, 0.0}; }
 inline run_config default_for(std::type_identity<run_config>) {
   run_config c;
   c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false};
-  c.loss = {{"sigmoid"}, {}, 0.1, 0.0, true, 0.5, 1.0, 0.05, "constant", 1.0, "reverse_kl", 0.5, false, std::nullopt, {}};
+  c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
   c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false};

@@ -44,13 +44,13 @@ using metric_values = std::vector<std::pair<std::string, double>>; // also decla
 
 struct progress_options {
   std::int64_t initial_step = 0;      // a resumed run starts counting here
-  std::optional<bool> is_terminal;    // default: detected from the stream (see above)
+  std::optional<bool> is_terminal{};  // default: detected from the stream (see above)
   int columns = 0;                    // terminal width; 0: $COLUMNS, else the terminal's own, else 80
   std::int64_t every_steps = 10;      // plain lines: every N steps (0: never by count) ...
   double every_seconds = 30.0;        // ... or after T seconds (0: never by time)
   double redraw_seconds = 0.1;        // terminal: at most one redraw per interval (last step always)
   double smoothing = 0.3;             // EMA weight of the newest interval, in (0, 1]
-  std::function<double()> clock;      // monotonic seconds; default std::chrono::steady_clock
+  std::function<double()> clock{};    // monotonic seconds; default std::chrono::steady_clock
 };
 
 namespace detail::progress {

@@ -135,9 +135,9 @@ struct file_closer {
 
 struct tensorboard_options {
   // wall_time of the first record and the seconds in the file name; default: now.
-  std::optional<double> start_time;
+  std::optional<double> start_time{};
   // SourceMetadata.writer in the first record (TensorBoard's writer puts its module name there); empty: left out.
-  std::string source_writer;
+  std::string source_writer{};
 };
 
 class tensorboard_writer {

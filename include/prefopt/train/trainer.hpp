@@ -74,6 +74,10 @@ public:
     loss_.validate();
     opt_.validate();
     args_.validate();
+    if constexpr (requires { loss_.reference_free(); ref_.provides_reference; })
+      if (!loss_.reference_free() && !ref_.provides_reference())
+        throw config_error("reference: field 'strategy'", "the loss compares the policy with a reference model; 'none' "
+                                                          "only fits reference-free losses (simpo, cpo, orpo, sft)");
   }
 
   step_result step(const batch_type& b) { return step(std::span<const batch_type>(&b, 1)); }
@@ -82,7 +86,7 @@ public:
     policy_.zero_grad();
     pair_batch<double> full;
     std::vector<std::size_t> offsets;
-    const bool single_pass = micro.size() == 1 || (losses::ElementwiseLoss<Loss> && tokens_known);
+    const bool single_pass = micro.size() == 1 || (loss_is_elementwise() && tokens_known);
     std::optional<loss_result<double>> whole;  // the whole batch's result, when one evaluation gave it
     if (single_pass) {
       const batch_context<double> ctx = single_pass_context(micro);
@@ -127,7 +131,17 @@ public:
   Model& policy() { return policy_; }
   const training_args& args() const { return args_; }
 
+  // What a checkpoint needs to continue this trainer exactly (besides the model's weights).
+  long optimizer_steps() const { return state_.steps; }
+  void set_optimizer_steps(long s) { state_.steps = s; }
+  Reference& reference() { return ref_; }
+
 private:
+  bool loss_is_elementwise() const {
+    if constexpr (losses::ElementwiseLoss<Loss>) return true;
+    else if constexpr (requires { loss_.is_elementwise(); }) return loss_.is_elementwise();
+    else return false;
+  }
   static constexpr bool tokens_known = requires(const input_type& in) { Model::completion_tokens(in); };
 
   batch_context<double> single_pass_context(std::span<const batch_type> micro) const {
@@ -214,6 +228,7 @@ private:
       opt_.step(be, state_, policy_.parameters(), policy_.gradients(), policy_.parameter_slices(), lr);
       ++step_;
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
+      if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
     }
     out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
     return out;

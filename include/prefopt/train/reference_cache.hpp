@@ -1,0 +1,125 @@
+// prefopt/train/reference_cache.hpp — reference log-probs computed once, cached on disk.
+//
+// reference::precomputed reads them from the batch; this computes them for a whole tokenized
+// dataset in one pass before training (TRL's precompute_ref_log_probs) and caches them in
+// `<cache_dir>/ref-<key>.jsonl`, where the key hashes the model's weights and config, the
+// adapter, the tokenized data and the settings that change log-probs (prefix layout, LD-DPO α).
+// The next run with the same key reads the file instead of recomputing. A cache file that does not
+// match the dataset (count, line numbers) is an error naming it, never silently reused.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/error.hpp"
+#include "prefopt/data/collate.hpp"
+#include "prefopt/io/atomic_file.hpp"
+#include "prefopt/models/concepts.hpp"
+
+namespace prefopt::train {
+
+// 64-bit FNV-1a, streaming.
+struct fnv1a {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  void add(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  }
+  void add(std::string_view s) { add(s.data(), s.size()); }
+  template <class T> void add_values(const std::vector<T>& v) {
+    const std::uint64_t n = v.size();
+    add(&n, sizeof n);
+    if (!v.empty()) add(v.data(), v.size() * sizeof(T));
+  }
+  void add_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw io_error(p.string(), "cannot open for hashing");
+    std::vector<char> buf(1 << 20);
+    while (in) {
+      in.read(buf.data(), std::streamsize(buf.size()));
+      add(buf.data(), std::size_t(in.gcount()));
+    }
+  }
+  std::string hex() const {
+    std::ostringstream o;
+    o << std::hex << h;
+    return o.str();
+  }
+};
+
+// The hash of a model directory's weights and config (and of an adapter directory, if any).
+inline std::string model_fingerprint(const std::filesystem::path& model_dir, const std::string& adapter_dir = "") {
+  fnv1a f;
+  for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json"})
+    if (std::filesystem::exists(model_dir / name)) f.add_file(model_dir / name);
+  if (!adapter_dir.empty())
+    for (const char* name : {"adapter_config.json", "adapter_model.safetensors"}) f.add_file(std::filesystem::path(adapter_dir) / name);
+  return f.hex();
+}
+
+// Computes (or reads from the cache) the reference log-probs of every pair of `data`.
+// `forward` runs the reference model on a batch (keep_activations off): it receives the batch and
+// fills sequence_logps (chosen first, then rejected).
+template <class Forward>
+void precompute_reference(data::tokenized_preferences& data, const std::string& model_key, bool prefix_sharing,
+                          std::optional<double> ld_alpha, const std::filesystem::path& cache_dir, std::size_t batch_size,
+                          Forward&& forward, std::function<void(std::size_t, std::size_t)> progress = {}) {
+  fnv1a key;
+  key.add(model_key);
+  key.add(prefix_sharing ? "shared" : "rows");
+  key.add(ld_alpha ? std::to_string(*ld_alpha) : "none");
+  for (const auto& p : data.pairs) {
+    key.add_values(p.prompt);
+    key.add_values(p.chosen);
+    key.add_values(p.rejected);
+  }
+  const auto file = cache_dir / ("ref-" + key.hex() + ".jsonl");
+  const std::size_t n = data.pairs.size();
+  data.reference_chosen.assign(n, 0.0);
+  data.reference_rejected.assign(n, 0.0);
+  if (std::filesystem::exists(file)) {
+    std::ifstream in(file);
+    std::string line;
+    std::size_t i = 0;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+        if (i >= n || j.at("line").get<std::size_t>() != data.lines[i]) throw std::runtime_error("does not match the dataset");
+        data.reference_chosen[i] = j.at("ref_chosen_logps").get<double>();
+        data.reference_rejected[i] = j.at("ref_rejected_logps").get<double>();
+      } catch (const std::exception& e) {
+        throw format_error(file.string() + ":" + std::to_string(i + 1), std::string("bad reference cache entry (") + e.what() +
+                                                                            "); delete the file to recompute");
+      }
+      ++i;
+    }
+    if (i != n) throw format_error(file.string(), "holds " + std::to_string(i) + " entries for " + std::to_string(n) + " pairs; delete it to recompute");
+    return;
+  }
+  std::string out;
+  for (std::size_t start = 0; start < n; start += batch_size) {
+    const std::size_t end = std::min(n, start + batch_size);
+    std::vector<models::tokenized_pair> pairs(data.pairs.begin() + std::ptrdiff_t(start), data.pairs.begin() + std::ptrdiff_t(end));
+    models::sequence_logps lp;
+    forward(models::pack_pairs(pairs, prefix_sharing), lp);
+    const std::size_t m = end - start;
+    for (std::size_t i = 0; i < m; ++i) {
+      data.reference_chosen[start + i] = lp.logp[i];
+      data.reference_rejected[start + i] = lp.logp[m + i];
+      out += nlohmann::json{{"line", data.lines[start + i]}, {"ref_chosen_logps", lp.logp[i]}, {"ref_rejected_logps", lp.logp[m + i]}}.dump() + "\n";
+    }
+    if (progress) progress(end, n);
+  }
+  std::filesystem::create_directories(cache_dir);
+  io::write_atomically(file, std::string_view(out));
+}
+
+} // namespace prefopt::train

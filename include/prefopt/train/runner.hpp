@@ -1,0 +1,250 @@
+// prefopt/train/runner.hpp — a whole training run around a trainer: epochs, evaluation, logging,
+// checkpoints, early stopping and exact resumption.
+//
+//   train::runner r(trainer, train_data, &eval_data, options);
+//   train::run_summary s = r.run();
+// Each epoch's minibatches come from a seeded plan (data/collate.hpp), so a run is reproducible
+// and a resumed run replays the same order: resuming from checkpoint-N continues exactly where
+// the uninterrupted run would be (weights, optimizer state, schedule, loss state, data position,
+// metrics files truncated to step N). Metrics use TRL's names (eval ones prefixed eval_) and go to
+// metrics.jsonl / metrics.csv / TensorBoard; a progress bar (terminal) or plain lines (logs).
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prefopt/data/collate.hpp"
+#include "prefopt/train/checkpoint.hpp"
+#include "prefopt/train/metrics_log.hpp"
+#include "prefopt/train/progress.hpp"
+#include "prefopt/train/tensorboard.hpp"
+#include "prefopt/train/trainer.hpp"
+
+namespace prefopt::train {
+
+struct runner_options {
+  int epochs = 1;
+  long max_steps = -1;                 // > 0 overrides epochs
+  std::size_t batch_size = 8;          // pairs per micro-batch
+  int gradient_accumulation_steps = 1;
+  std::uint64_t seed = 42;
+  bool prefix_sharing = true;
+  int pad_to_multiple_of = 0;
+  bool length_bucketing = true;
+  int logging_steps = 10;
+  int eval_steps = 0;                  // 0: at the end of each epoch
+  int save_steps = 0;                  // 0: at the end only
+  int save_total_limit = 3;
+  std::optional<std::string> early_stopping_metric{};
+  int early_stopping_patience = 3;
+  bool greater_is_better = false;
+  std::filesystem::path output_dir = "prefopt-out";
+  bool tensorboard = true;
+  bool resume = false;
+  io::dtype saved_dtype = io::dtype::f32;
+  std::ostream* log = &std::cerr;
+};
+
+struct run_summary {
+  long steps = 0;
+  long skipped_steps = 0;
+  bool stopped_early = false;
+  bool resumed = false;
+  std::map<std::string, double> last_train{}, last_eval{};
+  double seconds = 0.0;
+};
+
+// Optimizer steps in one epoch of n pairs.
+inline long steps_per_epoch(std::size_t n, std::size_t batch_size, int accumulation) {
+  const std::size_t batches = (n + batch_size - 1) / batch_size;
+  return long((batches + std::size_t(accumulation) - 1) / std::size_t(accumulation));
+}
+
+namespace detail {
+template <class L> std::vector<double> loss_state(const L& l) {
+  if constexpr (requires { l.state(); }) return l.state();
+  else return {};
+}
+template <class L> void set_loss_state(L& l, const std::vector<double>& s) {
+  if constexpr (requires { l.set_state(s); }) l.set_state(s);
+}
+template <class R> auto* synced_model_of(R& r) {
+  if constexpr (requires { r.synced_model(); }) return r.synced_model();
+  else if constexpr (requires { r.model; r.after_step; }) return r.model;
+  else return static_cast<void*>(nullptr);
+}
+} // namespace detail
+
+template <class Trainer> class runner {
+public:
+  runner(Trainer& t, const data::tokenized_preferences& train, const data::tokenized_preferences* eval, runner_options o)
+      : t_(t), train_(train), eval_(eval), o_(std::move(o)) {}
+
+  long total_steps() const {
+    return o_.max_steps > 0 ? o_.max_steps
+                            : long(o_.epochs) * steps_per_epoch(train_.size(), o_.batch_size, o_.gradient_accumulation_steps);
+  }
+
+  run_summary run() {
+    using clock = std::chrono::steady_clock;
+    const auto started = clock::now();
+    std::filesystem::create_directories(o_.output_dir);
+    run_summary summary;
+    checkpoint_state st;
+    if (o_.resume)
+      if (const auto ck = latest_checkpoint(o_.output_dir)) {
+        st = restore(*ck);
+        summary.resumed = true;
+        *o_.log << "prefopt: resumed from " << ck->string() << " (step " << st.global_step << ")\n";
+      }
+    auto log = metrics_log::open(o_.output_dir, summary.resumed);
+    if (summary.resumed) log.truncate_after(st.global_step);
+    std::unique_ptr<tensorboard_writer> tb;
+    if (o_.tensorboard) {
+      tb = std::make_unique<tensorboard_writer>(o_.output_dir / "runs");
+      if (summary.resumed) tb->add_session_start(st.global_step + 1);
+      log.forward_to(tb.get());
+    }
+    progress bar(*o_.log, total_steps(), {.initial_step = st.global_step});
+    const auto lengths = data::row_lengths(train_, o_.prefix_sharing);
+    const long total = total_steps();
+    std::map<std::string, double> window;
+    int window_steps = 0;
+    bool stop = false;
+    for (int epoch = st.epoch; !stop && (o_.max_steps > 0 || epoch < o_.epochs); ++epoch) {
+      const data::batch_plan plan = data::make_batch_plan(
+          lengths, {.batch_size = o_.batch_size, .shuffle = true, .length_bucketing = o_.length_bucketing}, o_.seed,
+          std::uint64_t(epoch));
+      const std::size_t k = std::size_t(o_.gradient_accumulation_steps);
+      for (std::size_t b0 = epoch == st.epoch ? st.next_batch : 0; b0 < plan.size() && !stop; b0 += k) {
+        std::vector<typename Trainer::batch_type> micro;
+        for (std::size_t b = b0; b < std::min(plan.size(), b0 + k); ++b)
+          micro.push_back(data::make_batch(train_, plan.batches[b], o_.prefix_sharing, o_.pad_to_multiple_of));
+        const train::step_result r = t_.step(std::span<const typename Trainer::batch_type>(micro));
+        if (r.skipped) {
+          ++summary.skipped_steps;
+          *o_.log << "prefopt: step skipped (" << r.skip_reason << "), weights unchanged\n";
+        }
+        const long step = t_.global_step();
+        st.global_step = step;
+        st.epoch = epoch;
+        st.next_batch = b0 + k;
+        for (const auto& [key, v] : r.metrics) window[key] += v;
+        ++window_steps;
+        const double epoch_pos = epoch + double(std::min(plan.size(), b0 + k)) / double(plan.size());
+        if (step % o_.logging_steps == 0 || step == total) {
+          metric_values row{{"epoch", epoch_pos}};
+          for (auto& [key, v] : window) row.emplace_back(key, v / window_steps);
+          if (summary.skipped_steps) row.emplace_back("skipped_steps", double(summary.skipped_steps));
+          log.log(step, row);
+          summary.last_train = window;
+          for (auto& [key, v] : summary.last_train) v /= window_steps;
+          window.clear();
+          window_steps = 0;
+        }
+        bar.update(step, {{"loss", r.metrics.count("loss") ? r.metrics.at("loss") : NAN}});
+        const bool end_of_epoch = b0 + k >= plan.size();
+        if (eval_ && ((o_.eval_steps > 0 && step % o_.eval_steps == 0) || (o_.eval_steps == 0 && end_of_epoch))) {
+          summary.last_eval = evaluate();
+          metric_values row{{"epoch", epoch_pos}};
+          for (const auto& [key, v] : summary.last_eval) row.emplace_back(key, v);
+          log.log(step, row);
+          bar.message(format_eval(step, summary.last_eval));
+          if (early_stop(st, summary.last_eval)) stop = summary.stopped_early = true;
+        }
+        if (end_of_epoch) st.epoch = epoch + 1, st.next_batch = 0;
+        if (o_.save_steps > 0 && step % o_.save_steps == 0) save(st);
+        if (o_.max_steps > 0 && step >= o_.max_steps) stop = true;
+      }
+      if (!stop && o_.max_steps > 0 && plan.size() == 0) break;
+    }
+    save(st);
+    bar.finish();
+    summary.steps = t_.global_step();
+    summary.seconds = std::chrono::duration<double>(clock::now() - started).count();
+    return summary;
+  }
+
+  // Mean of the per-batch metrics over the eval set, weighted by pairs, prefixed eval_.
+  std::map<std::string, double> evaluate() {
+    std::map<std::string, double> sum;
+    std::size_t pairs = 0;
+    std::vector<std::size_t> idx;
+    for (std::size_t i = 0; i < eval_->size(); i += o_.batch_size) {
+      idx.clear();
+      for (std::size_t j = i; j < std::min(eval_->size(), i + o_.batch_size); ++j) idx.push_back(j);
+      const auto m = t_.evaluate_batch(data::make_batch(*eval_, idx, o_.prefix_sharing, o_.pad_to_multiple_of));
+      for (const auto& [key, v] : m) sum["eval_" + key] += v * double(idx.size());
+      pairs += idx.size();
+    }
+    for (auto& [key, v] : sum) v /= double(std::max<std::size_t>(pairs, 1));
+    return sum;
+  }
+
+private:
+  bool early_stop(checkpoint_state& st, const std::map<std::string, double>& eval) {
+    if (!o_.early_stopping_metric) return false;
+    const auto it = eval.find(*o_.early_stopping_metric);
+    if (it == eval.end())
+      throw config_error("training: field 'early_stopping_metric'",
+                         "'" + *o_.early_stopping_metric + "' is not among the evaluation metrics (e.g. eval_loss)");
+    const double v = it->second;
+    const bool better = !st.best_metric || (o_.greater_is_better ? v > *st.best_metric : v < *st.best_metric);
+    if (better) {
+      st.best_metric = v;
+      st.evals_without_improvement = 0;
+      return false;
+    }
+    return ++st.evals_without_improvement >= o_.early_stopping_patience;
+  }
+
+  static std::string format_eval(long step, const std::map<std::string, double>& m) {
+    std::string s = "eval at step " + std::to_string(step) + ":";
+    for (const char* key : {"eval_loss", "eval_rewards/accuracies", "eval_rewards/margins"})
+      if (m.count(key)) s += " " + std::string(key) + "=" + std::to_string(m.at(key));
+    return s;
+  }
+
+  void save(checkpoint_state& st) {
+    auto& policy = t_.policy();
+    st.optimizer_steps = t_.optimizer_steps();
+    st.loss_state = detail::loss_state(t_.loss());
+    write_checkpoint(
+        o_.output_dir, st.global_step, st,
+        [&](const std::filesystem::path& dir) {
+          save_model_state(policy, dir, o_.saved_dtype);
+          save_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+          auto* ref = detail::synced_model_of(t_.reference());
+          if constexpr (!std::is_same_v<decltype(ref), void*>)
+            if (ref) models::save_pretrained(*ref, dir / "reference");
+        },
+        o_.save_total_limit);
+  }
+
+  checkpoint_state restore(const std::filesystem::path& dir) {
+    checkpoint_state st = read_checkpoint_state(dir);
+    auto& policy = t_.policy();
+    load_model_state(policy, dir);
+    load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+    auto* ref = detail::synced_model_of(t_.reference());
+    if constexpr (!std::is_same_v<decltype(ref), void*>)
+      if (ref) models::load_weights(*ref, dir / "reference");
+    t_.set_global_step(st.global_step);
+    t_.set_optimizer_steps(st.optimizer_steps);
+    detail::set_loss_state(t_.loss(), st.loss_state);
+    return st;
+  }
+
+  Trainer& t_;
+  const data::tokenized_preferences& train_;
+  const data::tokenized_preferences* eval_;
+  runner_options o_;
+};
+
+} // namespace prefopt::train

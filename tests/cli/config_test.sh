@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# prefopt train: --print-config, and configuration errors that name the key.
+source "$(dirname "$0")/common.sh"
+"$PREFOPT" train --print-config > "$WORK/defaults.json"
+grep -q '"beta": 0.1' "$WORK/defaults.json" || fail "defaults lack loss.beta 0.1"
+grep -q '"learning_rate": 1e-06' "$WORK/defaults.json" || fail "defaults lack TRL's learning rate"
+echo '{"model": "m", "data": {"train": "t.jsonl"}, "loss": {"bta": 0.1}}' > "$WORK/typo.json"
+expect_fail "loss.bta: unknown option" "$PREFOPT" train --config "$WORK/typo.json"
+expect_fail "loss.beta: expected a number" "$PREFOPT" train --set model=m --set data.train=t --set 'loss.beta="high"'
+expect_fail "field 'loss.beta'" "$PREFOPT" train --set model=m --set data.train=t --set loss.beta=0
+expect_fail "field 'model'" "$PREFOPT" train --set data.train=t
+expect_fail "label_smoothing" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set 'loss.type=["robust"]' --set loss.label_smoothing=0.5
+expect_fail "unknown loss 'dpo'" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set 'loss.type=["dpo"]'
+expect_fail "--frobnicate: unknown option" "$PREFOPT" train --frobnicate
+echo "config: ok"

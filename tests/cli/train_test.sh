@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# prefopt train end to end: text pairs with the GPT-2 tokenizer, LoRA, held-out split, eval,
+# metrics files, checkpoints, a PEFT adapter; then full fine-tuning with a precomputed, cached reference.
+source "$(dirname "$0")/common.sh"
+cat > "$WORK/run.json" <<JSON
+{
+  "model": "$DATA/cli/gpt2_text",
+  "lora": {"r": 4, "alpha": 8, "target_modules": ["c_attn"], "use_rslora": false},
+  "data": {"train": "$DATA/cli/pairs_text.jsonl", "tokenizer": "$DATA/tokenizer/gpt2/tokenizer.json",
+           "eval_fraction": 0.25, "max_length": 64},
+  "optimizer": {"learning_rate": 0.01},
+  "training": {"num_train_epochs": 2, "batch_size": 4, "logging_steps": 2, "save_steps": 4},
+  "output": {"dir": "$WORK/lora"}
+}
+JSON
+"$PREFOPT" train --config "$WORK/run.json" 2> "$WORK/lora.log" || { cat "$WORK/lora.log"; fail "training failed"; }
+grep -q "pairs_text.jsonl:22" "$WORK/lora.log" || fail "the malformed line 22 is not reported"
+for f in metrics.jsonl metrics.csv final/adapter_model.safetensors final/adapter_config.json checkpoint-18/trainer_state.json \
+         checkpoint-18/adapter_model.safetensors checkpoint-18/optimizer.safetensors; do
+  [ -e "$WORK/lora/$f" ] || fail "missing $f"
+done
+[ "$(ls -d "$WORK/lora"/checkpoint-* | wc -l)" -eq 3 ] || fail "save_total_limit 3 not kept: $(ls "$WORK/lora")"
+ls "$WORK/lora/runs"/events.out.tfevents.* > /dev/null || fail "no TensorBoard event file"
+grep -q '"eval_loss"' "$WORK/lora/metrics.jsonl" || fail "no eval_loss logged"
+grep -q '"rewards/accuracies"' "$WORK/lora/metrics.jsonl" || fail "no rewards/accuracies logged"
+"$PREFOPT" eval --config "$WORK/run.json" --set adapter="$WORK/lora/final" --set lora=null \
+  --data "$DATA/cli/pairs_text.jsonl" > "$WORK/eval.json" 2>/dev/null || fail "eval failed"
+grep -q '"eval_loss"' "$WORK/eval.json" || fail "eval printed no eval_loss"
+
+# full fine-tuning, pre-tokenized data, precomputed reference (cached: the second run reuses it)
+for run in 1 2; do
+  "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+    --set reference.strategy=precomputed --set training.max_steps=3 --set training.batch_size=4 \
+    --set output.dir="$WORK/full$run" --set reference.cache_dir="$WORK/cache" --set output.tensorboard=false 2> "$WORK/full$run.log" \
+    || { cat "$WORK/full$run.log"; fail "full run $run failed"; }
+done
+[ "$(ls "$WORK/cache" | wc -l)" -eq 1 ] || fail "expected one reference cache file"
+cmp "$WORK/full1/final/model.safetensors" "$WORK/full2/final/model.safetensors" || fail "cached reference changed the result"
+echo "train: ok"

@@ -1,0 +1,195 @@
+// tools/prefopt/cmd_train.hpp — `prefopt train` and `prefopt eval`.
+//
+//   prefopt train --config run.json [--set key.path=value ...] [--print-config]
+//   prefopt eval  --config run.json [--set ...] [--data eval.jsonl]
+// The configuration is train::run_config (train/config.hpp): one source of truth, printed with
+// every default by --print-config. Unknown keys, wrong types and impossible values are errors that
+// name the key.
+#pragma once
+
+#include <cstdio>
+#include <iostream>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "prefopt/losses/any_loss.hpp"
+#include "prefopt/optim/any_optimizer.hpp"
+#include "prefopt/train/reference_cache.hpp"
+#include "prefopt/train/reference_dynamic.hpp"
+#include "prefopt/train/runner.hpp"
+#include "prefopt/train/trainer.hpp"
+#include "session.hpp"
+
+namespace prefopt::cli {
+
+inline const char* train_help =
+    "usage: prefopt train --config run.json [--set key.path=value ...] [--print-config]\n"
+    "       prefopt eval  --config run.json [--set ...] [--data eval.jsonl]\n"
+    "  --print-config prints every option with its value (defaults: TRL's DPOConfig) and exits.\n"
+    "  --set overrides one option, e.g. --set loss.type='[\"sigmoid\",\"sft\"]' --set training.batch_size=4\n"
+    "  training.resume=true continues from the newest checkpoint in output.dir.\n";
+
+inline optim::any_optimizer make_optimizer(const train::optimizer_settings& o) {
+  if (o.type == "adamw")
+    return optim::adamw{.lr = o.learning_rate, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay};
+  if (o.type == "sgd") return optim::sgd{.lr = o.learning_rate, .momentum = o.momentum, .weight_decay = o.weight_decay};
+  throw config_error("config: field 'optimizer.type'", "'" + o.type + "' is not one of adamw, sgd");
+}
+
+inline optim::schedule make_schedule(const train::optimizer_settings& o, long total) {
+  optim::schedule s;
+  s.total_steps = total;
+  s.warmup_steps = o.warmup_steps;
+  s.warmup_ratio = o.warmup_ratio;
+  if (o.lr_scheduler_type == "linear") s.kind = optim::schedule_kind::linear;
+  else if (o.lr_scheduler_type == "cosine") s.kind = optim::schedule_kind::cosine;
+  else if (o.lr_scheduler_type == "constant") s.kind = optim::schedule_kind::constant;
+  else if (o.lr_scheduler_type == "constant_with_warmup") s.kind = optim::schedule_kind::constant_with_warmup;
+  else throw config_error("config: field 'optimizer.lr_scheduler_type'", "'" + o.lr_scheduler_type + "' is not one of linear, cosine, constant, constant_with_warmup");
+  return s;
+}
+
+inline train::runner_options runner_options_of(const train::run_config& c) {
+  train::runner_options r;
+  r.epochs = c.training.num_train_epochs;
+  r.max_steps = c.training.max_steps;
+  r.batch_size = std::size_t(c.training.batch_size);
+  r.gradient_accumulation_steps = c.training.gradient_accumulation_steps;
+  r.seed = std::uint64_t(c.training.seed);
+  r.prefix_sharing = c.data.prefix_sharing;
+  r.pad_to_multiple_of = c.data.pad_to_multiple_of;
+  r.length_bucketing = c.data.length_bucketing;
+  r.logging_steps = c.training.logging_steps;
+  r.eval_steps = c.training.eval_steps;
+  r.save_steps = c.training.save_steps;
+  r.save_total_limit = c.training.save_total_limit;
+  r.early_stopping_metric = c.training.early_stopping_metric;
+  r.early_stopping_patience = c.training.early_stopping_patience;
+  r.greater_is_better = c.training.greater_is_better;
+  r.output_dir = c.output.dir;
+  r.tensorboard = c.output.tensorboard;
+  r.resume = c.training.resume;
+  r.saved_dtype = c.output.dtype == "bf16" ? io::dtype::bf16 : io::dtype::f32;
+  return r;
+}
+
+// Trains (or, with evaluate_only, evaluates) `policy` as the configuration says.
+template <class M>
+int run_training(M& policy, const train::run_config& cfg, data::tokenized_preferences& train_data,
+                 data::tokenized_preferences* eval_data, bool evaluate_only) {
+  using base_model = models::base_model_t<M>;
+  std::ostream& log = std::cerr;
+  losses::any_loss loss(cfg.loss);
+  const bool lora = !policy.adapters().empty();
+  std::string strategy = cfg.reference.strategy;
+  if (strategy == "auto") strategy = loss.reference_free() ? "none" : lora ? "adapter_disabled" : "frozen";
+  // Reference models, as the strategy needs them.
+  std::unique_ptr<base_model> ref_model;
+  const bool needs_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
+  if (needs_copy) {
+    if (strategy == "synced" && lora) throw config_error("config: field 'reference.strategy'", "synced (TR-DPO) does not work with LoRA");
+    ref_model = std::make_unique<base_model>(policy.backend(), policy.config());
+    models::load_weights(*ref_model, cfg.model);
+  }
+  models::forward_options ref_opt;
+  ref_opt.keep_activations = false;
+  ref_opt.ld_alpha = cfg.loss.ld_alpha;
+  using ref_type = train::reference::any<M, base_model>;
+  ref_type ref;
+  if (strategy == "none") ref = ref_type(train::reference::none{});
+  else if (strategy == "frozen") ref = ref_type(train::reference::frozen<base_model>{ref_model.get()});
+  else if (strategy == "adapter_disabled") {
+    if (!lora) throw config_error("config: field 'reference.strategy'", "adapter_disabled needs LoRA training (set lora or adapter)");
+    ref = ref_type(train::reference::adapter_disabled<M>{&policy});
+  } else if (strategy == "synced") {
+    ref = ref_type(train::reference::synced<base_model>{ref_model.get(), cfg.reference.sync_steps, cfg.reference.mixup_alpha});
+  } else if (strategy == "precomputed") {
+    const std::filesystem::path cache = cfg.reference.cache_dir ? std::filesystem::path(*cfg.reference.cache_dir)
+                                                                : std::filesystem::path(cfg.output.dir) / "ref_cache";
+    const std::string key = train::model_fingerprint(cfg.model, cfg.adapter.value_or("")) + (lora ? ":adapters-off" : "");
+    auto forward = [&](const models::token_batch& b, models::sequence_logps& out) {
+      models::forward_options o = ref_opt;
+      o.adapters = false;
+      if (ref_model) ref_model->forward(b, out, o);
+      else policy.forward(b, out, o);
+    };
+    for (auto* d : {&train_data, eval_data})
+      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache, std::size_t(cfg.training.batch_size), forward);
+    ref_model.reset();  // the point of precomputing: no second model in memory while training
+    ref = ref_type(train::reference::precomputed{});
+  } else {
+    throw config_error("config: field 'reference.strategy'", "'" + strategy + "' is not one of auto, frozen, precomputed, adapter_disabled, none, synced");
+  }
+  train::runner_options ro = runner_options_of(cfg);
+  train::training_args args;
+  args.max_grad_norm = cfg.optimizer.max_grad_norm;
+  args.ld_alpha = cfg.loss.ld_alpha;
+  if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
+  else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
+                                                              : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
+                                                                                                           ro.gradient_accumulation_steps));
+  train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
+  train::runner r(t, train_data, eval_data, ro);
+  log << "prefopt: " << policy.config().model_type << (lora ? " + LoRA" : "") << ", " << policy.parameters().size()
+      << " trainable parameters; loss " << [&] {
+           std::string s;
+           for (std::size_t i = 0; i < cfg.loss.type.size(); ++i) s += (i ? "+" : "") + cfg.loss.type[i];
+           return s;
+         }() << ", reference " << strategy << "; " << train_data.size() << " training pairs"
+      << (eval_data ? ", " + std::to_string(eval_data->size()) + " eval pairs" : std::string()) << "\n";
+  if (evaluate_only) {
+    if (!eval_data) throw config_error("prefopt eval", "no evaluation data (give --data or data.eval)");
+    std::cout << reflect::ordered_json(r.evaluate()).dump(2) << "\n";
+    return 0;
+  }
+  const train::run_summary s = r.run();
+  const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
+  train::save_model_state(policy, final_dir, ro.saved_dtype);
+  if constexpr (requires { policy.merge_into_base(); })
+    if (cfg.output.save_merged) {
+      policy.merge_into_base();
+      models::save_pretrained(policy, std::filesystem::path(cfg.output.dir) / "merged", ro.saved_dtype);
+    }
+  log << "prefopt: " << s.steps << " steps in " << s.seconds << " s" << (s.stopped_early ? " (stopped early)" : "")
+      << (s.skipped_steps ? ", " + std::to_string(s.skipped_steps) + " skipped" : std::string()) << "; model saved to "
+      << final_dir.string() << "\n";
+  return 0;
+}
+
+inline int cmd_train(int argc, char** argv, bool evaluate_only) {
+  const args a(argc, argv, 2, {"config", "set", "data"}, {"print-config", "help"});
+  if (a.flag("help")) {
+    std::cout << train_help;
+    return 0;
+  }
+  train::run_config cfg = load_config(a);
+  if (a.flag("print-config")) {
+    std::cout << reflect::to_json(cfg).dump(2) << "\n";
+    return 0;
+  }
+  if (evaluate_only && a.has("data")) cfg.data.eval = a.get("data");
+  if (evaluate_only && cfg.data.train.empty()) cfg.data.train = cfg.data.eval.value_or("");
+  train::validate(cfg);
+#ifdef _OPENMP
+  if (cfg.training.threads > 0) omp_set_num_threads(cfg.training.threads);
+#endif
+  text_pipeline pipeline;
+  data::tokenized_preferences train_data, eval_data;
+  if (!evaluate_only) train_data = tokenize_file(cfg.data.train, cfg, &pipeline, std::cerr);
+  bool have_eval = false;
+  if (cfg.data.eval) {
+    eval_data = tokenize_file(*cfg.data.eval, cfg, &pipeline, std::cerr);
+    have_eval = true;
+  } else if (!evaluate_only && cfg.data.eval_fraction > 0.0) {
+    eval_data = split_eval(train_data, cfg.data.eval_fraction, std::uint64_t(cfg.training.seed));
+    have_eval = eval_data.size() > 0;
+  }
+  if (!train_data.weight.empty() || (have_eval && !eval_data.weight.empty()))
+    throw config_error(cfg.data.train + ": column 'weight'", "per-pair weights are not used by any loss; remove the column");
+  int rc = 0;
+  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, have_eval ? &eval_data : nullptr, evaluate_only); });
+  return rc;
+}
+
+} // namespace prefopt::cli

@@ -1,0 +1,178 @@
+// tools/prefopt/session.hpp — what `prefopt train` and `prefopt eval` share: the configuration
+// (run.json + --set), the tokenized data, and the model opened as the right C++ type.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "args.hpp"
+#include "model_loader.hpp"
+#include "prefopt/core/reflect.hpp"
+#include "prefopt/data/chat_template.hpp"
+#include "prefopt/data/collate.hpp"
+#include "prefopt/data/tokenizer.hpp"
+#include "prefopt/train/config.hpp"
+
+namespace prefopt::cli {
+
+inline train::run_config load_config(const args& a) {
+  train::run_config cfg = train::default_run_config();
+  if (a.has("config")) {
+    const std::string path = a.get("config");
+    std::ifstream in(path);
+    if (!in) throw io_error(path, "cannot open the configuration file");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw config_error(path, std::string("not valid JSON: ") + e.what());
+    }
+    try {
+      reflect::from_json(j, cfg);
+    } catch (const config_error& e) {
+      throw config_error(path + ": " + e.where(), e.why());
+    }
+  }
+  for (const auto& s : a.all("set")) reflect::apply_override(cfg, s);
+  return cfg;
+}
+
+// The tokenizer and chat template of a model directory (or the configured tokenizer file).
+struct text_pipeline {
+  bool ready = false;
+  std::optional<data::tokenizer> tok;
+  std::optional<data::chat_template> chat;
+  data::collate_options options;
+};
+
+inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conversational, bool text) {
+  text_pipeline p;
+  p.ready = true;
+  const std::filesystem::path model(cfg.model);
+  p.options.max_length = cfg.data.max_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_length)) : std::nullopt;
+  p.options.max_prompt_length =
+      cfg.data.max_prompt_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_prompt_length)) : std::nullopt;
+  if (!text) return p;
+  const std::filesystem::path tok_file = cfg.data.tokenizer ? std::filesystem::path(*cfg.data.tokenizer) : model / "tokenizer.json";
+  p.tok = data::tokenizer::from_file(tok_file);
+  nlohmann::json tc = nlohmann::json::object();
+  // tokenizer_config.json (EOS, pad, chat template): the model directory's, else the tokenizer's.
+  const auto tc_file = std::filesystem::exists(model / "tokenizer_config.json") || !cfg.data.tokenizer
+                           ? model / "tokenizer_config.json"
+                           : tok_file.parent_path() / "tokenizer_config.json";
+  if (std::filesystem::exists(tc_file)) {
+    std::ifstream in(tc_file);
+    tc = nlohmann::json::parse(in, nullptr, false);
+    if (tc.is_discarded()) throw format_error(tc_file.string(), "not valid JSON");
+  }
+  if (const auto eos = data::config_special_token(tc, "eos_token")) p.options.eos_token = *eos;
+  if (const auto pad = data::config_special_token(tc, "pad_token"))
+    if (const auto id = p.tok->token_to_id(*pad)) p.options.pad_token_id = *id;
+  if (conversational) {
+    if (cfg.data.chat_template == "auto") p.chat = data::select_chat_template(tc, tc_file.string());
+    else p.chat = data::chat_template_by_name(cfg.data.chat_template);
+  } else if (cfg.data.chat_template == "gpt2_plain") {
+    p.chat = data::chat_template_by_name("gpt2_plain");
+  }
+  if (p.options.eos_token.empty() && !conversational)
+    throw config_error(tc_file.string() + ": field 'eos_token'",
+                       "text completions end with the tokenizer's EOS token, and none is configured");
+  return p;
+}
+
+// Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
+// *read_skipped) unless data.strict makes the first one an error.
+inline data::tokenized_preferences tokenize_file(const std::string& path, const train::run_config& cfg, text_pipeline* shared,
+                                                 std::ostream& log, std::size_t* read_skipped = nullptr) {
+  data::read_options ro;
+  ro.policy = cfg.data.strict ? data::on_error::stop : data::on_error::skip;
+  ro.keep_errors = 100;
+  const auto file = data::read_preference_file(path, ro);
+  for (const auto& e : file.report.first_errors) log << "prefopt: skipped " << e << "\n";
+  if (read_skipped) *read_skipped = file.report.skipped;
+  const bool text = !data::is_tokenized(file.format);
+  text_pipeline local;
+  text_pipeline& p = shared ? *shared : local;
+  if (!p.ready || (text && !p.tok)) p = open_text_pipeline(cfg, data::is_conversational(file.format), text);
+  if (data::is_unpaired(file.format))
+    throw config_error(path, "holds unpaired (KTO) records; prefopt train trains on preference pairs");
+  data::tokenized_preferences d = text ? data::tokenize_preferences(file, *p.tok, p.chat ? &*p.chat : nullptr, p.options)
+                                       : data::tokenize_preferences(file, p.options);
+  log << "prefopt: " << path << " (" << data::to_string(file.format) << "): " << file.report.summary() << "; "
+      << d.report.summary() << "\n";
+  return d;
+}
+
+// Splits `share` of the pairs off into an eval set, in a seeded order.
+inline data::tokenized_preferences split_eval(data::tokenized_preferences& d, double share, std::uint64_t seed) {
+  std::vector<std::size_t> order(d.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  const std::size_t n_eval = std::size_t(std::round(share * double(d.size())));
+  std::vector<std::size_t> ev(order.begin(), order.begin() + std::ptrdiff_t(n_eval)), tr(order.begin() + std::ptrdiff_t(n_eval), order.end());
+  std::sort(ev.begin(), ev.end());
+  std::sort(tr.begin(), tr.end());
+  auto take = [&](const std::vector<std::size_t>& idx) {
+    data::tokenized_preferences out;
+    out.file = d.file;
+    out.pad_token_id = d.pad_token_id;
+    auto col = [&](const std::vector<double>& c) {
+      std::vector<double> r;
+      if (!c.empty())
+        for (auto i : idx) r.push_back(c[i]);
+      return r;
+    };
+    for (auto i : idx) {
+      out.pairs.push_back(d.pairs[i]);
+      out.lines.push_back(d.lines[i]);
+    }
+    out.preference_prob = col(d.preference_prob), out.score_chosen = col(d.score_chosen), out.score_rejected = col(d.score_rejected);
+    out.cost = col(d.cost), out.weight = col(d.weight);
+    out.reference_chosen = col(d.reference_chosen), out.reference_rejected = col(d.reference_rejected);
+    return out;
+  };
+  data::tokenized_preferences e = take(ev);
+  d = take(tr);
+  return e;
+}
+
+// PEFT's default target modules for an architecture (peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
+inline std::vector<std::string> default_lora_targets(const models::transformer_config& c) {
+  if (c.arch == models::architecture::gpt2) return {"c_attn"};
+  return {"q_proj", "v_proj"};
+}
+
+// Opens the policy as its concrete type (gpt2/llama, with LoRA when configured) and calls fn(model).
+template <class Fn> void with_policy(const train::run_config& cfg, Fn&& fn) {
+  using B = backends::eigen;
+  const std::filesystem::path dir(cfg.model);
+  const auto mc = models::transformer_config::from_file(dir / "config.json");
+  auto run = [&](auto tag) {
+    using M = typename decltype(tag)::type;
+    M m(B{}, mc);
+    models::load_weights(m, dir);
+    if (cfg.adapter) {
+      models::lora<M> lm(std::move(m), read_adapter_config(*cfg.adapter));
+      lm.load_adapter(*cfg.adapter);
+      fn(lm);
+    } else if (cfg.lora) {
+      models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = 0.0,
+                             .target_modules = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules,
+                             .use_rslora = cfg.lora->use_rslora};
+      models::lora<M> lm(std::move(m), lc, std::uint64_t(cfg.training.seed));
+      fn(lm);
+    } else {
+      fn(m);
+    }
+  };
+  if (mc.arch == models::architecture::gpt2) run(std::type_identity<models::gpt2<B>>{});
+  else run(std::type_identity<models::llama<B>>{});
+}
+
+} // namespace prefopt::cli
