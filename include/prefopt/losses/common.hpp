@@ -2,7 +2,10 @@
 // stable scalar functions and the hyperparameter checks that raise config_error.
 #pragma once
 
+#include <boost/hana/at.hpp>
+#include <boost/hana/length.hpp>
 #include <cstddef>
+#include <utility>
 #include <map>
 #include <string>
 #include <string_view>
@@ -74,6 +77,16 @@ template <class T> double chosen_nll(const pair_batch<T>& b) {
     tokens += b.chosen_tokens.empty() ? 1.0 : b.chosen_tokens[i];
   }
   return tokens > 0 ? s / tokens : 0.0;
+}
+
+// Calls f on every element of a boost::hana::tuple in order; unlike hana::for_each it may run in
+// device code (hana::at_c is constexpr), so combinators stay __host__ __device__.
+template <class Tuple, class F, std::size_t... I>
+PREFOPT_HD void for_each_term(Tuple& t, F& f, std::index_sequence<I...>) {
+  (f(boost::hana::at_c<I>(t)), ...);
+}
+template <class Tuple, class F> PREFOPT_HD void for_each_term(Tuple& t, F&& f) {
+  for_each_term(t, f, std::make_index_sequence<decltype(boost::hana::length(t))::value>{});
 }
 
 } // namespace prefopt::losses::detail

@@ -98,7 +98,7 @@ template <PreferenceLoss Base, Constraint... C> struct constrained {
 
   template <class T> PREFOPT_HD pair_output<T> pair(const pair_input<T>& x) const {
     T shift(0), shift_c(0), shift_r(0), add(0), add_c(0), add_r(0);
-    boost::hana::for_each(constraints, [&](const auto& k) {
+    detail::for_each_term(constraints, [&](const auto& k) {
       const pair_output<T> gv = k.g(x);
       const T l = T(k.lambda);
       // Each term is formed as a T before it is accumulated (not as a nested expression), so

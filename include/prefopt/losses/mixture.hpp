@@ -65,7 +65,7 @@ template <PreferenceLoss... Losses> struct mixture {
     requires elementwise
   {
     pair_output<T> sum{T(0), T(0), T(0)};
-    boost::hana::for_each(terms, [&](const auto& t) {
+    detail::for_each_term(terms, [&](const auto& t) {
       const pair_output<T> o = detail::pair_of(t.loss, x);
       const T w = T(t.weight);
       sum.value += w * o.value;
