@@ -37,3 +37,18 @@ done
 [ "$(ls "$WORK/cache" | wc -l)" -eq 1 ] || fail "expected one reference cache file"
 cmp "$WORK/full1/final/model.safetensors" "$WORK/full2/final/model.safetensors" || fail "cached reference changed the result"
 echo "train: ok"
+
+# Qwen2 (Llama family) with a synced TR-DPO reference, saved in checkpoints; early stopping
+"$PREFOPT" train --set model="$DATA/models/qwen2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set reference.strategy=synced --set reference.sync_steps=2 --set reference.mixup_alpha=0.5 \
+  --set training.max_steps=4 --set training.batch_size=4 --set training.save_steps=2 \
+  --set output.dir="$WORK/qwen" --set output.tensorboard=false 2> "$WORK/qwen.log" || { cat "$WORK/qwen.log"; fail "qwen2 synced run failed"; }
+[ -f "$WORK/qwen/checkpoint-4/reference/model.safetensors" ] || fail "the synced reference is not in the checkpoint"
+"$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" --set data.eval_fraction=0.3 \
+  --set training.num_train_epochs=20 --set training.batch_size=4 --set training.eval_steps=1 --set optimizer.learning_rate=0.01 \
+  --set training.early_stopping_metric=eval_loss --set training.greater_is_better=true --set training.early_stopping_patience=2 \
+  --set output.dir="$WORK/early" --set output.tensorboard=false 2> "$WORK/early.log" || { cat "$WORK/early.log"; fail "early stopping run failed"; }
+grep -q "stopped early" "$WORK/early.log" || fail "early stopping did not stop: $(tail -3 "$WORK/early.log")"
+expect_fail "eval_nothing" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set data.eval_fraction=0.3 --set training.eval_steps=1 --set training.early_stopping_metric=eval_nothing --set output.dir="$WORK/bad"
+echo "train (more): ok"

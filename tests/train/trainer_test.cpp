@@ -7,9 +7,11 @@
 #include <random>
 
 #include "prefopt/losses.hpp"
+#include "prefopt/losses/any_loss.hpp"
 #include "prefopt/models/log_linear_problem.hpp"
 #include "prefopt/optim/adamw.hpp"
 #include "prefopt/optim/sgd.hpp"
+#include "prefopt/train/reference_dynamic.hpp"
 #include "prefopt/train/trainer.hpp"
 #include "support/backends.hpp"
 
@@ -163,4 +165,28 @@ TEST_CASE("impossible hyperparameters are rejected when the trainer is built") {
   using S = train::trainer<model, losses::sigmoid, optim::adamw>;
   CHECK_THROWS_AS(S(m, losses::sigmoid{.beta = 0.0}, optim::adamw{}), config_error);
   CHECK_THROWS_AS(S(m, losses::sigmoid{}, optim::adamw{.beta1 = 1.5}), config_error);
+}
+
+TEST_CASE("synced reference (TR-DPO): every tau steps the reference becomes alpha*policy + (1-alpha)*reference") {
+  auto m = make_model(), ref = make_model();
+  train::trainer<model, losses::sigmoid, optim::adamw, train::reference::synced<model>> t(
+      m, losses::sigmoid{}, optim::adamw{.lr = 0.1}, {&ref, 2, 0.25});
+  const auto b = make_batch(pairs(8, 10));
+  const std::vector<float> r0(ref.parameters().begin(), ref.parameters().end());
+  t.step(b);
+  CHECK(std::vector<float>(ref.parameters().begin(), ref.parameters().end()) == r0);  // not yet: τ = 2
+  t.step(b);
+  for (std::size_t i = 0; i < r0.size(); ++i)
+    CHECK(ref.parameters()[i] == doctest::Approx(0.25 * m.parameters()[i] + 0.75 * r0[i]).epsilon(1e-6));
+}
+
+TEST_CASE("reference::any chosen at run time refuses none for a reference-based loss") {
+  auto m = make_model();
+  using R = train::reference::any<model>;
+  using T = train::trainer<model, losses::any_loss, optim::adamw, R>;
+  losses::loss_settings s = losses::default_for(std::type_identity<losses::loss_settings>{});
+  CHECK_THROWS_WITH_AS(T(m, losses::any_loss(s), optim::adamw{}, R(train::reference::none{})), doctest::Contains("reference-free"),
+                       config_error);
+  s.type = {"simpo"};
+  CHECK_NOTHROW(T(m, losses::any_loss(s), optim::adamw{}, R(train::reference::none{})));
 }

@@ -74,8 +74,8 @@ public:
     loss_.validate();
     opt_.validate();
     args_.validate();
-    if constexpr (requires { loss_.reference_free(); ref_.provides_reference; })
-      if (!loss_.reference_free() && !ref_.provides_reference())
+    if constexpr (requires { loss_.reference_free(); })
+      if (!loss_.reference_free() && !reference_provided())
         throw config_error("reference: field 'strategy'", "the loss compares the policy with a reference model; 'none' "
                                                           "only fits reference-free losses (simpo, cpo, orpo, sft)");
   }
@@ -137,6 +137,10 @@ public:
   Reference& reference() { return ref_; }
 
 private:
+  bool reference_provided() const {
+    if constexpr (requires { ref_.provides_reference(); }) return ref_.provides_reference();
+    else return Reference::provides_reference;
+  }
   bool loss_is_elementwise() const {
     if constexpr (losses::ElementwiseLoss<Loss>) return true;
     else if constexpr (requires { loss_.is_elementwise(); }) return loss_.is_elementwise();

@@ -130,7 +130,7 @@ struct eigen : detail::eigen_pointwise_ops,
     detail::require_size(m.size(), p.size(), "adamw_step", "m");
     detail::require_size(v.size(), p.size(), "adamw_step", "v");
     const std::ptrdiff_t n = std::ptrdiff_t(p.size());
-#pragma omp parallel for simd if (n > 65536)
+#pragma omp parallel for if (n > 65536)
     for (std::ptrdiff_t i = 0; i < n; ++i) optim::rules::adamw(p[i], g[i], m[i], v[i], a);
   }
   void sgd_step(std::span<float> p, std::span<const float> g, std::span<float> buf, const sgd_args& a) const {
