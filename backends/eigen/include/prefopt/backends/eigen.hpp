@@ -22,31 +22,19 @@
 #include "prefopt/backends/eigen/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
-#include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/host_backend.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 #include "prefopt/optim/update_rules.hpp"
 
 namespace prefopt::backends {
 
-struct eigen : detail::eigen_pointwise_ops,
+struct eigen : host_backend_base,
+               detail::eigen_pointwise_ops,
                detail::eigen_norm_ops,
                detail::eigen_attention_ops,
                detail::eigen_lm_head_ops {
   static constexpr std::string_view name = "eigen";
-  static constexpr bool host_memory = true;
-  template <class T> using buffer = host_buffer<T>;
-
-  // ---- memory ----------------------------------------------------------------------------
-  template <class T> buffer<T> allocate(std::size_t n) const { return buffer<T>(n, T{}); }
-  template <class T> void upload(std::type_identity_t<std::span<const T>> host, std::span<T> dst) const { copy(host, dst); }
-  template <class T> void download(std::type_identity_t<std::span<const T>> src, std::span<T> host) const { copy(src, host); }
-  template <class T> void copy(std::type_identity_t<std::span<const T>> src, std::span<T> dst) const {
-    detail::require_size(dst.size(), src.size(), "copy", "dst");
-    std::copy(src.begin(), src.end(), dst.begin());
-  }
-  template <class T> void fill(std::span<T> dst, std::type_identity_t<T> value) const { std::fill(dst.begin(), dst.end(), value); }
-  void synchronize() const {}
 
   // ---- blas ------------------------------------------------------------------------------
   using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -113,16 +101,6 @@ struct eigen : detail::eigen_pointwise_ops,
     }
   }
 
-  // ---- indexing --------------------------------------------------------------------------
-  void gather(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
-    detail::require_size(dst.size(), idx.size(), "gather", "dst");
-    for (std::size_t i = 0; i < idx.size(); ++i) dst[i] = src[check_index(idx[i], src.size(), "gather")];
-  }
-  void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
-    detail::require_size(src.size(), idx.size(), "scatter_add", "src");
-    for (std::size_t i = 0; i < idx.size(); ++i) dst[check_index(idx[i], dst.size(), "scatter_add")] += src[i];
-  }
-
   // ---- optimizers ------------------------------------------------------------------------
   void adamw_step(std::span<float> p, std::span<const float> g, std::span<float> m, std::span<float> v,
                   const adamw_args& a) const {
@@ -141,26 +119,10 @@ struct eigen : detail::eigen_pointwise_ops,
     for (std::ptrdiff_t i = 0; i < n; ++i) optim::rules::sgd(p[i], g[i], a.momentum != 0.0f ? buf[i] : dummy, a);
   }
 
-  // ---- losses ----------------------------------------------------------------------------
-  template <losses::ElementwiseLoss L, class T> void map_pairs(const L& loss, const pair_view<T>& v) const {
-    for (std::size_t i = 0; i < v.n; ++i) {
-      const pair_output<T> o = losses::detail::pair_of(loss, v.input(i));
-      v.per_pair[i] = o.value;
-      v.d_chosen[i] = o.d_chosen;
-      v.d_rejected[i] = o.d_rejected;
-    }
-  }
-
 private:
   static Eigen::Map<Eigen::VectorXf> vec(std::span<float> x) { return {x.data(), Eigen::Index(x.size())}; }
   static Eigen::Map<const Eigen::VectorXf> cvec(std::span<const float> x) {
     return {x.data(), Eigen::Index(x.size())};
-  }
-  static std::size_t check_index(std::int32_t i, std::size_t n, const char* op) {
-    if (i < 0 || std::size_t(i) >= n)
-      throw shape_error(std::string("backend op '") + op + "'",
-                        "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
-    return std::size_t(i);
   }
 };
 

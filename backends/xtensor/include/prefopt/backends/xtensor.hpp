@@ -27,41 +27,26 @@
 #include "prefopt/backends/xtensor/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
-#include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/host_backend.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 
 namespace prefopt::backends {
 
-struct xtensor : xdetail::xtensor_pointwise_ops,
+struct xtensor : host_backend_base,
+                 xdetail::xtensor_pointwise_ops,
                  xdetail::xtensor_norm_ops,
                  xdetail::xtensor_attention_ops,
                  xdetail::xtensor_lm_head_ops {
   static constexpr std::string_view name = "xtensor";
-  static constexpr bool host_memory = true;
-  template <class T> using buffer = host_buffer<T>;
-
-  // ---- memory ----------------------------------------------------------------------------
-  template <class T> buffer<T> allocate(std::size_t n) const { return buffer<T>(n, T{}); }
-  template <class T> void upload(std::type_identity_t<std::span<const T>> host, std::span<T> dst) const { copy(host, dst); }
-  template <class T> void download(std::type_identity_t<std::span<const T>> src, std::span<T> host) const { copy(src, host); }
-  template <class T> void copy(std::type_identity_t<std::span<const T>> src, std::span<T> dst) const {
-    xdetail::require_size(dst.size(), src.size(), "copy", "dst");
-    std::copy(src.begin(), src.end(), dst.begin());
-  }
-  template <class T> void fill(std::span<T> dst, std::type_identity_t<T> value) const {
-    std::fill(dst.begin(), dst.end(), value);
-  }
-  void synchronize() const {}
 
   // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    auto need = [](int r, int cc, int ld) { return r == 0 || cc == 0 ? std::size_t(0) : std::size_t(r - 1) * ld + cc; };
-    xdetail::require_size(a.size(), need(ar, ac, g.lda), "gemm", "A");
-    xdetail::require_size(b.size(), need(br, bc, g.ldb), "gemm", "B");
-    xdetail::require_size(c.size(), need(g.m, g.n, g.ldc), "gemm", "C");
+    xdetail::require_size(a.size(), op_checks::span_of(ar, ac, g.lda), "gemm", "A");
+    xdetail::require_size(b.size(), op_checks::span_of(br, bc, g.ldb), "gemm", "B");
+    xdetail::require_size(c.size(), op_checks::span_of(g.m, g.n, g.ldc), "gemm", "C");
     if (g.m == 0 || g.n == 0) return;
     auto C = xdetail::matrix(c.data(), g.m, g.n, g.ldc);
     if (g.k == 0) {
@@ -120,16 +105,6 @@ struct xtensor : xdetail::xtensor_pointwise_ops,
     DX = xt::cast<float>(xt::cast<double>(DY) - xt::exp(xt::cast<double>(L)) * s);
   }
 
-  // ---- indexing --------------------------------------------------------------------------
-  void gather(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
-    xdetail::require_size(dst.size(), idx.size(), "gather", "dst");
-    for (std::size_t i = 0; i < idx.size(); ++i) dst[i] = src[check(idx[i], src.size(), "gather")];
-  }
-  void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
-    xdetail::require_size(src.size(), idx.size(), "scatter_add", "src");
-    for (std::size_t i = 0; i < idx.size(); ++i) dst[check(idx[i], dst.size(), "scatter_add")] += src[i];
-  }
-
   // ---- optimizers, as torch.optim writes them ----------------------------------------------
   void adamw_step(std::span<float> p, std::span<const float> g, std::span<float> m, std::span<float> v,
                   const adamw_args& a) const {
@@ -161,24 +136,6 @@ struct xtensor : xdetail::xtensor_pointwise_ops,
       else d = B;
     }
     P -= a.lr * d;
-  }
-
-  // ---- losses ----------------------------------------------------------------------------
-  template <losses::ElementwiseLoss L, class T> void map_pairs(const L& loss, const pair_view<T>& v) const {
-    for (std::size_t i = 0; i < v.n; ++i) {
-      const pair_output<T> o = losses::detail::pair_of(loss, v.input(i));
-      v.per_pair[i] = o.value;
-      v.d_chosen[i] = o.d_chosen;
-      v.d_rejected[i] = o.d_rejected;
-    }
-  }
-
-private:
-  static std::size_t check(std::int32_t i, std::size_t n, const char* op) {
-    if (i < 0 || std::size_t(i) >= n)
-      throw shape_error(std::string("backend op '") + op + "'",
-                        "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
-    return std::size_t(i);
   }
 };
 

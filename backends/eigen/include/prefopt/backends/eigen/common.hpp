@@ -15,6 +15,7 @@
 #include <string>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/host_backend.hpp"
 
 #if defined(EIGEN_USE_BLAS) && (defined(__GNUC__) || defined(__clang__))
 // OpenBLAS's own queries, bound only when OpenBLAS is the BLAS linked in (weak symbols).
@@ -24,33 +25,12 @@ extern "C" int openblas_get_num_threads() __attribute__((weak));
 
 namespace prefopt::backends::detail {
 
-inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have < need)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-// Elements a row-major matrix of `rows` rows and row stride `ld` spans (last row may be short).
-inline std::size_t span_of(int rows, int cols, int ld) {
-  return rows == 0 || cols == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(cols);
-}
-// A size argument that must be positive.
-inline std::size_t positive(int v, const char* op, const char* arg) {
-  if (v <= 0)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "must be positive, is " + std::to_string(v));
-  return std::size_t(v);
-}
-// Rows of a flat [rows × cols] buffer of n elements; n must be a multiple of cols.
-inline std::size_t rows_of(std::size_t n, std::size_t cols, const char* op, const char* arg) {
-  if (n % cols != 0)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(cols) + " columns");
-  return n / cols;
-}
-// An optional output: empty, or at least `need` elements.
-inline void require_optional(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have != 0) require_size(have, need, op, arg);
-}
+using op_checks::positive;
+using op_checks::require_optional;
+using op_checks::require_size;
+using op_checks::rows_of;
+using op_checks::span_of;
+
 // Token ids must index a table of `vocab` rows.
 inline void check_ids(std::span<const std::int32_t> ids, std::size_t vocab, const char* op, const char* arg) {
   for (std::size_t i = 0; i < ids.size(); ++i)

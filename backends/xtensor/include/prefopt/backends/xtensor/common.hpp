@@ -16,29 +16,15 @@
 #include <xtensor/xview.hpp>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/host_backend.hpp"
 
 namespace prefopt::backends::xdetail {
 
-inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have < need)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-inline void require_optional(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have != 0) require_size(have, need, op, arg);
-}
-inline std::size_t positive(int v, const char* op, const char* arg) {
-  if (v <= 0)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "must be positive, is " + std::to_string(v));
-  return std::size_t(v);
-}
-inline std::size_t rows_of(std::size_t n, std::size_t cols, const char* op, const char* arg) {
-  if (n % cols != 0)
-    throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'",
-                      "has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(cols) + " columns");
-  return n / cols;
-}
+using op_checks::positive;
+using op_checks::require_optional;
+using op_checks::require_size;
+using op_checks::rows_of;
+
 // Every id in [0, n) (negative ids allowed where `allow_negative`: "no target").
 inline void check_ids(std::span<const std::int32_t> ids, std::size_t count, std::size_t n, bool allow_negative,
                       const char* op, const char* arg) {

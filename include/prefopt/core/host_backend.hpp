@@ -1,0 +1,99 @@
+// prefopt/core/host_backend.hpp — what every backend over host memory shares.
+//
+// op_checks: the size checks of the op contracts (core/backend.hpp, core/transformer_ops.hpp),
+// throwing shape_error that names the op and the argument. host_backend_base: memory, indexing
+// and elementwise-loss mapping for backends whose buffers are host memory (eigen, xtensor);
+// a CPU backend inherits it and adds its arithmetic.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "prefopt/core/backend.hpp"
+#include "prefopt/core/error.hpp"
+#include "prefopt/core/host_buffer.hpp"
+#include "prefopt/losses/concepts.hpp"
+
+namespace prefopt::op_checks {
+
+[[noreturn]] inline void bad(const char* op, const char* arg, const std::string& why) {
+  throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'", why);
+}
+inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
+  if (have < need) bad(op, arg, "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
+}
+// An optional output: empty, or at least `need` elements.
+inline void require_optional(std::size_t have, std::size_t need, const char* op, const char* arg) {
+  if (have != 0) require_size(have, need, op, arg);
+}
+// A size argument that must be positive.
+inline std::size_t positive(int v, const char* op, const char* arg) {
+  if (v <= 0) bad(op, arg, "must be positive, is " + std::to_string(v));
+  return std::size_t(v);
+}
+// Rows of a flat [rows × cols] buffer of n elements; n must be a multiple of cols.
+inline std::size_t rows_of(std::size_t n, std::size_t cols, const char* op, const char* arg) {
+  if (n % cols != 0)
+    bad(op, arg, "has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(cols) + " columns");
+  return n / cols;
+}
+// Elements a row-major matrix of `rows` rows and row stride `ld` spans (last row may be short).
+inline std::size_t span_of(int rows, int cols, int ld) {
+  return rows == 0 || cols == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(cols);
+}
+// An index into n elements.
+inline std::size_t index(std::int32_t i, std::size_t n, const char* op) {
+  if (i < 0 || std::size_t(i) >= n)
+    throw shape_error(std::string("backend op '") + op + "'",
+                      "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
+  return std::size_t(i);
+}
+
+} // namespace prefopt::op_checks
+
+namespace prefopt {
+
+struct host_backend_base {
+  static constexpr bool host_memory = true;
+  template <class T> using buffer = host_buffer<T>;
+
+  // ---- memory ----------------------------------------------------------------------------
+  template <class T> buffer<T> allocate(std::size_t n) const { return buffer<T>(n, T{}); }
+  template <class T> void upload(std::type_identity_t<std::span<const T>> host, std::span<T> dst) const { copy(host, dst); }
+  template <class T> void download(std::type_identity_t<std::span<const T>> src, std::span<T> host) const { copy(src, host); }
+  template <class T> void copy(std::type_identity_t<std::span<const T>> src, std::span<T> dst) const {
+    op_checks::require_size(dst.size(), src.size(), "copy", "dst");
+    std::copy(src.begin(), src.end(), dst.begin());
+  }
+  template <class T> void fill(std::span<T> dst, std::type_identity_t<T> value) const {
+    std::fill(dst.begin(), dst.end(), value);
+  }
+  void synchronize() const {}
+
+  // ---- indexing --------------------------------------------------------------------------
+  void gather(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    op_checks::require_size(dst.size(), idx.size(), "gather", "dst");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[i] = src[op_checks::index(idx[i], src.size(), "gather")];
+  }
+  void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
+    op_checks::require_size(src.size(), idx.size(), "scatter_add", "src");
+    for (std::size_t i = 0; i < idx.size(); ++i) dst[op_checks::index(idx[i], dst.size(), "scatter_add")] += src[i];
+  }
+
+  // ---- losses: the elementwise loss of each pair, in a plain loop ------------------------
+  template <losses::ElementwiseLoss L, class T> void map_pairs(const L& loss, const pair_view<T>& v) const {
+    for (std::size_t i = 0; i < v.n; ++i) {
+      const pair_output<T> o = losses::detail::pair_of(loss, v.input(i));
+      v.per_pair[i] = o.value;
+      v.d_chosen[i] = o.d_chosen;
+      v.d_rejected[i] = o.d_rejected;
+    }
+  }
+};
+
+} // namespace prefopt
