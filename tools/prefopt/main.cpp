@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "cmd_demo.hpp"
 #include "cmd_logps.hpp"
 
 namespace {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (cmd == "demo") return prefopt::cli::cmd_demo(argc, argv);
     if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(usage, stdout);
