@@ -1,13 +1,15 @@
 // prefopt — preference optimization from the command line.
 //   prefopt train   preference optimization from a run.json configuration
 //   prefopt eval    loss and metrics on held-out pairs
-//   prefopt logps   reference log-probs of a tokenized pair dataset
+//   prefopt logps   reference log-probs of a dataset of pairs
+//   prefopt demo    the bundled default training run
 // Run `prefopt <command> --help` for a command's options.
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
 
+#include "cmd_demo.hpp"
 #include "cmd_logps.hpp"
 #include "cmd_train.hpp"
 
@@ -17,7 +19,8 @@ const char* usage =
     "commands:\n"
     "  train    preference optimization of a model directory on a JSONL dataset (--config run.json)\n"
     "  eval     the loss and TRL metrics of a model on held-out pairs\n"
-    "  logps    per-pair chosen/rejected log-probs of a model on a tokenized dataset\n"
+    "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
+    "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
 
@@ -28,6 +31,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (cmd == "demo") return prefopt::cli::cmd_demo(argc, argv);
     if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
     if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
     if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
