@@ -16,11 +16,10 @@
 // (detail/random.hpp). A seed therefore gives the same samples whatever batch_rows is (up to
 // float differences in the logits between batch compositions), and on every standard library.
 //
-// The next-token distribution comes from the model's ordinary forward pass: the last token of each
-// prefix predicts every token of the vocabulary, each as its own output sequence, so any model
-// that reads a token_batch and has a config() with vocab_size and max_positions can be sampled.
-// The head then runs V rows per prefix (cost O(rows·V²·C) per step): fine for vocabularies of a
-// few thousand tokens, not for 50k.
+// The next-token distribution comes from the model's next_token_logprobs (the transformers have
+// it: one head product per prefix). Any other model that reads a token_batch and has a config()
+// with vocab_size and max_positions is sampled through its ordinary forward pass, the last token
+// of each prefix predicting every vocabulary token as its own sequence (O(V²) per step).
 #pragma once
 
 #include <algorithm>
@@ -69,6 +68,24 @@ concept SamplableModel = PolicyModel<M> && std::same_as<typename M::input_type, 
 template <SamplableModel M>
 std::vector<double> next_token_logprobs(M& m, std::span<const std::vector<std::int32_t>> prefixes) {
   const int V = m.config().vocab_size;
+  if constexpr (requires(const token_batch& tb, std::span<const std::int32_t> at) { m.next_token_logprobs(tb, at); }) {
+    // The model computes full next-token distributions itself (one head product per row).
+    token_batch b;
+    std::vector<std::int32_t> last;
+    for (std::size_t r = 0; r < prefixes.size(); ++r) {
+      const auto& p = prefixes[r];
+      if (p.empty()) throw data_error("prefix " + std::to_string(r), "is empty: nothing predicts the next token");
+      for (std::size_t i = 0; i < p.size(); ++i) {
+        b.tokens.push_back(p[i]);
+        b.positions.push_back(std::int32_t(i));
+        b.segment.push_back(0);
+      }
+      b.row_offsets.push_back(std::int32_t(b.tokens.size()));
+      last.push_back(std::int32_t(b.tokens.size()) - 1);
+    }
+    const std::vector<float> f = m.next_token_logprobs(b, std::span<const std::int32_t>(last));
+    return std::vector<double>(f.begin(), f.end());
+  }
   token_batch b;
   for (std::size_t r = 0; r < prefixes.size(); ++r) {
     const auto& p = prefixes[r];

@@ -103,6 +103,11 @@ public:
   void forward(const input_type& in, sequence_logps& out, const forward_options& opt = {});
   void backward(std::span<const double> d_logp);
 
+  // log softmax of the next-token distribution after token at[r] of `in`, for every vocabulary
+  // entry: [rows × V] (sampling; one head product per row instead of V scored targets).
+  std::vector<float> next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
+                                         const forward_options& opt = {.keep_activations = false});
+
 private:
   using fbuf = typename B::template buffer<float>;
   using ibuf = typename B::template buffer<std::int32_t>;

@@ -334,6 +334,32 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<c
 }
 
 template <Backend B, class Arch>
+std::vector<float> transformer<B, Arch>::next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
+                                                             const forward_options& opt) {
+  forward_options o = opt;
+  o.keep_activations = false;
+  o.wpo_weights = false;
+  o.ld_alpha.reset();
+  sequence_logps ignored;
+  forward(in, ignored, o);
+  const int C = cfg_.hidden, V = cfg_.vocab_size, R = int(at.size());
+  for (std::size_t r = 0; r < at.size(); ++r)
+    if (at[r] < 0 || std::size_t(at[r]) >= in.tokens.size()) throw shape_error("next_token_logprobs: row " + std::to_string(r), "token index outside the batch");
+  std::vector<float> out(std::size_t(R) * V);
+  if (R == 0) return out;
+  auto idx = be_.template allocate<std::int32_t>(std::size_t(R));
+  be_.upload(at, idx.span());
+  grow(hrows_, std::size_t(R) * C);
+  be_.embedding_forward(idx.span(), nf_.span().first(in.tokens.size() * std::size_t(C)), C, hrows_.span().first(std::size_t(R) * C));
+  auto logits = be_.template allocate<float>(std::size_t(R) * V), logp = be_.template allocate<float>(std::size_t(R) * V);
+  be_.gemm({.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
+           params_.span().subspan(layout_.head, std::size_t(V) * C), logits.span());
+  be_.log_softmax_rows(R, V, logits.span(), logp.span());
+  be_.download(logp.span(), std::span<float>(out));
+  return out;
+}
+
+template <Backend B, class Arch>
 void transformer<B, Arch>::attach_adapters(std::vector<adapter_ref> refs, std::vector<parameter_slice> slices, std::size_t total,
                                            double scale) {
   adapters_ = std::move(refs);
