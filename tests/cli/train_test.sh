@@ -52,3 +52,16 @@ grep -q "stopped early" "$WORK/early.log" || fail "early stopping did not stop: 
 expect_fail "eval_nothing" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
   --set data.eval_fraction=0.3 --set training.eval_steps=1 --set training.early_stopping_metric=eval_nothing --set output.dir="$WORK/bad"
 echo "train (more): ok"
+
+# KTO: pairs unpaired as TRL does (chosen desirable, rejected not), LoRA, adapters-off reference
+"$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set 'loss.type=["kto"]' --set loss.desirable_weight=1.0 --set loss.undesirable_weight=1.5 \
+  --set lora.r=4 --set training.max_steps=4 --set training.batch_size=4 --set data.eval_fraction=0.25 --set training.eval_steps=2 \
+  --set optimizer.learning_rate=0.01 --set output.dir="$WORK/kto" --set output.tensorboard=false 2> "$WORK/kto.log" \
+  || { cat "$WORK/kto.log"; fail "KTO run failed"; }
+grep -q '"kl"' "$WORK/kto/metrics.jsonl" || fail "KTO logged no kl"
+grep -q '"eval_loss"' "$WORK/kto/metrics.jsonl" || fail "KTO logged no eval_loss"
+[ -f "$WORK/kto/final/adapter_model.safetensors" ] || fail "KTO saved no adapter"
+expect_fail "unpaired" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set 'loss.type=["kto","sigmoid"]'
+echo "train (kto): ok"

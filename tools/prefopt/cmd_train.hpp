@@ -15,6 +15,7 @@
 
 #include "prefopt/losses/any_loss.hpp"
 #include "prefopt/optim/any_optimizer.hpp"
+#include "prefopt/train/kto_trainer.hpp"
 #include "prefopt/train/reference_cache.hpp"
 #include "prefopt/train/reference_dynamic.hpp"
 #include "prefopt/train/runner.hpp"
@@ -157,6 +158,84 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   return 0;
 }
 
+inline bool is_unpaired_loss(const losses::loss_settings& l) {
+  return l.type.size() == 1 && (l.type[0] == "kto" || l.type[0] == "apo_zero_unpaired");
+}
+
+// KTO / apo_zero_unpaired on unpaired examples (TRL's KTOTrainer).
+template <class M>
+int run_unpaired_training(M& policy, const train::run_config& cfg, const data::tokenized_unpaired& train_data,
+                          const data::tokenized_unpaired* eval_data, bool evaluate_only) {
+  using base_model = models::base_model_t<M>;
+  const bool lora = !policy.adapters().empty();
+  std::string strategy = cfg.reference.strategy;
+  if (strategy == "auto") strategy = lora ? "adapter_disabled" : "frozen";
+  std::unique_ptr<base_model> ref_model;
+  train::unpaired_reference<base_model> ref;
+  if (strategy == "frozen") {
+    ref_model = std::make_unique<base_model>(policy.backend(), policy.config());
+    models::load_weights(*ref_model, cfg.model);
+    ref.model = ref_model.get();
+  } else if (strategy == "adapter_disabled") {
+    if (!lora) throw config_error("config: field 'reference.strategy'", "adapter_disabled needs LoRA training (set lora or adapter)");
+    ref.adapters_off = true;
+  } else {
+    throw config_error("config: field 'reference.strategy'", "unpaired training takes auto, frozen or adapter_disabled, not '" + strategy + "'");
+  }
+  train::runner_options ro = runner_options_of(cfg);
+  train::training_args args;
+  args.max_grad_norm = cfg.optimizer.max_grad_norm;
+  if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
+  else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
+                                                                    : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
+                                                                                                                 ro.gradient_accumulation_steps));
+  auto go = [&](auto loss) {
+    train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
+    train::runner r(t, train_data, eval_data, ro);
+    std::cerr << "prefopt: " << policy.config().model_type << (lora ? " + LoRA" : "") << ", " << policy.parameters().size()
+              << " trainable parameters; loss " << decltype(loss)::name << ", reference " << strategy << "; "
+              << train_data.size() << " training examples\n";
+    if (evaluate_only) {
+      if (!eval_data) throw config_error("prefopt eval", "no evaluation data (give --data or data.eval)");
+      std::cout << reflect::ordered_json(r.evaluate()).dump(2) << "\n";
+      return;
+    }
+    const train::run_summary s = r.run();
+    const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
+    train::save_model_state(policy, final_dir, ro.saved_dtype);
+    std::cerr << "prefopt: " << s.steps << " steps in " << s.seconds << " s" << (s.stopped_early ? " (stopped early)" : "")
+              << "; model saved to " << final_dir.string() << "\n";
+  };
+  if (cfg.loss.type[0] == "kto")
+    go(losses::kto{.beta = cfg.loss.beta, .desirable_weight = cfg.loss.desirable_weight, .undesirable_weight = cfg.loss.undesirable_weight});
+  else
+    go(losses::apo_zero_unpaired{.beta = cfg.loss.beta});
+  return 0;
+}
+
+inline data::tokenized_unpaired split_unpaired_eval(data::tokenized_unpaired& d, double share, std::uint64_t seed) {
+  std::vector<std::size_t> order(d.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  const std::size_t n_eval = std::size_t(std::round(share * double(d.size())));
+  auto take = [&](std::vector<std::size_t> idx) {
+    std::sort(idx.begin(), idx.end());
+    data::tokenized_unpaired out;
+    out.file = d.file;
+    out.pad_token_id = d.pad_token_id;
+    out.max_length = d.max_length;
+    for (auto i : idx) {
+      out.examples.push_back(d.examples[i]);
+      out.lines.push_back(d.lines[i]);
+    }
+    return out;
+  };
+  data::tokenized_unpaired e = take({order.begin(), order.begin() + std::ptrdiff_t(n_eval)});
+  d = take({order.begin() + std::ptrdiff_t(n_eval), order.end()});
+  return e;
+}
+
 inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   const args a(argc, argv, 2, {"config", "set", "data"}, {"print-config", "help"});
   if (a.flag("help")) {
@@ -175,6 +254,22 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   if (cfg.training.threads > 0) omp_set_num_threads(cfg.training.threads);
 #endif
   text_pipeline pipeline;
+  if (is_unpaired_loss(cfg.loss)) {
+    data::tokenized_unpaired train_u, eval_u;
+    if (!evaluate_only) train_u = tokenize_unpaired_file(cfg.data.train, cfg, &pipeline, std::cerr);
+    bool have = false;
+    if (cfg.data.eval) {
+      eval_u = tokenize_unpaired_file(*cfg.data.eval, cfg, &pipeline, std::cerr);
+      have = true;
+    } else if (!evaluate_only && cfg.data.eval_fraction > 0.0) {
+      eval_u = split_unpaired_eval(train_u, cfg.data.eval_fraction, std::uint64_t(cfg.training.seed));
+      have = eval_u.size() > 0;
+    }
+    if (!train_u.weight.empty()) throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
+    int rc = 0;
+    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, have ? &eval_u : nullptr, evaluate_only); });
+    return rc;
+  }
   data::tokenized_preferences train_data, eval_data;
   if (!evaluate_only) train_data = tokenize_file(cfg.data.train, cfg, &pipeline, std::cerr);
   bool have_eval = false;

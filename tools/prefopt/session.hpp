@@ -100,11 +100,30 @@ inline data::tokenized_preferences tokenize_file(const std::string& path, const 
   text_pipeline& p = shared ? *shared : local;
   if (!p.ready || (text && !p.tok)) p = open_text_pipeline(cfg, data::is_conversational(file.format), text);
   if (data::is_unpaired(file.format))
-    throw config_error(path, "holds unpaired (KTO) records; prefopt train trains on preference pairs");
+    throw config_error(path, "holds unpaired records: train them with loss.type [\"kto\"] or [\"apo_zero_unpaired\"]");
   data::tokenized_preferences d = text ? data::tokenize_preferences(file, *p.tok, p.chat ? &*p.chat : nullptr, p.options)
                                        : data::tokenize_preferences(file, p.options);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << "): " << file.report.summary() << "; "
       << d.report.summary() << "\n";
+  return d;
+}
+
+// Unpaired (KTO) examples: an unpaired file, or pairs unpaired as TRL's unpair_preference_dataset does.
+inline data::tokenized_unpaired tokenize_unpaired_file(const std::string& path, const train::run_config& cfg,
+                                                       text_pipeline* shared, std::ostream& log) {
+  data::read_options ro;
+  ro.policy = cfg.data.strict ? data::on_error::stop : data::on_error::skip;
+  ro.keep_errors = 100;
+  const auto file = data::read_preference_file(path, ro);
+  for (const auto& e : file.report.first_errors) log << "prefopt: skipped " << e << "\n";
+  const bool text = !data::is_tokenized(file.format);
+  text_pipeline local;
+  text_pipeline& p = shared ? *shared : local;
+  if (!p.ready || (text && !p.tok)) p = open_text_pipeline(cfg, data::is_conversational(file.format), text);
+  data::tokenized_unpaired d = text ? data::tokenize_unpaired(file, *p.tok, p.chat ? &*p.chat : nullptr, p.options)
+                                    : data::tokenize_unpaired(file, p.options);
+  log << "prefopt: " << path << " (" << data::to_string(file.format) << ", as unpaired examples): " << file.report.summary()
+      << "; " << d.report.summary() << "\n";
   return d;
 }
 

@@ -134,7 +134,8 @@ struct tokenized_unpaired {
 [[nodiscard]] inline tokenized_preferences tokenize_preferences(const preference_file& file, const tokenizer& tok,
                                                                 const chat_template* chat,
                                                                 const collate_options& options = {});
-// Pre-tokenized pairs only (no tokenizer needed); text records are a config_error.
+// Pre-tokenized records only (no tokenizer needed); text records are a config_error.
+[[nodiscard]] inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const collate_options& options);
 [[nodiscard]] inline tokenized_preferences tokenize_preferences(const preference_file& file,
                                                                 const collate_options& options = {});
 [[nodiscard]] inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer& tok,

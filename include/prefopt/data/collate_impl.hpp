@@ -261,12 +261,15 @@ inline tokenized_preferences tokenize_preferences(const preference_file& file, c
   return detail::tokenize_preferences(file, nullptr, nullptr, options);
 }
 
-inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer& tok, const chat_template* chat,
+namespace detail {
+inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer* tok, const chat_template* chat,
                                             const collate_options& options) {
   detail::check_options(options);
+  if ((file.records.index() == 0 || file.records.index() == 1) && !tok)
+    throw config_error(file.file, "text records need a tokenizer (tokenizer.json)");
   tokenized_unpaired out;
   out.file = file.file;
-  out.pad_token_id = detail::pad_id(&tok, options);
+  out.pad_token_id = detail::pad_id(tok, options);
   out.max_length = options.max_length;
   detail::column_builder weight("weight");
   auto take = [&](tokenized_example e, bool cut, const auto& rec) {
@@ -277,7 +280,7 @@ inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const t
   };
   auto text = [&](const std::vector<unpaired_record>& records) {
     for (const auto& rec : records) {
-      auto s = detail::tokenize_record(rec.prompt, {&rec.completion}, tok, chat, options, where_in(file.file, rec.line));
+      auto s = detail::tokenize_record(rec.prompt, {&rec.completion}, *tok, chat, options, where_in(file.file, rec.line));
       take({std::move(s.prompt), std::move(s.completions[0]), rec.label}, s.prompt_cut, rec);
     }
   };
@@ -293,6 +296,15 @@ inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const t
   detail::finish_report(out.report, out.file);
   out.weight = weight.finish(out.file);
   return out;
+}
+} // namespace detail
+
+inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const tokenizer& tok, const chat_template* chat,
+                                            const collate_options& options) {
+  return detail::tokenize_unpaired(file, &tok, chat, options);
+}
+inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const collate_options& options) {
+  return detail::tokenize_unpaired(file, nullptr, nullptr, options);
 }
 
 } // namespace prefopt::data

@@ -43,12 +43,14 @@ struct loss_settings {
     (double, f_alpha_divergence_coef),
     (bool, use_weighting),                     // WPO
     (std::optional<double>, ld_alpha),         // LD-DPO (applied by the model; carried here for configs)
-    (std::vector<constraint_settings>, constraints));
+    (std::vector<constraint_settings>, constraints),
+    (double, desirable_weight),                // kto: λ_D
+    (double, undesirable_weight));             // kto: λ_U
 };
 
 inline constraint_settings default_for(std::type_identity<constraint_settings>) { return {"", 1.0, 0.0, 0.0}; }
 inline loss_settings default_for(std::type_identity<loss_settings>) {
-  return {{"sigmoid"}, {}, 0.1, 0.0, true, 0.5, 1.0, 0.05, "constant", 1.0, "reverse_kl", 0.5, false, std::nullopt, {}};
+  return {{"sigmoid"}, {}, 0.1, 0.0, true, 0.5, 1.0, 0.05, "constant", 1.0, "reverse_kl", 0.5, false, std::nullopt, {}, 1.0, 1.0};
 }
 
 class any_loss {
@@ -295,6 +297,8 @@ private:
                                    : throw config_error("loss: field 'label_source'", "'" + s.label_source + "' is not one of constant, column, scores");
       return wrap(probabilistic{b, e, src, s.score_temperature}, n, s);
     }
+    if (n == "kto" || n == "apo_zero_unpaired")
+      throw config_error("loss: field 'type'", "'" + n + "' trains on unpaired examples; give it alone (prefopt train then reads the data as unpaired)");
     throw config_error("loss: field 'type'", "unknown loss '" + n +
                                                  "' (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard, aot, "
                                                  "aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm, sft, probabilistic, simpo, cpo, orpo)");

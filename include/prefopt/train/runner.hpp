@@ -66,6 +66,20 @@ inline long steps_per_epoch(std::size_t n, std::size_t batch_size, int accumulat
   return long((batches + std::size_t(accumulation) - 1) / std::size_t(accumulation));
 }
 
+// The two kinds of training data: preference pairs and unpaired (KTO) examples.
+inline std::vector<std::size_t> lengths_of(const data::tokenized_preferences& d, bool prefix_sharing) {
+  return data::row_lengths(d, prefix_sharing);
+}
+inline std::vector<std::size_t> lengths_of(const data::tokenized_unpaired& d, bool) { return data::row_lengths(d); }
+template <class Trainer>
+auto batch_of(const Trainer&, const data::tokenized_preferences& d, std::span<const std::size_t> idx, bool prefix_sharing, int pad) {
+  return data::make_batch(d, idx, prefix_sharing, pad);
+}
+template <class Trainer>
+auto batch_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, bool, int pad) {
+  return data::make_unpaired_batch(d, idx, Trainer::needs_kl, pad);
+}
+
 namespace detail {
 template <class L> std::vector<double> loss_state(const L& l) {
   if constexpr (requires { l.state(); }) return l.state();
@@ -76,14 +90,14 @@ template <class L> void set_loss_state(L& l, const std::vector<double>& s) {
 }
 template <class R> auto* synced_model_of(R& r) {
   if constexpr (requires { r.synced_model(); }) return r.synced_model();
-  else if constexpr (requires { r.model; r.after_step; }) return r.model;
+  else if constexpr (requires { r.model; r.every; r.alpha; }) return r.model;  // reference::synced
   else return static_cast<void*>(nullptr);
 }
 } // namespace detail
 
-template <class Trainer> class runner {
+template <class Trainer, class Dataset = data::tokenized_preferences> class runner {
 public:
-  runner(Trainer& t, const data::tokenized_preferences& train, const data::tokenized_preferences* eval, runner_options o)
+  runner(Trainer& t, const Dataset& train, const Dataset* eval, runner_options o)
       : t_(t), train_(train), eval_(eval), o_(std::move(o)) {}
 
   long total_steps() const {
@@ -112,7 +126,7 @@ public:
       log.forward_to(tb.get());
     }
     progress bar(*o_.log, total_steps(), {.initial_step = st.global_step});
-    const auto lengths = data::row_lengths(train_, o_.prefix_sharing);
+    const auto lengths = lengths_of(train_, o_.prefix_sharing);
     const long total = total_steps();
     std::map<std::string, double> window;
     int window_steps = 0;
@@ -123,10 +137,11 @@ public:
           std::uint64_t(epoch));
       const std::size_t k = std::size_t(o_.gradient_accumulation_steps);
       for (std::size_t b0 = epoch == st.epoch ? st.next_batch : 0; b0 < plan.size() && !stop; b0 += k) {
-        std::vector<typename Trainer::batch_type> micro;
+        using batch_t = decltype(batch_of(t_, train_, plan.batches[0], false, 0));
+        std::vector<batch_t> micro;
         for (std::size_t b = b0; b < std::min(plan.size(), b0 + k); ++b)
-          micro.push_back(data::make_batch(train_, plan.batches[b], o_.prefix_sharing, o_.pad_to_multiple_of));
-        const train::step_result r = t_.step(std::span<const typename Trainer::batch_type>(micro));
+          micro.push_back(batch_of(t_, train_, plan.batches[b], o_.prefix_sharing, o_.pad_to_multiple_of));
+        const train::step_result r = t_.step(std::span<const batch_t>(micro));
         if (r.skipped) {
           ++summary.skipped_steps;
           *o_.log << "prefopt: step skipped (" << r.skip_reason << "), weights unchanged\n";
@@ -171,7 +186,7 @@ public:
     return summary;
   }
 
-  // Mean of the per-batch metrics over the eval set, weighted by pairs, prefixed eval_.
+  // Mean of the per-batch metrics over the eval set, weighted by pairs (examples), prefixed eval_.
   std::map<std::string, double> evaluate() {
     std::map<std::string, double> sum;
     std::size_t pairs = 0;
@@ -179,7 +194,7 @@ public:
     for (std::size_t i = 0; i < eval_->size(); i += o_.batch_size) {
       idx.clear();
       for (std::size_t j = i; j < std::min(eval_->size(), i + o_.batch_size); ++j) idx.push_back(j);
-      const auto m = t_.evaluate_batch(data::make_batch(*eval_, idx, o_.prefix_sharing, o_.pad_to_multiple_of));
+      const auto m = t_.evaluate_batch(batch_of(t_, *eval_, idx, o_.prefix_sharing, o_.pad_to_multiple_of));
       for (const auto& [key, v] : m) sum["eval_" + key] += v * double(idx.size());
       pairs += idx.size();
     }
@@ -242,8 +257,8 @@ private:
   }
 
   Trainer& t_;
-  const data::tokenized_preferences& train_;
-  const data::tokenized_preferences* eval_;
+  const Dataset& train_;
+  const Dataset* eval_;
   runner_options o_;
 };
 

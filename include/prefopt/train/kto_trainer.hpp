@@ -1,0 +1,158 @@
+// prefopt/train/kto_trainer.hpp — training on unpaired data: KTO and apo_zero_unpaired.
+//
+//   train::kto_trainer<Model, losses::kto, optim::adamw> t(policy, losses::kto{.beta = 0.1}, optim::adamw{...},
+//                                                          {.model = &ref});          // or {.adapters_off = true} for LoRA
+// A batch (data::make_unpaired_batch) holds n examples — one prompt + completion each, labelled
+// desirable or not — and, for KTO's KL baseline, n mismatched (prompt, completion) rows after them
+// (TRL's KL completions). One step: reference log-probs of all rows (a frozen model, or the LoRA
+// policy with its adapters off), the policy's forward, evaluate(loss, unpaired_batch) (the KL rows
+// are detached, as in the paper and TRL), backward, clipping, the optimizer update. Gradient
+// accumulation takes the examples of all micro-batches as one loss, exactly, like trainer<>.
+// Metrics: loss, kl, rewards/chosen, rewards/rejected, rewards/margins, logps/*, grad_norm, learning_rate.
+#pragma once
+
+#include <cmath>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "prefopt/losses/kto.hpp"
+#include "prefopt/models/concepts.hpp"
+#include "prefopt/optim/clip.hpp"
+#include "prefopt/optim/concepts.hpp"
+#include "prefopt/train/trainer.hpp"
+
+namespace prefopt::train {
+
+// Where an unpaired trainer's reference log-probs come from.
+template <class Ref> struct unpaired_reference {
+  Ref* model = nullptr;       // a frozen reference model, or
+  bool adapters_off = false;  // the (LoRA) policy itself with its adapters switched off
+};
+
+template <class Model, class Loss, class Optimizer, class Ref = Model> class kto_trainer {
+  static_assert(models::PolicyModel<Model>, "prefopt: the Model does not satisfy prefopt::models::PolicyModel");
+  static_assert(losses::UnpairedLoss<Loss>,
+                "prefopt: kto_trainer needs an unpaired loss (losses::kto, losses::apo_zero_unpaired); paired losses "
+                "train with train::trainer");
+  using backend_type = typename Model::backend_type;
+  static_assert(optim::Optimizer<Optimizer, backend_type>, "prefopt: the Optimizer does not fit the model's backend");
+
+public:
+  static constexpr bool needs_kl = Loss::uses_kl;
+
+  kto_trainer(Model& policy, Loss loss, Optimizer opt, unpaired_reference<Ref> ref, training_args args = {})
+      : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(ref), args_(args),
+        state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+    loss_.validate();
+    opt_.validate();
+    args_.validate();
+    if (!ref_.model && !ref_.adapters_off)
+      throw config_error("reference", "KTO compares with a reference model: give a frozen model or switch adapters off");
+  }
+
+  template <class Batch> step_result step(const Batch& b) { return step(std::span<const Batch>(&b, 1)); }
+
+  // All micro-batches' examples form one loss (the KL baseline over all their KL rows).
+  template <class Batch> step_result step(std::span<const Batch> micro) {
+    policy_.zero_grad();
+    unpaired_batch<double> all;
+    std::vector<std::size_t> first;
+    for (const auto& mb : micro) {  // log-probs of every row, without activations
+      first.push_back(all.size());
+      append(all, score(mb, false), mb);
+    }
+    const unpaired_result<double> r = evaluate(loss_, all);
+    if (std::isfinite(r.loss))
+      for (std::size_t m = 0; m < micro.size(); ++m) {
+        const std::size_t n = micro[m].examples;
+        score(micro[m], true);  // again, keeping activations
+        std::vector<double> d(Model::input_sequences(micro[m].sequences), 0.0);
+        for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[first[m] + i];
+        policy_.backward(std::span<const double>(d));
+      }
+    step_result out;
+    out.metrics = r.metrics;
+    out.metrics["loss"] = r.loss;
+    auto& be = policy_.backend();
+    const double norm = optim::clip_grad_norm(be, policy_.gradients(), args_.max_grad_norm);
+    out.metrics["grad_norm"] = norm;
+    if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
+      out.skipped = true;
+      out.skip_reason = !std::isfinite(r.loss) ? "non-finite loss" : "non-finite gradient norm";
+      policy_.zero_grad();
+    } else {
+      opt_.step(be, state_, policy_.parameters(), policy_.gradients(), policy_.parameter_slices(), opt_.lr * args_.schedule.factor(step_));
+      ++step_;
+    }
+    out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
+    return out;
+  }
+
+  template <class Batch> std::map<std::string, double> evaluate_batch(const Batch& b) {
+    unpaired_batch<double> all;
+    append(all, score(b, false), b);
+    unpaired_result<double> r = evaluate(loss_, all);
+    r.metrics["loss"] = r.loss;
+    return r.metrics;
+  }
+
+  long global_step() const { return step_; }
+  void set_global_step(long s) { step_ = s; }
+  long optimizer_steps() const { return state_.steps; }
+  void set_optimizer_steps(long s) { state_.steps = s; }
+  Loss& loss() { return loss_; }
+  Model& policy() { return policy_; }
+  auto& optimizer_state() { return state_; }
+  unpaired_reference<Ref>& reference() { return ref_; }
+
+private:
+  struct scored {
+    std::vector<double> policy, reference;
+  };
+  // Reference (first: it must not overwrite the policy's activations) and policy log-probs of every row.
+  template <class Batch> scored score(const Batch& b, bool keep) {
+    scored s;
+    models::forward_options o;
+    o.keep_activations = false;
+    models::sequence_logps lp;
+    if (ref_.model) {
+      ref_.model->forward(b.sequences, lp, o);
+    } else {
+      o.adapters = false;
+      policy_.forward(b.sequences, lp, o);
+    }
+    s.reference = lp.logp;
+    models::forward_options p;
+    p.keep_activations = keep;
+    policy_.forward(b.sequences, lp, p);
+    s.policy = lp.logp;
+    return s;
+  }
+  template <class Batch> static void append(unpaired_batch<double>& all, const scored& s, const Batch& b) {
+    const std::size_t n = b.examples;
+    if (s.policy.size() < n || (needs_kl && s.policy.size() < 2 * n))
+      throw shape_error("kto_trainer: batch", needs_kl ? "KTO needs the KL rows (make_unpaired_batch with kl_rows)"
+                                                       : "fewer sequences than examples");
+    for (std::size_t i = 0; i < n; ++i) {
+      all.policy.push_back(s.policy[i]);
+      all.reference.push_back(s.reference[i]);
+      all.desirable.push_back(b.desirable[i]);
+      if (needs_kl) {
+        all.policy_kl.push_back(s.policy[n + i]);
+        all.reference_kl.push_back(s.reference[n + i]);
+      }
+    }
+  }
+
+  Model& policy_;
+  Loss loss_;
+  Optimizer opt_;
+  unpaired_reference<Ref> ref_;
+  training_args args_;
+  typename Optimizer::template state<backend_type> state_;
+  long step_ = 0;
+};
+
+} // namespace prefopt::train
