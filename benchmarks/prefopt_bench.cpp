@@ -3,7 +3,7 @@
 //   prefopt_bench sgemm   --n 1024 [--warmup 2 --reps 5]
 //   prefopt_bench dpo     --model DIR --pairs FILE --layout two_rows|prefix [--warmup 2 --reps 5]
 //   prefopt_bench lm_head --rows 2048 --hidden 768 --vocab 32000 [--chunk 128 (0: all rows)] [--warmup --reps]
-//   prefopt_bench profile (as dpo, on timed_backend.hpp: adds per-op milliseconds per step)
+//   prefopt_bench profile, profile_head (as dpo, lm_head, on timed_backend.hpp: adds per-op milliseconds)
 //
 // Each prints one JSON object: per-repetition seconds, their median, the peak resident memory of
 // the measured region over its start (bench_support.hpp), and values that run.py checks against
@@ -41,6 +41,21 @@ json common(const char* name, const bench::timings& t, const bench::peak_probe& 
           {"peak_delta_kb", probe.peak_delta_kb()},
           {"rss_at_start_kb", probe.base_kb()},
           {"peak_reset_ok", probe.reset_ok()}};
+}
+
+// With the timed backend: milliseconds per repetition of each op, slowest first.
+template <class Backend> void add_op_report(json& j, const bench::timings& t) {
+  if constexpr (std::is_same_v<Backend, bench::timed_eigen>) {
+    const double reps = double(t.wall.size());
+    std::vector<std::pair<std::string, bench::op_time>> ops(bench::op_table().begin(), bench::op_table().end());
+    std::sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+    json table = json::array();
+    for (const auto& [name, o] : ops)
+      table.push_back({{"op", name}, {"calls_per_step", double(o.calls) / reps}, {"ms_per_step", 1e3 * o.seconds / reps},
+                       {"cpu_ms_per_step", 1e3 * o.cpu_seconds / reps},
+                       {"gflops_rate", o.flops > 0 ? o.flops / o.seconds * 1e-9 : 0.0}});
+    j["ops"] = table;
+  }
 }
 
 // C [n × n] = A·B through the backend's gemm (Eigen → OpenBLAS).
@@ -99,17 +114,7 @@ template <class Backend> json run_dpo(const bench::args& a) {
   bench::op_table().clear();
   const auto t = bench::time_runs(0, a.num("reps", 5), step);
   json j = common("dpo", t, probe);
-  if constexpr (std::is_same_v<Backend, bench::timed_eigen>) {
-    const double reps = double(t.wall.size());
-    std::vector<std::pair<std::string, bench::op_time>> ops(bench::op_table().begin(), bench::op_table().end());
-    std::sort(ops.begin(), ops.end(), [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
-    json table = json::array();
-    for (const auto& [name, o] : ops)
-      table.push_back({{"op", name}, {"calls_per_step", double(o.calls) / reps}, {"ms_per_step", 1e3 * o.seconds / reps},
-                       {"cpu_ms_per_step", 1e3 * o.cpu_seconds / reps},
-                       {"gflops_rate", o.flops > 0 ? o.flops / o.seconds * 1e-9 : 0.0}});
-    j["ops"] = table;
-  }
+  add_op_report<Backend>(j, t);
   j["layout"] = layout;
   j["tokens"] = batch.size();
   j["rows"] = batch.rows();
@@ -121,26 +126,31 @@ template <class Backend> json run_dpo(const bench::args& a) {
 }
 
 // The fused chunked LM head alone: forward (row statistics) + backward (dh, dW) on [rows × hidden].
-json run_lm_head(const bench::args& a) {
+template <class Backend> json run_lm_head(const bench::args& a) {
   const int rows = a.num("rows", 2048), C = a.num("hidden", 768), V = a.num("vocab", 32000), chunk = a.num("chunk", 128);
   const std::size_t R = std::size_t(rows);
-  backend be;
+  Backend be;
   const auto h = bench::values(R * C, 1, 1.0f), w = bench::values(std::size_t(V) * C, 2, 0.1f);
   std::vector<std::int32_t> targets(R);
   for (std::size_t r = 0; r < R; ++r) targets[r] = std::int32_t(bench::mix(r, 3) % std::uint32_t(V));
   const std::vector<float> dlogp(R, -1.0f / float(rows));  // d(mean NLL) / d logp
   std::vector<float> lse(R), logp(R), dh(R * C);
-  models::lm_head_chunked<backend> head(chunk > 0 ? chunk : rows);
+  models::lm_head_chunked<Backend> head(chunk > 0 ? chunk : rows);
   host_buffer<float> dw;
   bench::peak_probe probe;
   probe.start();
-  const auto t = bench::time_runs(a.num("warmup", 2), a.num("reps", 5), [&] {
+  const int warmup = a.num("warmup", 2);
+  auto step = [&] {
     if (dw.size() != std::size_t(V) * C) dw = host_buffer<float>(std::size_t(V) * C);
     be.fill(dw.span(), 0.0f);  // as zero_grad
     head.forward(be, h, w, targets, rows, C, V, {lse, logp, {}, {}, {}});
     head.backward(be, h, w, targets, lse, dlogp, rows, C, V, dh, dw.span());
-  });
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  bench::op_table().clear();
+  const auto t = bench::time_runs(0, a.num("reps", 5), step);
   json j = common("lm_head", t, probe);
+  add_op_report<Backend>(j, t);
   j.update({{"rows", rows}, {"hidden", C}, {"vocab", V}, {"chunk", head.chunk_rows()},
             {"head_peak_floats", head.peak_floats(rows, V)}});
   double sum = 0.0;
@@ -162,7 +172,8 @@ int main(int argc, char** argv) {
     if (cmd == "sgemm") j = run_sgemm(a);
     else if (cmd == "dpo") j = run_dpo<backend>(a);
     else if (cmd == "profile") j = run_dpo<bench::timed_eigen>(a);
-    else if (cmd == "lm_head") j = run_lm_head(a);
+    else if (cmd == "lm_head") j = run_lm_head<backend>(a);
+    else if (cmd == "profile_head") j = run_lm_head<bench::timed_eigen>(a);
     else throw std::invalid_argument("unknown subcommand '" + cmd + "'");
     std::cout << j.dump() << "\n";
     return 0;
