@@ -143,7 +143,7 @@ template <class Backend> json run_lm_head(const bench::args& a) {
   auto step = [&] {
     if (dw.size() != std::size_t(V) * C) dw = host_buffer<float>(std::size_t(V) * C);
     be.fill(dw.span(), 0.0f);  // as zero_grad
-    head.forward(be, h, w, targets, rows, C, V, {lse, logp, {}, {}, {}});
+    head.forward(be, h, w, targets, rows, C, V, {lse, logp, {}, {}, {}}, true);
     head.backward(be, h, w, targets, lse, dlogp, rows, C, V, dh, dw.span());
   };
   for (int i = 0; i < warmup; ++i) step();
