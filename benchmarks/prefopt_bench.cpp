@@ -2,7 +2,7 @@
 //
 //   prefopt_bench sgemm   --n 1024 [--warmup 2 --reps 5]
 //   prefopt_bench dpo     --model DIR --pairs FILE --layout two_rows|prefix [--warmup 2 --reps 5]
-//   prefopt_bench lm_head --rows 2048 --hidden 768 --vocab 32000 [--chunk 128 (0: all rows)] [--warmup --reps]
+//   prefopt_bench lm_head --rows 2048 --hidden 768 --vocab 32000 [--chunk auto|all|ROWS] [--warmup --reps]
 //   prefopt_bench profile, profile_head (as dpo, lm_head, on timed_backend.hpp: adds per-op milliseconds)
 //
 // Each prints one JSON object: per-repetition seconds, their median, the peak resident memory of
@@ -127,7 +127,8 @@ template <class Backend> json run_dpo(const bench::args& a) {
 
 // The fused chunked LM head alone: forward (row statistics) + backward (dh, dW) on [rows × hidden].
 template <class Backend> json run_lm_head(const bench::args& a) {
-  const int rows = a.num("rows", 2048), C = a.num("hidden", 768), V = a.num("vocab", 32000), chunk = a.num("chunk", 128);
+  const int rows = a.num("rows", 2048), C = a.num("hidden", 768), V = a.num("vocab", 32000);
+  const std::string chunk = a.str("chunk", "auto");
   const std::size_t R = std::size_t(rows);
   Backend be;
   const auto h = bench::values(R * C, 1, 1.0f), w = bench::values(std::size_t(V) * C, 2, 0.1f);
@@ -135,7 +136,7 @@ template <class Backend> json run_lm_head(const bench::args& a) {
   for (std::size_t r = 0; r < R; ++r) targets[r] = std::int32_t(bench::mix(r, 3) % std::uint32_t(V));
   const std::vector<float> dlogp(R, -1.0f / float(rows));  // d(mean NLL) / d logp
   std::vector<float> lse(R), logp(R), dh(R * C);
-  models::lm_head_chunked<Backend> head(chunk > 0 ? chunk : rows);
+  models::lm_head_chunked<Backend> head(chunk == "auto" ? 0 : chunk == "all" ? rows : std::stoi(chunk));
   host_buffer<float> dw;
   bench::peak_probe probe;
   probe.start();
@@ -151,7 +152,7 @@ template <class Backend> json run_lm_head(const bench::args& a) {
   const auto t = bench::time_runs(0, a.num("reps", 5), step);
   json j = common("lm_head", t, probe);
   add_op_report<Backend>(j, t);
-  j.update({{"rows", rows}, {"hidden", C}, {"vocab", V}, {"chunk", head.chunk_rows()},
+  j.update({{"rows", rows}, {"hidden", C}, {"vocab", V}, {"chunk", head.rows_per_chunk(V)},
             {"head_peak_floats", head.peak_floats(rows, V)}});
   double sum = 0.0;
   for (float x : logp) sum += x;

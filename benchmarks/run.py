@@ -148,8 +148,9 @@ def specs(a, model_dir, pairs_file):
         for V in a.vocabs:
             hd = ["--rows", str(a.head_rows), "--hidden", "768", "--vocab", str(V)]
             d = rep(1, a.head_reps)
-            out += [((f"lm_head V={V}", "prefopt chunk 128"), [exe, "lm_head"] + hd + ["--chunk", "128"] + d),
-                    ((f"lm_head V={V}", "prefopt chunk = all rows"), [exe, "lm_head"] + hd + ["--chunk", "0"] + d),
+            out += [((f"lm_head V={V}", "prefopt default chunk"), [exe, "lm_head"] + hd + ["--chunk", "auto"] + d),
+                    ((f"lm_head V={V}", "prefopt chunk 128 rows"), [exe, "lm_head"] + hd + ["--chunk", "128"] + d),
+                    ((f"lm_head V={V}", "prefopt chunk = all rows"), [exe, "lm_head"] + hd + ["--chunk", "all"] + d),
                     ((f"lm_head V={V}", "torch"), py + ["lm_head"] + hd + th + d)]
     return out
 

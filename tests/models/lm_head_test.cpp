@@ -102,7 +102,7 @@ TEST_CASE_TEMPLATE("lm_head_chunked: every chunk size gives the definition's log
                    PREFOPT_CPU_BACKENDS) {
   const problem p(3);
   const result want = reference(p);
-  for (int chunk : {1, 5, 16, 36, 37, 100}) {
+  for (int chunk : {0, 1, 5, 16, 36, 37, 100}) {  // 0: automatic (here one chunk)
     CAPTURE(chunk);
     models::lm_head_chunked<B> head(chunk);
     const result recomputed = run(head, p, false);
@@ -137,4 +137,16 @@ TEST_CASE_TEMPLATE("lm_head_chunked: kept logits serve only the backward of the 
     check_close(other.dh, want_q.dh, "dh");
     check_close(other.dw, want_q.dw, "dw");
   }
+}
+
+TEST_CASE("lm_head_chunked: automatic chunks hold at most 2^24 logits, and at least 128 rows") {
+  models::lm_head_chunked<backends::eigen> head;
+  CHECK(head.chunk_rows() == 0);
+  CHECK(head.rows_per_chunk(8192) == 2048);
+  CHECK(head.rows_per_chunk(32000) == 524);
+  CHECK(head.rows_per_chunk(151936) == 128);
+  CHECK(head.peak_floats(100, 32000) == 100u * 32000u);
+  head.set_chunk_rows(5);
+  CHECK(head.rows_per_chunk(32000) == 5);
+  CHECK(head.peak_floats(100, 32000) == 5u * 32000u);
 }
