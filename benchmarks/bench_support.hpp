@@ -6,7 +6,7 @@
 // work needed on top of what it started with. torch_bench.py does exactly the same, so the two
 // numbers compare. Each case runs in its own process (run.py), so nothing earlier inflates it.
 //
-// Values: value(i, seed) = (float(u >> 8)·2⁻²⁴ − 0.5)·scale, u = uint32(i·2654435761 + seed),
+// Values: value(i, seed) = (float(u >> 8)·2⁻²⁴ − 0.5)·scale, u = mix(i, seed) (splitmix64),
 // evaluated in float32; torch_bench.py computes the same bits with numpy, so both sides see
 // identical inputs without a file.
 #pragma once
@@ -85,7 +85,13 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-inline std::uint32_t mix(std::uint64_t i, std::uint64_t seed) { return std::uint32_t(i * 2654435761ull + seed); }
+// splitmix64's finalizer of i + seed·φ (mod 2⁶⁴), top 32 bits.
+inline std::uint32_t mix(std::uint64_t i, std::uint64_t seed) {
+  std::uint64_t z = i + seed * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return std::uint32_t((z ^ (z >> 31)) >> 32);
+}
 inline float value(std::uint64_t i, std::uint64_t seed, float scale) {
   return (float(mix(i, seed) >> 8) * 0x1p-24f - 0.5f) * scale;
 }

@@ -56,16 +56,28 @@ def time_runs(warmup, reps, f):
     return wall, cpu
 
 
+M64 = (1 << 64) - 1
+
+
+def mix_array(i, seed):
+    """bench_support.hpp's mix (splitmix64 finalizer of i + seed*phi), over a uint64 numpy array."""
+    import numpy as np
+    z = i + np.uint64((seed * 0x9E3779B97F4A7C15) & M64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))) >> np.uint64(32)
+
+
 def values(n, seed, scale):
     """bench_support.hpp's value(i, seed, scale), bit for bit, as a float32 numpy array."""
     import numpy as np
-    i = np.arange(n, dtype=np.uint64)
-    u = ((i * np.uint64(2654435761) + np.uint64(seed)) & np.uint64(0xFFFFFFFF)) >> np.uint64(8)
+    u = mix_array(np.arange(n, dtype=np.uint64), seed) >> np.uint64(8)
     return (u.astype(np.float32) * np.float32(2.0 ** -24) - np.float32(0.5)) * np.float32(scale)
 
 
-def mix(i, seed):
-    return (i * 2654435761 + seed) & 0xFFFFFFFF
+def targets_of(rows, vocab):
+    import numpy as np
+    return (mix_array(np.arange(rows, dtype=np.uint64), 3) % np.uint64(vocab)).astype(np.int64)
 
 
 def common(name, t, probe, torch):
@@ -145,7 +157,7 @@ def run_lm_head(a, torch):
     R, C, V = a.rows, a.hidden, a.vocab
     h = torch.from_numpy(values(R * C, 1, 1.0).reshape(R, C)).requires_grad_()
     W = torch.from_numpy(values(V * C, 2, 0.1).reshape(V, C)).requires_grad_()
-    targets = torch.tensor([mix(r, 3) % V for r in range(R)], dtype=torch.long)
+    targets = torch.from_numpy(targets_of(R, V))
     dlogp = torch.full((R,), -1.0 / R)
     state = {}
 
