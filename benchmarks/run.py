@@ -16,8 +16,9 @@ Flop counts (multiply-add = 2 flops; biases, norms, activations, softmax not cou
   linear layers   6 * T * P_lin,  P_lin = layers * (4*C^2 + 2*C*F)   (forward 2, backward 4)
   attention       3 * layers * rows * 4 * L^2 * C   (Q.K^T and P.V over full L x L blocks)
   LM head         PyTorch: 6 * T * C * V (all T tokens, materialized logits)
-                  prefopt: 8 * H * C * V (H scored rows only; backward recomputes the logits)
-  LM head alone   PyTorch 6*R*C*V, prefopt 8*R*C*V
+                  prefopt: 6 * H * C * V + 2 * (H - chunk) * C * V (H scored rows only; backward
+                  recomputes the logits of every chunk but the first; chunk >= H: no recompute)
+  LM head alone   PyTorch 6*R*C*V, prefopt as above with R rows
 T tokens in the batch, rows sequences of length L, H = completion tokens scored. Each row's
 GFLOP/s is its own executed flops over its time; its share is that over the best sgemm rate
 measured here (OpenBLAS through Eigen, or torch.mm).
@@ -65,7 +66,14 @@ def prepare(workdir):
     return model_dir, os.path.join(workdir, "pairs.json")
 
 
-def dpo_flops(layout):
+def head_flops(rows, C, V, chunk):
+    """prefopt's head: forward 2, backward 4, plus 2 for every row whose logits backward recomputes
+    (all but the first chunk's, which the forward leaves behind)."""
+    return 6 * rows * C * V + 2 * (rows - min(rows, chunk)) * C * V
+
+
+def dpo_flops(layout, head_chunk=None):
+    """(body, head) flops of one DPO step; layout "torch": PyTorch's two-row batch, head on all tokens."""
     C, V, layers = GPT2["n_embd"], GPT2["vocab_size"], GPT2["n_layer"]
     F = 4 * C
     p_lin = layers * (4 * C * C + 2 * C * F)
@@ -75,7 +83,7 @@ def dpo_flops(layout):
         rows, L = 2 * PAIRS, PROMPT + COMPLETION
     T, H = rows * L, 2 * PAIRS * COMPLETION
     body = 6 * T * p_lin + 3 * layers * rows * 4 * L * L * C
-    return body, (8 * H * C * V if layout != "torch" else 6 * T * C * V)
+    return body, (6 * T * C * V if layout == "torch" else head_flops(H, C, V, head_chunk))
 
 
 def machine(threads):
@@ -160,10 +168,13 @@ def flops_of(key, r):
     if case == "sgemm":
         return 2.0 * r["n"] ** 3
     if case == "dpo":
-        body, head = dpo_flops("torch" if impl.startswith("torch") else r["layout"])
-        return float(body + head)
+        if impl.startswith("torch"):
+            return float(sum(dpo_flops("torch")))
+        # head_chunk_rows: what the model's head used (older prefopt_bench output: the library's rule)
+        chunk = r.get("head_chunk_rows", max(128, (1 << 24) // GPT2["vocab_size"]))
+        return float(sum(dpo_flops(r["layout"], chunk)))
     R, C, V = r["rows"], r["hidden"], r["vocab"]
-    return float((8 if impl.startswith("prefopt") else 6) * R * C * V)
+    return float(head_flops(R, C, V, r["chunk"]) if impl.startswith("prefopt") else 6 * R * C * V)
 
 
 def check(results):
@@ -212,6 +223,18 @@ def table(results, sgemm_best, clock):
     return "\n".join(lines)
 
 
+def report(results, m, clock):
+    tkey = "median_s" if clock == "wall" else "median_cpu_s"
+    sg = [2.0 * 1024 ** 3 / statistics.median(r[tkey] for r in v) * 1e-9 for (c, _), v in results.items() if c == "sgemm"]
+    sgemm_best = max(sg) if sg else float("nan")
+    print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads; {m['date']}; "
+          f"load {tuple(round(x, 2) for x in m['load_avg'])} -> {tuple(round(x, 2) for x in m['load_avg_end'])}\n")
+    print(table(results, sgemm_best, clock))
+    print(f"\nsgemm 1024^3 best: {sgemm_best:.1f} GFLOP/s ({clock} clock)")
+    for n in check(results):
+        print("check: " + n)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -225,12 +248,19 @@ def main():
     ap.add_argument("--bench-exe", default=os.path.join(ROOT, "build", "benchmarks", "prefopt_bench"))
     ap.add_argument("--workdir", default=os.path.join(ROOT, "out", "benchmarks"))
     ap.add_argument("--json", help="also write every raw result here")
+    ap.add_argument("--report", metavar="JSON", help="print the table of a --json file written before; run nothing")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="time that ratios and GFLOP/s use: wall, or CPU seconds of the process (meaningful with "
                          "--threads 1 on a machine other work shares)")
     ap.add_argument("--wait-idle", type=float, default=0.0,
                     help="before each process, wait up to this many seconds for the machine to be idle (<15%% busy)")
     a = ap.parse_args()
+    if a.report:
+        with open(a.report) as f:
+            saved = json.load(f)
+        results = {tuple(k.split(" / ", 1)): v for k, v in saved["results"].items()}
+        report(results, saved["machine"], saved["args"]["clock"])
+        return
     if a.quick:
         a.rounds, a.reps, a.head_reps = 1, 2, 1
     if not os.access(a.bench_exe, os.X_OK):
@@ -252,14 +282,7 @@ def main():
                   f"peak {r['peak_delta_kb'] / 1024:.1f} MiB  (threads {r['threads']}, machine {100 * busy:.0f}% busy before)",
                   flush=True)
     m["load_avg_end"] = os.getloadavg()
-    tkey = "median_s" if a.clock == "wall" else "median_cpu_s"
-    sg = [2.0 * 1024 ** 3 / statistics.median(r[tkey] for r in v) * 1e-9 for (c, _), v in results.items() if c == "sgemm"]
-    sgemm_best = max(sg) if sg else float("nan")
-    print()
-    print(table(results, sgemm_best, a.clock))
-    print(f"\nsgemm 1024^3 best: {sgemm_best:.1f} GFLOP/s ({a.clock} clock); load {m['load_avg']} -> {m['load_avg_end']}")
-    for n in check(results):
-        print("check: " + n)
+    report(results, m, a.clock)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": m, "args": vars(a), "results": {" / ".join(k): v for k, v in results.items()}}, f, indent=1)
