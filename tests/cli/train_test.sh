@@ -38,6 +38,25 @@ done
 cmp "$WORK/full1/final/model.safetensors" "$WORK/full2/final/model.safetensors" || fail "cached reference changed the result"
 echo "train: ok"
 
+# LoRA dropout: off under TRL's default training.disable_dropout = true (the same run as
+# lora.dropout 0), on when it is false; saved in adapter_config.json as PEFT writes it.
+for run in "0 true" "0.3 true" "0.3 false"; do
+  set -- $run
+  "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" --set lora.r=4 \
+    --set lora.dropout="$1" --set training.disable_dropout="$2" --set training.max_steps=2 --set training.batch_size=4 \
+    --set optimizer.learning_rate=0.01 --set output.dir="$WORK/drop-$1-$2" --set output.tensorboard=false 2> "$WORK/drop.log" \
+    || { cat "$WORK/drop.log"; fail "LoRA dropout run $run failed"; }
+done
+grep -q "lora_dropout 0.3)" "$WORK/drop.log" || fail "the log does not say that LoRA dropout is on: $(head -3 "$WORK/drop.log")"
+grep -q '"lora_dropout": 0.3' "$WORK/drop-0.3-false/final/adapter_config.json" || fail "adapter_config.json lacks lora_dropout 0.3"
+cmp -s "$WORK/drop-0-true/final/adapter_model.safetensors" "$WORK/drop-0.3-true/final/adapter_model.safetensors" \
+  || fail "disable_dropout = true still dropped"
+cmp -s "$WORK/drop-0-true/final/adapter_model.safetensors" "$WORK/drop-0.3-false/final/adapter_model.safetensors" \
+  && fail "lora.dropout 0.3 with disable_dropout = false changed nothing"
+expect_fail "lora.dropout" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
+  --set lora.r=4 --set lora.dropout=1 --set output.dir="$WORK/bad"
+echo "train (LoRA dropout): ok"
+
 # Qwen2 (Llama family) with a synced TR-DPO reference, saved in checkpoints; early stopping
 "$PREFOPT" train --set model="$DATA/models/qwen2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
   --set reference.strategy=synced --set reference.sync_steps=2 --set reference.mixup_alpha=0.5 \

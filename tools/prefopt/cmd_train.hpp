@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
+#include <string>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,6 +25,16 @@
 #include "session.hpp"
 
 namespace prefopt::cli {
+
+// " + LoRA", with its dropout and whether training.disable_dropout turns it off (as TRL does).
+template <class M> std::string lora_label(const M& policy, const train::training_args& args) {
+  if (policy.adapters().empty()) return "";
+  const double p = policy.adapter_dropout();
+  if (p == 0.0) return " + LoRA";
+  std::ostringstream o;
+  o << " + LoRA (lora_dropout " << p << (args.disable_dropout ? ", off: training.disable_dropout is true" : "") << ")";
+  return o.str();
+}
 
 inline const char* train_help =
     "usage: prefopt train --config run.json [--set key.path=value ...] [--print-config]\n"
@@ -125,6 +137,8 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   train::runner_options ro = runner_options_of(cfg);
   train::training_args args;
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
+  args.seed = std::uint64_t(cfg.training.seed);
+  args.disable_dropout = cfg.training.disable_dropout;
   args.ld_alpha = cfg.loss.ld_alpha;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
@@ -132,7 +146,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
                                                                                                            ro.gradient_accumulation_steps));
   train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
   train::runner r(t, train_data, eval_data, ro);
-  log << "prefopt: " << policy.config().model_type << (lora ? " + LoRA" : "") << ", " << policy.parameters().size()
+  log << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
       << " trainable parameters; loss " << [&] {
            std::string s;
            for (std::size_t i = 0; i < cfg.loss.type.size(); ++i) s += (i ? "+" : "") + cfg.loss.type[i];
@@ -185,6 +199,8 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   train::runner_options ro = runner_options_of(cfg);
   train::training_args args;
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
+  args.seed = std::uint64_t(cfg.training.seed);
+  args.disable_dropout = cfg.training.disable_dropout;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
                                                                     : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
@@ -192,7 +208,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   auto go = [&](auto loss) {
     train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
     train::runner r(t, train_data, eval_data, ro);
-    std::cerr << "prefopt: " << policy.config().model_type << (lora ? " + LoRA" : "") << ", " << policy.parameters().size()
+    std::cerr << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
               << " trainable parameters; loss " << decltype(loss)::name << ", reference " << strategy << "; "
               << train_data.size() << " training examples\n";
     if (evaluate_only) {

@@ -32,12 +32,15 @@ inline models::lora_config read_adapter_config(const std::filesystem::path& dir)
     c.r = j.at("r").get<int>();
     c.alpha = j.at("lora_alpha").get<double>();
     c.use_rslora = j.value("use_rslora", false);
+    const auto d = j.find("lora_dropout");
+    c.dropout = d == j.end() || d->is_null() ? 0.0 : d->get<double>();
     const auto& t = j.at("target_modules");
     if (t.is_string()) c.target_modules = {t.get<std::string>()};
     else c.target_modules = t.get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw config_error(file.string(), std::string("missing or mistyped field: ") + e.what());
   }
+  if (!(c.dropout >= 0.0 && c.dropout < 1.0)) throw config_error(file.string() + ": field 'lora_dropout'", "must lie in [0, 1)");
   if (j.value("use_dora", false)) throw config_error(file.string() + ": field 'use_dora'", "DoRA adapters are not supported");
   return c;
 }

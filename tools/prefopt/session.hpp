@@ -181,7 +181,7 @@ template <class Fn> void with_policy(const train::run_config& cfg, Fn&& fn) {
       lm.load_adapter(*cfg.adapter);
       fn(lm);
     } else if (cfg.lora) {
-      models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = 0.0,
+      models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = cfg.lora->dropout,
                              .target_modules = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules,
                              .use_rslora = cfg.lora->use_rslora};
       models::lora<M> lm(std::move(m), lc, std::uint64_t(cfg.training.seed));

@@ -8,7 +8,7 @@
 // The op set grows by groups; a model states the groups it needs and a backend that lacks an op
 // fails to compile with a message naming the op (prefopt::require_backend_ops<B, ...>()).
 // Shipped: backends::eigen, backends::xtensor (CPU), backends::cuda (GPU).
-// docs/backend.md has the contract of every op and a minimal backend to copy.
+// docs/backends.md has the contract of every op and a minimal backend to copy.
 #pragma once
 
 #include <concepts>
@@ -76,7 +76,7 @@ template <class T> struct pair_view {
 };
 
 namespace backend_ops {
-// One concept per op group; each clause is one op, named as in docs/backend.md.
+// One concept per op group; each clause is one op, named as in docs/backends.md.
 template <class B>
 concept memory = requires(B& be, std::size_t n, std::span<float> f, std::span<const float> cf, std::span<std::int32_t> i,
                           std::span<const std::int32_t> ci) {
@@ -145,7 +145,7 @@ concept Backend = requires {
 // fails with a message naming it instead of a wall of template errors.
 template <class B> constexpr bool require_core_backend_ops() {
   static_assert(backend_ops::memory<B>, "prefopt: this backend lacks the memory ops (allocate, upload, download, copy, "
-                                        "fill, synchronize) — see docs/backend.md");
+                                        "fill, synchronize) — see docs/backends.md");
   static_assert(backend_ops::blas<B>, "prefopt: this backend lacks a BLAS op (gemm, axpy, scale, dot, sum_squares)");
   static_assert(backend_ops::softmax<B>,
                 "prefopt: this backend lacks op 'log_softmax_rows' or 'log_softmax_rows_backward'");

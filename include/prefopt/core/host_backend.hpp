@@ -17,6 +17,7 @@
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/random.hpp"
 #include "prefopt/losses/concepts.hpp"
 
 namespace prefopt::op_checks {
@@ -83,6 +84,13 @@ struct host_backend_base {
   void scatter_add(std::span<const float> src, std::span<const std::int32_t> idx, std::span<float> dst) const {
     op_checks::require_size(src.size(), idx.size(), "scatter_add", "src");
     for (std::size_t i = 0; i < idx.size(); ++i) dst[op_checks::index(idx[i], dst.size(), "scatter_add")] += src[i];
+  }
+
+  // ---- dropout (core/transformer_ops.hpp): the mask recomputed from (seed, i) -------------
+  void dropout(std::span<const float> x, std::span<float> out, float p, std::uint64_t seed) const {
+    op_checks::require_size(out.size(), x.size(), "dropout", "out");
+    if (!(p >= 0.0f && p < 1.0f)) op_checks::bad("dropout", "p", "must lie in [0, 1), is " + std::to_string(p));
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] * dropout_multiplier(seed, i, p);
   }
 
   // ---- losses: the elementwise loss of each pair, in a plain loop ------------------------

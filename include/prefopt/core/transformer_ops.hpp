@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/random.hpp"
 
 namespace prefopt {
 
@@ -60,8 +61,8 @@ struct lm_head_stats {
 namespace backend_ops {
 template <class B>
 concept transformer = requires(B& be, std::span<float> f, std::span<const float> cf, std::span<const std::int32_t> ci,
-                               int n, float x, const attention_layout& lay, const attention_shape& sh,
-                               const lm_head_stats& st) {
+                               int n, float x, std::uint64_t seed, const attention_layout& lay,
+                               const attention_shape& sh, const lm_head_stats& st) {
   // out[i,:] = table[ids[i],:]  /  dtable[ids[i],:] += dout[i,:]     (C = n columns)
   be.embedding_forward(ci, cf, n, f);                          // ids, table, C, out
   be.embedding_backward(ci, cf, n, f);                         // ids, dout, C, dtable (vocab = size / C)
@@ -91,6 +92,10 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   // backward = the inverse rotation (sin → −sin), also in place on the gradient.
   be.rope_forward(f, ci, n, n, cf);                            // x, positions, heads, head_dim, inv_freq
   be.rope_backward(f, ci, n, n, cf);                           // dx, positions, heads, head_dim, inv_freq
+  // Inverted dropout: out[i] = x[i]·dropout_multiplier(seed, i, p) (core/random.hpp: 0 with
+  // probability p, else 1/(1−p)); out may be x itself. The mask is a function of (seed, i), so
+  // backward is the same op with the same seed applied to the gradient.
+  be.dropout(cf, f, x, seed);                                  // x, out, p, seed
   // Causal attention over the packed layout (see attention_layout).
   be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, probs
   be.attention_backward(cf, cf, cf, cf, cf, lay, sh, f, f, f); // dout, q, k, v, probs, layout, shape, dq(=), dk(=), dv(=)
@@ -125,7 +130,7 @@ inline std::size_t attention_probs_size(std::span<const std::int32_t> host_row_o
 template <class B> constexpr bool require_transformer_ops() {
   static_assert(backend_ops::transformer<B>,
                 "prefopt: this backend lacks a transformer op (embedding, bias, layernorm, rmsnorm, gelu, swiglu, rope, "
-                "attention, lm_head_stats/backward, add_inplace) — see core/transformer_ops.hpp and docs/backend.md");
+                "dropout, attention, lm_head_stats/backward, add_inplace) — see core/transformer_ops.hpp and docs/backends.md");
   return true;
 }
 

@@ -12,6 +12,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +31,10 @@ struct forward_options {
   // with token sequences apply it; it needs the pair layout above.
   std::optional<double> ld_alpha{};
   bool wpo_weights = false;       // also compute WPO's aligned mean log-prob per sequence
+  // A training forward: models with dropout (LoRA's lora_dropout) draw their masks from this seed
+  // (core/random.hpp) and backward redraws the same ones. Unset: no dropout — inference, the
+  // reference policy, evaluation. The trainer derives it from training_args::seed and the step.
+  std::optional<std::uint64_t> dropout_seed{};
 };
 
 // Host-side results of a forward pass, one entry per sequence.

@@ -10,7 +10,11 @@
 // Initialization as PEFT's default: A ~ kaiming_uniform(a = √5) = U(±1/√in), B = 0.
 // Saved as PEFT writes it: adapter_config.json + adapter_model.safetensors with names
 // "base_model.model.<module>.lora_A.weight" [r × in] and ".lora_B.weight" [out × r].
-// Dropout on the adapter input is not implemented (lora_dropout must be 0; TRL disables dropout).
+// Dropout (PEFT's lora_dropout): y = x·W + s·(dropout(x)·Aᵀ)·Bᵀ in training forwards, i.e. when
+// forward_options::dropout_seed is set (the trainer sets it); never in inference, the reference
+// or evaluation. The masks are a function of (seed, adapter, element) — core/random.hpp — so they
+// are redrawn in backward rather than stored, and a resumed run draws the same ones. TRL's
+// disable_dropout (default true) turns lora_dropout off as well; train::training_args follows it.
 #pragma once
 
 #include <algorithm>
@@ -38,7 +42,7 @@ struct lora_config {
   void validate() const {
     if (r <= 0) throw config_error("lora: field 'r'", "must be > 0");
     if (!(alpha > 0.0)) throw config_error("lora: field 'alpha'", "must be > 0");
-    if (dropout != 0.0) throw config_error("lora: field 'dropout'", "adapter dropout is not implemented; use 0");
+    if (!(dropout >= 0.0 && dropout < 1.0)) throw config_error("lora: field 'dropout'", "must lie in [0, 1)");
     if (target_modules.empty()) throw config_error("lora: field 'target_modules'", "name at least one module");
   }
   static bool matches(const std::string& module, const std::string& target) {
@@ -76,7 +80,7 @@ public:
         refs.push_back(a);
       }
     if (refs.empty()) throw config_error("lora: field 'target_modules'", "no module of the model matches");
-    this->attach_adapters(refs, slices, total, cfg_.scale());
+    this->attach_adapters(refs, slices, total, cfg_.scale(), cfg_.dropout);
     std::vector<float> init(total, 0.0f);
     std::mt19937_64 rng(seed);
     for (const auto& a : refs) {

@@ -12,12 +12,15 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/error.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/models/concepts.hpp"
 #include "prefopt/models/lm_head.hpp"
@@ -94,10 +97,13 @@ public:
   const std::vector<parameter_slice>& base_slices() const { return layout_.slices; }
 
   // Attach LoRA adapters (lora.hpp); the base weights become frozen.
+  // dropout: inverted dropout on each adapter's input (PEFT's lora_dropout) in training forwards
+  // (forward_options::dropout_seed set); the base path never sees it.
   void attach_adapters(std::vector<adapter_ref> refs, std::vector<parameter_slice> slices, std::size_t total,
-                       double scale);
+                       double scale, double dropout = 0.0);
   const std::vector<adapter_ref>& adapters() const { return adapters_; }
   double adapter_scale() const { return adapter_scale_; }
+  double adapter_dropout() const { return adapter_dropout_; }
 
   // ---- forward / backward ------------------------------------------------------------------
   void forward(const input_type& in, sequence_logps& out, const forward_options& opt = {});
@@ -154,6 +160,9 @@ private:
   fbuf adapter_params_, adapter_grads_;
   std::vector<fbuf> lora_xa_;              // [T × r] per adapter: x·Aᵀ kept for backward
   double adapter_scale_ = 0.0;
+  double adapter_dropout_ = 0.0;
+  std::optional<std::uint64_t> dropout_seed_{};  // the seed of this forward's adapter dropout (none: off)
+  fbuf lora_xd_;                           // [T × max in] dropped adapter input (recomputed in backward)
   bool use_adapters_ = true;               // this forward runs the adapters
   lm_head_chunked<B> head_{};
   std::vector<layer_acts> acts_;

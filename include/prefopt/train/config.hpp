@@ -37,7 +37,8 @@ struct lora_settings {
     (int, r),
     (double, alpha),
     (std::vector<std::string>, target_modules),  // empty: PEFT's default for the architecture
-    (bool, use_rslora));
+    (bool, use_rslora),
+    (double, dropout));                        // PEFT's lora_dropout; off while training.disable_dropout
 };
 
 struct reference_settings {
@@ -78,7 +79,8 @@ struct training_settings {
     (std::optional<std::string>, early_stopping_metric),  // e.g. eval_loss
     (int, early_stopping_patience),
     (bool, greater_is_better),
-    (bool, resume));                           // continue from the newest checkpoint in output.dir
+    (bool, resume),                            // continue from the newest checkpoint in output.dir
+    (bool, disable_dropout));                  // TRL's default true: no dropout (lora.dropout included)
 };
 
 struct output_settings {
@@ -103,14 +105,14 @@ struct run_config {
 };
 
 // The defaults (TRL DPOConfig / TrainingArguments where they exist), found by reflect::default_of.
-inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false}; }
+inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false, 0.0}; }
 inline run_config default_for(std::type_identity<run_config>) {
   run_config c;
   c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false};
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true};
   c.output = {"prefopt-out", true, false, "f32"};
   return c;
 }
@@ -141,6 +143,7 @@ inline void validate(const run_config& c) {
   if (c.lora) {
     if (c.lora->r <= 0) bad("lora.r", "must be > 0");
     if (!(c.lora->alpha > 0.0)) bad("lora.alpha", "must be > 0");
+    if (!(c.lora->dropout >= 0.0 && c.lora->dropout < 1.0)) bad("lora.dropout", "must lie in [0, 1)");
   }
 }
 

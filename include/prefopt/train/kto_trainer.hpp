@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,15 +60,15 @@ public:
     policy_.zero_grad();
     unpaired_batch<double> all;
     std::vector<std::size_t> first;
-    for (const auto& mb : micro) {  // log-probs of every row, without activations
+    for (std::size_t m = 0; m < micro.size(); ++m) {  // log-probs of every row, without activations
       first.push_back(all.size());
-      append(all, score(mb, false), mb);
+      append(all, score(micro[m], false, m), micro[m]);
     }
     const unpaired_result<double> r = evaluate(loss_, all);
     if (std::isfinite(r.loss))
       for (std::size_t m = 0; m < micro.size(); ++m) {
         const std::size_t n = micro[m].examples;
-        score(micro[m], true);  // again, keeping activations
+        score(micro[m], true, m);  // again, keeping activations (and the same dropout masks)
         std::vector<double> d(Model::input_sequences(micro[m].sequences), 0.0);
         for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[first[m] + i];
         policy_.backward(std::span<const double>(d));
@@ -112,7 +113,8 @@ private:
     std::vector<double> policy, reference;
   };
   // Reference (first: it must not overwrite the policy's activations) and policy log-probs of every row.
-  template <class Batch> scored score(const Batch& b, bool keep) {
+  // micro: the micro-batch index of a training forward (dropout on); none: evaluation.
+  template <class Batch> scored score(const Batch& b, bool keep, std::optional<std::size_t> micro = std::nullopt) {
     scored s;
     models::forward_options o;
     o.keep_activations = false;
@@ -126,6 +128,7 @@ private:
     s.reference = lp.logp;
     models::forward_options p;
     p.keep_activations = keep;
+    if (micro && !args_.disable_dropout) p.dropout_seed = args_.dropout_seed(step_, *micro);
     policy_.forward(b.sequences, lp, p);
     s.policy = lp.logp;
     return s;

@@ -16,12 +16,14 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "prefopt/core/random.hpp"
 #include "prefopt/losses/evaluate.hpp"
 #include "prefopt/models/concepts.hpp"
 #include "prefopt/optim/clip.hpp"
@@ -36,6 +38,16 @@ struct training_args {
   double max_grad_norm = 1.0;         // Hugging Face's default; ≤ 0 disables clipping
   optim::schedule schedule{.kind = optim::schedule_kind::constant};
   std::optional<double> ld_alpha{};   // LD-DPO; applied to policy and reference log-probs as TRL does
+  // TRL's DPOConfig.disable_dropout (default true) sets every dropout of the policy to 0, PEFT's
+  // lora_dropout included; false trains with the model's dropout (models::lora_config::dropout).
+  bool disable_dropout = true;
+  // Dropout masks of training forwards come from (seed, step, micro-batch): both passes of a
+  // two-pass step see the same masks, and a resumed run the masks of an uninterrupted one.
+  // Evaluation and reference forwards never drop.
+  std::uint64_t seed = 42;            // TrainingArguments' default
+  std::uint64_t dropout_seed(long step, std::size_t micro) const {
+    return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
+  }
   void validate() const {
     schedule.validate();
     if (ld_alpha && !(*ld_alpha >= 0.0 && *ld_alpha <= 1.0))
@@ -52,7 +64,7 @@ struct step_result {
 template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed> class trainer {
   static_assert(models::PolicyModel<Model>,
                 "prefopt: the Model does not satisfy prefopt::models::PolicyModel (input_type, forward, backward, "
-                "zero_grad, parameters, gradients, parameter_slices, backend) — see docs/model.md");
+                "zero_grad, parameters, gradients, parameter_slices, backend) — see docs/models.md");
   static_assert(losses::PreferenceLoss<Loss>,
                 "prefopt: the Loss does not satisfy prefopt::losses::PreferenceLoss (name, required_columns, validate, "
                 "and pair(), scores() or batch()) — see docs/losses.md");
@@ -90,8 +102,9 @@ public:
     std::optional<loss_result<double>> whole;  // the whole batch's result, when one evaluation gave it
     if (single_pass) {
       const batch_context<double> ctx = single_pass_context(micro);
-      for (const auto& mb : micro) {
-        const pair_batch<double> pb = forward_pairs(mb, true);
+      for (std::size_t m = 0; m < micro.size(); ++m) {
+        const auto& mb = micro[m];
+        const pair_batch<double> pb = forward_pairs(mb, true, m);
         loss_result<double> r = evaluate(loss_, pb, micro.size() == 1 ? std::optional<batch_context<double>>{}
                                                                          : std::optional{ctx});
         append(full, pb, offsets);
@@ -99,12 +112,12 @@ public:
         if (micro.size() == 1) whole = std::move(r);
       }
     } else {
-      for (const auto& mb : micro) append(full, forward_pairs(mb, false), offsets);
+      for (std::size_t m = 0; m < micro.size(); ++m) append(full, forward_pairs(micro[m], false, m), offsets);
       whole = evaluate(loss_, full);
       const loss_result<double>& r = *whole;
       if (std::isfinite(r.loss))
         for (std::size_t m = 0; m < micro.size(); ++m) {
-          forward_pairs(micro[m], true);
+          forward_pairs(micro[m], true, m);
           const auto first = r.d_policy_chosen.begin() + std::ptrdiff_t(offsets[m]);
           const auto firstr = r.d_policy_rejected.begin() + std::ptrdiff_t(offsets[m]);
           const std::size_t n = micro[m].pairs;
@@ -160,7 +173,8 @@ private:
     return ctx;
   }
 
-  pair_batch<double> forward_pairs(const batch_type& b, bool keep) {
+  // micro: the micro-batch index of a training forward (dropout on); none: evaluation.
+  pair_batch<double> forward_pairs(const batch_type& b, bool keep, std::optional<std::size_t> micro = std::nullopt) {
     models::forward_options opt;
     opt.keep_activations = keep;
     opt.ld_alpha = args_.ld_alpha;
@@ -171,6 +185,7 @@ private:
     std::vector<double> ref_chosen, ref_rejected;
     ref_.compute(b, opt, ref_chosen, ref_rejected);
     models::sequence_logps out;
+    if (micro && !args_.disable_dropout) opt.dropout_seed = args_.dropout_seed(step_, *micro);
     policy_.forward(b.sequences, out, opt);
     const std::size_t n = b.pairs;
     if (out.size() != 2 * n)

@@ -29,6 +29,11 @@ template <Backend B, class Arch> void transformer<B, Arch>::ensure_acts(std::siz
   grow(xf_, t * C), grow(nf_, t * C), grow(meanf_, t), grow(rstdf_, t);
   grow(dn_, t * C);  // also the position-embedding scratch of the forward pass
   for (std::size_t i = 0; i < adapters_.size(); ++i) grow(lora_xa_[i], t * std::size_t(adapters_[i].rank));
+  if (adapter_dropout_ > 0.0) {
+    int in = 0;
+    for (const auto& a : adapters_) in = std::max(in, a.in);
+    grow(lora_xd_, t * std::size_t(in));
+  }
 }
 
 template <Backend B, class Arch> void transformer<B, Arch>::ensure_backward(int T) {
@@ -115,7 +120,15 @@ void transformer<B, Arch>::linear_forward(const linear_ref& l, std::span<const f
     const auto& ad = adapters_[std::size_t(l.adapter)];
     auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * ad.rank);
     (void)keep;
-    be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, x,
+    // xa = dropout(x)·Aᵀ [T × r]; the mask depends on (seed, adapter, element) only, so a fused
+    // module's q/k/v calls and the backward see the same one.
+    std::span<const float> xin = x.first(std::size_t(T) * l.in);
+    if (dropout_seed_) {
+      auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
+      be_.dropout(xin, xd, float(adapter_dropout_), mix_seed(*dropout_seed_, std::uint64_t(l.adapter)));
+      xin = xd;
+    }
+    be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, xin,
              adapter_params_.span().subspan(ad.a), xa);
     be_.gemm({.trans_b = true, .m = T, .n = l.out, .k = ad.rank, .lda = ad.rank, .ldb = ad.rank, .ldc = l.out,
               .alpha = float(adapter_scale_), .beta = 1.0f},
@@ -147,14 +160,27 @@ void transformer<B, Arch>::linear_backward(const linear_ref& l, std::span<const 
     auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * r);
     auto dxa = lora_dxa_.span().first(std::size_t(T) * r);
     const std::size_t b0 = ad.b + std::size_t(l.adapter_row0) * r;
-    // dxa = s·dy·B_rows [T × r];  dB_rows += s·dyᵀ·xa;  dA += dxaᵀ·x;  dx += dxa·A
+    // dxa = s·dy·B_rows [T × r];  dB_rows += s·dyᵀ·xa;  dA += dxaᵀ·x̃;  dx += m ⊙ (dxa·A)
+    // with x̃ = m ⊙ x the dropped input (m = 1 without dropout; recomputed from the seed here).
     be_.gemm({.m = T, .n = r, .k = l.out, .lda = l.out, .ldb = r, .ldc = r, .alpha = s}, dy, adapter_params_.span().subspan(b0), dxa);
     be_.gemm({.trans_a = true, .m = l.out, .n = r, .k = T, .lda = l.out, .ldb = r, .ldc = r, .alpha = s, .beta = 1.0f}, dy, xa,
              adapter_grads_.span().subspan(b0));
-    be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa, x,
-             adapter_grads_.span().subspan(ad.a));
-    be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
-             adapter_params_.span().subspan(ad.a), dx);
+    if (!dropout_seed_) {
+      be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa, x,
+               adapter_grads_.span().subspan(ad.a));
+      be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
+               adapter_params_.span().subspan(ad.a), dx);
+    } else {
+      const float p = float(adapter_dropout_);
+      const std::uint64_t seed = mix_seed(*dropout_seed_, std::uint64_t(l.adapter));
+      auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
+      be_.dropout(x.first(std::size_t(T) * l.in), xd, p, seed);
+      be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
+               std::span<const float>(xd), adapter_grads_.span().subspan(ad.a));
+      be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in}, dxa, adapter_params_.span().subspan(ad.a), xd);
+      be_.dropout(std::span<const float>(xd), xd, p, seed);
+      be_.add_inplace(std::span<const float>(xd), dx.first(std::size_t(T) * l.in));
+    }
   }
 }
 
@@ -238,6 +264,8 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   const std::size_t t = std::size_t(T);
   const bool keep = opt.keep_activations;
   use_adapters_ = opt.adapters && !adapters_.empty();
+  if (opt.dropout_seed && use_adapters_ && adapter_dropout_ > 0.0) dropout_seed_ = opt.dropout_seed;
+  else dropout_seed_.reset();
   const std::size_t nl = layout_.layers.size();
   ensure_acts(keep ? nl : 1, std::max(T, 1), attention_probs_size(host_offsets_, cfg_.heads));
   T_ = T;
@@ -340,6 +368,7 @@ std::vector<float> transformer<B, Arch>::next_token_logprobs(const input_type& i
   o.keep_activations = false;
   o.wpo_weights = false;
   o.ld_alpha.reset();
+  o.dropout_seed.reset();
   sequence_logps ignored;
   forward(in, ignored, o);
   const int C = cfg_.hidden, V = cfg_.vocab_size, R = int(at.size());
@@ -361,10 +390,13 @@ std::vector<float> transformer<B, Arch>::next_token_logprobs(const input_type& i
 
 template <Backend B, class Arch>
 void transformer<B, Arch>::attach_adapters(std::vector<adapter_ref> refs, std::vector<parameter_slice> slices, std::size_t total,
-                                           double scale) {
+                                           double scale, double dropout) {
+  if (!(dropout >= 0.0 && dropout < 1.0)) throw config_error("lora: field 'dropout'", "must lie in [0, 1)");
   adapters_ = std::move(refs);
   adapter_slices_ = std::move(slices);
   adapter_scale_ = scale;
+  adapter_dropout_ = dropout;
+  dropout_seed_.reset();
   adapter_params_ = be_.template allocate<float>(total);
   adapter_grads_ = be_.template allocate<float>(total);
   lora_xa_.clear();
