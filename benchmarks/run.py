@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """prefopt against PyTorch on this CPU: time, peak memory and GFLOP/s as a share of sgemm.
 
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPREFOPT_BENCHMARK_NATIVE=ON
     cmake --build build -j1 --target prefopt_bench
-    /work/venv/bin/python benchmarks/run.py [--threads N] [--rounds 3] [--quick]
+    python3 benchmarks/run.py [--threads N] [--rounds 3] [--quick]    (needs: pip install torch transformers)
 
 Prepares a small GPT-2 with transformers (save_pretrained; prefopt loads the same directory) and a
 pairs file, then runs every case in its own process -- prefopt (build/benchmarks/prefopt_bench) and
