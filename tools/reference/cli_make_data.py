@@ -6,7 +6,7 @@ Writes tests/data/cli/:
   gpt2_text/      config.json, model.safetensors (random, seeded), tokenizer_config.json
   pairs_text.jsonl        standard format (prompt / chosen / rejected strings), with one malformed line
   pairs_tokenized.jsonl   pre-tokenized ids for tests/data/models/gpt2 (vocab 301), with one bad line
-Run: /work/venv/bin/python tools/reference/cli_make_data.py
+Run: python3 tools/reference/cli_make_data.py
 """
 import json
 import os

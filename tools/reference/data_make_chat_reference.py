@@ -12,7 +12,7 @@ writes tests/data/chat/:
 Templates: Qwen2-Instruct (ChatML with a default system message), plain ChatML, SmolLM2-Instruct
 (ChatML, another default), Qwen2.5-Instruct and Meta-Llama-3-Instruct. The Llama-3 and Qwen2.5
 strings are checked against the copies TRL ships in trl/chat_templates/. Deterministic; rerun with
-/work/venv/bin/python tools/reference/data_make_chat_reference.py
+python3 tools/reference/data_make_chat_reference.py
 """
 import json
 import random

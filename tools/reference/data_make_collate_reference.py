@@ -18,7 +18,7 @@ Writes tests/data/collate/:
                       prompt_ids, chosen_ids, rejected_ids (DPO) or prompt_ids, completion_ids,
                       label (KTO)
   cases.json          the cases: input, tokenizer, chat config dir (or null), eos token, trainer
-Deterministic; rerun with /work/venv/bin/python tools/reference/data_make_collate_reference.py
+Deterministic; rerun with python3 tools/reference/data_make_collate_reference.py
 """
 import json
 import logging

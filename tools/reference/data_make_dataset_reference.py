@@ -8,7 +8,7 @@ Writes tests/data/datasets/:
   formats_expected.json           what each should read as: trl.maybe_extract_prompt applied per record
   extract_prompt_cases.json       trl.extract_prompt on strings and message lists (or the exception it raised)
   unpair_order.json               trl.unpair_preference_dataset on 2300 pairs: (pair index, label) per row
-Deterministic; rerun with /work/venv/bin/python tools/reference/data_make_dataset_reference.py
+Deterministic; rerun with python3 tools/reference/data_make_dataset_reference.py
 """
 import gzip
 import json

@@ -5,7 +5,7 @@ Writes tests/data/gzip/*.gz and tests/data/gzip/manifest.json. The uncompressed 
 committed: they come from a small deterministic generator (below) that the C++ test reimplements,
 and the manifest records each file's expected length and CRC-32 (zlib.crc32) so the test can tell a
 generator mismatch from a decoder bug. Deterministic: mtime is 0 everywhere and the generator is a
-fixed 64-bit LCG. Rerun: /work/venv/bin/python tools/reference/data_make_gzip_reference.py
+fixed 64-bit LCG. Rerun: python3 tools/reference/data_make_gzip_reference.py
 """
 import gzip
 import io

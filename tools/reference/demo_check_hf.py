@@ -8,7 +8,7 @@ transformers, runs `prefopt logps` on the same ids, and requires agreement withi
 samples one continuation per prompt with transformers' generate, to show the model writes reviews.
 Not a golden-data script: nothing is committed from it. Run after a demo, e.g.
   build/tools/prefopt/prefopt demo --quick --out /tmp/demo
-  /work/venv/bin/python tools/reference/demo_check_hf.py /tmp/demo build/tools/prefopt/prefopt
+  python3 tools/reference/demo_check_hf.py /tmp/demo build/tools/prefopt/prefopt
 """
 import json
 import subprocess

@@ -3,7 +3,7 @@
 
 Run with the project's virtualenv (torch + trl 1.16):
 
-    /work/venv/bin/python tools/reference/losses_make_reference.py
+    python3 tools/reference/losses_make_reference.py
 
 It writes tests/data/losses/trl_float64.json and trl_float32.json (read by
 tests/losses/golden.hpp, from golden_test.cpp and golden_float_test.cpp). Nothing here

@@ -13,7 +13,7 @@ Mode `--check-adapter DIR`: loads a LoRA adapter that prefopt wrote into PEFT on
 model in DIR/.., computes the log-probs there and compares them with DIR/prefopt_logps.json;
 writes DIR/peft_check.json.
 
-Run: /work/venv/bin/python tools/reference/models_make_reference.py  (writes tests/data/models/)
+Run: python3 tools/reference/models_make_reference.py  (writes tests/data/models/)
 """
 import argparse
 import json

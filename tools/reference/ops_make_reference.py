@@ -26,7 +26,7 @@ the given upstream gradient `dout`, in float32.
                   lse, logp (0 where target < 0), log_sum_sq = log Σ p², entropy = −Σ p log p,
                   mean_logit, dlogp, dlogits = d(Σ dlogp·logp)/dlogits
 
-Deterministic: fixed seeds, one thread. Needs torch and transformers (the /work/venv virtualenv).
+Deterministic: fixed seeds, one thread. Needs torch and transformers (tools/reference/README.md).
 """
 import json
 import math

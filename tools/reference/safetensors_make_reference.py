@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden data for prefopt's safetensors reader and writer (tests/io/safetensors*_test.cpp).
 
-Run:  /work/venv/bin/python tools/reference/safetensors_make_reference.py [out_dir]
+Run:  python3 tools/reference/safetensors_make_reference.py [out_dir]
       (out_dir defaults to tests/data/safetensors). Deterministic: rerunning rewrites the same bytes.
 
 Writes, with the upstream Python library (safetensors, torch, huggingface_hub):

@@ -24,7 +24,7 @@ Two modes:
       TensorBoard UI) and prints each scalar series and text tensor, to check that files written
       by the C++ writer load.
 
-Needs: pip install tensorboard (and torch for the scalar helper) in /work/venv.
+Needs: pip install tensorboard (and torch for the scalar helper).
 """
 import json
 import math

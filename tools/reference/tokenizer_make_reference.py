@@ -2,8 +2,8 @@
 """Golden data for prefopt::data::tokenizer, produced by the Hugging Face `tokenizers` library.
 
 Run from the repository root with the project virtualenv (deterministic; rerunnable):
-    /work/venv/bin/pip install unicodedata2==16.0.0 regex
-    /work/venv/bin/python tools/reference/tokenizer_make_reference.py [--skip-unicode-check]
+    pip install unicodedata2==16.0.0 regex
+    python3 tools/reference/tokenizer_make_reference.py [--skip-unicode-check]
 
 Real GPT-2 / Llama-3 / Qwen2 tokenizer files cannot be downloaded here, so this script builds
 tokenizers with the same configuration as each family (normalizer, pre-tokenizer with the real

@@ -2,8 +2,8 @@
 """Generate include/prefopt/data/detail/unicode_tables.hpp for the tokenizer.
 
 Run from the repository root with the project virtualenv:
-    /work/venv/bin/pip install unicodedata2==16.0.0 regex
-    /work/venv/bin/python tools/reference/tokenizer_unicode_tables.py
+    pip install unicodedata2==16.0.0 regex
+    python3 tools/reference/tokenizer_unicode_tables.py
 
 Sources (all through Python modules, so the script needs no download):
   * General categories, combining classes and canonical decompositions come from
