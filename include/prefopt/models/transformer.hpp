@@ -183,3 +183,4 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 } // namespace prefopt::models
 
 #include "prefopt/models/detail/transformer_impl.hpp"
+#include "prefopt/models/detail/transformer_linear.hpp"

@@ -1,0 +1,82 @@
+// prefopt/models/detail/transformer_linear.hpp — transformer's linear layers, with their LoRA path.
+//
+// y = x·W (+ b) (+ s·(dropout(x)·Aᵀ)·Bᵀ when adapters are attached and on) and its backward; the
+// adapters' dropout mask is redrawn from (seed, adapter, element), never stored (core/random.hpp).
+#pragma once
+
+namespace prefopt::models {
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep) {
+  be_.gemm({.trans_a = false, .trans_b = !l.conv1d, .m = T, .n = l.out, .k = l.in, .lda = l.in, .ldb = l.ld, .ldc = l.out},
+           x, params_.span().subspan(l.w), y);
+  if (l.b != no_offset) be_.bias_forward(pspan(l.b, std::size_t(l.out)), l.out, y.first(std::size_t(T) * l.out));
+  if (use_adapters_ && l.adapter >= 0) {
+    const auto& ad = adapters_[std::size_t(l.adapter)];
+    auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * ad.rank);
+    (void)keep;
+    // xa = dropout(x)·Aᵀ [T × r]; the mask depends on (seed, adapter, element) only, so a fused
+    // module's q/k/v calls and the backward see the same one.
+    std::span<const float> xin = x.first(std::size_t(T) * l.in);
+    if (dropout_seed_) {
+      auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
+      be_.dropout(xin, xd, float(adapter_dropout_), mix_seed(*dropout_seed_, std::uint64_t(l.adapter)));
+      xin = xd;
+    }
+    be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, xin,
+             adapter_params_.span().subspan(ad.a), xa);
+    be_.gemm({.trans_b = true, .m = T, .n = l.out, .k = ad.rank, .lda = ad.rank, .ldb = ad.rank, .ldc = l.out,
+              .alpha = float(adapter_scale_), .beta = 1.0f},
+             xa, adapter_params_.span().subspan(ad.b + std::size_t(l.adapter_row0) * ad.rank), y);
+  }
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::linear_backward(const linear_ref& l, std::span<const float> x, std::span<const float> dy,
+                                           std::span<float> dx, bool accumulate_dx, int T) {
+  const float beta = accumulate_dx ? 1.0f : 0.0f;
+  // dx = dy·Wᵀ (Conv1D stores W [in × out]) or dy·W (Linear stores W [out × in])
+  be_.gemm({.trans_a = false, .trans_b = l.conv1d, .m = T, .n = l.in, .k = l.out, .lda = l.out, .ldb = l.ld, .ldc = l.in,
+            .alpha = 1.0f, .beta = beta},
+           dy, params_.span().subspan(l.w), dx);
+  if (base_trainable()) {
+    if (l.conv1d)  // dW [in × out] += xᵀ·dy
+      be_.gemm({.trans_a = true, .m = l.in, .n = l.out, .k = T, .lda = l.in, .ldb = l.out, .ldc = l.ld, .alpha = 1.0f, .beta = 1.0f},
+               x, dy, grads_.span().subspan(l.w));
+    else  // dW [out × in] += dyᵀ·x
+      be_.gemm({.trans_a = true, .m = l.out, .n = l.in, .k = T, .lda = l.out, .ldb = l.in, .ldc = l.ld, .alpha = 1.0f, .beta = 1.0f},
+               dy, x, grads_.span().subspan(l.w));
+    if (l.b != no_offset) be_.bias_backward(dy.first(std::size_t(T) * l.out), l.out, gspan(l.b, std::size_t(l.out)));
+  }
+  if (use_adapters_ && l.adapter >= 0) {
+    const auto& ad = adapters_[std::size_t(l.adapter)];
+    const int r = ad.rank;
+    const float s = float(adapter_scale_);
+    auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * r);
+    auto dxa = lora_dxa_.span().first(std::size_t(T) * r);
+    const std::size_t b0 = ad.b + std::size_t(l.adapter_row0) * r;
+    // dxa = s·dy·B_rows [T × r];  dB_rows += s·dyᵀ·xa;  dA += dxaᵀ·x̃;  dx += m ⊙ (dxa·A)
+    // with x̃ = m ⊙ x the dropped input (m = 1 without dropout; recomputed from the seed here).
+    be_.gemm({.m = T, .n = r, .k = l.out, .lda = l.out, .ldb = r, .ldc = r, .alpha = s}, dy, adapter_params_.span().subspan(b0), dxa);
+    be_.gemm({.trans_a = true, .m = l.out, .n = r, .k = T, .lda = l.out, .ldb = r, .ldc = r, .alpha = s, .beta = 1.0f}, dy, xa,
+             adapter_grads_.span().subspan(b0));
+    if (!dropout_seed_) {
+      be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa, x,
+               adapter_grads_.span().subspan(ad.a));
+      be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
+               adapter_params_.span().subspan(ad.a), dx);
+    } else {
+      const float p = float(adapter_dropout_);
+      const std::uint64_t seed = mix_seed(*dropout_seed_, std::uint64_t(l.adapter));
+      auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
+      be_.dropout(x.first(std::size_t(T) * l.in), xd, p, seed);
+      be_.gemm({.trans_a = true, .m = r, .n = l.in, .k = T, .lda = r, .ldb = l.in, .ldc = l.in, .alpha = 1.0f, .beta = 1.0f}, dxa,
+               std::span<const float>(xd), adapter_grads_.span().subspan(ad.a));
+      be_.gemm({.m = T, .n = l.in, .k = r, .lda = r, .ldb = l.in, .ldc = l.in}, dxa, adapter_params_.span().subspan(ad.a), xd);
+      be_.dropout(std::span<const float>(xd), xd, p, seed);
+      be_.add_inplace(std::span<const float>(xd), dx.first(std::size_t(T) * l.in));
+    }
+  }
+}
+
+} // namespace prefopt::models
