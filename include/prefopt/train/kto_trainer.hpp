@@ -73,22 +73,7 @@ public:
         for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[first[m] + i];
         policy_.backward(std::span<const double>(d));
       }
-    step_result out;
-    out.metrics = r.metrics;
-    out.metrics["loss"] = r.loss;
-    auto& be = policy_.backend();
-    const double norm = optim::clip_grad_norm(be, policy_.gradients(), args_.max_grad_norm);
-    out.metrics["grad_norm"] = norm;
-    if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
-      out.skipped = true;
-      out.skip_reason = !std::isfinite(r.loss) ? "non-finite loss" : "non-finite gradient norm";
-      policy_.zero_grad();
-    } else {
-      opt_.step(be, state_, policy_.parameters(), policy_.gradients(), policy_.parameter_slices(), opt_.lr * args_.schedule.factor(step_));
-      ++step_;
-    }
-    out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
-    return out;
+    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics, [] {});
   }
 
   template <class Batch> std::map<std::string, double> evaluate_batch(const Batch& b) {

@@ -61,6 +61,33 @@ struct step_result {
   std::string skip_reason{};
 };
 
+namespace detail {
+// The end of every trainer's step: clip the gradient, then update unless the loss or the gradient
+// norm is not finite (the weights stay untouched and the step counter does not move); `after`
+// runs after an update. Metrics: the loss's own, plus loss, grad_norm, learning_rate.
+template <class Model, class Optimizer, class State, class After>
+step_result clip_and_update(Model& policy, Optimizer& opt, State& state, const training_args& args, long& step, double loss,
+                            std::map<std::string, double> metrics, After&& after) {
+  step_result out;
+  out.metrics = std::move(metrics);
+  out.metrics["loss"] = loss;
+  auto& be = policy.backend();
+  const double norm = optim::clip_grad_norm(be, policy.gradients(), args.max_grad_norm);
+  out.metrics["grad_norm"] = norm;
+  if (!std::isfinite(loss) || !std::isfinite(norm)) {
+    out.skipped = true;
+    out.skip_reason = !std::isfinite(loss) ? "non-finite loss" : "non-finite gradient norm";
+    policy.zero_grad();
+  } else {
+    opt.step(be, state, policy.parameters(), policy.gradients(), policy.parameter_slices(), opt.lr * args.schedule.factor(step));
+    ++step;
+    after();
+  }
+  out.metrics["learning_rate"] = opt.lr * args.schedule.factor(step);
+  return out;
+}
+} // namespace detail
+
 template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed> class trainer {
   static_assert(models::PolicyModel<Model>,
                 "prefopt: the Model does not satisfy prefopt::models::PolicyModel (input_type, forward, backward, "
@@ -232,25 +259,10 @@ private:
   }
 
   step_result finish(const pair_batch<double>& full, const loss_result<double>& r) {
-    step_result out;
-    out.metrics = r.metrics;
-    out.metrics["loss"] = r.loss;
-    auto& be = policy_.backend();
-    const double norm = optim::clip_grad_norm(be, policy_.gradients(), args_.max_grad_norm);
-    out.metrics["grad_norm"] = norm;
-    if (!std::isfinite(r.loss) || !std::isfinite(norm)) {
-      out.skipped = true;
-      out.skip_reason = !std::isfinite(r.loss) ? "non-finite loss" : "non-finite gradient norm";
-      policy_.zero_grad();
-    } else {
-      const double lr = opt_.lr * args_.schedule.factor(step_);
-      opt_.step(be, state_, policy_.parameters(), policy_.gradients(), policy_.parameter_slices(), lr);
-      ++step_;
+    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
       if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
-    }
-    out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
-    return out;
+    });
   }
 
   Model& policy_;
