@@ -15,16 +15,19 @@ void transformer<B, Arch>::linear_forward(const linear_ref& l, std::span<const f
     const auto& ad = adapters_[std::size_t(l.adapter)];
     auto xa = lora_xa_[std::size_t(l.adapter)].span().first(std::size_t(T) * ad.rank);
     (void)keep;
-    // xa = dropout(x)·Aᵀ [T × r]; the mask depends on (seed, adapter, element) only, so a fused
-    // module's q/k/v calls and the backward see the same one.
-    std::span<const float> xin = x.first(std::size_t(T) * l.in);
-    if (dropout_seed_) {
-      auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
-      be_.dropout(xin, xd, float(adapter_dropout_), mix_seed(*dropout_seed_, std::uint64_t(l.adapter)));
-      xin = xd;
+    // xa = dropout(x)·Aᵀ [T × r]; the mask depends on (seed, adapter, element) only, so the
+    // backward sees the same one. A fused module (GPT-2 c_attn: q, k, v blocks of one adapter,
+    // called in that order on the same input) computes xa once, in its first block's call.
+    if (l.adapter_row0 == 0) {
+      std::span<const float> xin = x.first(std::size_t(T) * l.in);
+      if (dropout_seed_) {
+        auto xd = lora_xd_.span().first(std::size_t(T) * l.in);
+        be_.dropout(xin, xd, float(adapter_dropout_), mix_seed(*dropout_seed_, std::uint64_t(l.adapter)));
+        xin = xd;
+      }
+      be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, xin,
+               adapter_params_.span().subspan(ad.a), xa);
     }
-    be_.gemm({.trans_b = true, .m = T, .n = ad.rank, .k = l.in, .lda = l.in, .ldb = l.in, .ldc = ad.rank}, xin,
-             adapter_params_.span().subspan(ad.a), xa);
     be_.gemm({.trans_b = true, .m = T, .n = l.out, .k = ad.rank, .lda = ad.rank, .ldb = ad.rank, .ldc = l.out,
               .alpha = float(adapter_scale_), .beta = 1.0f},
              xa, adapter_params_.span().subspan(ad.b + std::size_t(l.adapter_row0) * ad.rank), y);
