@@ -9,8 +9,10 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -229,27 +231,20 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   return 0;
 }
 
-inline data::tokenized_unpaired split_unpaired_eval(data::tokenized_unpaired& d, double share, std::uint64_t seed) {
-  std::vector<std::size_t> order(d.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::mt19937_64 rng(seed);
-  std::shuffle(order.begin(), order.end(), rng);
-  const std::size_t n_eval = std::size_t(std::round(share * double(d.size())));
-  auto take = [&](std::vector<std::size_t> idx) {
-    std::sort(idx.begin(), idx.end());
-    data::tokenized_unpaired out;
-    out.file = d.file;
-    out.pad_token_id = d.pad_token_id;
-    out.max_length = d.max_length;
-    for (auto i : idx) {
-      out.examples.push_back(d.examples[i]);
-      out.lines.push_back(d.lines[i]);
-    }
-    return out;
-  };
-  data::tokenized_unpaired e = take({order.begin(), order.begin() + std::ptrdiff_t(n_eval)});
-  d = take({order.begin() + std::ptrdiff_t(n_eval), order.end()});
-  return e;
+// The training set (none when only evaluating) and the eval set: data.eval, or data.eval_fraction
+// split off the training set in a seeded order (no eval set when that leaves none).
+template <class Set, class Tokenize>
+std::pair<Set, std::optional<Set>> load_datasets(const train::run_config& cfg, bool evaluate_only, Tokenize&& tokenize) {
+  Set train_set;
+  if (!evaluate_only) train_set = tokenize(cfg.data.train);
+  std::optional<Set> eval_set;
+  if (cfg.data.eval) {
+    eval_set = tokenize(*cfg.data.eval);
+  } else if (!evaluate_only && cfg.data.eval_fraction > 0.0) {
+    eval_set = split_eval(train_set, cfg.data.eval_fraction, std::uint64_t(cfg.training.seed));
+    if (eval_set->size() == 0) eval_set.reset();
+  }
+  return {std::move(train_set), std::move(eval_set)};
 }
 
 inline int cmd_train(int argc, char** argv, bool evaluate_only) {
@@ -271,35 +266,24 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
 #endif
   text_pipeline pipeline;
   if (is_unpaired_loss(cfg.loss)) {
-    data::tokenized_unpaired train_u, eval_u;
-    if (!evaluate_only) train_u = tokenize_unpaired_file(cfg.data.train, cfg, &pipeline, std::cerr);
-    bool have = false;
-    if (cfg.data.eval) {
-      eval_u = tokenize_unpaired_file(*cfg.data.eval, cfg, &pipeline, std::cerr);
-      have = true;
-    } else if (!evaluate_only && cfg.data.eval_fraction > 0.0) {
-      eval_u = split_unpaired_eval(train_u, cfg.data.eval_fraction, std::uint64_t(cfg.training.seed));
-      have = eval_u.size() > 0;
-    }
-    if (!train_u.weight.empty()) throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
+    auto sets = load_datasets<data::tokenized_unpaired>(
+        cfg, evaluate_only, [&](const std::string& f) { return tokenize_unpaired_file(f, cfg, &pipeline, std::cerr); });
+    auto& train_u = sets.first;
+    auto& eval_u = sets.second;
+    if (!train_u.weight.empty() || (eval_u && !eval_u->weight.empty()))
+      throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
     int rc = 0;
-    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, have ? &eval_u : nullptr, evaluate_only); });
+    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only); });
     return rc;
   }
-  data::tokenized_preferences train_data, eval_data;
-  if (!evaluate_only) train_data = tokenize_file(cfg.data.train, cfg, &pipeline, std::cerr);
-  bool have_eval = false;
-  if (cfg.data.eval) {
-    eval_data = tokenize_file(*cfg.data.eval, cfg, &pipeline, std::cerr);
-    have_eval = true;
-  } else if (!evaluate_only && cfg.data.eval_fraction > 0.0) {
-    eval_data = split_eval(train_data, cfg.data.eval_fraction, std::uint64_t(cfg.training.seed));
-    have_eval = eval_data.size() > 0;
-  }
-  if (!train_data.weight.empty() || (have_eval && !eval_data.weight.empty()))
+  auto sets = load_datasets<data::tokenized_preferences>(
+      cfg, evaluate_only, [&](const std::string& f) { return tokenize_file(f, cfg, &pipeline, std::cerr); });
+  auto& train_data = sets.first;
+  auto& eval_data = sets.second;
+  if (!train_data.weight.empty() || (eval_data && !eval_data->weight.empty()))
     throw config_error(cfg.data.train + ": column 'weight'", "per-pair weights are not used by any loss; remove the column");
   int rc = 0;
-  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, have_eval ? &eval_data : nullptr, evaluate_only); });
+  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only); });
   return rc;
 }
 

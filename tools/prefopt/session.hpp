@@ -2,6 +2,8 @@
 // (run.json + --set), the tokenized data, and the model opened as the right C++ type.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -127,37 +129,70 @@ inline data::tokenized_unpaired tokenize_unpaired_file(const std::string& path, 
   return d;
 }
 
-// Splits `share` of the pairs off into an eval set, in a seeded order.
-inline data::tokenized_preferences split_eval(data::tokenized_preferences& d, double share, std::uint64_t seed) {
-  std::vector<std::size_t> order(d.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+// A seeded split of 0..n−1: the first round(share·n) of a shuffled order become the eval set, the
+// rest the training set, each back in file order.
+struct split_indices {
+  std::vector<std::size_t> eval, train;
+};
+inline split_indices seeded_split(std::size_t n, double share, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
   std::mt19937_64 rng(seed);
   std::shuffle(order.begin(), order.end(), rng);
-  const std::size_t n_eval = std::size_t(std::round(share * double(d.size())));
-  std::vector<std::size_t> ev(order.begin(), order.begin() + std::ptrdiff_t(n_eval)), tr(order.begin() + std::ptrdiff_t(n_eval), order.end());
-  std::sort(ev.begin(), ev.end());
-  std::sort(tr.begin(), tr.end());
+  const auto n_eval = std::ptrdiff_t(std::round(share * double(n)));
+  split_indices s{{order.begin(), order.begin() + n_eval}, {order.begin() + n_eval, order.end()}};
+  std::sort(s.eval.begin(), s.eval.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+// The entries of an optional per-row column at `idx` (empty stays empty).
+inline std::vector<double> select_column(const std::vector<double>& c, const std::vector<std::size_t>& idx) {
+  std::vector<double> r;
+  if (!c.empty())
+    for (auto i : idx) r.push_back(c[i]);
+  return r;
+}
+
+// Splits `share` of the pairs off into an eval set, in a seeded order; `d` keeps the rest.
+inline data::tokenized_preferences split_eval(data::tokenized_preferences& d, double share, std::uint64_t seed) {
   auto take = [&](const std::vector<std::size_t>& idx) {
     data::tokenized_preferences out;
     out.file = d.file;
     out.pad_token_id = d.pad_token_id;
-    auto col = [&](const std::vector<double>& c) {
-      std::vector<double> r;
-      if (!c.empty())
-        for (auto i : idx) r.push_back(c[i]);
-      return r;
-    };
     for (auto i : idx) {
       out.pairs.push_back(d.pairs[i]);
       out.lines.push_back(d.lines[i]);
     }
-    out.preference_prob = col(d.preference_prob), out.score_chosen = col(d.score_chosen), out.score_rejected = col(d.score_rejected);
-    out.cost = col(d.cost), out.weight = col(d.weight);
-    out.reference_chosen = col(d.reference_chosen), out.reference_rejected = col(d.reference_rejected);
+    out.preference_prob = select_column(d.preference_prob, idx), out.score_chosen = select_column(d.score_chosen, idx);
+    out.score_rejected = select_column(d.score_rejected, idx), out.cost = select_column(d.cost, idx);
+    out.weight = select_column(d.weight, idx);
+    out.reference_chosen = select_column(d.reference_chosen, idx), out.reference_rejected = select_column(d.reference_rejected, idx);
     return out;
   };
-  data::tokenized_preferences e = take(ev);
-  d = take(tr);
+  const split_indices s = seeded_split(d.size(), share, seed);
+  data::tokenized_preferences e = take(s.eval);
+  d = take(s.train);
+  return e;
+}
+
+// The same for unpaired examples.
+inline data::tokenized_unpaired split_eval(data::tokenized_unpaired& d, double share, std::uint64_t seed) {
+  auto take = [&](const std::vector<std::size_t>& idx) {
+    data::tokenized_unpaired out;
+    out.file = d.file;
+    out.pad_token_id = d.pad_token_id;
+    out.max_length = d.max_length;
+    for (auto i : idx) {
+      out.examples.push_back(d.examples[i]);
+      out.lines.push_back(d.lines[i]);
+    }
+    out.weight = select_column(d.weight, idx);
+    return out;
+  };
+  const split_indices s = seeded_split(d.size(), share, seed);
+  data::tokenized_unpaired e = take(s.eval);
+  d = take(s.train);
   return e;
 }
 
