@@ -272,9 +272,9 @@ def main():
     print(f"machine: {m['cpu']}, {m['cores']} cores, {a.threads} threads; load {m['load_avg']}; {m['date']}; "
           f"torch {m['torch']} ({m['torch_blas']}), transformers {m['transformers']}", flush=True)
     results = {}
-    todo = specs(a, model_dir, pairs_file)
+    cases = specs(a, model_dir, pairs_file)
     for rnd in range(a.rounds):
-        for key, argv in todo:
+        for key, argv in cases:
             busy = wait_quiet(a.wait_idle) if a.wait_idle > 0 else busy_fraction(0.5)
             r = run_one(argv, a.threads)
             r["busy_before"] = busy
