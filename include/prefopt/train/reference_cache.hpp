@@ -2,8 +2,8 @@
 //
 // reference::precomputed reads them from the batch; this computes them for a whole tokenized
 // dataset in one pass before training (TRL's precompute_ref_log_probs) and caches them in
-// `<cache_dir>/ref-<key>.jsonl`, where the key hashes the model's weights and config, the
-// adapter, the tokenized data and the settings that change log-probs (prefix layout, LD-DPO α).
+// `<cache_dir>/ref-<key>.jsonl`, where the key hashes every file the model was loaded from (config,
+// weights or index and all its shards), the adapter's, the tokenized data and the settings that change log-probs (prefix layout, LD-DPO α).
 // The next run with the same key reads the file instead of recomputing. A cache file that does not
 // match the dataset (count, line numbers) is an error naming it, never silently reused.
 #pragma once
@@ -20,6 +20,7 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/data/collate.hpp"
 #include "prefopt/io/atomic_file.hpp"
+#include "prefopt/io/safetensors_index.hpp"
 #include "prefopt/models/concepts.hpp"
 
 namespace prefopt::train {
@@ -53,13 +54,34 @@ struct fnv1a {
   }
 };
 
-// The hash of a model directory's weights and config (and of an adapter directory, if any).
+// The files a model is loaded from, as models::checkpoint_reader picks them: config.json and
+// model.safetensors, or config.json, model.safetensors.index.json and every shard it names.
+inline std::vector<std::filesystem::path> model_weight_files(const std::filesystem::path& model_dir) {
+  std::vector<std::filesystem::path> files{model_dir / "config.json"};
+  if (std::filesystem::exists(model_dir / "model.safetensors")) {
+    files.push_back(model_dir / "model.safetensors");
+  } else if (std::filesystem::exists(model_dir / "model.safetensors.index.json")) {
+    const io::safetensors_index index(model_dir / "model.safetensors.index.json");
+    files.push_back(index.path());
+    for (const auto& shard : index.shard_names()) files.push_back(model_dir / shard);
+  } else {
+    throw io_error(model_dir.string(), "holds neither model.safetensors nor model.safetensors.index.json");
+  }
+  return files;
+}
+
+// The hash of every file the model (and the adapter, if any) is loaded from, each with its name:
+// changing any weight file in place, a single shard included, changes the key.
 inline std::string model_fingerprint(const std::filesystem::path& model_dir, const std::string& adapter_dir = "") {
-  fnv1a f;
-  for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json"})
-    if (std::filesystem::exists(model_dir / name)) f.add_file(model_dir / name);
+  std::vector<std::filesystem::path> files = model_weight_files(model_dir);
   if (!adapter_dir.empty())
-    for (const char* name : {"adapter_config.json", "adapter_model.safetensors"}) f.add_file(std::filesystem::path(adapter_dir) / name);
+    for (const char* name : {"adapter_config.json", "adapter_model.safetensors"}) files.push_back(std::filesystem::path(adapter_dir) / name);
+  fnv1a f;
+  for (const auto& file : files) {
+    f.add(file.filename().string());
+    f.add("\0", 1);
+    f.add_file(file);
+  }
   return f.hex();
 }
 
