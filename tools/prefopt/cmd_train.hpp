@@ -43,7 +43,28 @@ inline const char* train_help =
     "       prefopt eval  --config run.json [--set ...] [--data eval.jsonl]\n"
     "  --print-config prints every option with its value (defaults: TRL's DPOConfig) and exits.\n"
     "  --set overrides one option, e.g. --set loss.type='[\"sigmoid\",\"sft\"]' --set training.batch_size=4\n"
-    "  training.resume=true continues from the newest checkpoint in output.dir.\n";
+    "  training.resume=true continues from the newest checkpoint in output.dir (a finished run only\n"
+    "  has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
+    "  earlier run's checkpoints, which a fresh run otherwise refuses.\n";
+
+// Writes final/ (or merged/) as a whole: into <dir>.tmp, then renamed into place, so a crash leaves
+// the old directory or the new one, never a mix; a resumed finished run writes it again.
+template <class Write> void write_output_dir(const std::filesystem::path& dir, Write&& write) {
+  const auto tmp = std::filesystem::path(dir.string() + ".tmp");
+  std::filesystem::remove_all(tmp);
+  write(tmp);
+  train::detail::publish_directory(tmp, dir);
+}
+
+inline std::string summary_line(const train::run_summary& s, const std::filesystem::path& final_dir) {
+  std::ostringstream o;
+  o << "prefopt: ";
+  if (s.already_finished) o << "finished run (step " << s.steps << "), nothing trained";
+  else o << s.steps << " steps in " << s.seconds << " s" << (s.stopped_early ? " (stopped early)" : "");
+  if (s.skipped_steps) o << ", " << s.skipped_steps << " skipped";
+  o << "; model saved to " << final_dir.string() << "\n";
+  return o.str();
+}
 
 inline optim::any_optimizer make_optimizer(const train::optimizer_settings& o) {
   if (o.type == "adamw")
@@ -85,6 +106,8 @@ inline train::runner_options runner_options_of(const train::run_config& c) {
   r.output_dir = c.output.dir;
   r.tensorboard = c.output.tensorboard;
   r.resume = c.training.resume;
+  r.overwrite = c.output.overwrite;
+  r.max_consecutive_skipped_steps = c.training.max_consecutive_skipped_steps;
   r.saved_dtype = c.output.dtype == "bf16" ? io::dtype::bf16 : io::dtype::f32;
   return r;
 }
@@ -162,15 +185,14 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   }
   const train::run_summary s = r.run();
   const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-  train::save_model_state(policy, final_dir, ro.saved_dtype);
+  write_output_dir(final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
   if constexpr (requires { policy.merge_into_base(); })
     if (cfg.output.save_merged) {
       policy.merge_into_base();
-      models::save_pretrained(policy, std::filesystem::path(cfg.output.dir) / "merged", ro.saved_dtype);
+      write_output_dir(std::filesystem::path(cfg.output.dir) / "merged",
+                       [&](const std::filesystem::path& d) { models::save_pretrained(policy, d, ro.saved_dtype); });
     }
-  log << "prefopt: " << s.steps << " steps in " << s.seconds << " s" << (s.stopped_early ? " (stopped early)" : "")
-      << (s.skipped_steps ? ", " + std::to_string(s.skipped_steps) + " skipped" : std::string()) << "; model saved to "
-      << final_dir.string() << "\n";
+  log << summary_line(s, final_dir);
   return 0;
 }
 
@@ -220,9 +242,8 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
     }
     const train::run_summary s = r.run();
     const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-    train::save_model_state(policy, final_dir, ro.saved_dtype);
-    std::cerr << "prefopt: " << s.steps << " steps in " << s.seconds << " s" << (s.stopped_early ? " (stopped early)" : "")
-              << "; model saved to " << final_dir.string() << "\n";
+    write_output_dir(final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
+    std::cerr << summary_line(s, final_dir);
   };
   if (cfg.loss.type[0] == "kto")
     go(losses::kto{.beta = cfg.loss.beta, .desirable_weight = cfg.loss.desirable_weight, .undesirable_weight = cfg.loss.undesirable_weight});

@@ -80,7 +80,8 @@ struct training_settings {
     (int, early_stopping_patience),
     (bool, greater_is_better),
     (bool, resume),                            // continue from the newest checkpoint in output.dir
-    (bool, disable_dropout));                  // TRL's default true: no dropout (lora.dropout included)
+    (bool, disable_dropout),                   // TRL's default true: no dropout (lora.dropout included)
+    (int, max_consecutive_skipped_steps));     // non-finite steps in a row that end the run with an error; 0: never
 };
 
 struct output_settings {
@@ -88,7 +89,8 @@ struct output_settings {
     (std::string, dir),
     (bool, tensorboard),
     (bool, save_merged),                       // LoRA: also save the merged model
-    (std::string, dtype));                     // f32 or bf16 for saved weights
+    (std::string, dtype),                      // f32 or bf16 for saved weights
+    (bool, overwrite));                        // a fresh run removes an earlier run's checkpoints in dir
 };
 
 struct run_config {
@@ -112,8 +114,8 @@ inline run_config default_for(std::type_identity<run_config>) {
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true};
-  c.output = {"prefopt-out", true, false, "f32"};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5};
+  c.output = {"prefopt-out", true, false, "f32", false};
   return c;
 }
 inline run_config default_run_config() { return default_for(std::type_identity<run_config>{}); }
@@ -136,6 +138,9 @@ inline void validate(const run_config& c) {
   if (c.training.num_train_epochs <= 0 && c.training.max_steps <= 0)
     bad("training.num_train_epochs", "must be > 0 (or set training.max_steps)");
   if (c.training.logging_steps <= 0) bad("training.logging_steps", "must be > 0");
+  if (c.training.max_consecutive_skipped_steps < 0) bad("training.max_consecutive_skipped_steps", "must be >= 0 (0: never stop)");
+  if (c.training.resume && c.output.overwrite)
+    bad("output.overwrite", "removes the checkpoints that training.resume=true would continue; set only one");
   if (c.reference.sync_steps <= 0) bad("reference.sync_steps", "must be > 0");
   if (!(c.reference.mixup_alpha >= 0.0 && c.reference.mixup_alpha <= 1.0)) bad("reference.mixup_alpha", "must lie in [0, 1]");
   if (c.optimizer.max_grad_norm < 0.0) bad("optimizer.max_grad_norm", "must be >= 0 (0 disables clipping)");

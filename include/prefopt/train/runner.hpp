@@ -6,8 +6,14 @@
 // Each epoch's minibatches come from a seeded plan (data/collate.hpp), so a run is reproducible
 // and a resumed run replays the same order: resuming from checkpoint-N continues exactly where
 // the uninterrupted run would be (weights, optimizer state, schedule, loss state, data position,
-// metrics files truncated to step N). Metrics use TRL's names (eval ones prefixed eval_) and go to
-// metrics.jsonl / metrics.csv / TensorBoard; a progress bar (terminal) or plain lines (logs).
+// metrics files truncated to step N, the metrics window since the last logged row restored). A
+// resumed run never trains past max_steps, and a run that finished stays finished (run() returns
+// at once). A fresh run refuses an output folder holding another run's checkpoints unless
+// `overwrite` is set. max_consecutive_skipped_steps skipped steps in a row (non-finite loss or
+// gradient), an epoch or a run with every step skipped end the run with training_error.
+// Metrics use TRL's names (eval ones prefixed eval_) and go to metrics.jsonl / metrics.csv /
+// TensorBoard; a progress bar (terminal) or plain lines (logs). docs/training.md, "What prefopt
+// guarantees", lists the promises.
 #pragma once
 
 #include <chrono>
@@ -16,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,6 +54,8 @@ struct runner_options {
   std::filesystem::path output_dir = "prefopt-out";
   bool tensorboard = true;
   bool resume = false;
+  bool overwrite = false;              // a fresh run removes an earlier run's checkpoints instead of refusing
+  int max_consecutive_skipped_steps = 5;  // that many non-finite steps in a row end the run; 0: never
   io::dtype saved_dtype = io::dtype::f32;
   std::ostream* log = &std::cerr;
 };
@@ -56,6 +65,7 @@ struct run_summary {
   long skipped_steps = 0;
   bool stopped_early = false;
   bool resumed = false;
+  bool already_finished = false;       // resumed from the checkpoint a finished run left: nothing trained
   std::map<std::string, double> last_train{}, last_eval{};
   double seconds = 0.0;
 };
@@ -79,6 +89,11 @@ template <class Trainer>
 auto batch_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, bool, int pad) {
   return data::make_unpaired_batch(d, idx, Trainer::needs_kl, pad);
 }
+
+// A run that cannot make progress: every step skipped (a loss or gradient that is never finite).
+class training_error : public error {
+  using error::error;
+};
 
 namespace detail {
 template <class L> std::vector<double> loss_state(const L& l) {
@@ -111,12 +126,25 @@ public:
     std::filesystem::create_directories(o_.output_dir);
     run_summary summary;
     checkpoint_state st;
-    if (o_.resume)
+    if (o_.resume) {
       if (const auto ck = latest_checkpoint(o_.output_dir)) {
         st = restore(*ck);
         summary.resumed = true;
         *o_.log << "prefopt: resumed from " << ck->string() << " (step " << st.global_step << ")\n";
       }
+    } else {
+      prepare_fresh_output();
+    }
+    saved_step_ = summary.resumed ? st.global_step : -1;
+    summary.skipped_steps = st.skipped_steps;
+    if (summary.resumed && (st.finished || reached_end(st))) {  // nothing left to train
+      *o_.log << "prefopt: the run had already finished at step " << st.global_step << "; nothing is trained\n";
+      if (!st.finished) st.finished = true, save(st);
+      summary.already_finished = true;
+      summary.steps = t_.global_step();
+      summary.seconds = std::chrono::duration<double>(clock::now() - started).count();
+      return summary;
+    }
     auto log = metrics_log::open(o_.output_dir, summary.resumed);
     if (summary.resumed) log.truncate_after(st.global_step);
     std::unique_ptr<tensorboard_writer> tb;
@@ -128,44 +156,56 @@ public:
     progress bar(*o_.log, total_steps(), {.initial_step = st.global_step});
     const auto lengths = lengths_of(train_, o_.prefix_sharing);
     const long total = total_steps();
-    std::map<std::string, double> window;
-    int window_steps = 0;
+    const long first_step = st.global_step;
+    long skipped_here = 0;
     bool stop = false;
     for (int epoch = st.epoch; !stop && (o_.max_steps > 0 || epoch < o_.epochs); ++epoch) {
       const data::batch_plan plan = data::make_batch_plan(
           lengths, {.batch_size = o_.batch_size, .shuffle = true, .length_bucketing = o_.length_bucketing}, o_.seed,
           std::uint64_t(epoch));
       const std::size_t k = std::size_t(o_.gradient_accumulation_steps);
+      // A checkpoint inside an epoch is written after an update, so a resumed epoch has had one.
+      bool epoch_updated = epoch == st.epoch && st.next_batch > 0;
       for (std::size_t b0 = epoch == st.epoch ? st.next_batch : 0; b0 < plan.size() && !stop; b0 += k) {
         using batch_t = decltype(batch_of(t_, train_, plan.batches[0], false, 0));
         std::vector<batch_t> micro;
         for (std::size_t b = b0; b < std::min(plan.size(), b0 + k); ++b)
           micro.push_back(batch_of(t_, train_, plan.batches[b], o_.prefix_sharing, o_.pad_to_multiple_of));
         const train::step_result r = t_.step(std::span<const batch_t>(micro));
-        if (r.skipped) {
-          ++summary.skipped_steps;
-          *o_.log << "prefopt: step skipped (" << r.skip_reason << "), weights unchanged\n";
-        }
         const long step = t_.global_step();
         st.global_step = step;
         st.epoch = epoch;
         st.next_batch = b0 + k;
-        for (const auto& [key, v] : r.metrics) window[key] += v;
-        ++window_steps;
+        if (r.skipped) {
+          ++st.skipped_steps, ++st.consecutive_skipped, ++skipped_here;
+          summary.skipped_steps = st.skipped_steps;
+          *o_.log << "prefopt: step " << step + 1 << " skipped (" << r.skip_reason << "), weights unchanged\n";
+          if (o_.max_consecutive_skipped_steps > 0 && st.consecutive_skipped >= o_.max_consecutive_skipped_steps)
+            throw training_error(where(step + 1), std::to_string(st.consecutive_skipped) + " consecutive steps skipped: " +
+                                                      describe(r) + hint());
+        } else {
+          st.consecutive_skipped = 0;
+          epoch_updated = true;
+          for (const auto& [key, v] : r.metrics) st.log_window[key] += v;
+          ++st.log_window_steps;
+        }
         const double epoch_pos = epoch + double(std::min(plan.size(), b0 + k)) / double(plan.size());
-        if (step % o_.logging_steps == 0 || step == total) {
+        if (!r.skipped && (step % o_.logging_steps == 0 || step == total)) {
           metric_values row{{"epoch", epoch_pos}};
-          for (auto& [key, v] : window) row.emplace_back(key, v / window_steps);
-          if (summary.skipped_steps) row.emplace_back("skipped_steps", double(summary.skipped_steps));
+          for (auto& [key, v] : st.log_window) row.emplace_back(key, v / double(st.log_window_steps));
+          if (st.skipped_steps) row.emplace_back("skipped_steps", double(st.skipped_steps));
           log.log(step, row);
-          summary.last_train = window;
-          for (auto& [key, v] : summary.last_train) v /= window_steps;
-          window.clear();
-          window_steps = 0;
+          summary.last_train = st.log_window;
+          for (auto& [key, v] : summary.last_train) v /= double(st.log_window_steps);
+          st.log_window.clear();
+          st.log_window_steps = 0;
         }
         bar.update(step, {{"loss", r.metrics.count("loss") ? r.metrics.at("loss") : NAN}});
         const bool end_of_epoch = b0 + k >= plan.size();
-        if (eval_ && ((o_.eval_steps > 0 && step % o_.eval_steps == 0) || (o_.eval_steps == 0 && end_of_epoch))) {
+        if (end_of_epoch && !epoch_updated)  // a whole epoch without an update: the next would be the same
+          throw training_error(where(step + 1), "every step of epoch " + std::to_string(epoch + 1) + " was skipped: " +
+                                                    describe(r) + hint());
+        if (eval_ && ((!r.skipped && o_.eval_steps > 0 && step % o_.eval_steps == 0) || (o_.eval_steps == 0 && end_of_epoch))) {
           summary.last_eval = evaluate();
           metric_values row{{"epoch", epoch_pos}};
           for (const auto& [key, v] : summary.last_eval) row.emplace_back(key, v);
@@ -174,11 +214,15 @@ public:
           if (early_stop(st, summary.last_eval)) stop = summary.stopped_early = true;
         }
         if (end_of_epoch) st.epoch = epoch + 1, st.next_batch = 0;
-        if (o_.save_steps > 0 && step % o_.save_steps == 0) save(st);
         if (o_.max_steps > 0 && step >= o_.max_steps) stop = true;
+        if (!r.skipped && o_.save_steps > 0 && step % o_.save_steps == 0) save(st);
       }
       if (!stop && o_.max_steps > 0 && plan.size() == 0) break;
     }
+    if (skipped_here > 0 && t_.global_step() == first_step)
+      throw training_error(where(first_step + 1), "every step of the run was skipped (" + std::to_string(skipped_here) +
+                                                      "); no weight was updated" + hint());
+    st.finished = true;
     save(st);
     bar.finish();
     summary.steps = t_.global_step();
@@ -226,7 +270,46 @@ private:
     return s;
   }
 
+  // Whether a resumed run has nothing left to train.
+  bool reached_end(const checkpoint_state& st) const {
+    return o_.max_steps > 0 ? st.global_step >= o_.max_steps : st.epoch >= o_.epochs;
+  }
+
+  // A fresh run never mixes its checkpoints with another run's: resume would pick up the wrong one.
+  void prepare_fresh_output() {
+    const auto found = checkpoint_entries(o_.output_dir);
+    if (found.empty()) return;
+    if (!o_.overwrite)
+      throw config_error(o_.output_dir.string(),
+                         "holds checkpoints of an earlier run (" + found.back().filename().string() +
+                             "); set training.resume=true to continue it, output.overwrite=true to remove them and "
+                             "start afresh, or choose another output.dir");
+    for (const auto& p : found) std::filesystem::remove_all(p);
+    *o_.log << "prefopt: output.overwrite: removed " << found.size() << " checkpoint(s) of an earlier run from "
+            << o_.output_dir.string() << "\n";
+  }
+
+  std::string where(long step) const { return "training: step " + std::to_string(step) + " (" + o_.output_dir.string() + ")"; }
+  static std::string describe(const step_result& r) {
+    std::ostringstream o;
+    o << r.skip_reason;
+    for (const char* key : {"loss", "grad_norm"})
+      if (r.metrics.count(key)) o << ", " << key << " = " << r.metrics.at(key);
+    return o.str();
+  }
+  static std::string hint() {
+    return ". Look for NaN or Inf in the model's weights and for values that overflow (loss.beta, "
+           "optimizer.learning_rate, the model's rope_theta); training.max_consecutive_skipped_steps sets how many "
+           "skipped steps in a row end the run (0: never)";
+  }
+
+  // Writes checkpoint-<step>, or, when it was already written at this step (no update since, so
+  // the weights, optimizer and loss state are the same), replaces only its trainer state.
   void save(checkpoint_state& st) {
+    if (st.global_step == saved_step_ && std::filesystem::exists(checkpoint_dir(o_.output_dir, st.global_step) / "trainer_state.json")) {
+      update_checkpoint_state(checkpoint_dir(o_.output_dir, st.global_step), st);
+      return;
+    }
     auto& policy = t_.policy();
     st.optimizer_steps = t_.optimizer_steps();
     st.loss_state = detail::loss_state(t_.loss());
@@ -240,6 +323,7 @@ private:
             if (ref) models::save_pretrained(*ref, dir / "reference");
         },
         o_.save_total_limit);
+    saved_step_ = st.global_step;
   }
 
   checkpoint_state restore(const std::filesystem::path& dir) {
@@ -260,6 +344,7 @@ private:
   const Dataset& train_;
   const Dataset* eval_;
   runner_options o_;
+  long saved_step_ = -1;  // the step of the checkpoint this run wrote (or resumed from) last
 };
 
 } // namespace prefopt::train
