@@ -47,6 +47,14 @@ has lr "consecutive steps skipped: non-finite"
 bounded kto --set 'loss.type=["kto"]' --set training.max_steps=3 --set optimizer.learning_rate=1e300
 has kto "consecutive steps skipped: non-finite"
 
+# rope_theta = 0 (NaN rotary angles): a skip-limit error, or a load-time error naming rope_theta
+mkdir -p "$WORK/qwen0"
+cp "$DATA/models/qwen2/"*.json "$DATA/models/qwen2/model.safetensors" "$WORK/qwen0/"
+sed -i 's/"rope_theta": [0-9.e+]*/"rope_theta": 0.0/' "$WORK/qwen0/config.json"
+grep -q '"rope_theta": 0.0' "$WORK/qwen0/config.json" || fail "could not set rope_theta in the test model"
+bounded rope --set model="$WORK/qwen0" --set training.max_steps=2
+grep -q "consecutive steps skipped\|was skipped\|rope_theta" "$WORK/rope.log" || fail "rope: $(tail -3 "$WORK/rope.log")"
+
 expect_fail "training.max_consecutive_skipped_steps" "$PREFOPT" train "${base[@]}" --set training.max_consecutive_skipped_steps=-1 \
   --set output.dir="$WORK/bad"
 echo "skip limit: ok"
