@@ -176,7 +176,7 @@ inline void test_pause(long step) {
 } // namespace detail
 
 // Every checkpoint directory in `out` (complete or not, `.tmp` and `.replaced` ones included),
-// by step. A fresh run refuses a folder where this is not empty (train/runner.hpp).
+// by step. A fresh run refuses a folder where this is not empty (train/run_guard.hpp).
 inline std::vector<std::filesystem::path> checkpoint_entries(const std::filesystem::path& out) {
   std::vector<std::pair<long, std::filesystem::path>> all;
   if (!std::filesystem::is_directory(out)) return {};

@@ -22,7 +22,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +29,7 @@
 #include "prefopt/train/checkpoint.hpp"
 #include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/progress.hpp"
+#include "prefopt/train/run_guard.hpp"
 #include "prefopt/train/tensorboard.hpp"
 #include "prefopt/train/trainer.hpp"
 
@@ -90,11 +90,6 @@ auto batch_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const
   return data::make_unpaired_batch(d, idx, Trainer::needs_kl, pad);
 }
 
-// A run that cannot make progress: every step skipped (a loss or gradient that is never finite).
-class training_error : public error {
-  using error::error;
-};
-
 namespace detail {
 template <class L> std::vector<double> loss_state(const L& l) {
   if constexpr (requires { l.state(); }) return l.state();
@@ -133,7 +128,7 @@ public:
         *o_.log << "prefopt: resumed from " << ck->string() << " (step " << st.global_step << ")\n";
       }
     } else {
-      prepare_fresh_output();
+      detail::prepare_fresh_output(o_.output_dir, o_.overwrite, *o_.log);
     }
     saved_step_ = summary.resumed ? st.global_step : -1;
     summary.skipped_steps = st.skipped_steps;
@@ -181,8 +176,8 @@ public:
           summary.skipped_steps = st.skipped_steps;
           *o_.log << "prefopt: step " << step + 1 << " skipped (" << r.skip_reason << "), weights unchanged\n";
           if (o_.max_consecutive_skipped_steps > 0 && st.consecutive_skipped >= o_.max_consecutive_skipped_steps)
-            throw training_error(where(step + 1), std::to_string(st.consecutive_skipped) + " consecutive steps skipped: " +
-                                                      describe(r) + hint());
+            throw training_error(detail::step_where(step + 1, o_.output_dir),
+                                 std::to_string(st.consecutive_skipped) + " consecutive steps skipped: " + detail::skip_cause(r));
         } else {
           st.consecutive_skipped = 0;
           epoch_updated = true;
@@ -203,8 +198,8 @@ public:
         bar.update(step, {{"loss", r.metrics.count("loss") ? r.metrics.at("loss") : NAN}});
         const bool end_of_epoch = b0 + k >= plan.size();
         if (end_of_epoch && !epoch_updated)  // a whole epoch without an update: the next would be the same
-          throw training_error(where(step + 1), "every step of epoch " + std::to_string(epoch + 1) + " was skipped: " +
-                                                    describe(r) + hint());
+          throw training_error(detail::step_where(step + 1, o_.output_dir),
+                               "every step of epoch " + std::to_string(epoch + 1) + " was skipped: " + detail::skip_cause(r));
         if (eval_ && ((!r.skipped && o_.eval_steps > 0 && step % o_.eval_steps == 0) || (o_.eval_steps == 0 && end_of_epoch))) {
           summary.last_eval = evaluate();
           metric_values row{{"epoch", epoch_pos}};
@@ -220,8 +215,8 @@ public:
       if (!stop && o_.max_steps > 0 && plan.size() == 0) break;
     }
     if (skipped_here > 0 && t_.global_step() == first_step)
-      throw training_error(where(first_step + 1), "every step of the run was skipped (" + std::to_string(skipped_here) +
-                                                      "); no weight was updated" + hint());
+      throw training_error(detail::step_where(first_step + 1, o_.output_dir),
+                           "every step of the run was skipped (" + std::to_string(skipped_here) + "); no weight was updated");
     st.finished = true;
     save(st);
     bar.finish();
@@ -273,34 +268,6 @@ private:
   // Whether a resumed run has nothing left to train.
   bool reached_end(const checkpoint_state& st) const {
     return o_.max_steps > 0 ? st.global_step >= o_.max_steps : st.epoch >= o_.epochs;
-  }
-
-  // A fresh run never mixes its checkpoints with another run's: resume would pick up the wrong one.
-  void prepare_fresh_output() {
-    const auto found = checkpoint_entries(o_.output_dir);
-    if (found.empty()) return;
-    if (!o_.overwrite)
-      throw config_error(o_.output_dir.string(),
-                         "holds checkpoints of an earlier run (" + found.back().filename().string() +
-                             "); set training.resume=true to continue it, output.overwrite=true to remove them and "
-                             "start afresh, or choose another output.dir");
-    for (const auto& p : found) std::filesystem::remove_all(p);
-    *o_.log << "prefopt: output.overwrite: removed " << found.size() << " checkpoint(s) of an earlier run from "
-            << o_.output_dir.string() << "\n";
-  }
-
-  std::string where(long step) const { return "training: step " + std::to_string(step) + " (" + o_.output_dir.string() + ")"; }
-  static std::string describe(const step_result& r) {
-    std::ostringstream o;
-    o << r.skip_reason;
-    for (const char* key : {"loss", "grad_norm"})
-      if (r.metrics.count(key)) o << ", " << key << " = " << r.metrics.at(key);
-    return o.str();
-  }
-  static std::string hint() {
-    return ". Look for NaN or Inf in the model's weights and for values that overflow (loss.beta, "
-           "optimizer.learning_rate, the model's rope_theta); training.max_consecutive_skipped_steps sets how many "
-           "skipped steps in a row end the run (0: never)";
   }
 
   // Writes checkpoint-<step>, or, when it was already written at this step (no update since, so
