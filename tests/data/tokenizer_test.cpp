@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -277,6 +278,23 @@ TEST_CASE("NFC normalization") {
   CHECK(nfc.normalize("\u0344") == "\u0308\u0301");                       // excluded from composition
   CHECK(nfc.normalize("\u0301e") == "\u0301e");                           // leading combining mark
   CHECK(nfc.normalize("\ufb01") == "\ufb01");                             // compatibility only: unchanged
+  CHECK(nfc.normalize("caf\u00e9 e\u0301") == "caf\u00e9 \u00e9");         // Latin-1 then the slow path
+
+  // The quick path's claim: text of code points below U+0300 is already NFC — every pair of them
+  // (which covers composition with a neighbour) is left unchanged by utf8proc itself.
+  std::size_t changed = 0;
+  for (char32_t a = 1; a < 0x300; ++a)
+    for (char32_t b = 1; b < 0x300; ++b) {
+      std::string s;
+      detail::unicode::append_utf8(s, a);
+      detail::unicode::append_utf8(s, b);
+      utf8proc_uint8_t* out = nullptr;
+      const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+                                  &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+      changed += n < 0 || std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n)) != s;
+      std::free(out);
+    }
+  CHECK(changed == 0);
 }
 
 TEST_CASE("UTF-8 helpers") {

@@ -120,10 +120,14 @@ inline std::string utf8_lossy(std::string_view bytes) {
 // Normalization
 
 // NFC of valid UTF-8 text (utf8proc: canonical decomposition, then canonical composition).
+// Text whose code points all lie below U+0300 is returned as it is without calling utf8proc: every
+// such character has NFC_Quick_Check = Yes and none composes with what precedes it (the first
+// that do are the combining marks from U+0300), so the text is already in NFC. utf8proc has no
+// quick check of its own; this one keeps ASCII and Latin-1 text off the slow path.
 inline std::string nfc(std::string_view text) {
-  bool ascii = true;
-  for (char c : text) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
-  if (ascii) return std::string(text);  // already NFC
+  bool below_0300 = true;  // lead bytes up to 0xCB encode code points below U+0300
+  for (char c : text) below_0300 = below_0300 && static_cast<unsigned char>(c) < 0xCC;
+  if (below_0300) return std::string(text);
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                               static_cast<utf8proc_ssize_t>(text.size()), &out,
