@@ -19,8 +19,9 @@
 //   * "truncation" and "padding" in the file are ignored (the collator truncates and pads);
 //   * Unicode data is that of the system's Oniguruma and utf8proc (Debian 12: 14.0 and 15.0), so
 //     characters assigned in later versions may differ;
-//   * a pattern longer than 16 KiB is refused, and a pattern search that backtracks more than
-//     ten million steps throws data_error naming the file and the pattern.
+//   * a pattern longer than 16 KiB is refused, and a pattern search over Oniguruma's retry limits
+//     (ten million steps at one position, as the library; ten million plus 64 per byte in one
+//     search) throws data_error naming the file and the pattern (regex.hpp).
 // Added-token ids follow the library's rule, not the "id" written in the file: a token the
 // vocabulary already has keeps that id, a new one gets the next free id (they agree for files
 // the library wrote).
