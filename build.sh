@@ -14,7 +14,8 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 # OpenBLAS built for OpenMP: prefopt's CPU backends own threading through OpenMP, and this build
 # of OpenBLAS runs single-threaded inside their parallel regions instead of oversubscribing.
 packages=(build-essential cmake ninja-build pkg-config libeigen3-dev libxtensor-dev libxtensor-blas-dev
-          libboost-dev doctest-dev nlohmann-json3-dev libopenblas-openmp-dev)
+          libboost-dev doctest-dev nlohmann-json3-dev libopenblas-openmp-dev
+          zlib1g-dev libonig-dev libutf8proc-dev)
 
 deps() {
   local missing=()

@@ -170,3 +170,25 @@ TEST_CASE("empty and missing files") {
   CHECK(blank.report().blank == 3);
   CHECK_THROWS_AS(jsonl_reader(prefopt::test::data_path("datasets/no_such_file.jsonl")), prefopt::io_error);
 }
+
+TEST_CASE("a line longer than max_line_bytes stops the reader, plain and gzip, whatever the policy") {
+  const std::string text = "{\"a\": 1}\n{\"b\": \"" + std::string(100, 'x') + "\"}\n{\"c\": 3}\n";
+  jsonl_reader plain(temp_file("long_line.jsonl", text), {.policy = on_error::skip, .max_line_bytes = 64});
+  jsonl_line l;
+  REQUIRE(plain.next(l));
+  CHECK(l.value["a"] == 1);
+  CHECK(data_error_of([&] { (void)plain.next(l); }) ==
+        temp_file("long_line.jsonl", text).string() + ":2: line longer than the limit of 64 bytes");
+
+  // Compressed: the first line of lines.jsonl.gz is 12 bytes (BOM, {"a": 1}, CR).
+  const auto gz_path = prefopt::test::data_path("datasets/lines.jsonl.gz");
+  jsonl_reader gz(gz_path, {.policy = on_error::skip, .max_line_bytes = 11});
+  CHECK(data_error_of([&] { (void)read_all(gz); }) == gz_path.string() + ":1: line longer than the limit of 11 bytes");
+  jsonl_reader gz12(gz_path, {.max_line_bytes = 30});
+  CHECK(read_all(gz12).size() == 4);
+
+  // The default limit reads ordinary files.
+  jsonl_reader ok(temp_file("long_line_ok.jsonl", text));
+  CHECK(read_all(ok).size() == 3);
+  CHECK(prefopt::data::read_options{}.max_line_bytes == std::size_t{64} << 20);
+}

@@ -1,13 +1,15 @@
 // Tests for prefopt/io/gzip.hpp. Expected contents: tests/data/gzip/*.gz were compressed by Python's
 // gzip/zlib (tools/reference/data_make_gzip_reference.py) from text made by a deterministic
 // generator that generate() below reimplements; manifest.json gives each file's length and zlib.crc32.
-// Corrupt inputs are made here by editing those bytes or by writing DEFLATE bits by hand.
+// Corrupt inputs are made here by editing those bytes or by writing DEFLATE bits by hand; the
+// decompression bomb of the line-length test is made here with zlib, streaming.
 #include <doctest/doctest.h>
 
 #include <prefopt/io/gzip.hpp>
 #include <support/data.hpp>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <array>
 #include <cstdint>
@@ -120,16 +122,36 @@ std::string member(const std::string& deflate) {
   return std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10) + deflate + std::string(8, '\0');
 }
 
+// A gzip stream written by zlib (deflateInit2 in gzip mode), fed piece by piece.
+struct gz_writer {
+  z_stream z{};
+  std::string bytes, out = std::string(1 << 16, '\0');
+  gz_writer() { REQUIRE(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK); }
+  ~gz_writer() { deflateEnd(&z); }
+  void run(const std::string& in, int flush) {
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(out.data());
+      z.avail_out = static_cast<uInt>(out.size());
+      REQUIRE(deflate(&z, flush) != Z_STREAM_ERROR);
+      bytes.append(out.data(), out.size() - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  void add(const std::string& in) { run(in, Z_NO_FLUSH); }
+  std::string finish() {
+    run("", Z_FINISH);
+    return bytes;
+  }
+};
+
 } // namespace
 
-TEST_CASE("crc32_update matches zlib.crc32") {
-  const auto s = std::string("The quick brown fox jumps over the lazy dog");
-  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
-  CHECK(prefopt::io::detail::crc32_update(0, bytes, s.size()) == 0x414FA339U);
+TEST_CASE("the generator reproduces the golden files' text (length and zlib.crc32)") {
   for (const auto& f : manifest()["files"]) {
     const auto data = expected(f);
     CHECK(data.size() == f["size"].get<std::size_t>());
-    CHECK(prefopt::io::detail::crc32_update(0, reinterpret_cast<const unsigned char*>(data.data()), data.size()) ==
+    CHECK(crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())) ==
           f["crc32"].get<std::uint32_t>());
   }
 }
@@ -231,53 +253,35 @@ TEST_CASE("trailer errors: CRC-32 and ISIZE mismatch") {
   CHECK(error_of(bad).find("mem.gz: byte " + std::to_string(n - 4) + ": length mismatch in member 1") == 0);
 }
 
-TEST_CASE("DEFLATE errors: block type, stored LEN/NLEN, Huffman codes, distance") {
+TEST_CASE("DEFLATE errors: zlib's message, the file and the byte") {
   // Block type 3: BFINAL = 1, BTYPE = 3.
-  CHECK(error_of(member("\x07")) == "mem.gz: byte 10: bad block type 3 (reserved)");
+  CHECK(error_of(member("\x07")) == "mem.gz: byte 10: corrupt DEFLATE data (invalid block type)");
 
   // Stored block whose NLEN is not the complement of LEN (level 0: the first block starts at byte 10).
   auto stored = bytes_of("text_level0.gz");
   stored[13] = static_cast<char>(stored[13] ^ 1);
-  CHECK(error_of(stored).find("LEN and NLEN do not match") != std::string::npos);
+  CHECK(error_of(stored).find("mem.gz: byte ") == 0);
+  CHECK(error_of(stored).find("corrupt DEFLATE data (invalid stored block lengths)") != std::string::npos);
 
   // Dynamic block whose code-length code has four codes of length 1: over-subscribed.
   bit_writer over;
   over.put(1, 1); over.put(2, 2);                   // BFINAL, BTYPE = dynamic
   over.put(0, 5); over.put(0, 5); over.put(0, 4);   // HLIT = 257, HDIST = 1, HCLEN = 4
   for (int i = 0; i < 4; ++i) over.put(1, 3);       // lengths of code-length symbols 16, 17, 18, 0
-  CHECK(error_of(member(over.bytes))
-            .find("corrupt Huffman code: the code-length code is incomplete or over-subscribed") != std::string::npos);
-
-  // Dynamic block whose literal/length code is two codes of length 2: incomplete.
-  bit_writer inc;
-  inc.put(1, 1); inc.put(2, 2);
-  inc.put(1, 5); inc.put(0, 5); inc.put(12, 4);      // HLIT = 258, HDIST = 1, HCLEN = 16
-  // Order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2: symbols 17, 18, 0, 2 get length 2 (codes 00 01 10 11
-  // go to 0, 2, 17, 18 in symbol order).
-  const std::array<int, 16> clen{0, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-  for (int l : clen) inc.put(static_cast<std::uint32_t>(l), 3);
-  inc.code(1, 2);                                   // literal 0: length 2
-  inc.code(3, 2); inc.put(127, 7);                  // 138 zeros
-  inc.code(3, 2); inc.put(106, 7);                  // 117 zeros: symbols 1..255
-  inc.code(1, 2);                                   // symbol 256: length 2
-  inc.code(1, 2);                                   // symbol 257: length 2
-  inc.code(0, 2);                                   // the distance code: length 0
-  CHECK(error_of(member(inc.bytes)).find("corrupt Huffman code: the literal/length code is incomplete") !=
-        std::string::npos);
+  CHECK(error_of(member(over.bytes)).find("corrupt DEFLATE data (invalid code lengths set)") != std::string::npos);
 
   // Fixed block starting with a match (length symbol 257, distance code 0): nothing to copy from.
   bit_writer far;
   far.put(1, 1); far.put(1, 2);
   far.code(1, 7);  // 257 = 0000001
   far.code(0, 5);  // distance 1
-  CHECK(error_of(member(far.bytes)).find("distance too far back (1 bytes, only 0 decompressed so far)") !=
-        std::string::npos);
+  CHECK(error_of(member(far.bytes)).find("corrupt DEFLATE data (invalid distance too far back)") != std::string::npos);
 
   // Fixed block with literal/length symbol 286 (code 11000110): invalid.
   bit_writer sym;
   sym.put(1, 1); sym.put(1, 2);
   sym.code(0xC6, 8);
-  CHECK(error_of(member(sym.bytes)).find("invalid length symbol 286") != std::string::npos);
+  CHECK(error_of(member(sym.bytes)).find("corrupt DEFLATE data (invalid literal/length code)") != std::string::npos);
 }
 
 TEST_CASE("every truncation of a file is reported as truncated") {
@@ -309,4 +313,44 @@ TEST_CASE("a flipped bit anywhere is caught or harmless") {
     }
   MESSAGE("bit flips caught: " << caught << ", harmless: " << harmless);
   CHECK(caught > 10 * harmless);
+}
+
+TEST_CASE("a line longer than the limit is an error naming the file and line, with bounded memory") {
+  // A decompression bomb: two short lines, then 300 MB of 'a' without a newline (about 300 KB
+  // compressed), written with zlib chunk by chunk.
+  gz_writer w;
+  w.add("first\nsecond\n");
+  const std::string as(1 << 20, 'a');
+  for (int i = 0; i < 300; ++i) w.add(as);
+  const std::string bomb = w.finish();
+  MESSAGE("bomb: " << bomb.size() << " bytes compressed, " << 300 * as.size() + 13 << " decompressed");
+  CHECK(bomb.size() < 1000000);
+
+  std::istringstream in(bomb);
+  gzip_reader r(in, "bomb.gz");
+  std::string line;
+  REQUIRE(r.getline(line, '\n', 4 << 20));
+  CHECK(line == "first");
+  REQUIRE(r.getline(line, '\n', 4 << 20));
+  CHECK(line == "second");
+  try {
+    (void)r.getline(line, '\n', 4 << 20);
+    FAIL("no error for a 300 MB line");
+  } catch (const prefopt::data_error& e) {
+    CHECK(std::string(e.what()) == "bomb.gz:3: line longer than the limit of 4194304 bytes");
+  }
+  CHECK(line.size() <= std::size_t{4} << 20);  // never more than the limit held
+  CHECK(line.capacity() <= std::size_t{8} << 20);
+  CHECK(r.position() <= (std::size_t{4} << 20) + 13 + (1 << 16));  // stopped early, not after 300 MB
+
+  // A line of exactly the limit is accepted, also as the last line; one byte more is not.
+  gz_writer small;
+  small.add(std::string(12, 'x') + "\n" + std::string(12, 'y') + "\n" + std::string(13, 'z'));
+  std::istringstream in2(small.finish());
+  gzip_reader r2(in2, "small.gz");
+  CHECK(r2.getline(line, '\n', 12));
+  CHECK(r2.getline(line, '\n', 12));
+  CHECK(line == std::string(12, 'y'));
+  CHECK_THROWS_WITH_AS(r2.getline(line, '\n', 12), "small.gz:3: line longer than the limit of 12 bytes",
+                       prefopt::data_error);
 }

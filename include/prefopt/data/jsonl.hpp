@@ -6,6 +6,9 @@
 //  - drops a UTF-8 byte order mark at the start of the file, a '\r' before each '\n' (CRLF files),
 //    and reads a last line that has no newline;
 //  - skips blank lines (only spaces, tabs, CR), counting them in the report;
+//  - bounds the length of a line (read_options::max_line_bytes, 64 MiB by default): a longer line
+//    is a data_error "file:line: line longer than the limit of N bytes", thrown whatever the
+//    policy, before more than N bytes of it are held in memory;
 //  - turns a malformed line into a data_error "file:line: malformed JSON at column N: <parser's
 //    message>" (nlohmann-json's message; a number too large for a double is malformed too). Python's
 //    json.dumps writes non-finite floats as NaN / Infinity / -Infinity, which JSON does not allow; such
@@ -31,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include <prefopt/core/error.hpp>
+#include <prefopt/io/detail/lines.hpp>
 #include <prefopt/io/gzip.hpp>
 
 namespace prefopt::data {
@@ -43,6 +47,7 @@ enum class on_error {
 struct read_options {
   on_error policy = on_error::stop;
   std::size_t keep_errors = 10;  // messages kept in read_report::first_errors; all errors are counted
+  std::size_t max_line_bytes = io::default_max_line;  // longest line accepted (decompressed bytes)
 };
 
 struct read_report {
@@ -173,13 +178,13 @@ public:
     } else {
       if (path.extension() == ".gz" && got > 0)
         throw format_error(file_, "the name ends in .gz but the file does not start with the gzip magic bytes");
-      plain_ = std::make_unique<std::ifstream>(path, std::ios::binary);
-      if (!*plain_) throw io_error(file_, "cannot open for reading");
+      plain_ = std::make_unique<io::detail::plain_file>(path, file_);
     }
   }
 
   // The next JSON value; false at the end of the file. Throws data_error for a malformed line under
-  // on_error::stop, format_error for corrupt gzip data and io_error for a failed read (both always).
+  // on_error::stop, format_error for corrupt gzip data, data_error for a line longer than
+  // max_line_bytes and io_error for a failed read (the last three always).
   bool next(jsonl_line& out) {
     std::string text;
     while (read_line(text)) {
@@ -240,12 +245,8 @@ public:
 
 private:
   bool read_line(std::string& text) {
-    if (gzip_) return gzip_->getline(text);
-    if (!std::getline(*plain_, text)) {
-      if (plain_->bad()) throw io_error(file_, "read failed");
-      return false;
-    }
-    return true;
+    if (gzip_) return gzip_->getline(text, '\n', options_.max_line_bytes);
+    return io::detail::bounded_getline(*plain_, text, '\n', options_.max_line_bytes, file_, report_.lines + 1);
   }
 
   void note(const data_error& e) {
@@ -257,7 +258,7 @@ private:
   std::string file_;
   read_options options_;
   std::unique_ptr<io::gzip_reader> gzip_;
-  std::unique_ptr<std::ifstream> plain_;
+  std::unique_ptr<io::detail::plain_file> plain_;
   read_report report_;
 };
 

@@ -3,8 +3,8 @@
 // Gives the same ids as the Hugging Face `tokenizers` library (checked against it for GPT-2,
 // Llama-3 and Qwen2 style files, see tests/data/tokenizer_test.cpp) for the components those
 // families use: added tokens (special or not, with single_word/lstrip/rstrip/normalized), the NFC
-// normalizer, ByteLevel and Split pre-tokenizers (Split patterns run by a built-in
-// Oniguruma-compatible regex engine), a BPE model (merges as "a b" or ["a", "b"],
+// normalizer (utf8proc), ByteLevel and Split pre-tokenizers (patterns run by Oniguruma, as the
+// library runs them), a BPE model (merges as "a b" or ["a", "b"],
 // ignore_merges), TemplateProcessing/ByteLevel post-processors and the ByteLevel decoder.
 // Anything else in the file is a format_error naming the file and the JSON path.
 //
@@ -17,7 +17,11 @@
 //   * decode and id_to_token throw data_error for an id that is not in the vocabulary (the
 //     library silently skips it in decode);
 //   * "truncation" and "padding" in the file are ignored (the collator truncates and pads);
-//   * Unicode data is 16.0 (Oniguruma's); case-insensitive patterns use simple case folding.
+//   * Unicode data is that of the system's Oniguruma and utf8proc (Debian 12: 14.0 and 15.0), so
+//     characters assigned in later versions may differ;
+//   * a pattern longer than 16 KiB is refused, and a pattern search over Oniguruma's retry limits
+//     (ten million steps at one position, as the library; ten million plus 64 per byte in one
+//     search) throws data_error naming the file and the pattern (regex.hpp).
 // Added-token ids follow the library's rule, not the "id" written in the file: a token the
 // vocabulary already has keeps that id, a new one gets the next free id (they agree for files
 // the library wrote).

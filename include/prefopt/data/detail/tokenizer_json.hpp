@@ -91,7 +91,6 @@ private:
       for (std::size_t i = 0; i < list.size(); ++i) read_normalizer(list[i], index_of(path_of(path, "normalizers"), i), st);
     } else if (type == "NFC") {
       st.normalizers.push_back(normalizer_step::nfc);
-      if (!st.nfc) st.nfc.emplace();
     } else {
       fail(path_of(path, "type"), "unsupported normalizer '" + type + "' (supported: NFC, Sequence)");
     }

@@ -3,7 +3,9 @@
 // encode(text): split out added tokens (raw) -> normalize the rest -> split out added tokens
 // (normalized) -> pre-tokenize every remaining piece -> BPE each pre-token -> post-process.
 // Each stage mirrors the tokenizers library component of the same name:
-//   pre-tokenizer Split      pattern matches and the gaps between them become pieces, combined
+//   normalizer NFC           utf8proc's NFC (unicode.hpp)
+//   pre-tokenizer Split      pattern matches (Oniguruma, regex.hpp) and the gaps between them
+//                            become pieces, combined
 //                            by `behavior` (Removed, Isolated, MergedWithPrevious,
 //                            MergedWithNext, Contiguous); `invert` swaps matches and gaps
 //   pre-tokenizer ByteLevel  optional leading space, optional split with GPT-2's pattern, then
@@ -17,8 +19,8 @@
 #include <prefopt/data/detail/added_vocabulary.hpp>
 #include <prefopt/data/detail/bpe.hpp>
 #include <prefopt/data/detail/byte_level.hpp>
-#include <prefopt/data/detail/nfc.hpp>
 #include <prefopt/data/detail/regex.hpp>
+#include <prefopt/data/detail/unicode.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -64,8 +66,7 @@ enum class decoder_step { byte_level };
 
 // Working buffers reused across the pieces of one encode call.
 struct encode_scratch {
-  std::vector<char32_t> cps;
-  std::vector<std::uint32_t> offsets;
+  regex::scratch search;
   std::vector<regex::match> matches;
   std::vector<std::tuple<std::size_t, std::size_t, bool>> parts;
 };
@@ -75,14 +76,12 @@ inline void split_piece(std::string_view piece, const regex& re, split_behavior 
                         std::vector<std::string>& out, encode_scratch& s) {
   auto& parts = s.parts; // (begin, end, is_match) covering the piece
   parts.clear();
-  unicode::decode_utf8(piece, s.cps, &s.offsets);
-  re.find_all(s.cps, s.matches);
+  re.find_all(piece, s.matches, s.search);
   std::size_t prev = 0;
   for (const auto& [a, b] : s.matches) {
-    const std::size_t A = s.offsets[a], B = s.offsets[b];
-    if (prev != A) parts.emplace_back(prev, A, false);
-    parts.emplace_back(A, B, true);
-    prev = B;
+    if (prev != a) parts.emplace_back(prev, a, false);
+    parts.emplace_back(a, b, true);
+    prev = b;
   }
   if (prev != piece.size()) parts.emplace_back(prev, piece.size(), false);
   if (invert)
@@ -176,7 +175,6 @@ inline void apply_decoder(decoder_step step, const byte_level_map& bytes, std::v
 struct tokenizer_state {
   std::string source;
   std::vector<normalizer_step> normalizers;
-  std::optional<nfc_normalizer> nfc;
   std::vector<pre_tokenizer_step> pre_tokenizers;
   bpe_model model;
   added_vocabulary added;
@@ -189,7 +187,7 @@ struct tokenizer_state {
   [[nodiscard]] std::string normalize(std::string_view text) const {
     std::string s(text);
     for (normalizer_step n : normalizers)
-      if (n == normalizer_step::nfc) s = nfc->normalize(s);
+      if (n == normalizer_step::nfc) s = unicode::nfc(s);
     return s;
   }
 };
