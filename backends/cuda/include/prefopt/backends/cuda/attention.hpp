@@ -1,0 +1,124 @@
+// prefopt/backends/cuda/attention.hpp — cuda backend: causal attention over the packed layout.
+//
+// The layout lives in device memory; each call reads row_offsets and segment back (rows + 1 and
+// T ints, one synchronous copy), checks them as the CPU backends do, and uploads each token's row
+// and each row's probability-block offset for the kernels (backends/cuda/src/attention.cu).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "prefopt/backends/cuda/common.hpp"
+#include "prefopt/core/transformer_ops.hpp"
+
+namespace prefopt::backends::cuda_detail {
+
+// A checked layout with its device-side tables (kept alive for the kernels' launch).
+struct attention_tables {
+  device_buffer<std::int32_t> token_row;
+  device_buffer<std::size_t> prob_offset;
+  std::size_t probs = 0, q_size = 0, kv_size = 0;
+  cuda_kernels::attention_args args;
+};
+
+inline attention_tables make_attention_tables(context& cx, const std::shared_ptr<context>& owner,
+                                              const attention_layout& lay, const attention_shape& sh, const char* op) {
+  auto fail = [&](const std::string& why) { throw shape_error(std::string("backend op '") + op + "'", why); };
+  if (sh.tokens < 0) fail("shape.tokens is negative");
+  const std::size_t T = std::size_t(sh.tokens);
+  const std::size_t Hq = positive(sh.q_heads, op, "shape.q_heads"), Hkv = positive(sh.kv_heads, op, "shape.kv_heads");
+  const std::size_t D = positive(sh.head_dim, op, "shape.head_dim");
+  if (Hq % Hkv != 0)
+    fail("q_heads (" + std::to_string(Hq) + ") is not a multiple of kv_heads (" + std::to_string(Hkv) + ")");
+  if (lay.rows < 0) fail("layout.rows is negative");
+  const std::size_t rows = std::size_t(lay.rows);
+  require_size(lay.row_offsets.size(), rows + 1, op, "layout.row_offsets");
+  require_size(lay.segment.size(), T, op, "layout.segment");
+  std::vector<std::int32_t> off(rows + 1), seg(T);
+  check(cudaMemcpyAsync(off.data(), lay.row_offsets.data(), off.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost,
+                        cx.stream()),
+        op);
+  if (T)
+    check(cudaMemcpyAsync(seg.data(), lay.segment.data(), T * sizeof(std::int32_t), cudaMemcpyDeviceToHost, cx.stream()),
+          op);
+  cx.synchronize(op);
+  if (off[0] != 0) fail("layout.row_offsets[0] is " + std::to_string(off[0]) + ", not 0");
+  if (off[rows] < 0 || std::size_t(off[rows]) != T)
+    fail("layout.row_offsets[rows] is " + std::to_string(off[rows]) + ", shape.tokens is " + std::to_string(T));
+  std::vector<std::int32_t> token_row(T);
+  std::vector<std::size_t> prob_offset(rows + 1, 0);
+  std::size_t max_length = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (off[r + 1] < off[r]) fail("layout.row_offsets decreases at row " + std::to_string(r + 1));
+    const std::size_t l = std::size_t(off[r + 1] - off[r]);
+    if (l > std::size_t(std::max(lay.max_row_length, 0)))
+      fail("row " + std::to_string(r) + " has " + std::to_string(l) + " tokens, layout.max_row_length is " +
+           std::to_string(lay.max_row_length));
+    max_length = std::max(max_length, l);
+    prob_offset[r + 1] = prob_offset[r] + Hq * l * l;
+    for (std::size_t t = std::size_t(off[r]); t < std::size_t(off[r + 1]); ++t) token_row[t] = std::int32_t(r);
+  }
+  for (std::size_t t = 0; t < T; ++t)
+    if (seg[t] < -1) fail("layout.segment[" + std::to_string(t) + "] is " + std::to_string(seg[t]));
+  attention_tables a;
+  a.probs = prob_offset.back();
+  a.q_size = T * Hq * D;
+  a.kv_size = T * Hkv * D;
+  a.token_row = device_buffer<std::int32_t>(owner, std::max<std::size_t>(T, 1));
+  a.prob_offset = device_buffer<std::size_t>(owner, rows + 1);
+  if (T)
+    check(cudaMemcpyAsync(a.token_row.data(), token_row.data(), T * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                          cx.stream()),
+          op);
+  check(cudaMemcpyAsync(a.prob_offset.data(), prob_offset.data(), prob_offset.size() * sizeof(std::size_t),
+                        cudaMemcpyHostToDevice, cx.stream()),
+        op);
+  cx.synchronize(op);  // the host vectors above die at return
+  a.args = {a.token_row.data(), lay.row_offsets.data(), a.prob_offset.data(), lay.segment.data(),
+            T,  int(Hq),        int(Hkv),               int(D),             int(max_length)};
+  return a;
+}
+
+template <class Self> struct cuda_attention_ops {
+  void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
+                         const attention_layout& lay, const attention_shape& sh, std::span<float> out,
+                         std::span<float> probs) const {
+    const char* op = "attention_forward";
+    context& cx = self().ctx();
+    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    require_size(q.size(), t.q_size, op, "q");
+    require_size(k.size(), t.kv_size, op, "k");
+    require_size(v.size(), t.kv_size, op, "v");
+    require_size(out.size(), t.q_size, op, "out");
+    require_size(probs.size(), t.probs, op, "probs");
+    check(cuda_kernels::attention_forward(t.args, q.data(), k.data(), v.data(), out.data(), probs.data(), cx.stream()), op);
+  }
+  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                          std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
+                          const attention_shape& sh, std::span<float> dq, std::span<float> dk,
+                          std::span<float> dv) const {
+    const char* op = "attention_backward";
+    context& cx = self().ctx();
+    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    require_size(dout.size(), t.q_size, op, "dout");
+    require_size(q.size(), t.q_size, op, "q");
+    require_size(k.size(), t.kv_size, op, "k");
+    require_size(v.size(), t.kv_size, op, "v");
+    require_size(probs.size(), t.probs, op, "probs");
+    require_size(dq.size(), t.q_size, op, "dq");
+    require_size(dk.size(), t.kv_size, op, "dk");
+    require_size(dv.size(), t.kv_size, op, "dv");
+    device_buffer<float> dscores(self().shared_context(), std::max<std::size_t>(t.probs, 1));
+    check(cuda_kernels::attention_backward(t.args, dout.data(), q.data(), k.data(), v.data(), probs.data(), dscores.data(),
+                                           dq.data(), dk.data(), dv.data(), cx.stream()),
+          op);
+  }
+
+private:
+  const Self& self() const { return static_cast<const Self&>(*this); }
+};
+
+} // namespace prefopt::backends::cuda_detail
