@@ -330,3 +330,66 @@ TEST_CASE("a training step's buffers come from the pool: sizes are served again 
   for (int i = 0; i < 5; ++i) step();
   CHECK(reserved() == after_first);
 }
+
+TEST_CASE("FlashAttention (lse only): out and gradients equal the eigen backend's, lse the definition's") {
+  cuda g;
+  eigen e;
+  // rows longer than a key tile (32): 40 and 70 tokens, shared prefixes and padding inside
+  ivec off{0, 40, 41, 111};
+  ivec seg(111, 0);
+  for (int t = 10; t < 25; ++t) seg[std::size_t(t)] = 1;
+  for (int t = 25; t < 38; ++t) seg[std::size_t(t)] = 2;
+  seg[38] = seg[39] = -1;
+  for (int t = 41 + 30; t < 41 + 50; ++t) seg[std::size_t(t)] = 1;
+  for (int t = 41 + 50; t < 111; ++t) seg[std::size_t(t)] = 2;
+  seg[60] = -1;
+  for (auto [hq, hkv, d] : {std::tuple{2, 2, 16}, std::tuple{4, 1, 64}, std::tuple{6, 2, 128}}) {
+    const int T = 111;
+    const attention_shape sh{T, hq, hkv, d};
+    const std::size_t qs = std::size_t(T) * hq * d, ks = std::size_t(T) * hkv * d;
+    auto q = randn(qs, 70), k = randn(ks, 71), v = randn(ks, 72), dout = randn(qs, 73);
+    fvec out(qs), probs(attention_probs_size(ci(off), hq)), dq(qs), dk(ks), dv(ks);
+    auto gq = up(g, q), gk = up(g, k), gv = up(g, v), gdo = up(g, dout), go = g.allocate<float>(qs),
+         glse = g.allocate<float>(std::size_t(T) * hq), gdq = g.allocate<float>(qs), gdk = g.allocate<float>(ks),
+         gdv = g.allocate<float>(ks);
+    auto goff = up(g, off), gseg = up(g, seg);
+    const attention_layout dl{3, 70, goff.span(), gseg.span()}, hl{3, 70, ci(off), ci(seg)};
+    g.flash_attention_forward(gq.span(), gk.span(), gv.span(), dl, sh, go.span(), glse.span());
+    e.attention_forward(cs(q), cs(k), cs(v), hl, sh, ms(out), ms(probs));
+    g.flash_attention_backward(gdo.span(), gq.span(), gk.span(), gv.span(), go.span(), glse.span(), dl, sh, gdq.span(),
+                               gdk.span(), gdv.span());
+    e.attention_backward(cs(dout), cs(q), cs(k), cs(v), cs(probs), hl, sh, ms(dq), ms(dk), ms(dv));
+    CAPTURE(hq);
+    CAPTURE(d);
+    CHECK(max_rel(down(g, go), out) < 1e-5);
+    CHECK(max_rel(down(g, gdq), dq) < 1e-4);
+    CHECK(max_rel(down(g, gdk), dk) < 1e-4);
+    CHECK(max_rel(down(g, gdv), dv) < 1e-5);
+    // lse of token t, head h: log Σ_visible exp(q·k/√D), in double from the definition
+    const auto lse = down(g, glse);
+    for (int t = 0; t < T; ++t) {
+      const int r = t < 40 ? 0 : t < 41 ? 1 : 2, o = off[std::size_t(r)];
+      for (int h = 0; h < hq; ++h) {
+        const float got = lse[std::size_t(t) * hq + h];
+        if (seg[std::size_t(t)] < 0) {
+          CHECK(got == INFINITY);
+          continue;
+        }
+        double mx = -INFINITY;
+        std::vector<double> sc;
+        for (int j = o; j <= t; ++j) {
+          const int sj = seg[std::size_t(j)], st = seg[std::size_t(t)];
+          if (!(sj == st || sj == 0)) continue;
+          double s = 0.0;
+          for (int x = 0; x < d; ++x)
+            s += double(q[(std::size_t(t) * hq + h) * d + x]) * k[(std::size_t(j) * hkv + h / (hq / hkv)) * d + x];
+          sc.push_back(s / std::sqrt(double(d)));
+          mx = std::max(mx, sc.back());
+        }
+        double sum = 0.0;
+        for (double s : sc) sum += std::exp(s - mx);
+        CHECK(got == doctest::Approx(mx + std::log(sum)).epsilon(1e-5));
+      }
+    }
+  }
+}

@@ -1,5 +1,10 @@
 // prefopt/backends/cuda/attention.hpp — cuda backend: causal attention over the packed layout.
 //
+// Two forms: attention_forward/backward keep the probabilities (the op contract of
+// core/transformer_ops.hpp today); flash_attention_forward/backward are FlashAttention over
+// core/flash_attention.hpp's tile functions, keeping only the row log-sum-exp — the form the
+// contract moves to (attention_forward(q, k, v, layout, shape, out, lse)).
+//
 // The layout lives in device memory; each call reads row_offsets and segment back (rows + 1 and
 // T ints, one synchronous copy), checks them as the CPU backends do, and uploads each token's row
 // and each row's probability-block offset for the kernels (backends/cuda/src/attention.cu).
@@ -117,7 +122,54 @@ template <class Self> struct cuda_attention_ops {
           op);
   }
 
+  // FlashAttention with the row log-sum-exp instead of the probabilities (the op signature of
+  // core/flash_attention.hpp's contract): lse [T × Hq] (+∞ for padding queries); backward
+  // recomputes the probabilities from q, k and lse. Memory O(T·H·D), no L² buffer.
+  void flash_attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
+                               const attention_layout& lay, const attention_shape& sh, std::span<float> out,
+                               std::span<float> lse) const {
+    const char* op = "attention_forward";
+    context& cx = self().ctx();
+    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    check_flash(t, sh, op);
+    require_size(q.size(), t.q_size, op, "q");
+    require_size(k.size(), t.kv_size, op, "k");
+    require_size(v.size(), t.kv_size, op, "v");
+    require_size(out.size(), t.q_size, op, "out");
+    require_size(lse.size(), std::size_t(sh.tokens) * std::size_t(sh.q_heads), op, "lse");
+    check(cuda_kernels::flash_attention_forward(t.args, q.data(), k.data(), v.data(), out.data(), lse.data(), cx.stream()),
+          op);
+  }
+  void flash_attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                                std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                                const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                                std::span<float> dk, std::span<float> dv) const {
+    const char* op = "attention_backward";
+    context& cx = self().ctx();
+    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    check_flash(t, sh, op);
+    const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
+    require_size(dout.size(), t.q_size, op, "dout");
+    require_size(q.size(), t.q_size, op, "q");
+    require_size(k.size(), t.kv_size, op, "k");
+    require_size(v.size(), t.kv_size, op, "v");
+    require_size(out.size(), t.q_size, op, "out");
+    require_size(lse.size(), rows, op, "lse");
+    require_size(dq.size(), t.q_size, op, "dq");
+    require_size(dk.size(), t.kv_size, op, "dk");
+    require_size(dv.size(), t.kv_size, op, "dv");
+    device_buffer<float> delta(self().shared_context(), std::max<std::size_t>(rows, 1));
+    check(cuda_kernels::flash_attention_backward(t.args, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
+                                                 delta.data(), dq.data(), dk.data(), dv.data(), cx.stream()),
+          op);
+  }
+
 private:
+  static void check_flash(const attention_tables&, const attention_shape& sh, const char* op) {
+    if (sh.head_dim > cuda_kernels::max_head_dim)
+      op_checks::bad(op, "shape.head_dim", "is " + std::to_string(sh.head_dim) + ", the cuda kernels take at most " +
+                                               std::to_string(cuda_kernels::max_head_dim));
+  }
   const Self& self() const { return static_cast<const Self&>(*this); }
 };
 

@@ -80,6 +80,15 @@ cudaError_t attention_forward(const attention_args& a, const float* q, const flo
 cudaError_t attention_backward(const attention_args& a, const float* dout, const float* q, const float* k, const float* v,
                                const float* probs, float* dscores, float* dq, float* dk, float* dv, cudaStream_t s);
 
+// FlashAttention (core/flash_attention.hpp): out and lse [T × Hq] only, nothing of size L²; backward
+// recomputes the probabilities from lse. delta: scratch of T·Hq floats. head_dim ≤ max_head_dim.
+inline constexpr int max_head_dim = 256;
+cudaError_t flash_attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
+                                    float* lse, cudaStream_t s);
+cudaError_t flash_attention_backward(const attention_args& a, const float* dout, const float* q, const float* k,
+                                     const float* v, const float* out, const float* lse, float* delta, float* dq, float* dk,
+                                     float* dv, cudaStream_t s);
+
 // LM head (lse_stats over tiles of the vocabulary, device_math::softmax_stats); optional
 // outputs may be null.
 cudaError_t lm_head_stats(const float* logits, const std::int32_t* targets, int rows, int V, float* lse, float* logp,
