@@ -84,12 +84,14 @@ template <class Self> struct cuda_blas_ops {
     if (g.m < 0 || g.n < 0 || g.k < 0) op_checks::bad(op, "m, n, k", "must not be negative");
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    if (g.lda < std::max(ac, 1) || g.ldb < std::max(bc, 1) || g.ldc < std::max(g.n, 1))
-      op_checks::bad(op, "lda, ldb, ldc", "a leading dimension is smaller than its matrix's row length");
     require_size(a.size(), span_of(ar, ac, g.lda), op, "A");
     require_size(b.size(), span_of(br, bc, g.ldb), op, "B");
     require_size(c.size(), span_of(g.m, g.n, g.ldc), op, "C");
     if (g.m == 0 || g.n == 0) return;
+    // cuBLASLt (and the strided scale below) need each stored row to fit its leading dimension.
+    if (g.ldc < g.n) op_checks::bad(op, "ldc", "is smaller than n");
+    if (g.k > 0 && (g.lda < ac || g.ldb < bc))
+      op_checks::bad(op, "lda, ldb", "a leading dimension is smaller than its matrix's row length");
     context& cx = self().ctx();
     if (g.k == 0) {
       check(cuda_kernels::scale_matrix(c.data(), g.m, g.n, g.ldc, g.beta, cx.stream()), op);
