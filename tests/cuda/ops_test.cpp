@@ -256,7 +256,8 @@ TEST_CASE("attention over packed rows: shared prefixes, padding, MHA and GQA") {
   eigen e;
   const ivec off{0, 5, 14, 15, 27, 34, 34};  // the last row is empty
   const ivec seg{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, 0, 0, 1, 1, -1, 2, 2};
-  for (auto [hq, hkv, d] : {std::tuple{4, 4, 16}, std::tuple{4, 2, 8}, std::tuple{8, 2, 64}}) {
+  for (const auto& c : {std::tuple{4, 4, 16}, std::tuple{4, 2, 8}, std::tuple{8, 2, 64}}) {
+    const int hq = std::get<0>(c), hkv = std::get<1>(c), d = std::get<2>(c);  // (no structured bindings: CAPTURE)
     const int T = 34;
     const attention_shape sh{T, hq, hkv, d};
     const std::size_t qs = std::size_t(T) * hq * d, ks = std::size_t(T) * hkv * d;
@@ -343,7 +344,8 @@ TEST_CASE("FlashAttention (lse only): out and gradients equal the eigen backend'
   for (int t = 41 + 30; t < 41 + 50; ++t) seg[std::size_t(t)] = 1;
   for (int t = 41 + 50; t < 111; ++t) seg[std::size_t(t)] = 2;
   seg[60] = -1;
-  for (auto [hq, hkv, d] : {std::tuple{2, 2, 16}, std::tuple{4, 1, 64}, std::tuple{6, 2, 128}}) {
+  for (const auto& c : {std::tuple{2, 2, 16}, std::tuple{4, 1, 64}, std::tuple{6, 2, 128}}) {
+    const int hq = std::get<0>(c), hkv = std::get<1>(c), d = std::get<2>(c);
     const int T = 111;
     const attention_shape sh{T, hq, hkv, d};
     const std::size_t qs = std::size_t(T) * hq * d, ks = std::size_t(T) * hkv * d;
