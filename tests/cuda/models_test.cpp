@@ -2,7 +2,7 @@
 // tests/models/transformer_parity_test.cpp (log-probs 1e-4 absolute, each gradient tensor 1e-3
 // relative, with and without LoRA, with and without prefix sharing) and the same numbers as the
 // eigen backend on the same checkpoint; then a short DPO run (AdamW, clipping, frozen reference)
-// whose metrics and weights follow the eigen run's. Runs only where a GPU is visible.
+// whose metrics and weight updates follow the eigen run's. Runs only where a GPU is visible.
 #include "cuda/support.hpp"
 
 #include <filesystem>
@@ -139,13 +139,15 @@ TEST_CASE("Qwen2 (q/k/v biases, tied head) on the GPU matches Hugging Face and t
   parity<models::llama>("qwen2");
 }
 
-TEST_CASE("a short DPO run on the GPU follows the eigen run: metrics and weights after 4 AdamW steps") {
+TEST_CASE("a short DPO run on the GPU follows the eigen run: metrics and weight updates over 4 AdamW steps") {
   const reference_case rc("gpt2");
   const auto dir = test::data_path("models/gpt2");
   auto run = [&](auto backend) {
     using B = decltype(backend);
     using model = models::gpt2<B>;
     auto policy = models::from_pretrained<model>(B{}, dir), ref = models::from_pretrained<model>(B{}, dir);
+    std::vector<float> w0(policy.parameters().size());
+    policy.backend().download(policy.parameters(), std::span<float>(w0));
     train::trainer<model, losses::sigmoid, optim::adamw, train::reference::frozen<model>> t(
         policy, {.beta = 0.1}, {.lr = 1e-3}, {&ref}, {.max_grad_norm = 1.0});
     const train::preference_batch<models::token_batch> b{models::pack_pairs(rc.pairs, true), rc.pairs.size()};
@@ -153,6 +155,7 @@ TEST_CASE("a short DPO run on the GPU follows the eigen run: metrics and weights
     for (int s = 0; s < 4; ++s) metrics.push_back(t.step(b).metrics);
     std::vector<float> w(policy.parameters().size());
     policy.backend().download(policy.parameters(), std::span<float>(w));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= w0[i];  // the change the 4 steps made
     return std::pair{metrics, w};
   };
   const auto [mg, wg] = run(cuda{});
@@ -164,10 +167,13 @@ TEST_CASE("a short DPO run on the GPU follows the eigen run: metrics and weights
       CHECK(mg[s].at(k) == doctest::Approx(me[s].at(k)).epsilon(1e-3).scale(1e-2));
     }
   CHECK(mg.back().at("loss") < mg.front().at("loss"));  // it trains
+  // The weight updates agree. Not to float rounding: Adam's step is ≈ ±lr wherever |g| ≫ eps, so
+  // an entry whose gradient is at rounding level may take the other sign on the other backend.
   double num = 0.0, den = 0.0;
   for (std::size_t i = 0; i < wg.size(); ++i) {
     num += (double(wg[i]) - we[i]) * (double(wg[i]) - we[i]);
     den += double(we[i]) * we[i];
   }
-  CHECK(std::sqrt(num / den) < 1e-4);
+  REQUIRE(den > 0.0);
+  CHECK(std::sqrt(num / den) < 5e-2);
 }
