@@ -2,10 +2,12 @@
 // tests/models/transformer_parity_test.cpp (log-probs 1e-4 absolute, each gradient tensor 1e-3
 // relative, with and without LoRA, with and without prefix sharing) and the same numbers as the
 // eigen backend on the same checkpoint; then a short DPO run (AdamW, clipping, frozen reference)
-// whose metrics and weight updates follow the eigen run's. Runs only where a GPU is visible.
+// whose metrics and weight updates follow the eigen run's, and which after its first step
+// reserves no more device memory. Runs only where a GPU is visible.
 #include "cuda/support.hpp"
 
 #include <filesystem>
+#include <type_traits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -152,7 +154,20 @@ TEST_CASE("a short DPO run on the GPU follows the eigen run: metrics and weight 
         policy, {.beta = 0.1}, {.lr = 1e-3}, {&ref}, {.max_grad_norm = 1.0});
     const train::preference_batch<models::token_batch> b{models::pack_pairs(rc.pairs, true), rc.pairs.size()};
     std::vector<std::map<std::string, double>> metrics;
-    for (int s = 0; s < 4; ++s) metrics.push_back(t.step(b).metrics);
+    std::uint64_t reserved_after_first = 0;
+    for (int s = 0; s < 4; ++s) {
+      metrics.push_back(t.step(b).metrics);
+      if constexpr (std::is_same_v<B, cuda>) {
+        // After the first step, the pool serves every allocation: it reserves no more memory.
+        policy.backend().synchronize();
+        cudaMemPool_t pool = nullptr;
+        std::uint64_t reserved = 0;
+        REQUIRE(cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess);
+        REQUIRE(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess);
+        if (s == 0) reserved_after_first = reserved;
+        else CHECK(reserved == reserved_after_first);
+      }
+    }
     std::vector<float> w(policy.parameters().size());
     policy.backend().download(policy.parameters(), std::span<float>(w));
     for (std::size_t i = 0; i < w.size(); ++i) w[i] -= w0[i];  // the change the 4 steps made
