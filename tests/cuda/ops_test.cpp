@@ -251,39 +251,6 @@ TEST_CASE("rope forward and backward") {
   CHECK(max_rel(down(g, gx), x) < 1e-6);
 }
 
-TEST_CASE("attention over packed rows: shared prefixes, padding, MHA and GQA") {
-  cuda g;
-  eigen e;
-  const ivec off{0, 5, 14, 15, 27, 34, 34};  // the last row is empty
-  const ivec seg{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, 0, 0, 1, 1, -1, 2, 2};
-  for (const auto& c : {std::tuple{4, 4, 16}, std::tuple{4, 2, 8}, std::tuple{8, 2, 64}}) {
-    const int hq = std::get<0>(c), hkv = std::get<1>(c), d = std::get<2>(c);  // (no structured bindings: CAPTURE)
-    const int T = 34;
-    const attention_shape sh{T, hq, hkv, d};
-    const std::size_t qs = std::size_t(T) * hq * d, ks = std::size_t(T) * hkv * d;
-    const std::size_t ps = attention_probs_size(ci(off), hq);
-    auto q = randn(qs, 50), k = randn(ks, 51), v = randn(ks, 52), dout = randn(qs, 53);
-    fvec out(qs), probs(ps), dq(qs), dk(ks), dv(ks);
-    auto gq = up(g, q), gk = up(g, k), gv = up(g, v), gdo = up(g, dout), go = up(g, out), gp = up(g, probs),
-         gdq = up(g, dq), gdk = up(g, dk), gdv = up(g, dv);
-    auto goff = up(g, off), gseg = up(g, seg);
-    const attention_layout dl{6, 12, goff.span(), gseg.span()}, hl{6, 12, ci(off), ci(seg)};
-    g.attention_forward(gq.span(), gk.span(), gv.span(), dl, sh, go.span(), gp.span());
-    e.attention_forward(cs(q), cs(k), cs(v), hl, sh, ms(out), ms(probs));
-    CAPTURE(hq);
-    CAPTURE(hkv);
-    CHECK(max_rel(down(g, go), out) < 1e-5);
-    CHECK(max_rel(down(g, gp), probs) < 1e-6);
-    g.attention_backward(gdo.span(), gq.span(), gk.span(), gv.span(), gp.span(), dl, sh, gdq.span(), gdk.span(), gdv.span());
-    e.attention_backward(cs(dout), cs(q), cs(k), cs(v), cs(probs), hl, sh, ms(dq), ms(dk), ms(dv));
-    CHECK(max_rel(down(g, gdq), dq) < 1e-5);
-    CHECK(max_rel(down(g, gdk), dk) < 1e-5);
-    CHECK(max_rel(down(g, gdv), dv) < 1e-5);
-    const attention_layout too_long{6, 11, goff.span(), gseg.span()};
-    CHECK_THROWS_AS(g.attention_forward(gq.span(), gk.span(), gv.span(), too_long, sh, go.span(), gp.span()), shape_error);
-  }
-}
-
 TEST_CASE("lm_head_stats (all statistics) and lm_head_backward in place") {
   cuda g;
   eigen e;
@@ -332,66 +299,132 @@ TEST_CASE("a training step's buffers come from the pool: sizes are served again 
   CHECK(reserved() == after_first);
 }
 
-TEST_CASE("FlashAttention (lse only): out and gradients equal the eigen backend's, lse the definition's") {
+namespace {
+// Attention from its definition, in double: out, probabilities (row blocks as the probabilities
+// form stores them), lse, and the gradients of Σ dout·out.
+struct attention_reference {
+  std::vector<double> out, probs, lse, dq, dk, dv;
+  attention_reference(const ivec& off, const ivec& seg, int hq, int hkv, int d, const fvec& q, const fvec& k, const fvec& v,
+                      const fvec& dout) {
+    const std::size_t T = seg.size(), Hq = std::size_t(hq), Hkv = std::size_t(hkv), D = std::size_t(d);
+    out.assign(T * Hq * D, 0.0), lse.assign(T * Hq, INFINITY), dq.assign(out.size(), 0.0);
+    dk.assign(T * Hkv * D, 0.0), dv.assign(dk.size(), 0.0);
+    const double c = 1.0 / std::sqrt(double(d));
+    std::size_t block = 0;
+    for (std::size_t r = 0; r + 1 < off.size(); ++r) {
+      const std::size_t o = std::size_t(off[r]), L = std::size_t(off[r + 1]) - o;
+      probs.resize(block + Hq * L * L, 0.0);
+      for (std::size_t h = 0; h < Hq; ++h) {
+        const std::size_t g = h / (Hq / Hkv);
+        for (std::size_t i = 0; i < L; ++i) {
+          const std::size_t t = o + i;
+          if (seg[t] < 0) continue;
+          std::vector<double> s(L, -INFINITY), dp(L, 0.0);
+          double mx = -INFINITY;
+          for (std::size_t j = 0; j <= i; ++j) {
+            if (!(seg[o + j] == seg[t] || seg[o + j] == 0)) continue;
+            double x = 0.0;
+            for (std::size_t e = 0; e < D; ++e) x += double(q[(t * Hq + h) * D + e]) * k[((o + j) * Hkv + g) * D + e];
+            s[j] = c * x;
+            mx = std::max(mx, s[j]);
+          }
+          double sum = 0.0;
+          for (std::size_t j = 0; j <= i; ++j) sum += std::exp(s[j] - mx);
+          lse[t * Hq + h] = mx + std::log(sum);
+          double delta = 0.0;
+          for (std::size_t j = 0; j <= i; ++j) {
+            const double p = std::exp(s[j] - lse[t * Hq + h]);
+            probs[block + (h * L + i) * L + j] = p;
+            for (std::size_t e = 0; e < D; ++e) {
+              out[(t * Hq + h) * D + e] += p * v[((o + j) * Hkv + g) * D + e];
+              dp[j] += double(dout[(t * Hq + h) * D + e]) * v[((o + j) * Hkv + g) * D + e];
+            }
+            delta += p * dp[j];
+          }
+          for (std::size_t j = 0; j <= i; ++j) {
+            const double p = probs[block + (h * L + i) * L + j], ds = p * (dp[j] - delta);
+            for (std::size_t e = 0; e < D; ++e) {
+              dq[(t * Hq + h) * D + e] += c * ds * k[((o + j) * Hkv + g) * D + e];
+              dk[((o + j) * Hkv + g) * D + e] += c * ds * q[(t * Hq + h) * D + e];
+              dv[((o + j) * Hkv + g) * D + e] += p * dout[(t * Hq + h) * D + e];
+            }
+          }
+        }
+      }
+      block += Hq * L * L;
+    }
+  }
+};
+double max_rel(const fvec& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(b[i]) && a[i] == b[i]) continue;
+    const double x = std::abs(double(a[i]) - b[i]) / (1.0 + std::abs(b[i]));
+    m = std::isnan(x) ? INFINITY : std::max(m, x);
+  }
+  return m;
+}
+
+// Rows of 5, 9, 1, 12 tokens, an empty row and rows longer than a key tile (32): 40 and 70 tokens;
+// plain causal rows, prompt + chosen + rejected (segments 0, 1, 2), padding at the end and inside.
+struct packed_rows {
+  ivec off{0, 5, 14, 15, 27, 27, 67, 137};
+  ivec seg;
+  packed_rows() {
+    seg = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1};
+    for (int t = 0; t < 40; ++t) seg.push_back(t < 10 ? 0 : t < 25 ? 1 : t < 38 ? 2 : -1);
+    for (int t = 0; t < 70; ++t) seg.push_back(t == 19 ? -1 : t < 30 ? 0 : t < 50 ? 1 : 2);
+  }
+  int tokens() const { return int(seg.size()); }
+  std::size_t probs_size(int hq) const {
+    std::size_t s = 0;
+    for (std::size_t r = 0; r + 1 < off.size(); ++r) s += std::size_t(off[r + 1] - off[r]) * std::size_t(off[r + 1] - off[r]);
+    return s * std::size_t(hq);
+  }
+};
+} // namespace
+
+TEST_CASE("attention, both forms (probabilities kept; FlashAttention with lse), against the definition") {
   cuda g;
-  eigen e;
-  // rows longer than a key tile (32): 40 and 70 tokens, shared prefixes and padding inside
-  ivec off{0, 40, 41, 111};
-  ivec seg(111, 0);
-  for (int t = 10; t < 25; ++t) seg[std::size_t(t)] = 1;
-  for (int t = 25; t < 38; ++t) seg[std::size_t(t)] = 2;
-  seg[38] = seg[39] = -1;
-  for (int t = 41 + 30; t < 41 + 50; ++t) seg[std::size_t(t)] = 1;
-  for (int t = 41 + 50; t < 111; ++t) seg[std::size_t(t)] = 2;
-  seg[60] = -1;
-  for (const auto& c : {std::tuple{2, 2, 16}, std::tuple{4, 1, 64}, std::tuple{6, 2, 128}}) {
-    const int hq = std::get<0>(c), hkv = std::get<1>(c), d = std::get<2>(c);
-    const int T = 111;
+  const packed_rows rows;
+  const int T = rows.tokens();
+  for (const auto& c : {std::tuple{4, 4, 16}, std::tuple{4, 2, 8}, std::tuple{4, 1, 64}, std::tuple{6, 2, 128}}) {
+    const int hq = std::get<0>(c), hkv = std::get<1>(c), d = std::get<2>(c);  // (no structured bindings: CAPTURE)
+    CAPTURE(hq);
+    CAPTURE(hkv);
+    CAPTURE(d);
     const attention_shape sh{T, hq, hkv, d};
     const std::size_t qs = std::size_t(T) * hq * d, ks = std::size_t(T) * hkv * d;
-    auto q = randn(qs, 70), k = randn(ks, 71), v = randn(ks, 72), dout = randn(qs, 73);
-    fvec out(qs), probs(attention_probs_size(ci(off), hq)), dq(qs), dk(ks), dv(ks);
+    auto q = randn(qs, 50), k = randn(ks, 51), v = randn(ks, 52), dout = randn(qs, 53);
+    const attention_reference want(rows.off, rows.seg, hq, hkv, d, q, k, v, dout);
     auto gq = up(g, q), gk = up(g, k), gv = up(g, v), gdo = up(g, dout), go = g.allocate<float>(qs),
-         glse = g.allocate<float>(std::size_t(T) * hq), gdq = g.allocate<float>(qs), gdk = g.allocate<float>(ks),
-         gdv = g.allocate<float>(ks);
-    auto goff = up(g, off), gseg = up(g, seg);
-    const attention_layout dl{3, 70, goff.span(), gseg.span()}, hl{3, 70, ci(off), ci(seg)};
-    g.flash_attention_forward(gq.span(), gk.span(), gv.span(), dl, sh, go.span(), glse.span());
-    e.attention_forward(cs(q), cs(k), cs(v), hl, sh, ms(out), ms(probs));
-    g.flash_attention_backward(gdo.span(), gq.span(), gk.span(), gv.span(), go.span(), glse.span(), dl, sh, gdq.span(),
+         gp = g.allocate<float>(rows.probs_size(hq)), glse = g.allocate<float>(std::size_t(T) * hq),
+         gdq = g.allocate<float>(qs), gdk = g.allocate<float>(ks), gdv = g.allocate<float>(ks);
+    auto goff = up(g, rows.off), gseg = up(g, rows.seg);
+    const attention_layout lay{int(rows.off.size()) - 1, 70, goff.span(), gseg.span()};
+
+    g.probs_attention_forward(gq.span(), gk.span(), gv.span(), lay, sh, go.span(), gp.span());
+    CHECK(max_rel(down(g, go), want.out) < 1e-5);
+    CHECK(max_rel(down(g, gp), want.probs) < 1e-6);
+    g.probs_attention_backward(gdo.span(), gq.span(), gk.span(), gv.span(), gp.span(), lay, sh, gdq.span(), gdk.span(),
+                               gdv.span());
+    CHECK(max_rel(down(g, gdq), want.dq) < 1e-4);
+    CHECK(max_rel(down(g, gdk), want.dk) < 1e-4);
+    CHECK(max_rel(down(g, gdv), want.dv) < 1e-4);
+
+    g.fill(go.span(), NAN);
+    g.flash_attention_forward(gq.span(), gk.span(), gv.span(), lay, sh, go.span(), glse.span());
+    CHECK(max_rel(down(g, go), want.out) < 1e-5);
+    CHECK(max_rel(down(g, glse), want.lse) < 1e-5);  // +∞ for padding queries
+    g.flash_attention_backward(gdo.span(), gq.span(), gk.span(), gv.span(), go.span(), glse.span(), lay, sh, gdq.span(),
                                gdk.span(), gdv.span());
-    e.attention_backward(cs(dout), cs(q), cs(k), cs(v), cs(probs), hl, sh, ms(dq), ms(dk), ms(dv));
-    CAPTURE(hq);
-    CAPTURE(d);
-    CHECK(max_rel(down(g, go), out) < 1e-5);
-    CHECK(max_rel(down(g, gdq), dq) < 1e-4);
-    CHECK(max_rel(down(g, gdk), dk) < 1e-4);
-    CHECK(max_rel(down(g, gdv), dv) < 1e-5);
-    // lse of token t, head h: log Σ_visible exp(q·k/√D), in double from the definition
-    const auto lse = down(g, glse);
-    for (int t = 0; t < T; ++t) {
-      const int r = t < 40 ? 0 : t < 41 ? 1 : 2, o = off[std::size_t(r)];
-      for (int h = 0; h < hq; ++h) {
-        const float got = lse[std::size_t(t) * hq + h];
-        if (seg[std::size_t(t)] < 0) {
-          CHECK(got == INFINITY);
-          continue;
-        }
-        double mx = -INFINITY;
-        std::vector<double> sc;
-        for (int j = o; j <= t; ++j) {
-          const int sj = seg[std::size_t(j)], st = seg[std::size_t(t)];
-          if (!(sj == st || sj == 0)) continue;
-          double s = 0.0;
-          for (int x = 0; x < d; ++x)
-            s += double(q[(std::size_t(t) * hq + h) * d + x]) * k[(std::size_t(j) * hkv + h / (hq / hkv)) * d + x];
-          sc.push_back(s / std::sqrt(double(d)));
-          mx = std::max(mx, sc.back());
-        }
-        double sum = 0.0;
-        for (double s : sc) sum += std::exp(s - mx);
-        CHECK(got == doctest::Approx(mx + std::log(sum)).epsilon(1e-5));
-      }
-    }
+    CHECK(max_rel(down(g, gdq), want.dq) < 1e-4);
+    CHECK(max_rel(down(g, gdk), want.dk) < 1e-4);
+    CHECK(max_rel(down(g, gdv), want.dv) < 1e-4);
+
+    const attention_layout too_long{lay.rows, 69, goff.span(), gseg.span()};
+    CHECK_THROWS_AS(g.flash_attention_forward(gq.span(), gk.span(), gv.span(), too_long, sh, go.span(), glse.span()),
+                    shape_error);
   }
 }

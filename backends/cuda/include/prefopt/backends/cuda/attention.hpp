@@ -1,9 +1,12 @@
 // prefopt/backends/cuda/attention.hpp — cuda backend: causal attention over the packed layout.
 //
-// Two forms: attention_forward/backward keep the probabilities (the op contract of
-// core/transformer_ops.hpp today); flash_attention_forward/backward are FlashAttention over
-// core/flash_attention.hpp's tile functions, keeping only the row log-sum-exp — the form the
-// contract moves to (attention_forward(q, k, v, layout, shape, out, lse)).
+// Two forms: probs_attention_forward/backward keep the softmax probabilities (Hq·Σ L_r² floats);
+// flash_attention_forward/backward are FlashAttention over core/flash_attention.hpp's tile
+// functions, keeping only the row log-sum-exp (T·Hq floats). attention_forward and
+// attention_backward (the op contract of core/transformer_ops.hpp) are whichever the contract
+// names: the lse form when the contract's attention_backward takes (dout, q, k, v, out, lse, ...),
+// the probabilities form when it takes (dout, q, k, v, probs, ...) — found at compile time
+// (lse_contract below), so the backend follows core/transformer_ops.hpp without an edit.
 //
 // The layout lives in device memory; each call reads row_offsets and segment back (rows + 1 and
 // T ints, one synchronous copy), checks them as the CPU backends do, and uploads each token's row
@@ -17,6 +20,9 @@
 #include <vector>
 
 #include "prefopt/backends/cuda/common.hpp"
+#include "prefopt/backends/cuda/lm_head.hpp"
+#include "prefopt/backends/cuda/norms.hpp"
+#include "prefopt/backends/cuda/pointwise.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::cuda_detail {
@@ -87,10 +93,48 @@ inline attention_tables make_attention_tables(context& cx, const std::shared_ptr
   return a;
 }
 
+// Which attention contract core/transformer_ops.hpp declares: a type with every transformer op
+// of this backend but only the lse form of attention satisfies backend_ops::transformer iff the
+// contract is the lse one. (Members are declared only: the concept never calls them.)
+struct lse_contract_probe : cuda_norm_ops<lse_contract_probe>,
+                            cuda_pointwise_ops<lse_contract_probe>,
+                            cuda_lm_head_ops<lse_contract_probe> {
+  context& ctx() const;
+  void attention_forward(std::span<const float>, std::span<const float>, std::span<const float>, const attention_layout&,
+                         const attention_shape&, std::span<float>, std::span<float>) const;
+  void attention_backward(std::span<const float>, std::span<const float>, std::span<const float>, std::span<const float>,
+                          std::span<const float>, std::span<const float>, const attention_layout&, const attention_shape&,
+                          std::span<float>, std::span<float>, std::span<float>) const;
+};
+inline constexpr bool lse_contract = backend_ops::transformer<lse_contract_probe>;
+
 template <class Self> struct cuda_attention_ops {
+  // The contract's op: out and lse [T × Hq] (lse contract) or out and the probabilities.
   void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
                          const attention_layout& lay, const attention_shape& sh, std::span<float> out,
-                         std::span<float> probs) const {
+                         std::span<float> saved) const {
+    if constexpr (lse_contract) flash_attention_forward(q, k, v, lay, sh, out, saved);
+    else probs_attention_forward(q, k, v, lay, sh, out, saved);
+  }
+  // The lse contract's backward (dout, q, k, v, out, lse, ...).
+  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                          std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                          const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                          std::span<float> dk, std::span<float> dv) const {
+    flash_attention_backward(dout, q, k, v, out, lse, lay, sh, dq, dk, dv);
+  }
+  // The probabilities contract's backward (dout, q, k, v, probs, ...).
+  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                          std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
+                          const attention_shape& sh, std::span<float> dq, std::span<float> dk,
+                          std::span<float> dv) const {
+    probs_attention_backward(dout, q, k, v, probs, lay, sh, dq, dk, dv);
+  }
+
+  // Probabilities kept: probs holds row r's block of Hq·L_r² values (head-major, query-major).
+  void probs_attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
+                               const attention_layout& lay, const attention_shape& sh, std::span<float> out,
+                               std::span<float> probs) const {
     const char* op = "attention_forward";
     context& cx = self().ctx();
     const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
@@ -101,10 +145,10 @@ template <class Self> struct cuda_attention_ops {
     require_size(probs.size(), t.probs, op, "probs");
     check(cuda_kernels::attention_forward(t.args, q.data(), k.data(), v.data(), out.data(), probs.data(), cx.stream()), op);
   }
-  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
-                          std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
-                          const attention_shape& sh, std::span<float> dq, std::span<float> dk,
-                          std::span<float> dv) const {
+  void probs_attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                                std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
+                                const attention_shape& sh, std::span<float> dq, std::span<float> dk,
+                                std::span<float> dv) const {
     const char* op = "attention_backward";
     context& cx = self().ctx();
     const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
