@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/flash_attention_packed.hpp"
 
 namespace prefopt::backends::cuda_kernels {
 
@@ -63,17 +64,10 @@ cudaError_t rope(float* x, const std::int32_t* positions, std::size_t T, int hea
                  float sign, cudaStream_t s);
 cudaError_t dropout(const float* x, float* out, std::size_t n, float p, std::uint64_t seed, cudaStream_t s);
 
-// Attention over the packed layout (probabilities kept, core/transformer_ops.hpp). token_row[t]:
-// the row of token t; row_offsets: rows + 1 token offsets; prob_offset: rows + 1 offsets of each
-// row's probability block. All device memory, checked on the host before the launch.
-struct attention_args {
-  const std::int32_t* token_row = nullptr;
-  const std::int32_t* row_offsets = nullptr;
-  const std::size_t* prob_offset = nullptr;
-  const std::int32_t* segment = nullptr;
-  std::size_t tokens = 0;
-  int q_heads = 0, kv_heads = 0, head_dim = 0, max_row_length = 0;
-};
+// Attention over the packed layout. token_row[t]: the row of token t; row_offsets: rows + 1
+// token offsets; prob_offset: rows + 1 offsets of each row's probability block (probabilities
+// form). All device memory, checked on the host before the launch.
+using attention_args = flash::packed_attention;
 cudaError_t attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
                               float* probs, cudaStream_t s);
 // dscores: scratch of the probabilities' size (dS = P∘(dP − rowsum(dP∘P)) per visible pair).
@@ -82,7 +76,7 @@ cudaError_t attention_backward(const attention_args& a, const float* dout, const
 
 // FlashAttention (core/flash_attention.hpp): out and lse [T × Hq] only, nothing of size L²; backward
 // recomputes the probabilities from lse. delta: scratch of T·Hq floats. head_dim ≤ max_head_dim.
-inline constexpr int max_head_dim = 256;
+using flash::max_head_dim;
 cudaError_t flash_attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
                                     float* lse, cudaStream_t s);
 cudaError_t flash_attention_backward(const attention_args& a, const float* dout, const float* q, const float* k,
