@@ -8,6 +8,7 @@ cmake --install "$BUILD" --prefix "$WORK/prefix" > "$WORK/install.log"
 cmake -S "$SRC/tests/install/consumer" -B "$WORK/pkg" -DPREFOPT_FROM=package -DCMAKE_PREFIX_PATH="$WORK/prefix" > "$WORK/pkg.log"
 cmake --build "$WORK/pkg" > "$WORK/pkg-build.log"
 "$WORK/pkg/consumer"
+if [ -x "$WORK/pkg/consumer_cuda" ]; then "$WORK/pkg/consumer_cuda"; fi
 cmake -S "$SRC/tests/install/consumer" -B "$WORK/sub" -DPREFOPT_FROM=subdirectory -DPREFOPT_SOURCE="$SRC" > "$WORK/sub.log"
 cmake --build "$WORK/sub" --target consumer > "$WORK/sub-build.log"
 "$WORK/sub/consumer"
