@@ -2,7 +2,8 @@
 // rows of different lengths with plain causal rows, prefix-shared rows (prompt 0, chosen 1,
 // rejected 2), padding (−1) at the end and in the middle, MHA and GQA (Hq/Hkv = 2 and 4).
 // Expected values: a double loop over visible keys written from the definition
-// (transformer_ops_reference.hpp); backward: central differences of Σ w·out of that definition;
+// (transformer_ops_reference.hpp); backward: central differences of Σ w·out of that definition
+// and, on rows longer than the backends' tiles, that definition's analytic gradient;
 // isolation: perturbing one segment's tokens leaves the other segments' outputs bit-identical.
 #include <doctest/doctest.h>
 
@@ -38,12 +39,22 @@ attention_case packed_case(int q_heads, int kv_heads, int head_dim) {
 }
 
 template <class B> struct attention_run {
-  fvec out, probs;
+  fvec out, lse;
   attention_run(B& be, const attention_case& c, const fvec& q, const fvec& k, const fvec& v)
-      : out(c.q_size(), nan_f), probs(c.probs_size(), nan_f) {
-    be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(out), mspan(probs));
+      : out(c.q_size(), nan_f), lse(c.lse_size(), nan_f) {
+    be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(out), mspan(lse));
   }
 };
+
+// lse matches the definition: +∞ exactly where the query is padding, else within tol.
+bool lse_matches(const fvec& got, const vec& want, double tol) {
+  if (got.size() != want.size()) return false;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::isinf(want[i]) ? got[i] != INFINITY : !(std::abs(got[i] - want[i]) <= tol * (1.0 + std::abs(want[i]))))
+      return false;
+  }
+  return true;
+}
 
 // Output rows of tokens [a, b) are identical in the two runs.
 bool same_tokens(const fvec& x, const fvec& y, const attention_case& c, int a, int b) {
@@ -57,7 +68,7 @@ void perturb_tokens(fvec& x, std::size_t width, int a, int b) {
 }
 } // namespace
 
-TEST_CASE_TEMPLATE("attention forward and probabilities match the definition; backward (=) matches differences", B,
+TEST_CASE_TEMPLATE("attention forward and log-sum-exp match the definition; backward (=) matches differences", B,
                    PREFOPT_CPU_BACKENDS) {
   B be;
   struct heads {
@@ -69,17 +80,17 @@ TEST_CASE_TEMPLATE("attention forward and probabilities match the definition; ba
     const attention_case c = packed_case(h.q, h.kv, h.d);
     const fvec q = randn(c.q_size(), 40), k = randn(c.kv_size(), 41), v = randn(c.kv_size(), 42);
     const attention_run<B> run(be, c, q, k, v);
-    vec want_probs;
-    const vec want = attention(c, to_double(q), to_double(k), to_double(v), &want_probs);
+    vec want_lse;
+    const vec want = attention(c, to_double(q), to_double(k), to_double(v), &want_lse);
     CHECK(max_rel(run.out, want) < 1e-5);
-    CHECK(max_rel(run.probs, want_probs) < 1e-5);  // every entry, zeros included: the documented layout
+    CHECK(lse_matches(run.lse, want_lse, 1e-5));  // every entry, +∞ for padding: the documented layout
     for (int t : {25, 26, 31})                      // padding tokens: zero output
       for (int i = 0; i < h.q * h.d; ++i) CHECK(run.out[std::size_t(t * h.q * h.d + i)] == 0.0f);
 
     const fvec w = randn(c.q_size(), 43);
     fvec dq(c.q_size(), nan_f), dk(c.kv_size(), nan_f), dv(c.kv_size(), nan_f);
-    be.attention_backward(cspan(w), cspan(q), cspan(k), cspan(v), cspan(run.probs), c.layout(), c.shape(), mspan(dq),
-                          mspan(dk), mspan(dv));
+    be.attention_backward(cspan(w), cspan(q), cspan(k), cspan(v), cspan(run.out), cspan(run.lse), c.layout(), c.shape(),
+                          mspan(dq), mspan(dk), mspan(dv));
     const vec qd = to_double(q), kd = to_double(k), vd = to_double(v), wd = to_double(w);
     CHECK(max_rel(dq, numeric_gradient([&](const vec& x) { return dot(wd, attention(c, x, kd, vd)); }, qd)) < 2e-5);
     CHECK(max_rel(dk, numeric_gradient([&](const vec& x) { return dot(wd, attention(c, qd, x, vd)); }, kd)) < 2e-5);
@@ -131,8 +142,8 @@ TEST_CASE_TEMPLATE("attention: chosen and rejected never see each other, padding
   const fvec g = randn(3 * wq, 53);
   std::copy(g.begin(), g.end(), dout.begin() + std::ptrdiff_t(8 * wq));
   fvec dq(c.q_size(), nan_f), dk(c.kv_size(), nan_f), dv(c.kv_size(), nan_f);
-  be.attention_backward(cspan(dout), cspan(q), cspan(k), cspan(v), cspan(base.probs), c.layout(), c.shape(),
-                        mspan(dq), mspan(dk), mspan(dv));
+  be.attention_backward(cspan(dout), cspan(q), cspan(k), cspan(v), cspan(base.out), cspan(base.lse), c.layout(),
+                        c.shape(), mspan(dq), mspan(dk), mspan(dv));
   auto zero = [](const fvec& x, std::size_t width, int a, int b) {
     for (std::size_t i = std::size_t(a) * width; i < std::size_t(b) * width; ++i)
       if (x[i] != 0.0f) return false;
@@ -166,21 +177,84 @@ TEST_CASE_TEMPLATE("attention rejects inconsistent layouts and buffers", B, PREF
   B be;
   attention_case c = packed_case(4, 2, 8);
   const fvec q(c.q_size()), k(c.kv_size()), v(c.kv_size());
-  fvec out(c.q_size()), probs(c.probs_size());
-  auto forward = [&](const attention_case& cc, std::size_t probs_size) {
-    fvec p(probs_size);
-    be.attention_forward(cspan(q), cspan(k), cspan(v), cc.layout(), cc.shape(), mspan(out), mspan(p));
+  fvec out(c.q_size()), lse(c.lse_size());
+  auto forward = [&](const attention_case& cc, std::size_t lse_size) {
+    fvec l(lse_size);
+    be.attention_forward(cspan(q), cspan(k), cspan(v), cc.layout(), cc.shape(), mspan(out), mspan(l));
   };
-  CHECK_NOTHROW(forward(c, c.probs_size()));
-  CHECK_THROWS_WITH_AS(forward(c, c.probs_size() - 1), doctest::Contains("'probs'"), shape_error);
+  CHECK_NOTHROW(forward(c, c.lse_size()));
+  CHECK(c.lse_size() == 34u * 4u);
+  CHECK_THROWS_WITH_AS(forward(c, c.lse_size() - 1), doctest::Contains("'lse'"), shape_error);
   attention_case bad_heads = packed_case(4, 3, 8);
-  CHECK_THROWS_WITH_AS(forward(bad_heads, c.probs_size()), doctest::Contains("kv_heads"), shape_error);
+  CHECK_THROWS_WITH_AS(forward(bad_heads, c.lse_size()), doctest::Contains("kv_heads"), shape_error);
+  fvec dq(c.q_size()), dk(c.kv_size()), dv(c.kv_size());
+  CHECK_THROWS_WITH_AS(be.attention_backward(cspan(out), cspan(q), cspan(k), cspan(v), std::span<const float>(out).first(3),
+                                             cspan(lse), c.layout(), c.shape(), mspan(dq), mspan(dk), mspan(dv)),
+                       doctest::Contains("'out'"), shape_error);
+  CHECK_THROWS_WITH_AS(be.attention_backward(cspan(out), cspan(q), cspan(k), cspan(v), cspan(out),
+                                             std::span<const float>(lse).first(5), c.layout(), c.shape(), mspan(dq),
+                                             mspan(dk), mspan(dv)),
+                       doctest::Contains("'lse'"), shape_error);
   auto lay = c.layout();
   lay.max_row_length = 11;  // row 3 has 12 tokens
-  CHECK_THROWS_WITH_AS(be.attention_forward(cspan(q), cspan(k), cspan(v), lay, c.shape(), mspan(out), mspan(probs)),
+  CHECK_THROWS_WITH_AS(be.attention_forward(cspan(q), cspan(k), cspan(v), lay, c.shape(), mspan(out), mspan(lse)),
                        doctest::Contains("max_row_length"), shape_error);
   auto sh = c.shape();
   sh.tokens = 35;
-  CHECK_THROWS_AS(be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), sh, mspan(out), mspan(probs)),
+  CHECK_THROWS_AS(be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), sh, mspan(out), mspan(lse)),
                   shape_error);
+}
+
+// Rows longer than the eigen backend's tiles (128 queries × 256 keys) and the xtensor backend's
+// (64 queries), with lengths no tile divides, prefix sharing and padding, GQA: forward, lse and
+// the backward against the definition's analytic gradient (a central difference over every input
+// of 700 tokens would take minutes).
+TEST_CASE_TEMPLATE("attention over rows longer than a tile matches the definition, forward and backward", B,
+                   PREFOPT_CPU_BACKENDS) {
+  B be;
+  attention_case c;
+  c.q_heads = 4, c.kv_heads = 2, c.head_dim = 16;
+  c.row_offsets = {0, 300, 559, 700};
+  for (int i = 0; i < 300; ++i) c.segment.push_back(0);                                    // plain causal
+  for (int i = 0; i < 259; ++i) c.segment.push_back(i < 70 ? 0 : i < 170 ? 1 : i < 250 ? 2 : -1);  // prompt, chosen, rejected, padding
+  for (int i = 0; i < 141; ++i) c.segment.push_back(i < 3 ? -1 : i < 130 ? 0 : 1);        // padding first
+  const fvec q = randn(c.q_size(), 70), k = randn(c.kv_size(), 71), v = randn(c.kv_size(), 72),
+             w = randn(c.q_size(), 73);
+  const attention_run<B> run(be, c, q, k, v);
+  vec want_lse;
+  const vec wd = to_double(w);
+  attention_grads want_grads;
+  const vec want = attention(c, to_double(q), to_double(k), to_double(v), &want_lse, &wd, &want_grads);
+  CHECK(max_rel(run.out, want) < 1e-5);
+  CHECK(lse_matches(run.lse, want_lse, 1e-5));
+  fvec dq(c.q_size(), nan_f), dk(c.kv_size(), nan_f), dv(c.kv_size(), nan_f);
+  be.attention_backward(cspan(w), cspan(q), cspan(k), cspan(v), cspan(run.out), cspan(run.lse), c.layout(), c.shape(),
+                        mspan(dq), mspan(dk), mspan(dv));
+  CHECK(max_rel(dq, want_grads.dq) < 1e-5);
+  CHECK(max_rel(dk, want_grads.dk) < 1e-5);
+  CHECK(max_rel(dv, want_grads.dv) < 1e-5);
+}
+
+// The lse is a backend-independent value (core/transformer_ops.hpp): one backend's forward feeds
+// the other's backward, in both directions, and gives that backend's own gradients.
+TEST_CASE("attention: eigen's lse feeds xtensor's backward and the other way round") {
+  backends::eigen e;
+  backends::xtensor x;
+  const attention_case c = packed_case(4, 2, 8);
+  const fvec q = randn(c.q_size(), 80), k = randn(c.kv_size(), 81), v = randn(c.kv_size(), 82),
+             w = randn(c.q_size(), 83);
+  const attention_run<backends::eigen> fe(e, c, q, k, v);
+  const attention_run<backends::xtensor> fx(x, c, q, k, v);
+  auto grads = [&](const auto& be, const auto& run) {
+    std::vector<fvec> g{fvec(c.q_size(), nan_f), fvec(c.kv_size(), nan_f), fvec(c.kv_size(), nan_f)};
+    be.attention_backward(cspan(w), cspan(q), cspan(k), cspan(v), cspan(run.out), cspan(run.lse), c.layout(), c.shape(),
+                          mspan(g[0]), mspan(g[1]), mspan(g[2]));
+    return g;
+  };
+  const auto ee = grads(e, fe), ex = grads(e, fx), xx = grads(x, fx), xe = grads(x, fe);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(max_rel(ex[i], ee[i]) < 1e-6);
+    CHECK(max_rel(xe[i], xx[i]) < 1e-6);
+  }
 }

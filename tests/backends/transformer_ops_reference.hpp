@@ -32,14 +32,20 @@ inline vec to_double(const fvec& v) { return vec(v.begin(), v.end()); }
 // max_i |a_i − b_i| / (1 + |b_i|): absolute near 0, relative for large values.
 inline double max_rel(std::span<const float> a, std::span<const double> b) {
   double m = 0.0;
-  for (std::size_t i = 0; i < b.size(); ++i) m = std::max(m, std::abs(double(a[i]) - b[i]) / (1.0 + std::abs(b[i])));
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const double e = std::abs(double(a[i]) - b[i]) / (1.0 + std::abs(b[i]));
+    if (!(e <= m)) m = e;  // a NaN becomes the result, so that no tolerance passes it
+  }
   return m;
 }
 inline double max_rel(const fvec& a, const vec& b) { return max_rel(std::span<const float>(a), std::span<const double>(b)); }
 inline double max_rel(const fvec& a, const fvec& b) { return max_rel(a, to_double(b)); }
 inline double max_abs(const fvec& a, const fvec& b) {
   double m = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double e = std::abs(double(a[i]) - double(b[i]));
+    if (!(e <= m)) m = e;
+  }
   return m;
 }
 inline double dot(const vec& a, const vec& b) {
@@ -135,18 +141,24 @@ struct attention_case {
   attention_shape shape() const { return {tokens(), q_heads, kv_heads, head_dim}; }
   std::size_t q_size() const { return std::size_t(tokens()) * std::size_t(q_heads * head_dim); }
   std::size_t kv_size() const { return std::size_t(tokens()) * std::size_t(kv_heads * head_dim); }
-  std::size_t probs_size() const { return attention_probs_size(row_offsets, q_heads); }
+  std::size_t lse_size() const { return attention_lse_size(std::size_t(tokens()), q_heads); }
 };
 
-// out and (optionally) the probability blocks in the documented layout.
-inline vec attention(const attention_case& c, const vec& q, const vec& k, const vec& v, vec* probs = nullptr) {
+// out and (optionally) the log-sum-exp per query and head in the documented layout (+∞ for padding).
+// With dout given, also the gradients of Σ dout·out (dq, dk, dv), written from the softmax's
+// derivative: dS = P∘(dP − rowsum(dP∘P)).
+struct attention_grads {
+  vec dq, dk, dv;
+};
+inline vec attention(const attention_case& c, const vec& q, const vec& k, const vec& v, vec* lse = nullptr,
+                     const vec* dout = nullptr, attention_grads* grads = nullptr) {
   const std::size_t Hq = std::size_t(c.q_heads), Hkv = std::size_t(c.kv_heads), D = std::size_t(c.head_dim);
   vec out(c.q_size(), 0.0);
-  if (probs) probs->assign(c.probs_size(), 0.0);
-  std::size_t poff = 0;
+  if (lse) lse->assign(c.lse_size(), INFINITY);
+  if (grads) *grads = {vec(c.q_size(), 0.0), vec(c.kv_size(), 0.0), vec(c.kv_size(), 0.0)};
   for (std::size_t r = 0; r + 1 < c.row_offsets.size(); ++r) {
     const std::size_t o = std::size_t(c.row_offsets[r]), L = std::size_t(c.row_offsets[r + 1]) - o;
-    for (std::size_t h = 0; h < Hq; ++h, poff += L * L) {
+    for (std::size_t h = 0; h < Hq; ++h) {
       const std::size_t g = h / (Hq / Hkv);
       for (std::size_t i = 0; i < L; ++i) {
         vec s(L, 0.0);
@@ -164,11 +176,28 @@ inline vec attention(const attention_case& c, const vec& q, const vec& k, const 
         double z = 0.0;
         for (std::size_t j = 0; j <= i; ++j)
           if (visible(c.segment[o + i], c.segment[o + j])) z += std::exp(s[j] - mx);
+        if (lse) (*lse)[(o + i) * Hq + h] = mx + std::log(z);
+        vec P(i + 1, 0.0), dP(i + 1, 0.0);
+        double delta = 0.0;
         for (std::size_t j = 0; j <= i; ++j) {
           if (!visible(c.segment[o + i], c.segment[o + j])) continue;
-          const double p = std::exp(s[j] - mx) / z;
-          if (probs) (*probs)[poff + i * L + j] = p;
-          for (std::size_t e = 0; e < D; ++e) out[(o + i) * Hq * D + h * D + e] += p * v[(o + j) * Hkv * D + g * D + e];
+          P[j] = std::exp(s[j] - mx) / z;
+          for (std::size_t e = 0; e < D; ++e) {
+            out[(o + i) * Hq * D + h * D + e] += P[j] * v[(o + j) * Hkv * D + g * D + e];
+            if (dout) dP[j] += (*dout)[(o + i) * Hq * D + h * D + e] * v[(o + j) * Hkv * D + g * D + e];
+          }
+          delta += P[j] * dP[j];
+        }
+        if (!grads) continue;
+        const double scale = 1.0 / std::sqrt(double(D));
+        for (std::size_t j = 0; j <= i; ++j) {
+          const double ds = P[j] * (dP[j] - delta);
+          for (std::size_t e = 0; e < D; ++e) {
+            const std::size_t qi = (o + i) * Hq * D + h * D + e, kj = (o + j) * Hkv * D + g * D + e;
+            grads->dq[qi] += scale * ds * k[kj];
+            grads->dk[kj] += scale * ds * q[qi];
+            grads->dv[kj] += P[j] * (*dout)[qi];
+          }
         }
       }
     }

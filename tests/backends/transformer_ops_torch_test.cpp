@@ -103,9 +103,9 @@ TEST_CASE_TEMPLATE("attention matches scaled_dot_product_attention (causal and s
     CAPTURE(c.q_heads);
     CAPTURE(c.kv_heads);
     const fvec q = floats(j["q"]), k = floats(j["k"]), v = floats(j["v"]), dout = floats(j["dout"]);
-    fvec out(c.q_size()), probs(c.probs_size()), dq(c.q_size()), dk(c.kv_size()), dv(c.kv_size());
-    be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(out), mspan(probs));
-    be.attention_backward(cspan(dout), cspan(q), cspan(k), cspan(v), cspan(probs), c.layout(), c.shape(), mspan(dq),
+    fvec out(c.q_size()), lse(c.lse_size()), dq(c.q_size()), dk(c.kv_size()), dv(c.kv_size());
+    be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(out), mspan(lse));
+    be.attention_backward(cspan(dout), cspan(q), cspan(k), cspan(v), cspan(out), cspan(lse), c.layout(), c.shape(), mspan(dq),
                           mspan(dk), mspan(dv));
     CHECK(max_abs(out, floats(j["out"])) < 2e-6);
     CHECK(max_abs(dq, floats(j["dq"])) < 1e-5);
@@ -181,11 +181,12 @@ template <class B> fvec run_all(unsigned seed) {
   c.segment = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, -1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2};
   const fvec q = randn(c.q_size(), seed + 4), k = randn(c.kv_size(), seed + 5), v = randn(c.kv_size(), seed + 6),
              ao = randn(c.q_size(), seed + 7);
-  fvec att(c.q_size()), probs(c.probs_size()), dq(c.q_size()), dk(c.kv_size()), dv(c.kv_size());
-  be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(att), mspan(probs));
-  be.attention_backward(cspan(ao), cspan(q), cspan(k), cspan(v), cspan(probs), c.layout(), c.shape(), mspan(dq),
+  fvec att(c.q_size()), att_lse(c.lse_size()), dq(c.q_size()), dk(c.kv_size()), dv(c.kv_size());
+  be.attention_forward(cspan(q), cspan(k), cspan(v), c.layout(), c.shape(), mspan(att), mspan(att_lse));
+  be.attention_backward(cspan(ao), cspan(q), cspan(k), cspan(v), cspan(att), cspan(att_lse), c.layout(), c.shape(), mspan(dq),
                         mspan(dk), mspan(dv));
-  keep(att), keep(probs), keep(dq), keep(dk), keep(dv);
+  for (float& x : att_lse) x = std::isinf(x) ? -1.0f : x;  // the padding query's +∞, comparable
+  keep(att), keep(att_lse), keep(dq), keep(dk), keep(dv);
 
   const int rows = 9, V = 5003;
   const fvec z = randn(std::size_t(rows * V), seed + 8, 5.0f), dl = randn(std::size_t(rows), seed + 9);

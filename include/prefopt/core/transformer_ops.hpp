@@ -34,17 +34,20 @@ namespace prefopt {
 
 struct attention_layout {
   int rows = 0;                          // packed rows
-  int max_row_length = 0;                // longest row (sizes the probability buffer)
+  int max_row_length = 0;                // longest row (bounds every row; sizes backend scratch)
   std::span<const std::int32_t> row_offsets;  // rows + 1 token offsets (backend memory)
   std::span<const std::int32_t> segment;      // T segment ids (backend memory)
 };
 
 // Sizes of one attention call. q: [T × Hq·D], k, v: [T × Hkv·D], out: [T × Hq·D]; Hq % Hkv == 0
 // (grouped-query attention: query head h reads key/value head h / (Hq/Hkv)). Scale 1/sqrt(D).
-// probs: attention_probs_size() floats the forward keeps for backward (the softmax probabilities,
-// row r's block of Hq·L_r² values after the blocks of rows 0..r−1, head-major, query-major:
-// probs[block_r + (h·L_r + i)·L_r + j] = P(query i of row r attends key j) for head h, 0 for keys
-// i may not see and for padding queries); only the backend that wrote it reads it.
+// lse: attention_lse_size() = T·Hq floats the forward keeps for backward, one log-sum-exp of the
+// scaled, masked scores per query token and head: lse[t·Hq + h] = log Σ_{j visible} exp(q_t·k_j/√D)
+// (head h, keys of t's row), +∞ for a padding query (it sees no key; exp(s − lse) is then 0).
+// Backward recomputes the probabilities P = exp(s − lse) from q, k and lse (FlashAttention;
+// core/flash_attention.hpp holds the tile math every backend shares) and needs the forward's out
+// for Δ = rowsum(dout ∘ out): memory O(T·Hq) instead of O(Hq·Σ L_r²). The lse is a plain,
+// backend-independent value: any backend's forward may feed any backend's backward.
 struct attention_shape {
   int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
 };
@@ -96,9 +99,10 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   // probability p, else 1/(1−p)); out may be x itself. The mask is a function of (seed, i), so
   // backward is the same op with the same seed applied to the gradient.
   be.dropout(cf, f, x, seed);                                  // x, out, p, seed
-  // Causal attention over the packed layout (see attention_layout).
-  be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, probs
-  be.attention_backward(cf, cf, cf, cf, cf, lay, sh, f, f, f); // dout, q, k, v, probs, layout, shape, dq(=), dk(=), dv(=)
+  // Causal attention over the packed layout (see attention_layout and attention_shape).
+  be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, lse
+  be.attention_backward(cf, cf, cf, cf, cf, cf, lay, sh, f, f, f);  // dout, q, k, v, out, lse, layout, shape,
+                                                               // dq(=), dk(=), dv(=)
   // LM head statistics of a chunk of logits [rows × V]: fills `st` (see lm_head_stats).
   be.lm_head_stats(cf, ci, n, n, st);                          // logits, targets, rows, V, stats
   // dlogits[r,:] = dlogp[r]·(onehot(target_r) − softmax(z_r)) (zero rows where target_r < 0)
@@ -117,15 +121,9 @@ inline std::vector<float> rope_inv_freq(std::size_t head_dim, float base) {
   return inv;
 }
 
-// Size of the attention probability buffer for a layout: q_heads · Σ_r L_r² (host row lengths).
-inline std::size_t attention_probs_size(std::span<const std::int32_t> host_row_offsets, int q_heads) {
-  std::size_t s = 0;
-  for (std::size_t r = 0; r + 1 < host_row_offsets.size(); ++r) {
-    const std::size_t l = std::size_t(host_row_offsets[r + 1] - host_row_offsets[r]);
-    s += l * l;
-  }
-  return s * std::size_t(q_heads);
-}
+// Size of the buffer attention_forward fills for attention_backward: one log-sum-exp per query
+// token and head (tokens · q_heads floats).
+inline std::size_t attention_lse_size(std::size_t tokens, int q_heads) { return tokens * std::size_t(q_heads); }
 
 template <class B> constexpr bool require_transformer_ops() {
   static_assert(backend_ops::transformer<B>,

@@ -122,7 +122,7 @@ private:
     fbuf x;                  // [T × C]  the layer's input (residual stream)
     fbuf n1, mean1, rstd1;   // [T × C], [T], [T]  first norm
     fbuf q, k, v;            // [T × Hq·D], [T × Hkv·D] ×2  (after rotary for Llama)
-    fbuf probs;              // attention probabilities (backend layout)
+    fbuf lse;                // [T × Hq]  attention log-sum-exp per query and head (core/transformer_ops.hpp)
     fbuf att;                // [T × Hq·D]  attention output before o_proj
     fbuf xmid;               // [T × C]  residual after attention
     fbuf n2, mean2, rstd2;   // [T × C], [T], [T]  second norm
@@ -130,7 +130,7 @@ private:
   };
 
   void ensure_grads();
-  void ensure_acts(std::size_t layers_kept, int T, std::size_t probs);
+  void ensure_acts(std::size_t layers_kept, int T);
   void ensure_backward(int T);
   void grow(fbuf& b, std::size_t n) {
     if (b.size() < n) b = be_.template allocate<float>(n);

@@ -14,14 +14,14 @@ template <Backend B, class Arch> void transformer<B, Arch>::ensure_grads() {
   }
 }
 
-template <Backend B, class Arch> void transformer<B, Arch>::ensure_acts(std::size_t kept, int T, std::size_t probs) {
+template <Backend B, class Arch> void transformer<B, Arch>::ensure_acts(std::size_t kept, int T) {
   const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
   if (acts_.size() < kept) acts_.resize(kept);
   for (std::size_t l = 0; l < kept; ++l) {
     auto& a = acts_[l];
     grow(a.x, t * C), grow(a.n1, t * C), grow(a.mean1, t), grow(a.rstd1, t);
-    grow(a.q, t * QD), grow(a.k, t * KD), grow(a.v, t * KD), grow(a.probs, std::max<std::size_t>(probs, 1));
+    grow(a.q, t * QD), grow(a.k, t * KD), grow(a.v, t * KD), grow(a.lse, attention_lse_size(t, cfg_.heads));
     grow(a.att, t * QD), grow(a.xmid, t * C), grow(a.n2, t * C), grow(a.mean2, t), grow(a.rstd2, t);
     grow(a.a, t * F), grow(a.b, t * F);
     if constexpr (Arch::id == architecture::llama) grow(a.h, t * F);
@@ -130,7 +130,8 @@ void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span
                              segment_.span().first(t)};
   const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
   be_.attention_forward(a.q.span().first(t * QD), a.k.span().first(t * KD), a.v.span().first(t * KD), lay, sh,
-                        a.att.span().first(t * QD), a.probs.span());                              // att [T × Hq·D]
+                        a.att.span().first(t * QD),                                               // att [T × Hq·D]
+                        a.lse.span().first(attention_lse_size(t, cfg_.heads)));                   // lse [T × Hq]
   linear_forward(L.o, a.att.span().first(t * QD), a.xmid.span().first(t * C), T, keep);
   be_.add_inplace(a.x.span().first(t * C), a.xmid.span().first(t * C));                        // xmid = x + o(att)
   norm_forward(L.norm2_w, L.norm2_b, a.xmid.span(), a.n2, a.mean2, a.rstd2, T);                 // n2 [T × C]
@@ -170,7 +171,8 @@ void transformer<B, Arch>::layer_backward(std::size_t i, layer_acts& a, std::spa
                              segment_.span().first(t)};
   const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
   be_.attention_backward(datt_.span().first(t * QD), a.q.span().first(t * QD), a.k.span().first(t * KD),
-                         a.v.span().first(t * KD), a.probs.span(), lay, sh, dq_.span().first(t * QD),
+                         a.v.span().first(t * KD), a.att.span().first(t * QD),
+                         a.lse.span().first(attention_lse_size(t, cfg_.heads)), lay, sh, dq_.span().first(t * QD),
                          dk_.span().first(t * KD), dv_.span().first(t * KD));
   if constexpr (Arch::id == architecture::llama) {
     be_.rope_backward(dq_.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
@@ -194,7 +196,7 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   if (opt.dropout_seed && use_adapters_ && adapter_dropout_ > 0.0) dropout_seed_ = opt.dropout_seed;
   else dropout_seed_.reset();
   const std::size_t nl = layout_.layers.size();
-  ensure_acts(keep ? nl : 1, std::max(T, 1), attention_probs_size(host_offsets_, cfg_.heads));
+  ensure_acts(keep ? nl : 1, std::max(T, 1));
   T_ = T;
   H_ = H;
   // x₀ = wte[tokens] (+ wpe[positions] for GPT-2)                                            [T × C]

@@ -1,13 +1,18 @@
 // prefopt/backends/eigen/attention.hpp — eigen backend: causal attention over a packed, segmented layout.
 //
-// Forward, one task per (row, query head), OpenMP across tasks:
-//   S = Q·Kᵀ/√D (the row's L×L block, written straight into `probs`), then per query i a softmax
-//   over the visible keys only (s ≤ i, segment rule of core/transformer_ops.hpp) with a max
-//   shift, zeros elsewhere; padding queries get an all-zero row; out = P·V.
+// FlashAttention (core/flash_attention.hpp): no L×L matrix is kept; forward saves one log-sum-exp
+// per query and head, backward recomputes the probabilities tile by tile.
+// Forward, one task per (row, query head), OpenMP across tasks: for each tile of q_tile queries,
+// for each tile of at most k_tile keys up to the query tile's last position (later keys are
+// invisible): S = Q_t·K_tᵀ/√D (a GEMM), then per query row flash::mask_scores and the online-softmax
+// step of flash::online_softmax (exponentials vectorised by Eigen), acc = diag(α)·acc + P·V_t (a
+// GEMM); at the end flash::finalize_row (out = acc / l, lse = m + log l; padding: 0 and +∞).
 // Backward, one task per (row, key/value head) so dK and dV of a group are owned by one thread:
-//   for each query head h of the group: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − rowsum(dP∘P)),
-//   dQ = dS·K/√D, dK += dSᵀ·Q/√D. dS lives in per-thread scratch (L_max² floats).
-// The per-task products go through Eigen (to BLAS under EIGEN_USE_BLAS). Tasks spread over
+// for each query head h of the group and each query tile: Δ = rowsum(dO∘O); for each key tile:
+// S as above, P = exp(S − lse), dV_t += Pᵀ·dO, dP = dO·V_tᵀ, dS = P∘(dP − Δ), dQ += dS·K_t/√D,
+// dK_t += dSᵀ·Q/√D (all products GEMMs). Scratch: two q_tile × k_tile blocks per thread.
+// The per-task products go through Eigen (to BLAS under EIGEN_USE_BLAS); 128 × 256 tiles keep
+// them near sgemm speed at head_dim 64 while the blocks stay in L2. Tasks spread over
 // OpenMP threads unless the BLAS is a multi-threaded pthreads OpenBLAS (blas_inside_openmp_ok):
 // then the tasks run in order and each product uses OpenBLAS's threads, instead of two thread
 // pools fighting for the cores. OpenBLAS's OpenMP build (one threading owner) or
@@ -23,13 +28,14 @@
 #include <vector>
 
 #include "prefopt/backends/eigen/common.hpp"
+#include "prefopt/core/flash_attention.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::detail {
 
-// A checked layout: token offset and probability-block offset of every row.
+// A checked layout: token offset of every row.
 struct attention_plan {
-  std::vector<std::size_t> offset, prob_offset;  // rows + 1 each
+  std::vector<std::size_t> offset;  // rows + 1
   std::size_t tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0, max_length = 0;
   std::size_t length(std::size_t r) const { return offset[r + 1] - offset[r]; }
 
@@ -52,7 +58,6 @@ struct attention_plan {
       fail("layout.row_offsets[rows] is " + std::to_string(lay.row_offsets[rows]) + ", shape.tokens is " +
            std::to_string(p.tokens));
     p.offset.resize(rows + 1);
-    p.prob_offset.resize(rows + 1);
     for (std::size_t r = 0; r <= rows; ++r) {
       if (r > 0 && lay.row_offsets[r] < lay.row_offsets[r - 1])
         fail("layout.row_offsets decreases at row " + std::to_string(r));
@@ -63,7 +68,6 @@ struct attention_plan {
           fail("row " + std::to_string(r - 1) + " has " + std::to_string(l) + " tokens, layout.max_row_length is " +
                std::to_string(lay.max_row_length));
         p.max_length = std::max(p.max_length, l);
-        p.prob_offset[r] = p.prob_offset[r - 1] + p.q_heads * l * l;
       }
     }
     for (std::size_t t = 0; t < p.tokens; ++t)
@@ -72,111 +76,160 @@ struct attention_plan {
   }
   std::size_t q_size() const { return tokens * q_heads * head_dim; }
   std::size_t kv_size() const { return tokens * kv_heads * head_dim; }
-  std::size_t probs_size() const { return prob_offset.back(); }
+  std::size_t lse_size() const { return attention_lse_size(tokens, int(q_heads)); }
   std::size_t rows() const { return offset.size() - 1; }
 };
 
 struct eigen_attention_ops {
+  static constexpr int q_tile = 128, k_tile = 256;
+
   void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
                          const attention_layout& lay, const attention_shape& sh, std::span<float> out,
-                         std::span<float> probs) const {
+                         std::span<float> lse) const {
     const char* op = "attention_forward";
     const attention_plan p = attention_plan::make(lay, sh, op);
     require_size(q.size(), p.q_size(), op, "q");
     require_size(k.size(), p.kv_size(), op, "k");
     require_size(v.size(), p.kv_size(), op, "v");
     require_size(out.size(), p.q_size(), op, "out");
-    require_size(probs.size(), p.probs_size(), op, "probs");
+    require_size(lse.size(), p.lse_size(), op, "lse");
     const std::size_t Hq = p.q_heads, Hkv = p.kv_heads, D = p.head_dim, group = Hq / Hkv;
-    const int qld = int(Hq * D), kvld = int(Hkv * D);
+    const int qld = int(Hq * D), kvld = int(Hkv * D), d = int(D);
     const float scale = 1.0f / std::sqrt(float(D));
     const std::int32_t* seg = lay.segment.data();
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hq);
     const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
-#pragma omp parallel for schedule(dynamic, 1) if (threaded)
-    for (std::ptrdiff_t task = 0; task < tasks; ++task) {
-      const std::size_t r = std::size_t(task) / Hq, h = std::size_t(task) % Hq, g = h / group;
-      const std::size_t o = p.offset[r], L = p.length(r);
-      if (L == 0) continue;
-      const int l = int(L), d = int(D);
-      const cmatrix_map Q(q.data() + o * Hq * D + h * D, l, d, Eigen::OuterStride<>(qld));
-      const cmatrix_map K(k.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-      const cmatrix_map V(v.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-      matrix_map P(probs.data() + p.prob_offset[r] + h * L * L, l, l, Eigen::OuterStride<>(l));
-      P.noalias() = scale * (Q * K.transpose());
-      for (std::size_t i = 0; i < L; ++i) masked_softmax(P.data() + i * L, seg + o, i, L);
-      matrix_map(out.data() + o * Hq * D + h * D, l, d, Eigen::OuterStride<>(qld)).noalias() = P * V;
+#pragma omp parallel if (threaded)
+    {
+      std::vector<float> sbuf(std::size_t(q_tile) * k_tile), abuf(std::size_t(q_tile) * D), alpha(q_tile);
+      std::vector<flash::row_state> st(q_tile);
+#pragma omp for schedule(dynamic, 1)
+      for (std::ptrdiff_t task = 0; task < tasks; ++task) {
+        const std::size_t r = std::size_t(task) / Hq, h = std::size_t(task) % Hq, g = h / group;
+        const std::size_t o = p.offset[r];
+        const int L = int(p.length(r));
+        const std::int32_t* rs = seg + o;  // the row's segment ids
+        for (int i0 = 0; i0 < L; i0 += q_tile) {
+          const int m = std::min(q_tile, L - i0);
+          const cmatrix_map Q(q.data() + (o + i0) * Hq * D + h * D, m, d, Eigen::OuterStride<>(qld));
+          matrix_map acc(abuf.data(), m, d, Eigen::OuterStride<>(d));
+          acc.setZero();
+          std::fill(st.begin(), st.end(), flash::row_state{});
+          for (int j0 = 0; j0 < i0 + m; j0 += k_tile) {
+            const int n = std::min(k_tile, i0 + m - j0);
+            const cmatrix_map K(k.data() + (o + j0) * Hkv * D + g * D, n, d, Eigen::OuterStride<>(kvld));
+            const cmatrix_map V(v.data() + (o + j0) * Hkv * D + g * D, n, d, Eigen::OuterStride<>(kvld));
+            matrix_map S(sbuf.data(), m, n, Eigen::OuterStride<>(n));
+            S.noalias() = scale * (Q * K.transpose());
+            for (int ii = 0; ii < m; ++ii)
+              alpha[std::size_t(ii)] = online_row(st[std::size_t(ii)], &S(ii, 0), n, i0 + ii, rs[i0 + ii], j0, rs + j0);
+            for (int ii = 0; ii < m; ++ii) acc.row(ii) *= alpha[std::size_t(ii)];
+            acc.noalias() += S * V;
+          }
+          for (int ii = 0; ii < m; ++ii) {
+            const std::size_t t = o + std::size_t(i0 + ii);
+            flash::finalize_row(st[std::size_t(ii)], &acc(ii, 0), d, out.data() + t * Hq * D + h * D, &lse[t * Hq + h]);
+          }
+        }
+      }
     }
   }
 
   void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
-                          std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
-                          const attention_shape& sh, std::span<float> dq, std::span<float> dk,
-                          std::span<float> dv) const {
+                          std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                          const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                          std::span<float> dk, std::span<float> dv) const {
     const char* op = "attention_backward";
     const attention_plan p = attention_plan::make(lay, sh, op);
     require_size(dout.size(), p.q_size(), op, "dout");
     require_size(q.size(), p.q_size(), op, "q");
     require_size(k.size(), p.kv_size(), op, "k");
     require_size(v.size(), p.kv_size(), op, "v");
-    require_size(probs.size(), p.probs_size(), op, "probs");
+    require_size(out.size(), p.q_size(), op, "out");
+    require_size(lse.size(), p.lse_size(), op, "lse");
     require_size(dq.size(), p.q_size(), op, "dq");
     require_size(dk.size(), p.kv_size(), op, "dk");
     require_size(dv.size(), p.kv_size(), op, "dv");
     const std::size_t Hq = p.q_heads, Hkv = p.kv_heads, D = p.head_dim, group = Hq / Hkv;
-    const int qld = int(Hq * D), kvld = int(Hkv * D);
+    const int qld = int(Hq * D), kvld = int(Hkv * D), d = int(D);
     const float scale = 1.0f / std::sqrt(float(D));
+    const std::int32_t* seg = lay.segment.data();
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hkv);
     const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
 #pragma omp parallel if (threaded)
     {
-      std::vector<float> scratch(p.max_length * p.max_length);
+      std::vector<float> pbuf(std::size_t(q_tile) * k_tile), dbuf(std::size_t(q_tile) * k_tile), delta(q_tile);
 #pragma omp for schedule(dynamic, 1)
       for (std::ptrdiff_t task = 0; task < tasks; ++task) {
         const std::size_t r = std::size_t(task) / Hkv, g = std::size_t(task) % Hkv;
-        const std::size_t o = p.offset[r], L = p.length(r);
-        if (L == 0) continue;
-        const int l = int(L), d = int(D);
-        const cmatrix_map K(k.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-        const cmatrix_map V(v.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-        matrix_map dK(dk.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-        matrix_map dV(dv.data() + o * Hkv * D + g * D, l, d, Eigen::OuterStride<>(kvld));
-        matrix_map dS(scratch.data(), l, l, Eigen::OuterStride<>(l));
-        dK.setZero();
-        dV.setZero();
+        const std::size_t o = p.offset[r];
+        const int L = int(p.length(r));
+        const std::int32_t* rs = seg + o;
+        matrix_map(dk.data() + o * Hkv * D + g * D, L, d, Eigen::OuterStride<>(kvld)).setZero();
+        matrix_map(dv.data() + o * Hkv * D + g * D, L, d, Eigen::OuterStride<>(kvld)).setZero();
         for (std::size_t h = g * group; h < (g + 1) * group; ++h) {
-          const cmatrix_map P(probs.data() + p.prob_offset[r] + h * L * L, l, l, Eigen::OuterStride<>(l));
-          const cmatrix_map dO(dout.data() + o * Hq * D + h * D, l, d, Eigen::OuterStride<>(qld));
-          const cmatrix_map Q(q.data() + o * Hq * D + h * D, l, d, Eigen::OuterStride<>(qld));
-          dV.noalias() += P.transpose() * dO;
-          dS.noalias() = dO * V.transpose();  // dP
-          for (int i = 0; i < l; ++i) {
-            const float rs = P.row(i).dot(dS.row(i));
-            dS.row(i) = P.row(i).cwiseProduct((dS.row(i).array() - rs).matrix());
+          for (int i0 = 0; i0 < L; i0 += q_tile) {
+            const int m = std::min(q_tile, L - i0);
+            const std::size_t qo = (o + i0) * Hq * D + h * D;
+            const cmatrix_map Q(q.data() + qo, m, d, Eigen::OuterStride<>(qld));
+            const cmatrix_map dO(dout.data() + qo, m, d, Eigen::OuterStride<>(qld));
+            const cmatrix_map O(out.data() + qo, m, d, Eigen::OuterStride<>(qld));
+            matrix_map dQ(dq.data() + qo, m, d, Eigen::OuterStride<>(qld));
+            dQ.setZero();
+            for (int ii = 0; ii < m; ++ii) delta[std::size_t(ii)] = flash::row_delta(dO.data() + ii * qld, O.data() + ii * qld, d);
+            for (int j0 = 0; j0 < i0 + m; j0 += k_tile) {
+              const int n = std::min(k_tile, i0 + m - j0);
+              const std::size_t ko = (o + j0) * Hkv * D + g * D;
+              const cmatrix_map K(k.data() + ko, n, d, Eigen::OuterStride<>(kvld));
+              const cmatrix_map V(v.data() + ko, n, d, Eigen::OuterStride<>(kvld));
+              matrix_map dK(dk.data() + ko, n, d, Eigen::OuterStride<>(kvld));
+              matrix_map dV(dv.data() + ko, n, d, Eigen::OuterStride<>(kvld));
+              matrix_map P(pbuf.data(), m, n, Eigen::OuterStride<>(n));
+              matrix_map dS(dbuf.data(), m, n, Eigen::OuterStride<>(n));
+              P.noalias() = scale * (Q * K.transpose());
+              for (int ii = 0; ii < m; ++ii) {
+                const std::size_t t = o + std::size_t(i0 + ii);
+                probs_row(&P(ii, 0), n, i0 + ii, rs[i0 + ii], j0, rs + j0, lse[t * Hq + h]);
+              }
+              dV.noalias() += P.transpose() * dO;
+              dS.noalias() = dO * V.transpose();  // dP
+              for (int ii = 0; ii < m; ++ii)
+                dS.row(ii).array() = P.row(ii).array() * (dS.row(ii).array() - delta[std::size_t(ii)]);
+              dQ.noalias() += scale * (dS * K);
+              dK.noalias() += scale * (dS.transpose() * Q);
+            }
           }
-          matrix_map(dq.data() + o * Hq * D + h * D, l, d, Eigen::OuterStride<>(qld)).noalias() = scale * (dS * K);
-          dK.noalias() += scale * (dS.transpose() * Q);
         }
       }
     }
   }
 
 private:
-  // Row i of a score block in place → softmax over the keys query i may see (zeros elsewhere).
-  static void masked_softmax(float* s, const std::int32_t* seg, std::size_t i, std::size_t L) {
-    const std::int32_t si = seg[i];
-    if (si < 0) {  // padding: attends to nothing
-      std::fill(s, s + L, 0.0f);
+  // flash::mask_scores then the step of flash::online_softmax on one row of a score tile, with
+  // the exponentials vectorised: s → p = exp(s − m') (0 where invisible); returns α = exp(m − m').
+  static float online_row(flash::row_state& st, float* s, int n, int i, std::int32_t seg_i, int j0,
+                          const std::int32_t* seg_keys) {
+    const float m_new = std::max(st.m, flash::mask_scores(s, n, i, seg_i, j0, seg_keys));
+    array_map a(s, Eigen::Index(n));
+    if (m_new == -INFINITY) {  // nothing visible yet (or a padding query)
+      a.setZero();
+      return 1.0f;
+    }
+    a = (a == -INFINITY).select(0.0f, (a - m_new).exp());
+    const float alpha = std::exp(st.m - m_new);
+    st.l = alpha * st.l + a.sum();
+    st.m = m_new;
+    return alpha;
+  }
+  // flash::mask_scores then flash::probs_from_scores on one row of a score tile, vectorised.
+  static void probs_row(float* s, int n, int i, std::int32_t seg_i, int j0, const std::int32_t* seg_keys, float lse) {
+    array_map a(s, Eigen::Index(n));
+    if (lse == INFINITY) {  // padding query
+      a.setZero();
       return;
     }
-    const std::size_t n = i + 1;
-    for (std::size_t j = 0; j < n; ++j) s[j] = (seg[j] == si || seg[j] == 0) ? s[j] : -INFINITY;
-    array_map row(s, Eigen::Index(n));
-    const float mx = row.maxCoeff();  // finite: s[i] itself is visible
-    row = (row - mx).exp();
-    for (std::size_t j = 0; j < n; ++j) s[j] = (seg[j] == si || seg[j] == 0) ? s[j] : 0.0f;
-    row /= row.sum();
-    std::fill(s + n, s + L, 0.0f);
+    flash::mask_scores(s, n, i, seg_i, j0, seg_keys);
+    a = (a == -INFINITY).select(0.0f, (a - lse).exp());
   }
 };
 

@@ -1,14 +1,20 @@
 // prefopt/backends/xtensor/attention.hpp — xtensor backend: causal attention over a packed, segmented layout.
 //
-// Per row and query head h (key/value head g = h / (Hq/Hkv)), in numpy terms:
+// FlashAttention's contract (core/transformer_ops.hpp): forward keeps one log-sum-exp per query
+// and head, backward recomputes the probabilities from it. Written for clarity, per row, query
+// head h (key/value head g = h / (Hq/Hkv)) and tile of q_tile queries i0 ≤ i < i1, over all the
+// keys j < i1 the tile may see at once (memory O(q_tile·L); the online softmax over key tiles is
+// the eigen backend's, core/flash_attention.hpp), in numpy terms:
 //   visible[i,j] = j ≤ i  and  seg[i] ≥ 0  and  (seg[j] == seg[i] or seg[j] == 0)
-//   S = Q @ K.T / √D;  P = softmax(S where visible, −∞ elsewhere) (rows with no visible key → 0);
-//   out = P @ V.
-// Backward: dV += P.T @ dO; dP = dO @ V.T; dS = P·(dP − sum(dP·P, 1)); dQ = dS @ K / √D;
-//   dK += dS.T @ Q / √D (dK, dV of a group summed over its query heads, written with =).
+//   S = where(visible, Q_t @ K[:i1].T / √D, −∞);  m = max(S, 1);  Z = sum(exp(S − m), 1)
+//   lse = m + log Z (+∞ where Z = 0: padding);  P = exp(S − lse);  out_t = P @ V[:i1]
+// Backward: P recomputed as above; Δ = sum(dO·O, 1); dP = dO @ V[:i1].T; dS = P·(dP − Δ);
+//   dQ_t = dS @ K[:i1] / √D; dK[:i1] += dS.T @ Q_t / √D; dV[:i1] += P.T @ dO
+//   (dK, dV of a group summed over its query heads, written with =).
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -28,90 +34,108 @@
 namespace prefopt::backends::xdetail {
 
 struct xtensor_attention_ops {
+  static constexpr std::size_t q_tile = 64;
+
   void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
                          const attention_layout& lay, const attention_shape& sh, std::span<float> out,
-                         std::span<float> probs) const {
+                         std::span<float> lse) const {
     const char* op = "attention_forward";
     const layout_check c = check(lay, sh, op);
     require_size(q.size(), c.q_size, op, "q");
     require_size(k.size(), c.kv_size, op, "k");
     require_size(v.size(), c.kv_size, op, "v");
     require_size(out.size(), c.q_size, op, "out");
-    require_size(probs.size(), c.probs_size, op, "probs");
+    require_size(lse.size(), c.lse_size, op, "lse");
     const std::size_t Hq = std::size_t(sh.q_heads), Hkv = std::size_t(sh.kv_heads), D = std::size_t(sh.head_dim);
-    const float scale = 1.0f / std::sqrt(float(D));
-    std::size_t poff = 0;
+    const float scale = 1.0f / std::sqrt(float(D)), inf = std::numeric_limits<float>::infinity();
     for (int r = 0; r < lay.rows; ++r) {
       const std::size_t o = std::size_t(lay.row_offsets[r]), L = std::size_t(lay.row_offsets[r + 1]) - o;
-      const xt::xtensor<bool, 2> visible = visibility(lay.segment.data() + o, L);
-      for (std::size_t h = 0; h < Hq; ++h, poff += L * L) {
-        const std::size_t g = h / (Hq / Hkv);
-        if (L == 0) continue;
-        xt::xtensor<float, 2> Q = matrix(q.data() + o * Hq * D + h * D, L, D, Hq * D);
-        xt::xtensor<float, 2> K = matrix(k.data() + o * Hkv * D + g * D, L, D, Hkv * D);
-        xt::xtensor<float, 2> V = matrix(v.data() + o * Hkv * D + g * D, L, D, Hkv * D);
-        xt::xtensor<float, 2> S = xt::where(visible, xt::linalg::dot(Q, xt::transpose(K)) * scale,
-                                            -std::numeric_limits<float>::infinity());
-        xt::xtensor<float, 2> E = xt::where(visible, xt::exp(S - column(xt::amax(S, {1}))), 0.0f);
-        xt::xtensor<float, 1> Z = xt::sum(E, {1});
-        xt::xtensor<float, 2> P = xt::where(column(Z) > 0.0f, E / column(Z), 0.0f);
-        matrix(probs.data() + poff, L, L, L) = P;
-        matrix(out.data() + o * Hq * D + h * D, L, D, Hq * D) = xt::linalg::dot(P, V);
+      for (std::size_t i0 = 0; i0 < L; i0 += q_tile) {
+        const std::size_t i1 = std::min(L, i0 + q_tile), m = i1 - i0;
+        const xt::xtensor<bool, 2> visible = visibility(lay.segment.data() + o, i0, i1);
+        for (std::size_t h = 0; h < Hq; ++h) {
+          const std::size_t g = h / (Hq / Hkv);
+          xt::xtensor<float, 2> Q = matrix(q.data() + (o + i0) * Hq * D + h * D, m, D, Hq * D);
+          xt::xtensor<float, 2> K = matrix(k.data() + o * Hkv * D + g * D, i1, D, Hkv * D);
+          xt::xtensor<float, 2> V = matrix(v.data() + o * Hkv * D + g * D, i1, D, Hkv * D);
+          xt::xtensor<float, 2> S = xt::where(visible, xt::linalg::dot(Q, xt::transpose(K)) * scale, -inf);
+          xt::xtensor<float, 1> M = xt::amax(S, {1});
+          xt::xtensor<float, 1> Z = xt::sum(xt::where(visible, xt::exp(S - column(M)), 0.0f), {1});
+          xt::xtensor<float, 1> lse_t = xt::where(Z > 0.0f, M + xt::log(Z), inf);
+          xt::xtensor<float, 2> P = probabilities(S, visible, lse_t);
+          matrix(out.data() + (o + i0) * Hq * D + h * D, m, D, Hq * D) = xt::linalg::dot(P, V);
+          for (std::size_t ii = 0; ii < m; ++ii) lse[(o + i0 + ii) * Hq + h] = lse_t(ii);
+        }
       }
     }
   }
 
   void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
-                          std::span<const float> v, std::span<const float> probs, const attention_layout& lay,
-                          const attention_shape& sh, std::span<float> dq, std::span<float> dk,
-                          std::span<float> dv) const {
+                          std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                          const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                          std::span<float> dk, std::span<float> dv) const {
     const char* op = "attention_backward";
     const layout_check c = check(lay, sh, op);
     require_size(dout.size(), c.q_size, op, "dout");
     require_size(q.size(), c.q_size, op, "q");
     require_size(k.size(), c.kv_size, op, "k");
     require_size(v.size(), c.kv_size, op, "v");
-    require_size(probs.size(), c.probs_size, op, "probs");
+    require_size(out.size(), c.q_size, op, "out");
+    require_size(lse.size(), c.lse_size, op, "lse");
     require_size(dq.size(), c.q_size, op, "dq");
     require_size(dk.size(), c.kv_size, op, "dk");
     require_size(dv.size(), c.kv_size, op, "dv");
     const std::size_t Hq = std::size_t(sh.q_heads), Hkv = std::size_t(sh.kv_heads), D = std::size_t(sh.head_dim);
-    const float scale = 1.0f / std::sqrt(float(D));
+    const float scale = 1.0f / std::sqrt(float(D)), inf = std::numeric_limits<float>::infinity();
     std::fill_n(dk.begin(), c.kv_size, 0.0f);
     std::fill_n(dv.begin(), c.kv_size, 0.0f);
-    std::size_t poff = 0;
     for (int r = 0; r < lay.rows; ++r) {
       const std::size_t o = std::size_t(lay.row_offsets[r]), L = std::size_t(lay.row_offsets[r + 1]) - o;
-      for (std::size_t h = 0; h < Hq; ++h, poff += L * L) {
-        const std::size_t g = h / (Hq / Hkv);
-        if (L == 0) continue;
-        xt::xtensor<float, 2> P = matrix(probs.data() + poff, L, L, L);
-        xt::xtensor<float, 2> dO = matrix(dout.data() + o * Hq * D + h * D, L, D, Hq * D);
-        xt::xtensor<float, 2> Q = matrix(q.data() + o * Hq * D + h * D, L, D, Hq * D);
-        xt::xtensor<float, 2> K = matrix(k.data() + o * Hkv * D + g * D, L, D, Hkv * D);
-        xt::xtensor<float, 2> V = matrix(v.data() + o * Hkv * D + g * D, L, D, Hkv * D);
-        xt::xtensor<float, 2> dP = xt::linalg::dot(dO, xt::transpose(V));
-        xt::xtensor<float, 2> dS = P * (dP - column(xt::sum(dP * P, {1})));
-        matrix(dq.data() + o * Hq * D + h * D, L, D, Hq * D) = xt::linalg::dot(dS, K) * scale;
-        matrix(dk.data() + o * Hkv * D + g * D, L, D, Hkv * D) += xt::linalg::dot(xt::transpose(dS), Q) * scale;
-        matrix(dv.data() + o * Hkv * D + g * D, L, D, Hkv * D) += xt::linalg::dot(xt::transpose(P), dO);
+      for (std::size_t i0 = 0; i0 < L; i0 += q_tile) {
+        const std::size_t i1 = std::min(L, i0 + q_tile), m = i1 - i0;
+        const xt::xtensor<bool, 2> visible = visibility(lay.segment.data() + o, i0, i1);
+        for (std::size_t h = 0; h < Hq; ++h) {
+          const std::size_t g = h / (Hq / Hkv), qo = (o + i0) * Hq * D + h * D, ko = o * Hkv * D + g * D;
+          xt::xtensor<float, 2> Q = matrix(q.data() + qo, m, D, Hq * D);
+          xt::xtensor<float, 2> dO = matrix(dout.data() + qo, m, D, Hq * D);
+          xt::xtensor<float, 2> O = matrix(out.data() + qo, m, D, Hq * D);
+          xt::xtensor<float, 2> K = matrix(k.data() + ko, i1, D, Hkv * D);
+          xt::xtensor<float, 2> V = matrix(v.data() + ko, i1, D, Hkv * D);
+          xt::xtensor<float, 1> lse_t = xt::empty<float>({m});
+          for (std::size_t ii = 0; ii < m; ++ii) lse_t(ii) = lse[(o + i0 + ii) * Hq + h];
+          xt::xtensor<float, 2> S = xt::where(visible, xt::linalg::dot(Q, xt::transpose(K)) * scale, -inf);
+          xt::xtensor<float, 2> P = probabilities(S, visible, lse_t);
+          xt::xtensor<float, 1> delta = xt::sum(dO * O, {1});
+          xt::xtensor<float, 2> dP = xt::linalg::dot(dO, xt::transpose(V));
+          xt::xtensor<float, 2> dS = P * (dP - column(delta));
+          matrix(dq.data() + qo, m, D, Hq * D) = xt::linalg::dot(dS, K) * scale;
+          matrix(dk.data() + ko, i1, D, Hkv * D) += xt::linalg::dot(xt::transpose(dS), Q) * scale;
+          matrix(dv.data() + ko, i1, D, Hkv * D) += xt::linalg::dot(xt::transpose(P), dO);
+        }
       }
     }
   }
 
 private:
-  // visible[i,j] for one row's L tokens.
-  static xt::xtensor<bool, 2> visibility(const std::int32_t* segment, std::size_t L) {
-    const auto seg = vector(segment, L);
-    const auto si = column(seg);
+  // P = exp(S − lse) where visible, 0 elsewhere and on padding queries (lse = +∞).
+  static xt::xtensor<float, 2> probabilities(const xt::xtensor<float, 2>& S, const xt::xtensor<bool, 2>& visible,
+                                             const xt::xtensor<float, 1>& lse) {
+    const auto l = column(lse);
+    return xt::where(visible && xt::isfinite(l), xt::exp(S - l), 0.0f);
+  }
+
+  // visible[i − i0, j] for the queries i0 ≤ i < i1 of one row and its keys j < i1.
+  static xt::xtensor<bool, 2> visibility(const std::int32_t* segment, std::size_t i0, std::size_t i1) {
+    const auto seg = vector(segment, i1);
+    const auto si = column(xt::view(seg, xt::range(i0, i1)));
     const auto sj = xt::view(seg, xt::newaxis(), xt::all());
-    const auto i = column(xt::arange<std::size_t>(L));
-    const auto j = xt::view(xt::arange<std::size_t>(L), xt::newaxis(), xt::all());
+    const auto i = column(xt::arange<std::size_t>(i0, i1));
+    const auto j = xt::view(xt::arange<std::size_t>(i1), xt::newaxis(), xt::all());
     return (j <= i) && (si >= 0) && (xt::equal(sj, si) || xt::equal(sj, 0));
   }
 
   struct layout_check {
-    std::size_t q_size = 0, kv_size = 0, probs_size = 0;
+    std::size_t q_size = 0, kv_size = 0, lse_size = 0;
   };
   static layout_check check(const attention_layout& lay, const attention_shape& sh, const char* op) {
     auto fail = [&](const std::string& why) { throw shape_error(std::string("backend op '") + op + "'", why); };
@@ -123,14 +147,13 @@ private:
     require_size(lay.segment.size(), T, op, "layout.segment");
     if (lay.row_offsets[0] != 0 || lay.row_offsets[std::size_t(lay.rows)] != sh.tokens)
       fail("layout.row_offsets must run from 0 to shape.tokens (" + std::to_string(T) + ")");
-    layout_check c{T * Hq * D, T * Hkv * D, 0};
+    const layout_check c{T * Hq * D, T * Hkv * D, attention_lse_size(T, int(Hq))};
     for (int r = 0; r < lay.rows; ++r) {
       const int l = lay.row_offsets[r + 1] - lay.row_offsets[r];
       if (l < 0) fail("layout.row_offsets decreases at row " + std::to_string(r + 1));
       if (l > lay.max_row_length)
         fail("row " + std::to_string(r) + " has " + std::to_string(l) + " tokens, layout.max_row_length is " +
              std::to_string(lay.max_row_length));
-      c.probs_size += Hq * std::size_t(l) * std::size_t(l);
     }
     for (std::size_t t = 0; t < T; ++t)
       if (lay.segment[t] < -1) fail("layout.segment[" + std::to_string(t) + "] is " + std::to_string(lay.segment[t]));
