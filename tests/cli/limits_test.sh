@@ -16,7 +16,7 @@ expect_fail "training.max_steps: must be an integer in" "$PREFOPT" train "${base
 expect_fail "field 'data.pad_to_multiple_of'" "$PREFOPT" train "${base[@]}" --set data.pad_to_multiple_of=1073741824
 expect_fail "field 'lora.r'" "$PREFOPT" train "${base[@]}" --set 'lora={"r": 1000000}'
 # the memory estimate: printed, and an error above the limit
-expect_fail "more than the 0.00 GiB of the configured limit" "$PREFOPT" train "${base[@]}" --set training.memory_limit_gib=0.000001
+expect_fail "KiB of the configured limit" "$PREFOPT" train "${base[@]}" --set training.memory_limit_gib=0.000001
 # a thread count beyond the cores: clamped with a warning, and the run goes on
 "$PREFOPT" train "${base[@]}" --set training.threads=100000 2> "$WORK/threads.log" || { cat "$WORK/threads.log"; fail "training failed"; }
 grep -q "warning: training.threads 100000 is more than the" "$WORK/threads.log" || fail "no thread warning: $(cat "$WORK/threads.log")"

@@ -47,7 +47,8 @@ struct json_limits {
 };
 
 // A JSON text that cannot be used. parser_message() is nlohmann-json's own message for a syntax
-// error (empty for the other reasons), for readers that reword it (the JSONL reader does).
+// error or a number beyond a double (empty for the limits prefopt adds: depth, duplicate keys,
+// NUL bytes), for readers that reword it (the JSONL reader does).
 class json_error : public format_error {
 public:
   json_error(std::string where, std::string why, std::string parser_message = {})
@@ -122,7 +123,7 @@ inline nlohmann::json parse_json(std::string_view text, const std::string& where
   } catch (const nlohmann::json::parse_error& e) {
     throw json_error(where, json_subject(subject, std::string("is not valid JSON: ") + e.what()), e.what());
   } catch (const nlohmann::json::out_of_range& e) {  // 406: a number beyond a double, e.g. 1e400
-    throw json_error(where, json_subject(subject, std::string("holds a number out of the range of a double: ") + e.what()));
+    throw json_error(where, json_subject(subject, std::string("holds a number out of the range of a double: ") + e.what()), e.what());
   } catch (const nlohmann::json::exception& e) {
     throw json_error(where, json_subject(subject, std::string("is not valid JSON: ") + e.what()));
   }

@@ -140,7 +140,7 @@ template <class T> void apply_override(T& cfg, const std::string& assignment) {
   try {
     value = read_json(text, "--set " + key);
   } catch (const json_error& e) {
-    if (e.parser_message().empty()) throw config_error(e.where(), e.why());  // too deep, duplicate key, 1e400
+    if (e.parser_message().empty()) throw config_error(e.where(), e.why());  // too deep, duplicate key, NUL
     value = text;                                                            // not JSON: a string
   }
   nlohmann::json patch = value;

@@ -7,9 +7,9 @@
 //    and reads a last line that has no newline;
 //  - skips blank lines (only spaces, tabs, CR), counting them in the report;
 //  - turns a malformed line into a data_error "file:line: malformed JSON at column N: <parser's
-//    message>" (nlohmann-json's message). A line nested deeper than read_options::json.max_depth, one
-//    whose object repeats a key, one holding a raw NUL byte or a number too large for a double is a
-//    data_error "file:line: ..." too (prefopt::read_json's checks, core/json.hpp). Python's
+//    message>" (nlohmann-json's message; a number too large for a double is malformed too). A line
+//    nested deeper than read_options::json.max_depth, one whose object repeats a key or one holding
+//    a raw NUL byte is a data_error "file:line: ..." too (prefopt::read_json, core/json.hpp). Python's
 //    json.dumps writes non-finite floats as NaN / Infinity / -Infinity, which JSON does not allow; such
 //    a line gets the error "file:line: field 'a.b[2]': NaN is not a valid JSON number ...".
 // on_error::stop throws the first error; on_error::skip counts it, keeps the first `keep_errors`
@@ -150,7 +150,7 @@ inline nlohmann::json parse_json_line(const std::string& text, const std::string
   try {
     return read_json(text, where, limits);
   } catch (const json_error& e) {
-    if (e.parser_message().empty()) throw data_error(where, e.why());  // depth, duplicate key, NUL, 1e400
+    if (e.parser_message().empty()) throw data_error(where, e.why());  // depth, duplicate key, NUL
     std::string marked = text;
     if (mark_nonfinite(marked)) {
       nlohmann::json v;

@@ -48,21 +48,29 @@ struct memory_estimate {
   [[nodiscard]] std::uint64_t total() const noexcept { return parameters + gradients + optimizer + reference + activations; }
 };
 
-inline std::string format_gib(std::uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1ull << 30));
-  return buf;
+// The unit a figure reads best in: GiB from 1 GiB up, else MiB (tiny test models: KiB).
+struct byte_unit {
+  double size;
+  const char* name;
+};
+inline byte_unit unit_for(std::uint64_t bytes) {
+  if (bytes >= (1ull << 30)) return {double(1ull << 30), "GiB"};
+  if (bytes >= (1ull << 20)) return {double(1ull << 20), "MiB"};
+  return {1024.0, "KiB"};
 }
+inline std::string format_in(std::uint64_t bytes, byte_unit u, bool with_name) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f", double(bytes) / u.size);
+  return with_name ? std::string(buf) + " " + u.name : std::string(buf);
+}
+inline std::string format_bytes(std::uint64_t bytes) { return format_in(bytes, unit_for(bytes), true); }
 
 // "this run needs about 2.31 GiB (parameters 0.46, gradients 0.46, optimizer 0.93, reference 0.46,
-// activations 0.01)"
+// activations 0.01)", the parts in the unit of the total.
 inline std::string describe(const memory_estimate& m) {
-  auto g = [](std::uint64_t b) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f", double(b) / double(1ull << 30));
-    return std::string(buf);
-  };
-  return "this run needs about " + format_gib(m.total()) + " (parameters " + g(m.parameters) + ", gradients " + g(m.gradients) +
+  const byte_unit u = unit_for(m.total());
+  auto g = [&](std::uint64_t b) { return format_in(b, u, false); };
+  return "this run needs about " + format_bytes(m.total()) + " (parameters " + g(m.parameters) + ", gradients " + g(m.gradients) +
          ", optimizer " + g(m.optimizer) + ", reference " + g(m.reference) + ", activations " + g(m.activations) + ")";
 }
 
@@ -143,7 +151,7 @@ inline void check_memory(const memory_estimate& m, double limit_gib, const std::
   if (limit_gib < 0.0) return;
   const std::uint64_t limit = limit_gib > 0.0 ? std::uint64_t(limit_gib * double(1ull << 30)) : machine_memory_bytes();
   if (limit == 0 || m.total() <= limit) return;
-  throw config_error(where, describe(m) + ", more than the " + format_gib(limit) +
+  throw config_error(where, describe(m) + ", more than the " + format_bytes(limit) +
                                 (limit_gib > 0.0 ? " of the configured limit" : " of memory this machine has") + "; " + how_to_raise);
 }
 
