@@ -66,12 +66,13 @@ TEST_CASE("config.json sizes: whole numbers in range and under the limits, or an
     const char* field;
     const char* value;
   };
-  for (const auto& [field, value] : {bad_case{"vocab_size", "4294969297"}, bad_case{"n_layer", "2.9"}, bad_case{"n_layer", "1e30"},
-                                     bad_case{"n_layer", "1e8"}, bad_case{"n_positions", "1e9"}, bad_case{"n_embd", "-32"},
-                                     bad_case{"n_head", "\"4\""}}) {
+  for (const auto& c : {bad_case{"vocab_size", "4294969297"}, bad_case{"n_layer", "2.9"}, bad_case{"n_layer", "1e30"},
+                        bad_case{"n_layer", "1e8"}, bad_case{"n_positions", "1e9"}, bad_case{"n_embd", "-32"},
+                        bad_case{"n_head", "\"4\""}}) {
+    const std::string field = c.field;
     CAPTURE(field);
-    CAPTURE(value);
-    const auto dir = write_config("sizes", gpt2_with(field, value));
+    CAPTURE(c.value);
+    const auto dir = write_config("sizes", gpt2_with(field, c.value));
     const auto msg = message_of<config_error>([&] { (void)models::transformer_config::from_file(dir / "config.json"); });
     CHECK(msg.starts_with((dir / "config.json").string() + ": field '" + field + "'"));
   }
