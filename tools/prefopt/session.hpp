@@ -22,8 +22,8 @@
 #include "prefopt/data/chat_template.hpp"
 #include "prefopt/data/collate.hpp"
 #include "prefopt/data/fit_check.hpp"
-#include "prefopt/models/memory_estimate.hpp"
 #include "prefopt/data/tokenizer.hpp"
+#include "prefopt/models/memory_estimate.hpp"
 #include "prefopt/train/config.hpp"
 
 namespace prefopt::cli {
@@ -117,7 +117,8 @@ inline int apply_thread_setting(int requested, std::ostream& log) {
 }
 
 // What a run of `cfg` on the model `mc` will hold at its peak (models/memory_estimate.hpp).
-// row_length: tokens in the data's longest row; rows_per_pair: 2 for pairs, 1 with prefix sharing.
+// row_length: tokens in the data's longest row; rows_per_example: the rows one pair or example takes
+// in a batch (2, or 1 with prefix sharing).
 inline models::memory_estimate estimate_run_memory(const train::run_config& cfg, const models::transformer_config& mc,
                                                    std::size_t row_length, std::size_t rows_per_example, bool training) {
   models::run_shape r;
