@@ -282,9 +282,7 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   if (evaluate_only && a.has("data")) cfg.data.eval = a.get("data");
   if (evaluate_only && cfg.data.train.empty()) cfg.data.train = cfg.data.eval.value_or("");
   train::validate(cfg);
-#ifdef _OPENMP
-  if (cfg.training.threads > 0) omp_set_num_threads(cfg.training.threads);
-#endif
+  apply_thread_setting(cfg.training.threads, std::cerr);
   text_pipeline pipeline;
   if (is_unpaired_loss(cfg.loss)) {
     auto sets = load_datasets<data::tokenized_unpaired>(
@@ -294,7 +292,9 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
     if (!train_u.weight.empty() || (eval_u && !eval_u->weight.empty()))
       throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
     int rc = 0;
-    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only); });
+    const std::size_t longest_u = std::max(data::longest_row(train_u), eval_u ? data::longest_row(*eval_u) : 0);
+    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only); },
+                longest_u, 2, !evaluate_only);
     return rc;
   }
   auto sets = load_datasets<data::tokenized_preferences>(
@@ -304,7 +304,10 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   if (!train_data.weight.empty() || (eval_data && !eval_data->weight.empty()))
     throw config_error(cfg.data.train + ": column 'weight'", "per-pair weights are not used by any loss; remove the column");
   int rc = 0;
-  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only); });
+  const bool shared = cfg.data.prefix_sharing;
+  const std::size_t longest = std::max(data::longest_row(train_data, shared), eval_data ? data::longest_row(*eval_data, shared) : 0);
+  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only); },
+              longest, shared ? 1 : 2, !evaluate_only);
   return rc;
 }
 

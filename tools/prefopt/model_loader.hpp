@@ -11,25 +11,23 @@
 #include <string>
 
 #include "prefopt/backends/eigen.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/models/lora.hpp"
+#include "prefopt/models/memory_estimate.hpp"
 #include "prefopt/models/transformer_io.hpp"
+#include "prefopt/train/run_limits.hpp"
 
 namespace prefopt::cli {
 
 inline models::lora_config read_adapter_config(const std::filesystem::path& dir) {
   const auto file = dir / "adapter_config.json";
-  std::ifstream in(file);
-  if (!in) throw io_error(file.string(), "cannot open (is this a PEFT LoRA adapter directory?)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(file.string(), std::string("not valid JSON: ") + e.what());
-  }
+  if (!std::filesystem::exists(file)) throw io_error(file.string(), "cannot open (is this a PEFT LoRA adapter directory?)");
+  const nlohmann::json j = read_json_file(file);
   if (j.value("peft_type", std::string()) != "LORA") throw config_error(file.string() + ": field 'peft_type'", "only LORA adapters are supported");
   models::lora_config c;
   try {
-    c.r = j.at("r").get<int>();
+    if (!j.contains("r") || !j["r"].is_number()) throw config_error(file.string() + ": field 'r'", "missing, or not a number");
+    c.r = json_integer<int>(j["r"], file.string() + ": field 'r'", 1, train::run_limits::lora_rank);
     c.alpha = j.at("lora_alpha").get<double>();
     c.use_rslora = j.value("use_rslora", false);
     const auto d = j.find("lora_dropout");
@@ -45,9 +43,20 @@ inline models::lora_config read_adapter_config(const std::filesystem::path& dir)
   return c;
 }
 
-template <class Fn> void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn&& fn) {
+// `memory_limit_gib`: as training.memory_limit_gib (0: the machine's memory; < 0: no check) for the
+// model and its adapter, checked before either is allocated.
+template <class Fn>
+void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn&& fn, double memory_limit_gib = 0.0) {
   using B = backends::eigen;
   const auto cfg = models::transformer_config::from_file(dir / "config.json");
+  models::run_shape shape{.rows = 0, .row_length = 0, .training = false};
+  if (!adapter.empty()) {
+    const auto ac = read_adapter_config(adapter);
+    shape.lora_rank = ac.r;
+    shape.lora_targets = ac.target_modules;
+  }
+  models::check_memory(models::estimate_memory(cfg, shape), memory_limit_gib, (dir / "config.json").string(),
+                       "this model does not fit in memory");
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
     M m(B{}, cfg);

@@ -11,13 +11,19 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "args.hpp"
 #include "model_loader.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/core/reflect.hpp"
 #include "prefopt/data/chat_template.hpp"
 #include "prefopt/data/collate.hpp"
+#include "prefopt/data/fit_check.hpp"
 #include "prefopt/data/tokenizer.hpp"
+#include "prefopt/models/memory_estimate.hpp"
 #include "prefopt/train/config.hpp"
 
 namespace prefopt::cli {
@@ -26,14 +32,7 @@ inline train::run_config load_config(const args& a) {
   train::run_config cfg = train::default_run_config();
   if (a.has("config")) {
     const std::string path = a.get("config");
-    std::ifstream in(path);
-    if (!in) throw io_error(path, "cannot open the configuration file");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw config_error(path, std::string("not valid JSON: ") + e.what());
-    }
+    const nlohmann::json j = read_json_file(path);
     try {
       reflect::from_json(j, cfg);
     } catch (const config_error& e) {
@@ -68,9 +67,7 @@ inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conve
                            ? model / "tokenizer_config.json"
                            : tok_file.parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(tc_file)) {
-    std::ifstream in(tc_file);
-    tc = nlohmann::json::parse(in, nullptr, false);
-    if (tc.is_discarded()) throw format_error(tc_file.string(), "not valid JSON");
+    tc = read_json_file(tc_file);
   }
   if (const auto eos = data::config_special_token(tc, "eos_token")) p.options.eos_token = *eos;
   if (const auto pad = data::config_special_token(tc, "pad_token"))
@@ -85,6 +82,85 @@ inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conve
     throw config_error(tc_file.string() + ": field 'eos_token'",
                        "text completions end with the tokenizer's EOS token, and none is configured");
   return p;
+}
+
+// PEFT's default target modules for an architecture (peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
+inline std::vector<std::string> default_lora_targets(const models::transformer_config& c) {
+  if (c.arch == models::architecture::gpt2) return {"c_attn"};
+  return {"q_proj", "v_proj"};
+}
+
+// Token ids below the model's vocab_size and rows within its positions (GPT-2's learned ones),
+// checked for every record at load time: the error names the file and line (data.strict), or the
+// record is skipped, reported to `log` and counted in *skipped.
+template <class Tokenized>
+void check_fits_model(Tokenized& d, const train::run_config& cfg, std::ostream& log, std::size_t* skipped = nullptr) {
+  const auto mc = models::transformer_config::from_file(std::filesystem::path(cfg.model) / "config.json");
+  const std::size_t positions = mc.arch == models::architecture::gpt2 ? std::size_t(mc.max_positions) : 0;  // 0: no limit
+  const auto r = data::check_fits(d, mc.vocab_size, positions, cfg.data.strict ? data::on_error::stop : data::on_error::skip);
+  for (const auto& e : r.errors) log << "prefopt: skipped " << e << "\n";
+  if (r.skipped > 0) log << "prefopt: " << d.file << ": " << r.skipped << " records do not fit the model and were skipped\n";
+  if (skipped) *skipped += r.skipped;
+  if (d.size() == 0 && r.skipped > 0) throw data_error(d.file, "no record fits the model (" + std::to_string(r.skipped) + " skipped)");
+}
+
+// training.threads: 0 leaves OpenMP's default (all cores); a count above the cores this machine
+// has is clamped to them, with a warning (libgomp fails on counts like 100000). Returns the count used.
+inline int apply_thread_setting(int requested, std::ostream& log) {
+  std::string warning;
+  const int n = train::clamp_threads(requested, &warning);
+  if (!warning.empty()) log << "prefopt: warning: " << warning << "\n";
+#ifdef _OPENMP
+  if (n > 0) omp_set_num_threads(n);
+#endif
+  return n;
+}
+
+// What a run of `cfg` on the model `mc` will hold at its peak (models/memory_estimate.hpp).
+// row_length: tokens in the data's longest row; rows_per_example: the rows one pair or example takes
+// in a batch (2, or 1 with prefix sharing).
+inline models::memory_estimate estimate_run_memory(const train::run_config& cfg, const models::transformer_config& mc,
+                                                   std::size_t row_length, std::size_t rows_per_example, bool training) {
+  models::run_shape r;
+  r.rows = std::size_t(std::max(cfg.training.batch_size, 1)) * rows_per_example;
+  r.row_length = row_length;
+  r.training = training;
+  r.optimizer_slots = cfg.optimizer.type == "sgd" ? (cfg.optimizer.momentum != 0.0 ? 1 : 0) : 2;
+  const bool lora = cfg.lora.has_value() || cfg.adapter.has_value();
+  if (cfg.lora) {
+    r.lora_rank = cfg.lora->r;
+    r.lora_targets = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules;
+  } else if (cfg.adapter) {
+    const auto ac = read_adapter_config(*cfg.adapter);
+    r.lora_rank = ac.r;
+    r.lora_targets = ac.target_modules;
+  }
+  const auto& t = cfg.loss.type;
+  const bool unpaired = t.size() == 1 && (t[0] == "kto" || t[0] == "apo_zero_unpaired");
+  std::string strategy = cfg.reference.strategy;
+  if (strategy == "auto") {
+    bool reference_free = false;
+    if (!unpaired) {
+      try {
+        reference_free = losses::any_loss(cfg.loss).reference_free();
+      } catch (const error&) {  // reported with its field when the run builds the loss
+      }
+    }
+    strategy = reference_free ? "none" : lora ? "adapter_disabled" : "frozen";
+  }
+  r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
+  return models::estimate_memory(mc, r);
+}
+
+// Prints "prefopt: this run needs about X GiB (...)" and throws config_error when that exceeds
+// training.memory_limit_gib (0: the machine's memory; < 0: no check). Called before any allocation.
+inline void check_run_memory(const train::run_config& cfg, const models::transformer_config& mc, std::size_t row_length,
+                             std::size_t rows_per_example, bool training, std::ostream& log) {
+  const auto m = estimate_run_memory(cfg, mc, row_length, rows_per_example, training);
+  log << "prefopt: " << models::describe(m) << "\n";
+  models::check_memory(m, cfg.training.memory_limit_gib, cfg.model,
+                       "set training.memory_limit_gib to a larger figure in GiB (or -1 to skip this check), or make "
+                       "training.batch_size, data.max_length or the model smaller");
 }
 
 // Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
@@ -105,6 +181,7 @@ inline data::tokenized_preferences tokenize_file(const std::string& path, const 
     throw config_error(path, "holds unpaired records: train them with loss.type [\"kto\"] or [\"apo_zero_unpaired\"]");
   data::tokenized_preferences d = text ? data::tokenize_preferences(file, *p.tok, p.chat ? &*p.chat : nullptr, p.options)
                                        : data::tokenize_preferences(file, p.options);
+  check_fits_model(d, cfg, log, read_skipped);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << "): " << file.report.summary() << "; "
       << d.report.summary() << "\n";
   return d;
@@ -124,6 +201,7 @@ inline data::tokenized_unpaired tokenize_unpaired_file(const std::string& path, 
   if (!p.ready || (text && !p.tok)) p = open_text_pipeline(cfg, data::is_conversational(file.format), text);
   data::tokenized_unpaired d = text ? data::tokenize_unpaired(file, *p.tok, p.chat ? &*p.chat : nullptr, p.options)
                                     : data::tokenize_unpaired(file, p.options);
+  check_fits_model(d, cfg, log);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << ", as unpaired examples): " << file.report.summary()
       << "; " << d.report.summary() << "\n";
   return d;
@@ -196,17 +274,19 @@ inline data::tokenized_unpaired split_eval(data::tokenized_unpaired& d, double s
   return e;
 }
 
-// PEFT's default target modules for an architecture (peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
-inline std::vector<std::string> default_lora_targets(const models::transformer_config& c) {
-  if (c.arch == models::architecture::gpt2) return {"c_attn"};
-  return {"q_proj", "v_proj"};
-}
-
 // Opens the policy as its concrete type (gpt2/llama, with LoRA when configured) and calls fn(model).
-template <class Fn> void with_policy(const train::run_config& cfg, Fn&& fn) {
+// row_length and rows_per_example size the memory estimate checked before the model is built
+// (check_run_memory): the data's longest row (data::longest_row), and the rows one example takes
+// in a batch (2 per pair, 1 with prefix sharing, 2 for an unpaired example and its KL row). With
+// row_length 0, data.max_length (else the model's positions) stands in for the longest row.
+template <class Fn>
+void with_policy(const train::run_config& cfg, Fn&& fn, std::size_t row_length = 0, std::size_t rows_per_example = 2,
+                 bool training = true) {
   using B = backends::eigen;
   const std::filesystem::path dir(cfg.model);
   const auto mc = models::transformer_config::from_file(dir / "config.json");
+  if (row_length == 0) row_length = std::size_t(std::min(cfg.data.max_length.value_or(mc.max_positions), mc.max_positions));
+  check_run_memory(cfg, mc, row_length, rows_per_example, training, std::cerr);
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
     M m(B{}, mc);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/json.hpp"
 
 namespace prefopt::reflect {
 
@@ -110,9 +111,8 @@ template <class T> void value_from_json(const nlohmann::json& j, T& out, const s
     if (!j.is_boolean()) wrong("true or false");
     out = j.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    if (j.is_number_integer()) out = j.get<T>();
-    else if (j.is_number_float() && std::floor(j.get<double>()) == j.get<double>()) out = T(j.get<double>());
-    else wrong("an integer");
+    if (!j.is_number()) wrong("an integer");
+    out = json_integer<T>(j, path);  // range-checked: 2^32+1 into an int or 2.9 is an error, never a wrap
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!j.is_number()) wrong("a number");
     out = j.get<T>();
@@ -138,9 +138,10 @@ template <class T> void apply_override(T& cfg, const std::string& assignment) {
   const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   nlohmann::json value;
   try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    value = text;
+    value = read_json(text, "--set " + key);
+  } catch (const json_error& e) {
+    if (e.parser_message().empty()) throw config_error(e.where(), e.why());  // too deep, duplicate key, NUL
+    value = text;                                                            // not JSON: a string
   }
   nlohmann::json patch = value;
   std::string rest = key;

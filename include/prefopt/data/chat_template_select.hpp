@@ -13,6 +13,7 @@
 #pragma once
 
 #include <prefopt/data/chat_template.hpp>  // normally included from there, at its end
+#include <prefopt/core/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -259,10 +260,8 @@ inline chat_template match_template(const std::string& text, const nlohmann::jso
     auto system = t.substr(head.size(), t.size() - head.size() - tail.size());
     if (system.find_first_of("\x02\x03") == std::string::npos) return chatml_template(std::move(system));
   }
-  const auto start = text.substr(0, 60);
   throw config_error(where_in(where, 0, "chat_template"),
-                     "unrecognised chat template (it starts: " + nlohmann::json(start).dump() +
-                         (text.size() > 60 ? "..." : "") +
+                     "unrecognised chat template (it starts: " + text_excerpt(text, 60) +
                          "); prefopt knows the templates of Qwen2-Instruct and other ChatML models, Qwen2.5-Instruct "
                          "and Meta-Llama-3-Instruct. If this model's format is one of them, choose it by name "
                          "(chatml, qwen2, qwen2.5, llama3; gpt2-plain for plain text)");
@@ -289,10 +288,8 @@ inline chat_template select_chat_template(const nlohmann::json& cfg, const std::
 
 inline chat_template select_chat_template(const std::filesystem::path& path, if_no_template missing) {
   const auto where = path.string();
-  std::ifstream in(path);
-  if (!in) throw io_error(where, "cannot open for reading");
-  const auto cfg = nlohmann::json::parse(in, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) throw format_error(where, "not a JSON object");
+  const auto cfg = read_json_file(path);
+  if (!cfg.is_object()) throw format_error(where, "not a JSON object");
   const auto jinja = path.parent_path() / "chat_template.jinja";
   if ((!cfg.contains("chat_template") || cfg["chat_template"].is_null()) && std::filesystem::exists(jinja)) {
     std::ifstream file(jinja, std::ios::binary);

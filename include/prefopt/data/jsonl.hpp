@@ -10,7 +10,9 @@
 //    is a data_error "file:line: line longer than the limit of N bytes", thrown whatever the
 //    policy, before more than N bytes of it are held in memory;
 //  - turns a malformed line into a data_error "file:line: malformed JSON at column N: <parser's
-//    message>" (nlohmann-json's message; a number too large for a double is malformed too). Python's
+//    message>" (nlohmann-json's message; a number too large for a double is malformed too). A line
+//    nested deeper than read_options::json.max_depth, one whose object repeats a key or one holding
+//    a raw NUL byte is a data_error "file:line: ..." too (prefopt::read_json, core/json.hpp). Python's
 //    json.dumps writes non-finite floats as NaN / Infinity / -Infinity, which JSON does not allow; such
 //    a line gets the error "file:line: field 'a.b[2]': NaN is not a valid JSON number ...".
 // on_error::stop throws the first error; on_error::skip counts it, keeps the first `keep_errors`
@@ -34,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include <prefopt/core/error.hpp>
+#include <prefopt/core/json.hpp>
 #include <prefopt/io/detail/lines.hpp>
 #include <prefopt/io/gzip.hpp>
 
@@ -48,6 +51,7 @@ struct read_options {
   on_error policy = on_error::stop;
   std::size_t keep_errors = 10;  // messages kept in read_report::first_errors; all errors are counted
   std::size_t max_line_bytes = io::default_max_line;  // longest line accepted (decompressed bytes)
+  json_limits json{};            // nesting depth and duplicate keys of each line (core/json.hpp)
 };
 
 struct read_report {
@@ -145,19 +149,27 @@ inline bool find_nonfinite(const nlohmann::json& v, std::string& path, std::stri
   return false;
 }
 
-inline nlohmann::json parse_json_line(const std::string& text, const std::string& file, std::size_t line) {
+inline nlohmann::json parse_json_line(const std::string& text, const std::string& file, std::size_t line,
+                                      const json_limits& limits = {}) {
+  const std::string where = where_in(file, line);
   try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
+    return read_json(text, where, limits);
+  } catch (const json_error& e) {
+    if (e.parser_message().empty()) throw data_error(where, e.why());  // depth, duplicate key, NUL
     std::string marked = text;
     if (mark_nonfinite(marked)) {
-      nlohmann::json v = nlohmann::json::parse(marked, nullptr, false);
+      nlohmann::json v;
+      try {
+        v = read_json(marked, where, limits);
+      } catch (const json_error&) {
+        throw data_error(where, malformed_message(e.parser_message()));
+      }
       std::string path, literal;
-      if (!v.is_discarded() && find_nonfinite(v, path, literal))
+      if (find_nonfinite(v, path, literal))
         throw data_error(where_in(file, line, path),
                          literal + " is not a valid JSON number (non-finite values are not allowed)");
     }
-    throw data_error(where_in(file, line), malformed_message(e.what()));
+    throw data_error(where, malformed_message(e.parser_message()));
   }
 }
 
@@ -196,7 +208,7 @@ public:
         continue;
       }
       try {
-        out.value = detail::parse_json_line(text, file_, line);
+        out.value = detail::parse_json_line(text, file_, line, options_.json);
       } catch (const data_error& e) {
         note(e);
         continue;

@@ -1,6 +1,7 @@
 // prefopt/data/tokenizer_impl.hpp — member definitions of prefopt::data::tokenizer.
 #pragma once
 
+#include <prefopt/core/json.hpp>
 #include <prefopt/data/tokenizer.hpp>
 
 #include <fstream>
@@ -9,19 +10,7 @@
 namespace prefopt::data {
 
 inline tokenizer tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
-  const std::string name = tokenizer_json.string();
-  std::ifstream in(tokenizer_json, std::ios::binary);
-  if (!in) throw io_error(name, "cannot open the file for reading");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) throw io_error(name, "read failed");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw format_error(name, std::string("invalid JSON: ") + e.what());
-  }
-  return from_json(j, name);
+  return from_json(read_json_file(tokenizer_json), tokenizer_json.string());
 }
 
 inline tokenizer tokenizer::from_json(const nlohmann::json& j, std::string source_name) {

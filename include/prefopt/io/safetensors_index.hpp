@@ -49,7 +49,7 @@ public:
     if (!map->is_object()) throw format_error(name_, "'weight_map' is not an object");
     for (const auto& [tensor, shard] : map->items()) {
       if (!shard.is_string())
-        throw format_error(detail::tensor_where(name_, tensor), "'weight_map' value is " + shard.dump() + ", not a file name");
+        throw format_error(detail::tensor_where(name_, tensor), "'weight_map' value is " + json_excerpt(shard) + ", not a file name");
       const std::string& file = shard.get_ref<const std::string&>();
       const std::filesystem::path rel(file);
       bool escapes = file.empty() || rel.is_absolute();

@@ -11,14 +11,32 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::models {
 
 enum class architecture { gpt2, llama };
+
+// Upper bounds on the sizes config.json may give, checked (with the type's range and "a whole
+// number") before any of them is used. Each lies far above every published model of these
+// families (vocab 256k, width 16k, 126 layers, 128k positions); they exist so a corrupt or hostile
+// file is an error naming its field, not a wrap-around or an allocation of terabytes. The memory
+// a model of legal sizes needs is checked separately (models/memory_estimate.hpp). To go past one,
+// change it here and rebuild. Documented in docs/training.md, "Limits".
+struct transformer_limits {
+  static constexpr int vocab_size = 1 << 24;         // 16 777 216 tokens
+  static constexpr int hidden = 1 << 17;             // 131 072
+  static constexpr int layers = 1024;
+  static constexpr int heads = 1024;                 // attention and key/value heads
+  static constexpr int head_dim = 1 << 14;           // 16 384
+  static constexpr int intermediate = 1 << 20;       // 1 048 576
+  static constexpr int max_positions = 1 << 24;      // 16 777 216
+};
 
 struct transformer_config {
   architecture arch = architecture::gpt2;
@@ -120,23 +138,33 @@ struct transformer_config {
       using V = decltype(fallback);
       const auto it = j.find(key);
       if (it == j.end() || it->is_null()) return fallback;
+      if constexpr (std::is_same_v<V, int>)
+        if (it->is_number()) return json_integer<int>(*it, where + ": field '" + key + "'");
       try {
         return it->template get<V>();
       } catch (const nlohmann::json::exception&) {
         throw config_error(where + ": field '" + key + "'", "has the wrong type (" + std::string(it->type_name()) + ")");
       }
     };
+    // A size: a whole number in [0, limit] (validate() then asks for > 0 where it must be).
+    auto size = [&](const char* key, int fallback, int limit) {
+      const auto it = j.find(key);
+      if (it == j.end() || it->is_null()) return fallback;
+      if (!it->is_number()) throw config_error(where + ": field '" + key + "'", "has the wrong type (" + std::string(it->type_name()) + ")");
+      return json_integer<int>(*it, where + ": field '" + key + "'", 0, limit);
+    };
+    using lim = transformer_limits;
     c.model_type = get("model_type", std::string());
     if (c.model_type == "gpt2") {
       c.arch = architecture::gpt2;
-      c.vocab_size = get("vocab_size", 50257);
-      c.hidden = get("n_embd", 768);
-      c.layers = get("n_layer", 12);
-      c.heads = get("n_head", 12);
+      c.vocab_size = size("vocab_size", 50257, lim::vocab_size);
+      c.hidden = size("n_embd", 768, lim::hidden);
+      c.layers = size("n_layer", 12, lim::layers);
+      c.heads = size("n_head", 12, lim::heads);
       c.kv_heads = c.heads;
       c.head_dim = c.heads > 0 ? c.hidden / c.heads : 0;
-      c.intermediate = get("n_inner", 4 * c.hidden);
-      c.max_positions = get("n_positions", 1024);
+      c.intermediate = size("n_inner", 4 * c.hidden, lim::intermediate);
+      c.max_positions = size("n_positions", 1024, lim::max_positions);
       c.norm_eps = get("layer_norm_epsilon", 1e-5);
       c.tie_word_embeddings = true;
       c.attention_bias = c.o_bias = c.mlp_bias = true;
@@ -145,14 +173,14 @@ struct transformer_config {
         throw config_error(where + ": field 'activation_function'", "'" + act + "' is not supported (gelu_new only)");
     } else if (c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "mistral") {
       c.arch = architecture::llama;
-      c.vocab_size = get("vocab_size", 32000);
-      c.hidden = get("hidden_size", 4096);
-      c.layers = get("num_hidden_layers", 32);
-      c.heads = get("num_attention_heads", 32);
-      c.kv_heads = get("num_key_value_heads", c.heads);
-      c.head_dim = get("head_dim", c.heads > 0 ? c.hidden / c.heads : 0);
-      c.intermediate = get("intermediate_size", 11008);
-      c.max_positions = get("max_position_embeddings", 2048);
+      c.vocab_size = size("vocab_size", 32000, lim::vocab_size);
+      c.hidden = size("hidden_size", 4096, lim::hidden);
+      c.layers = size("num_hidden_layers", 32, lim::layers);
+      c.heads = size("num_attention_heads", 32, lim::heads);
+      c.kv_heads = size("num_key_value_heads", c.heads, lim::heads);
+      c.head_dim = size("head_dim", c.heads > 0 ? c.hidden / c.heads : 0, lim::head_dim);
+      c.intermediate = size("intermediate_size", 11008, lim::intermediate);
+      c.max_positions = size("max_position_embeddings", 2048, lim::max_positions);
       c.norm_eps = get("rms_norm_eps", 1e-6);
       c.rope_theta = get("rope_theta", 10000.0);
       c.tie_word_embeddings = get("tie_word_embeddings", false);
@@ -178,7 +206,9 @@ struct transformer_config {
           c.rope_factor = rope.value("factor", 8.0);
           c.rope_low_freq_factor = rope.value("low_freq_factor", 1.0);
           c.rope_high_freq_factor = rope.value("high_freq_factor", 4.0);
-          c.rope_original_max_positions = rope.value("original_max_position_embeddings", 8192);
+          if (rope.contains("original_max_position_embeddings"))
+            c.rope_original_max_positions = json_integer<int>(rope["original_max_position_embeddings"],
+                                                              where + ": field '" + rope_key + ".original_max_position_embeddings'", 1, lim::max_positions);
         } else if (type != "default") {
           throw config_error(where + ": field '" + rope_key + ".rope_type'", "'" + type + "' is not supported (default, llama3)");
         }
@@ -194,15 +224,7 @@ struct transformer_config {
   }
 
   static transformer_config from_file(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    if (!in) throw io_error(path.string(), "cannot open");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw format_error(path.string(), std::string("not valid JSON: ") + e.what());
-    }
-    return from_json(j, path.string());
+    return from_json(read_json_file(path), path.string());
   }
 };
 

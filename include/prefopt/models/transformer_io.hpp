@@ -17,6 +17,7 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/safetensors.hpp"
+#include "prefopt/models/memory_estimate.hpp"
 #include "prefopt/models/transformer.hpp"
 
 namespace prefopt::models {
@@ -63,8 +64,14 @@ template <class Model> void load_weights(Model& m, const std::filesystem::path& 
 }
 
 // config.json + weights → a model. `Model` is gpt2<B> or llama<B>.
+// The parameters' memory is checked against the machine's before they are allocated
+// (memory_estimate.hpp): a config.json whose sizes no machine holds is a config_error naming it.
 template <class Model> Model from_pretrained(typename Model::backend_type backend, const std::filesystem::path& dir) {
-  Model m(std::move(backend), transformer_config::from_file(dir / "config.json"));
+  const auto config_file = dir / "config.json";
+  auto cfg = transformer_config::from_file(config_file);
+  check_memory(estimate_memory(cfg, run_shape{.rows = 0, .row_length = 0, .training = false}), 0.0, config_file.string(),
+               "this model does not fit in memory");
+  Model m(std::move(backend), std::move(cfg));
   load_weights(m, dir);
   return m;
 }

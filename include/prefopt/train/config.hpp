@@ -14,6 +14,7 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/reflect.hpp"
 #include "prefopt/losses/any_loss.hpp"
+#include "prefopt/train/run_limits.hpp"
 
 namespace prefopt::train {
 
@@ -81,7 +82,8 @@ struct training_settings {
     (bool, greater_is_better),
     (bool, resume),                            // continue from the newest checkpoint in output.dir
     (bool, disable_dropout),                   // TRL's default true: no dropout (lora.dropout included)
-    (int, max_consecutive_skipped_steps));     // non-finite steps in a row that end the run with an error; 0: never
+    (int, max_consecutive_skipped_steps),      // non-finite steps in a row that end the run with an error; 0: never
+    (double, memory_limit_gib));               // 0: the machine's memory; > 0: this many GiB; < 0: no check
 };
 
 struct output_settings {
@@ -114,7 +116,7 @@ inline run_config default_for(std::type_identity<run_config>) {
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0};
   c.output = {"prefopt-out", true, false, "f32", false};
   return c;
 }
@@ -150,6 +152,7 @@ inline void validate(const run_config& c) {
     if (!(c.lora->alpha > 0.0)) bad("lora.alpha", "must be > 0");
     if (!(c.lora->dropout >= 0.0 && c.lora->dropout < 1.0)) bad("lora.dropout", "must lie in [0, 1)");
   }
+  check_run_limits(c);
 }
 
 } // namespace prefopt::train

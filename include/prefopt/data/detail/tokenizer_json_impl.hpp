@@ -2,6 +2,7 @@
 #pragma once
 
 #include <prefopt/data/detail/tokenizer_json.hpp>
+#include <prefopt/core/json.hpp>
 
 #include <algorithm>
 
@@ -75,7 +76,7 @@ inline void tokenizer_json_reader::read_model(const json& j, tokenizer_state& st
       a = e[0].get<std::string>();
       b = e[1].get<std::string>();
     } else {
-      fail(mpath, "expected \"a b\" or [\"a\", \"b\"], found " + e.dump());
+      fail(mpath, "expected \"a b\" or [\"a\", \"b\"], found " + json_excerpt(e));
     }
     auto id_of = [&](const std::string& t) {
       const auto it = m.vocab.find(t);

@@ -96,14 +96,14 @@ inline tensor_info parse_tensor_entry(const std::string& name, const nlohmann::j
   if (sh == entry.end()) throw format_error(where, "header entry has no 'shape'");
   if (!sh->is_array()) throw format_error(where, "'shape' is not an array");
   for (const auto& d : *sh) {
-    if (!d.is_number_unsigned()) throw format_error(where, "'shape' holds " + d.dump() + ", not a non-negative integer");
+    if (!d.is_number_unsigned()) throw format_error(where, "'shape' holds " + json_excerpt(d) + ", not a non-negative integer");
     info.shape.push_back(d.get<std::size_t>());
   }
 
   const auto off = entry.find("data_offsets");
   if (off == entry.end()) throw format_error(where, "header entry has no 'data_offsets'");
   if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned())
-    throw format_error(where, "'data_offsets' is " + off->dump() + ", not two non-negative integers");
+    throw format_error(where, "'data_offsets' is " + json_excerpt(*off) + ", not two non-negative integers");
   info.begin = (*off)[0].get<std::size_t>();
   info.end = (*off)[1].get<std::size_t>();
 

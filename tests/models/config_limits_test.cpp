@@ -1,0 +1,133 @@
+// Hostile config.json files and the memory estimate: nesting 100 000 levels deep, sizes that would
+// wrap around an int (vocab_size 2^32 + 2001), fractional or huge sizes (n_layer 2.9, 1e30, 1e8),
+// and legal sizes no machine holds — each a prefopt error naming the file and field, raised before
+// anything is allocated. Files are written by the tests.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "prefopt/backends/eigen.hpp"
+#include "prefopt/models/memory_estimate.hpp"
+#include "prefopt/models/transformer_io.hpp"
+#include "support/data.hpp"
+
+using namespace prefopt;
+using B = backends::eigen;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path write_config(const std::string& name, const std::string& text) {
+  const fs::path dir = fs::temp_directory_path() / ("prefopt_config_limits_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json", std::ios::binary) << text;
+  return dir;
+}
+
+template <class E, class F> std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+// A small GPT-2 config.json with `field` set to the JSON text `value`.
+std::string gpt2_with(const std::string& field, const std::string& value) {
+  nlohmann::json j = {{"model_type", "gpt2"}, {"vocab_size", 100}, {"n_embd", 32}, {"n_layer", 2}, {"n_head", 4}, {"n_positions", 64}};
+  j[field] = nlohmann::json::parse(value);
+  return j.dump();
+}
+
+} // namespace
+
+TEST_CASE("config.json nested 100 000 levels deep is a format_error naming the file") {
+  const auto dir = write_config("deep", R"({"model_type": "gpt2", "task_specific_params": )" + std::string(100000, '[') +
+                                            std::string(100000, ']') + "}");
+  const auto msg = message_of<format_error>([&] { (void)models::transformer_config::from_file(dir / "config.json"); });
+  CHECK(msg.starts_with((dir / "config.json").string() + ": nests arrays and objects deeper than 256 levels"));
+}
+
+TEST_CASE("config.json: a repeated key and 1e400 are errors naming the file") {
+  auto dir = write_config("dup", R"({"model_type": "gpt2", "n_layer": 2, "n_layer": 3})");
+  CHECK(message_of<format_error>([&] { (void)models::transformer_config::from_file(dir / "config.json"); })
+            .find("key 'n_layer' appears more than once") != std::string::npos);
+  dir = write_config("huge", R"({"model_type": "gpt2", "layer_norm_epsilon": 1e400})");
+  CHECK(message_of<format_error>([&] { (void)models::transformer_config::from_file(dir / "config.json"); })
+            .starts_with((dir / "config.json").string() + ": holds a number out of the range of a double"));
+}
+
+TEST_CASE("config.json sizes: whole numbers in range and under the limits, or an error naming the field") {
+  struct bad_case {
+    const char* field;
+    const char* value;
+  };
+  for (const auto& c : {bad_case{"vocab_size", "4294969297"}, bad_case{"n_layer", "2.9"}, bad_case{"n_layer", "1e30"},
+                        bad_case{"n_layer", "1e8"}, bad_case{"n_positions", "1e9"}, bad_case{"n_embd", "-32"},
+                        bad_case{"n_head", "\"4\""}}) {
+    const std::string field = c.field;
+    CAPTURE(field);
+    CAPTURE(c.value);
+    const auto dir = write_config("sizes", gpt2_with(field, c.value));
+    const auto msg = message_of<config_error>([&] { (void)models::transformer_config::from_file(dir / "config.json"); });
+    CHECK(msg.starts_with((dir / "config.json").string() + ": field '" + field + "'"));
+  }
+  const auto llama = write_config("llama", R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4,
+      "num_hidden_layers": 1, "intermediate_size": 64, "vocab_size": 100, "num_key_value_heads": 4294967300})");
+  CHECK(message_of<config_error>([&] { (void)models::transformer_config::from_file(llama / "config.json"); })
+            .find("field 'num_key_value_heads'") != std::string::npos);
+  // A float that is a whole number is the number.
+  const auto ok = write_config("ok", gpt2_with("n_layer", "3.0"));
+  CHECK(models::transformer_config::from_file(ok / "config.json").layers == 3);
+}
+
+TEST_CASE("the memory estimate counts GPT-2's parameters, gradients, AdamW state, a reference copy and LoRA exactly") {
+  const auto c = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});  // GPT-2 small
+  models::run_shape r{.rows = 16, .row_length = 512, .training = true, .optimizer_slots = 2, .reference_copy = true};
+  const auto m = models::estimate_memory(c, r);
+  const std::uint64_t params = 124439808;  // GPT-2 small, as Hugging Face counts it
+  CHECK(m.parameters == 4 * params);
+  CHECK(m.gradients == 4 * params);
+  CHECK(m.optimizer == 8 * params);
+  CHECK(m.reference == 4 * params);
+  CHECK(m.activations > 0);
+  // Activations grow with the rows and, through attention, faster than linearly with their length.
+  auto longer = r;
+  longer.row_length = 1024;
+  CHECK(models::estimate_memory(c, longer).activations > 2 * m.activations);
+  // LoRA r = 8 on c_attn: 294 912 trainable parameters (PEFT's print_trainable_parameters for gpt2).
+  models::run_shape lora{.rows = 16, .row_length = 512, .training = true, .optimizer_slots = 2, .lora_rank = 8,
+                         .lora_targets = {"c_attn"}};
+  const auto ml = models::estimate_memory(c, lora);
+  CHECK(ml.parameters == 4 * (params + 294912));
+  CHECK(ml.gradients == 4 * 294912);
+  CHECK(ml.optimizer == 8 * 294912);
+  CHECK(ml.reference == 0);
+  CHECK(models::describe(m).starts_with("this run needs about "));
+}
+
+TEST_CASE("check_memory: over the limit is a config_error that says how to raise it; a negative limit turns it off") {
+  const auto c = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});
+  const auto m = models::estimate_memory(c, {.rows = 16, .row_length = 1024});
+  const auto msg = message_of<config_error>([&] { models::check_memory(m, 1.0, "gpt2-dir", "set training.memory_limit_gib"); });
+  CHECK(msg.starts_with("gpt2-dir: this run needs about "));
+  CHECK(msg.find("more than the 1.00 GiB of the configured limit; set training.memory_limit_gib") != std::string::npos);
+  CHECK_NOTHROW(models::check_memory(m, 1000.0, "gpt2-dir", ""));
+  CHECK_NOTHROW(models::check_memory(m, -1.0, "gpt2-dir", ""));
+  // LoRA r = 10^6 on every projection: an estimate, not an allocation.
+  const auto big = models::estimate_memory(c, {.rows = 2, .row_length = 16, .lora_rank = 1000000, .lora_targets = {"c_attn", "c_proj", "c_fc"}});
+  CHECK(big.total() > (std::uint64_t(1) << 40));
+  CHECK(models::machine_memory_bytes() > 0);
+}
+
+TEST_CASE("from_pretrained refuses a model no machine holds before allocating it") {
+  // Legal sizes (each under its limit), 2^24 × 2^17 floats of embeddings: 8 PiB.
+  const auto dir = write_config("too_big", R"({"model_type": "gpt2", "vocab_size": 16777216, "n_embd": 131072, "n_layer": 1,
+      "n_head": 8, "n_positions": 16})");
+  const auto msg = message_of<config_error>([&] { (void)models::from_pretrained<models::gpt2<B>>(B{}, dir); });
+  CHECK(msg.starts_with((dir / "config.json").string() + ": this run needs about "));
+}
