@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/safetensors.hpp"
 #include "prefopt/models/transformer_io.hpp"
@@ -256,15 +257,7 @@ inline void update_checkpoint_state(const std::filesystem::path& dir, const chec
 
 inline checkpoint_state read_checkpoint_state(const std::filesystem::path& dir) {
   const auto file = dir / "trainer_state.json";
-  std::ifstream in(file);
-  if (!in) throw io_error(file.string(), "cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(file.string(), std::string("not valid JSON: ") + e.what());
-  }
-  return checkpoint_state::from_json(j, file.string());
+  return checkpoint_state::from_json(read_json_file(file), file.string());  // depth, duplicates: core/json.hpp
 }
 
 } // namespace prefopt::train

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/train/tensorboard.hpp"
 
 #include <nlohmann/json.hpp>
@@ -210,7 +211,11 @@ private:
       const auto where = [&](const std::string& field = {}) { return where_in(jsonl_path().string(), line_no, field); };
       nlohmann::ordered_json j;
       try {
+        (void)read_json(line, where());  // depth limit, duplicate keys, NUL bytes (core/json.hpp)
         j = nlohmann::ordered_json::parse(line);
+      } catch (const json_error& e) {
+        if (torn) { dropped_torn_line_ = true; break; }
+        throw;
       } catch (const nlohmann::json::parse_error& e) {
         if (torn) { dropped_torn_line_ = true; break; }
         throw format_error(where(), std::string("not valid JSON: ") + e.what());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/json.hpp"
 #include "prefopt/data/collate.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/safetensors_index.hpp"
@@ -113,7 +114,7 @@ void precompute_reference(data::tokenized_preferences& data, const std::string& 
       if (line.empty()) continue;
       nlohmann::json j;
       try {
-        j = nlohmann::json::parse(line);
+        j = read_json(line, file.string() + ":" + std::to_string(i + 1));
         if (i >= n || j.at("line").get<std::size_t>() != data.lines[i]) throw std::runtime_error("does not match the dataset");
         data.reference_chosen[i] = j.at("ref_chosen_logps").get<double>();
         data.reference_rejected[i] = j.at("ref_rejected_logps").get<double>();
