@@ -93,3 +93,62 @@ TEST_CASE_TEMPLATE("lm_head_backward (=) matches differences of Σ dlogp·logp; 
   CHECK_THROWS_WITH_AS(be.lm_head_stats(cspan(z), cspan(targets), rows, V, s), doctest::Contains("stats.entropy"),
                        shape_error);
 }
+
+TEST_CASE_TEMPLATE("lm_head with −∞ logits (a masked vocabulary): p = 0 adds nothing, every statistic is defined", B,
+                   PREFOPT_CPU_BACKENDS) {
+  B be;
+  constexpr float ninf = -std::numeric_limits<float>::infinity();
+  for (const int V : {37, 50257}) {
+    CAPTURE(V);
+    const int rows = 4;
+    const std::size_t R = rows, n = std::size_t(V);
+    fvec z = randn(R * n, 90, 3.0f);
+    const fvec dlogp = randn(R, 91);
+    for (std::size_t j = 0; j < n; j += 3) z[j] = ninf;                   // row 0: a third −∞
+    for (std::size_t j = 0; j < n; ++j) z[n + j] = j == 5 || j == n - 2 ? 1.0f : ninf;  // row 1: two finite logits
+    for (std::size_t j = 0; j < n * 3 / 4; ++j) z[2 * n + j] = ninf;      // row 2: −∞ first, then the finite ones
+    z[3 * n + 7] = z[3 * n + 30] = std::numeric_limits<float>::lowest();  // row 3: masks written as −FLT_MAX, no −∞
+    const ivec targets{1, 5, std::int32_t(n - 1), 2};  // row 0's target 0 would be −∞: see below
+    stats_out out(R);
+    be.lm_head_stats(cspan(z), cspan(targets), rows, V, out.spans());
+    fvec dz(R * n, nan_f);
+    be.lm_head_backward(cspan(z), cspan(targets), cspan(out.lse), cspan(dlogp), rows, V, mspan(dz));
+    for (std::size_t r = 0; r < R; ++r) {
+      CAPTURE(r);
+      // The definition over the row's finite logits only (a −∞ logit has p = 0; so has −FLT_MAX).
+      vec finite;
+      std::int32_t target = -1;
+      for (std::size_t j = 0; j < n; ++j)
+        if (z[r * n + j] != ninf) {
+          if (std::int32_t(j) == targets[r]) target = std::int32_t(finite.size());
+          finite.push_back(double(z[r * n + j]));
+        }
+      REQUIRE(target >= 0);
+      const lm_stats want = lm_head(finite, ivec{target}, 1, finite.size());
+      CHECK(out.lse[r] == doctest::Approx(want.lse[0]).epsilon(1e-6));
+      CHECK(out.logp[r] == doctest::Approx(want.logp[0]).epsilon(1e-6));
+      CHECK(out.log_sum_sq[r] == doctest::Approx(want.log_sum_sq[0]).epsilon(1e-6).scale(1.0));
+      CHECK(std::isfinite(out.entropy[r]));
+      CHECK(out.entropy[r] == doctest::Approx(want.entropy[0]).epsilon(1e-6).scale(1.0));
+      if (r < 3) CHECK(out.mean_logit[r] == ninf);  // the mean of logits that include −∞
+      else CHECK(out.mean_logit[r] == doctest::Approx(want.mean_logit[0]).epsilon(1e-6));
+      // dlogits: exactly 0 where p = 0, dlogp·(onehot − p) elsewhere.
+      for (std::size_t j = 0; j < n; ++j) {
+        const float zj = z[r * n + j];
+        const double p = zj == ninf ? 0.0 : std::exp(double(zj) - want.lse[0]);
+        const double expect = double(dlogp[r]) * ((std::int32_t(j) == targets[r] ? 1.0 : 0.0) - p);
+        if (zj == ninf) {
+          if (dz[r * n + j] != 0.0f) FAIL_CHECK("dlogits at a −∞ logit is " << dz[r * n + j] << ", j = " << j);
+        } else if (!(std::abs(double(dz[r * n + j]) - expect) <= 1e-6 * (1.0 + std::abs(expect)))) {
+          FAIL_CHECK("dlogits[" << j << "] is " << dz[r * n + j] << ", expected " << expect);
+        }
+      }
+    }
+    // A target at a −∞ logit: probability 0, log-probability −∞.
+    ivec at_inf = targets;
+    at_inf[0] = 0;
+    be.lm_head_stats(cspan(z), cspan(at_inf), rows, V, out.spans());
+    CHECK(out.logp[0] == ninf);
+    CHECK(std::isfinite(out.entropy[0]));
+  }
+}

@@ -39,7 +39,7 @@ TEST_CASE("FlashAttention work items (the cuda kernels' per-thread code) equal t
                       nk = T * std::size_t(hkv);
     const auto q = randn(qs, 1), k = randn(ks, 2), v = randn(ks, 3), dout = randn(qs, 4);
     const test::attention_reference want(rows.off, rows.seg, hq, hkv, d, q, k, v, dout);
-    const flash::packed_attention a{token_row.data(), rows.off.data(), nullptr, rows.seg.data(), T, hq, hkv, d, 70};
+    const flash::packed_attention a{token_row.data(), rows.off.data(), rows.seg.data(), T, hq, hkv, d, 70};
     fvec out(qs, NAN), lse(nq, NAN), delta(nq, NAN), dq(qs, NAN), dk(ks, NAN), dv(ks, NAN);
     for (std::size_t e = 0; e < nq; ++e) flash::forward_item(a, e, q.data(), k.data(), v.data(), out.data(), lse.data());
     for (std::size_t e = 0; e < nq; ++e) flash::delta_item(a, e, dout.data(), out.data(), delta.data());

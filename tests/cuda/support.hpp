@@ -40,11 +40,12 @@ template <class T> std::vector<T> down(const backends::cuda& be, const backends:
   return v;
 }
 
-// max |a − b| / (1 + |b|)
+// max |a − b| / (1 + |b|); equal values (the same infinity included) differ by 0, a NaN by ∞.
 inline double max_rel(const fvec& a, const fvec& b) {
   REQUIRE(a.size() == b.size());
   double m = 0.0;
   for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == b[i]) continue;
     const double d = std::abs(double(a[i]) - double(b[i])) / (1.0 + std::abs(double(b[i])));
     if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
   }

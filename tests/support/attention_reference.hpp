@@ -93,11 +93,6 @@ struct packed_rows {
     for (int t = 0; t < 70; ++t) seg.push_back(t == 19 ? -1 : t < 30 ? 0 : t < 50 ? 1 : 2);
   }
   int tokens() const { return int(seg.size()); }
-  std::size_t probs_size(int hq) const {
-    std::size_t s = 0;
-    for (std::size_t r = 0; r + 1 < off.size(); ++r) s += std::size_t(off[r + 1] - off[r]) * std::size_t(off[r + 1] - off[r]);
-    return s * std::size_t(hq);
-  }
 };
 
 } // namespace prefopt::test

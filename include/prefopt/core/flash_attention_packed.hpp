@@ -27,7 +27,6 @@ inline constexpr int tile = 32;
 struct packed_attention {
   const std::int32_t* token_row = nullptr;    // [T] the row of each token
   const std::int32_t* row_offsets = nullptr;  // [rows + 1]
-  const std::size_t* prob_offset = nullptr;   // [rows + 1] (the probabilities form only)
   const std::int32_t* segment = nullptr;      // [T]
   std::size_t tokens = 0;
   int q_heads = 0, kv_heads = 0, head_dim = 0, max_row_length = 0;

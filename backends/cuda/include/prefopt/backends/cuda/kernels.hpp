@@ -64,18 +64,12 @@ cudaError_t rope(float* x, const std::int32_t* positions, std::size_t T, int hea
                  float sign, cudaStream_t s);
 cudaError_t dropout(const float* x, float* out, std::size_t n, float p, std::uint64_t seed, cudaStream_t s);
 
-// Attention over the packed layout. token_row[t]: the row of token t; row_offsets: rows + 1
-// token offsets; prob_offset: rows + 1 offsets of each row's probability block (probabilities
-// form). All device memory, checked on the host before the launch.
+// FlashAttention over the packed layout with GQA (core/flash_attention_packed.hpp, one thread per
+// work item): out and lse [T × Hq] only, nothing of size L²; backward recomputes the probabilities
+// from lse. token_row[t]: the row of token t; row_offsets: rows + 1 token offsets; all device
+// memory, checked on the host before the launch. delta: scratch of T·Hq floats.
+// head_dim ≤ max_head_dim.
 using attention_args = flash::packed_attention;
-cudaError_t attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
-                              float* probs, cudaStream_t s);
-// dscores: scratch of the probabilities' size (dS = P∘(dP − rowsum(dP∘P)) per visible pair).
-cudaError_t attention_backward(const attention_args& a, const float* dout, const float* q, const float* k, const float* v,
-                               const float* probs, float* dscores, float* dq, float* dk, float* dv, cudaStream_t s);
-
-// FlashAttention (core/flash_attention.hpp): out and lse [T × Hq] only, nothing of size L²; backward
-// recomputes the probabilities from lse. delta: scratch of T·Hq floats. head_dim ≤ max_head_dim.
 using flash::max_head_dim;
 cudaError_t flash_attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
                                     float* lse, cudaStream_t s);

@@ -2,9 +2,12 @@
 //
 // lm_head_stats walks each row of logits once, in blocks of block_elements: a running max m
 // (sums rescaled by e^(m_old − m_new) when it grows), and per block the vectorized exponentials
-// (float, as torch) and the sums S = Σ e^(z−m), S2 = Σ e^(2(z−m)), Z = Σ e^(z−m)·(z−m), Σ z:
-// vectorized float sums of 128 values, added in double (chunked_sum).
+// (float, as torch) and the sums S = Σ e^(z−m), S2 = Σ e^(2(z−m)), Z = Σ e^(z−m)·(z−m):
+// vectorized float sums of 128 values, added in double (chunked_sum); Σ z in double (logits near
+// −FLT_MAX, as masks, would overflow a float partial sum).
 //   lse = m + log S, log Σ p² = log S2 − 2 log S, entropy = log S − Z/S, mean = Σz / V.
+// A −∞ logit (a masked vocabulary entry) has p = 0 and adds nothing to S, S2 or Z (exp_or_zero);
+// its mean is −∞ and its logp, if it is the target, −∞.
 // The optional sums run only when their output span is non-empty. OpenMP across rows.
 #pragma once
 
@@ -37,6 +40,13 @@ template <class E> double chunked_sum(const E& x) {
   return s;
 }
 
+// e^d for d = z − m ≤ 0, exactly 0 where float's exp underflows (d < −104, −∞ included); NaN stays
+// NaN. Written out because Eigen's vectorized exp clamps its argument at −88.7 and returns ~3e−39,
+// not 0, for −∞ or for a logit near −FLT_MAX (masks written as torch.finfo.min): p·(z − m) was then
+// −∞ (entropy +∞) or about −1 per masked entry, and dlogits not 0 where p = 0.
+inline constexpr float exp_underflow = -104.0f;
+template <class E> auto exp_or_zero(const E& d) { return (d < exp_underflow).select(0.0f, d.exp()); }
+
 struct eigen_lm_head_ops {
   void lm_head_stats(std::span<const float> logits, std::span<const std::int32_t> targets, int rows, int V,
                      const prefopt::lm_head_stats& st) const {
@@ -59,7 +69,7 @@ struct eigen_lm_head_ops {
       for (std::size_t b0 = 0; b0 < n; b0 += block_elements) {
         const Eigen::Index len = Eigen::Index(std::min(block_elements, n - b0));
         const carray_map Z(z + b0, len);
-        if (want_mean) zsum += chunked_sum(Z);
+        if (want_mean) zsum += Z.cast<double>().sum();
         const float bm = Z.maxCoeff();
         if (bm > m) {
           if (s > 0.0) {
@@ -71,7 +81,7 @@ struct eigen_lm_head_ops {
           m = bm;
         }
         if (m == -INFINITY) continue;  // only −∞ logits so far: they add nothing
-        const block_array e = (Z - m).exp();
+        const block_array e = exp_or_zero(Z - m);
         s += chunked_sum(e);
         if (want_sq) s2 += chunked_sum(e.square());
         if (want_ent) sz += chunked_sum((e > 0.0f).select(e * (Z - m), 0.0f));
@@ -108,7 +118,7 @@ struct eigen_lm_head_ops {
         continue;
       }
       const float g = dlogp[std::size_t(r)];
-      dz = -g * (carray_map(logits.data() + o, Eigen::Index(n)) - lse[std::size_t(r)]).exp();
+      dz = -g * exp_or_zero(carray_map(logits.data() + o, Eigen::Index(n)) - lse[std::size_t(r)]);
       dz[tr] += g;
     }
   }
