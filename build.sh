@@ -93,19 +93,24 @@ fuzz() {
     local work="$dir/corpus/$t" out="$findings/$t" log="$dir/fuzz-$t.log"
     mkdir -p "$work" "$out"
     local before after start=$SECONDS rc=0
-    before=$(find "$out" -type f | wc -l)
+    # Findings: crash-, leak-, timeout- and oom- files; slow-unit- files (an input over 10 s) are
+    # listed but do not fail the run.
+    before=$(find "$out" -type f ! -name 'slow-unit-*' | wc -l)
+    local slow_before slow
+    slow_before=$(find "$out" -type f -name 'slow-unit-*' | wc -l)
     echo "prefopt fuzz: $t for ${seconds}s (corpus tests/fuzz/corpus/$t, findings in $out/)"
     # The working corpus comes first (new inputs are written there); the committed seeds second.
     "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2048 \
       -artifact_prefix="$out/" -print_final_stats=1 "$work" "tests/fuzz/corpus/$t" > "$log" 2>&1 || rc=$?
-    after=$(find "$out" -type f | wc -l)
+    after=$(find "$out" -type f ! -name 'slow-unit-*' | wc -l)
+    slow=$(($(find "$out" -type f -name 'slow-unit-*' | wc -l) - slow_before))
     local cov execs corpus
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
-    summary+=("$(printf '%-20s %6ss  execs %-9s cov %-6s corpus %-12s findings %s' "$t" "$((SECONDS - start))" \
-                 "${execs:-?}" "${cov:-?}" "${corpus:-?}" "$((after - before))")")
+    summary+=("$(printf '%-20s %6ss  execs %-9s cov %-6s corpus %-12s findings %s  slow units %s' "$t" \
+                 "$((SECONDS - start))" "${execs:-?}" "${cov:-?}" "${corpus:-?}" "$((after - before))" "$slow")")
     if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
       failed=1
       echo "prefopt fuzz: $t FAILED (exit $rc); its log: $log" >&2
