@@ -18,7 +18,7 @@ inline tokenizer tokenizer::from_file(const std::filesystem::path& tokenizer_jso
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
     throw format_error(name, std::string("invalid JSON: ") + e.what());
   }
   return from_json(j, name);

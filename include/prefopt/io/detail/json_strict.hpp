@@ -70,7 +70,7 @@ struct json_duplicate_key {
   };
   try {
     return nlohmann::json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     throw format_error(where, subject + " is not valid JSON: " + e.what());
   }
 }
