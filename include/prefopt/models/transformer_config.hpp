@@ -199,7 +199,7 @@ struct transformer_config {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
       throw format_error(path.string(), std::string("not valid JSON: ") + e.what());
     }
     return from_json(j, path.string());
