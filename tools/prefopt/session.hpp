@@ -31,7 +31,7 @@ inline train::run_config load_config(const args& a) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
       throw config_error(path, std::string("not valid JSON: ") + e.what());
     }
     try {
