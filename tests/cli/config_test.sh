@@ -13,5 +13,7 @@ expect_fail "label_smoothing" "$PREFOPT" train --set model="$DATA/models/gpt2" -
   --set 'loss.type=["robust"]' --set loss.label_smoothing=0.5
 expect_fail "unknown loss 'dpo'" "$PREFOPT" train --set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenized.jsonl" \
   --set 'loss.type=["dpo"]'
+echo '{"model": "m", "training": {"batch_size": 1e400}}' > "$WORK/overflow.json"  # found by fuzzing
+expect_fail "overflow.json: not valid JSON" "$PREFOPT" train --config "$WORK/overflow.json"
 expect_fail "--frobnicate: unknown option" "$PREFOPT" train --frobnicate
 echo "config: ok"

@@ -247,3 +247,14 @@ TEST_CASE("every dtype of the format is recognised with its size; a moved file s
     CHECK(moved.read_f32("t_F64") == std::vector<float>{0.0f});
   }
 }
+
+TEST_CASE("a number too large for a double in the header is a format_error, not a stray JSON exception") {
+  // Found by tests/fuzz/safetensors_fuzz.cpp: nlohmann-json throws out_of_range (not parse_error)
+  // for 1e400, which escaped the header parser.
+  prefopt::test::temp_dir dir;
+  const auto path = dir / "x.safetensors";
+  for (const std::string header : {R"({"a":1e400})", R"({"__metadata__":{"k":"v"},"x":-6e666})"}) {
+    prefopt::test::write_bytes(path, prefopt::test::crafted_file(header, 0));
+    CHECK(format_error_of([&] { const safetensors_file f(path); }).find("not valid JSON") != std::string::npos);
+  }
+}
