@@ -5,6 +5,7 @@
 # (./build.sh deps); carry .device/ with the working tree.
 #   .device/include/{eigen3/Eigen, boost/..., nlohmann, doctest}   headers
 #   .device/share/eigen3/cmake, .device/share/cmake/nlohmann_json, .device/lib/cmake/doctest
+#   .device/include/{zlib,zconf,oniguruma,utf8proc}.h, .device/lib/lib{z,onig,utf8proc}.so*
 # Boost: Hana (without its ext/ adapters for Fusion/MPL, which prefopt never includes), Boost.Config
 # (CMake's FindBoost looks for boost/config.hpp) and the Boost headers a compile of prefopt's
 # headers actually opens (g++ -M), nothing else.
@@ -59,6 +60,22 @@ g++ -std=c++20 -M -Iinclude -I"$SRC/include/eigen3" "$probe" | sed 's/\\$//' | t
     mkdir -p "$DEV/include/$(dirname "$rel")"
     cp "$f" "$DEV/include/$rel"
   done
+
+# The data path's C libraries (zlib, Oniguruma, utf8proc; cmake/prefoptDependencies.cmake): headers
+# and shared libraries (under the linker name and the soname the tests load at run time), found on
+# the GPU machine through CMAKE_PREFIX_PATH without pkg-config.
+LIBDIR=${PREFOPT_DEVICE_LIBDIR:-$SRC/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)}
+mkdir -p "$DEV/lib"
+for h in zlib.h zconf.h oniguruma.h utf8proc.h; do
+  need "$SRC/include/$h"
+  cp "$SRC/include/$h" "$DEV/include/"
+done
+for l in libz libonig libutf8proc; do
+  need "$LIBDIR/$l.so"
+  cp -L "$LIBDIR/$l.so" "$DEV/lib/$l.so"
+  soname=$(objdump -p "$LIBDIR/$l.so" | awk '$1 == "SONAME" {print $2}')
+  [ -z "$soname" ] || cp -L "$LIBDIR/$l.so" "$DEV/lib/$soname"
+done
 
 size_kib=$(du -sk "$DEV" | cut -f1)
 echo "prepare.sh: $DEV holds $((size_kib / 1024)) MiB ($(find "$DEV" -type f | wc -l) files)"
