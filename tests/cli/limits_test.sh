@@ -5,7 +5,7 @@
 source "$(dirname "$0")/common.sh"
 M="$DATA/models/gpt2"
 D="$DATA/cli/pairs_tokenized.jsonl"
-base=(--set model="$M" --set data.train="$D" --set training.max_steps=1 --set data.eval_fraction=0 --set output.dir="$WORK/out"
+base=(--set model="$M" --set data.train="$D" --set training.max_steps=1 --set data.eval_fraction=0 --set output.dir="$WORK/out" --set output.overwrite=true
       --set output.tensorboard=false)
 python3 -c 'print("{\"model\": " + "[" * 100000 + "]" * 100000 + "}")' > "$WORK/deep.json"
 expect_fail "$WORK/deep.json: nests arrays and objects deeper than 256 levels" "$PREFOPT" train --config "$WORK/deep.json"
