@@ -10,7 +10,7 @@
 #                         target (execs, cov, corpus, findings); crashing inputs land in fuzz-findings/.
 # Environment: BUILD_DIR (default build), JOBS (default: number of cores), CXX, PREFOPT_CMAKE_ARGS;
 #   sanitize: SANITIZE_BUILD_DIR (build-sanitize), SANITIZE_LABELS (default below);
-#   fuzz: FUZZ_BUILD_DIR (build-fuzz), FUZZ_SECONDS (600 per target), FUZZ_TARGETS (all),
+#   fuzz: FUZZ_BUILD_DIR (build-fuzz), FUZZ_SECONDS (600 per target), FUZZ_TARGETS (all), FUZZ_SEED (0: a new one each run),
 #   FUZZ_TIMEOUT (25 s per input), FUZZ_FINDINGS (fuzz-findings).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -102,6 +102,7 @@ fuzz() {
     echo "prefopt fuzz: $t for ${seconds}s (corpus tests/fuzz/corpus/$t, findings in $out/)"
     # The working corpus comes first (new inputs are written there); the committed seeds second.
     "$dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2048 \
+      -seed="${FUZZ_SEED:-0}" \
       -artifact_prefix="$out/" -print_final_stats=1 "$work" "tests/fuzz/corpus/$t" > "$log" 2>&1 || rc=$?
     after=$(find "$out" -type f ! -name 'slow-unit-*' | wc -l)
     slow=$(($(find "$out" -type f -name 'slow-unit-*' | wc -l) - slow_before))
