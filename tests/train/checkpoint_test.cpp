@@ -132,3 +132,19 @@ TEST_CASE("every state a crash can leave resumes from a complete checkpoint") {
     CHECK_THROWS_AS(train::update_checkpoint_state(out / "checkpoint-8", st), io_error);
   }
 }
+
+TEST_CASE("a trainer state with a count beyond its integer type is a format_error, not a float cast") {
+  // Found by tests/fuzz/checkpoint_state_fuzz.cpp: optimizer_steps 1.5e29 was converted to long
+  // (undefined behaviour under UBSan); 2.5 and -1 are no step counts either.
+  nlohmann::json j = train::checkpoint_state{}.to_json();
+  for (const nlohmann::json& bad : {nlohmann::json(155555555555555555555555555558.0), nlohmann::json(2.5), nlohmann::json(-1)}) {
+    j["optimizer_steps"] = bad;
+    CHECK_THROWS_WITH_AS(train::checkpoint_state::from_json(j, "trainer_state.json"),
+                         doctest::Contains("field 'optimizer_steps'"), format_error);
+  }
+  j["optimizer_steps"] = 7;
+  j["log_window_steps"] = 1e30;
+  CHECK_THROWS_AS(train::checkpoint_state::from_json(j, "trainer_state.json"), format_error);
+  j["log_window_steps"] = 3;
+  CHECK(train::checkpoint_state::from_json(j, "trainer_state.json").optimizer_steps == 7);
+}

@@ -67,20 +67,25 @@ struct checkpoint_state {
   }
   static checkpoint_state from_json(const nlohmann::json& j, const std::string& where) {
     checkpoint_state s;
+    // Counts are whole, non-negative numbers in range (json_integer): never a float cast into an integer.
+    auto count = [&]<class T>(std::type_identity<T>, const char* key) {
+      return json_integer<T>(j.at(key), where + ": field '" + key + "'", 0);
+    };
+    auto later_count = [&](const char* key) { return j.contains(key) ? count(std::type_identity<long>{}, key) : 0L; };
     try {
-      s.global_step = j.at("global_step").get<long>();
-      s.optimizer_steps = j.at("optimizer_steps").get<long>();
-      s.epoch = j.at("epoch").get<int>();
-      s.next_batch = j.at("next_batch").get<std::size_t>();
+      s.global_step = count(std::type_identity<long>{}, "global_step");
+      s.optimizer_steps = count(std::type_identity<long>{}, "optimizer_steps");
+      s.epoch = count(std::type_identity<int>{}, "epoch");
+      s.next_batch = count(std::type_identity<std::size_t>{}, "next_batch");
       s.loss_state = j.at("loss_state").get<std::vector<double>>();
       if (!j.at("best_metric").is_null()) s.best_metric = j.at("best_metric").get<double>();
-      s.evals_without_improvement = j.at("evals_without_improvement").get<int>();
+      s.evals_without_improvement = count(std::type_identity<int>{}, "evals_without_improvement");
       // Fields added later: a checkpoint written before them resumes with their defaults.
-      s.skipped_steps = j.value("skipped_steps", 0L);
-      s.consecutive_skipped = j.value("consecutive_skipped", 0L);
+      s.skipped_steps = later_count("skipped_steps");
+      s.consecutive_skipped = later_count("consecutive_skipped");
       if (const auto w = j.find("log_window"); w != j.end())
         for (const auto& [k, v] : w->items()) s.log_window[k] = number_from_json(v);
-      s.log_window_steps = j.value("log_window_steps", 0L);
+      s.log_window_steps = later_count("log_window_steps");
       s.finished = j.value("finished", false);
       s.extra = j.value("extra", nlohmann::json::object());
     } catch (const std::exception& e) {
