@@ -1,7 +1,6 @@
 // prefopt/core/host_backend.hpp — what every backend over host memory shares.
 //
-// op_checks: the size checks of the op contracts (core/backend.hpp, core/transformer_ops.hpp),
-// throwing shape_error that names the op and the argument. host_backend_base: memory, indexing
+// host_backend_base: memory, indexing
 // and elementwise-loss mapping for backends whose buffers are host memory (eigen, xtensor);
 // a CPU backend inherits it and adds its arithmetic.
 #pragma once
@@ -17,45 +16,9 @@
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_buffer.hpp"
+#include "prefopt/core/op_checks.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/losses/concepts.hpp"
-
-namespace prefopt::op_checks {
-
-[[noreturn]] inline void bad(const char* op, const char* arg, const std::string& why) {
-  throw shape_error(std::string("backend op '") + op + "': argument '" + arg + "'", why);
-}
-inline void require_size(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have < need) bad(op, arg, "has " + std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-// An optional output: empty, or at least `need` elements.
-inline void require_optional(std::size_t have, std::size_t need, const char* op, const char* arg) {
-  if (have != 0) require_size(have, need, op, arg);
-}
-// A size argument that must be positive.
-inline std::size_t positive(int v, const char* op, const char* arg) {
-  if (v <= 0) bad(op, arg, "must be positive, is " + std::to_string(v));
-  return std::size_t(v);
-}
-// Rows of a flat [rows × cols] buffer of n elements; n must be a multiple of cols.
-inline std::size_t rows_of(std::size_t n, std::size_t cols, const char* op, const char* arg) {
-  if (n % cols != 0)
-    bad(op, arg, "has " + std::to_string(n) + " elements, not a multiple of " + std::to_string(cols) + " columns");
-  return n / cols;
-}
-// Elements a row-major matrix of `rows` rows and row stride `ld` spans (last row may be short).
-inline std::size_t span_of(int rows, int cols, int ld) {
-  return rows == 0 || cols == 0 ? 0 : std::size_t(rows - 1) * std::size_t(ld) + std::size_t(cols);
-}
-// An index into n elements.
-inline std::size_t index(std::int32_t i, std::size_t n, const char* op) {
-  if (i < 0 || std::size_t(i) >= n)
-    throw shape_error(std::string("backend op '") + op + "'",
-                      "index " + std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
-  return std::size_t(i);
-}
-
-} // namespace prefopt::op_checks
 
 namespace prefopt {
 

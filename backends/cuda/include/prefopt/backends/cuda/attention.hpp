@@ -89,11 +89,8 @@ template <class Self> struct cuda_attention_ops {
     context& cx = self().ctx();
     const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
     check_head_dim(sh, op);
-    require_size(q.size(), t.q_size, op, "q");
-    require_size(k.size(), t.kv_size, op, "k");
-    require_size(v.size(), t.kv_size, op, "v");
-    require_size(out.size(), t.q_size, op, "out");
-    require_size(lse.size(), std::size_t(sh.tokens) * std::size_t(sh.q_heads), op, "lse");
+    const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
+    op_checks::attention_forward({t.q_size, t.kv_size, rows}, q.size(), k.size(), v.size(), out.size(), lse.size());
     check(cuda_kernels::flash_attention_forward(t.args, q.data(), k.data(), v.data(), out.data(), lse.data(), cx.stream()),
           op);
   }
@@ -106,15 +103,8 @@ template <class Self> struct cuda_attention_ops {
     const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
     check_head_dim(sh, op);
     const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
-    require_size(dout.size(), t.q_size, op, "dout");
-    require_size(q.size(), t.q_size, op, "q");
-    require_size(k.size(), t.kv_size, op, "k");
-    require_size(v.size(), t.kv_size, op, "v");
-    require_size(out.size(), t.q_size, op, "out");
-    require_size(lse.size(), rows, op, "lse");
-    require_size(dq.size(), t.q_size, op, "dq");
-    require_size(dk.size(), t.kv_size, op, "dk");
-    require_size(dv.size(), t.kv_size, op, "dv");
+    op_checks::attention_backward({t.q_size, t.kv_size, rows}, dout.size(), q.size(), k.size(), v.size(), out.size(),
+                                  lse.size(), dq.size(), dk.size(), dv.size());
     device_buffer<float> delta(self().shared_context(), std::max<std::size_t>(rows, 1));
     check(cuda_kernels::flash_attention_backward(t.args, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
                                                  delta.data(), dq.data(), dk.data(), dv.data(), cx.stream()),

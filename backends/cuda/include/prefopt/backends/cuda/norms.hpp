@@ -13,53 +13,34 @@ namespace prefopt::backends::cuda_detail {
 template <class Self> struct cuda_norm_ops {
   void layernorm_forward(std::span<const float> x, std::span<const float> w, std::span<const float> b, int C, float eps,
                          std::span<float> out, std::span<float> mean, std::span<float> rstd) const {
-    const char* op = "layernorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(b.size(), c, op, "b");
-    require_size(out.size(), T * c, op, "out");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
+    const std::size_t T =
+        op_checks::layernorm_forward(x.size(), w.size(), b.size(), C, out.size(), mean.size(), rstd.size()).rows;
     check(cuda_kernels::layernorm_forward(x.data(), w.data(), b.data(), T, C, eps, out.data(), mean.data(), rstd.data(),
                                           stream()),
-          op);
+          "layernorm_forward");
   }
   void layernorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                           std::span<const float> mean, std::span<const float> rstd, int C, std::span<float> dx,
                           std::span<float> dw, std::span<float> db) const {
-    const char* op = "layernorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
-    require_size(db.size(), c, op, "db");
+    const std::size_t T = op_checks::layernorm_backward(dout.size(), x.size(), w.size(), mean.size(), rstd.size(), C,
+                                                          dx.size(), dw.size(), db.size()).rows;
     check(cuda_kernels::layernorm_backward(dout.data(), x.data(), w.data(), mean.data(), rstd.data(), T, C, dx.data(),
                                            dw.data(), db.data(), stream()),
-          op);
+          "layernorm_backward");
   }
   void rmsnorm_forward(std::span<const float> x, std::span<const float> w, int C, float eps, std::span<float> out,
                        std::span<float> rstd) const {
-    const char* op = "rmsnorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(out.size(), T * c, op, "out");
-    require_size(rstd.size(), T, op, "rstd");
-    check(cuda_kernels::rmsnorm_forward(x.data(), w.data(), T, C, eps, out.data(), rstd.data(), stream()), op);
+    const std::size_t T = op_checks::rmsnorm_forward(x.size(), w.size(), C, out.size(), rstd.size()).rows;
+    check(cuda_kernels::rmsnorm_forward(x.data(), w.data(), T, C, eps, out.data(), rstd.data(), stream()),
+          "rmsnorm_forward");
   }
   void rmsnorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                         std::span<const float> rstd, int C, std::span<float> dx, std::span<float> dw) const {
-    const char* op = "rmsnorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
-    check(cuda_kernels::rmsnorm_backward(dout.data(), x.data(), w.data(), rstd.data(), T, C, dx.data(), dw.data(), stream()),
-          op);
+    const std::size_t T =
+        op_checks::rmsnorm_backward(dout.size(), x.size(), w.size(), rstd.size(), C, dx.size(), dw.size()).rows;
+    check(cuda_kernels::rmsnorm_backward(dout.data(), x.data(), w.data(), rstd.data(), T, C, dx.data(), dw.data(),
+                                         stream()),
+          "rmsnorm_backward");
   }
 
 private:

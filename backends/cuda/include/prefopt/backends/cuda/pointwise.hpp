@@ -44,16 +44,12 @@ template <class Self> struct cuda_pointwise_ops {
     check(cuda_kernels::axpy(1.0f, x.data(), y.data(), x.size(), ctx().stream()), "add_inplace");
   }
   void bias_forward(std::span<const float> bias, int N, std::span<float> out) const {
-    const char* op = "bias_forward";
-    const std::size_t n = positive(N, op, "N"), rows = rows_of(out.size(), n, op, "out");
-    require_size(bias.size(), n, op, "bias");
-    check(cuda_kernels::bias_forward(bias.data(), N, out.data(), rows, ctx().stream()), op);
+    const std::size_t rows = op_checks::bias("bias_forward", bias.size(), "bias", N, out.size(), "out").rows;
+    check(cuda_kernels::bias_forward(bias.data(), N, out.data(), rows, ctx().stream()), "bias_forward");
   }
   void bias_backward(std::span<const float> dout, int N, std::span<float> dbias) const {
-    const char* op = "bias_backward";
-    const std::size_t n = positive(N, op, "N"), rows = rows_of(dout.size(), n, op, "dout");
-    require_size(dbias.size(), n, op, "dbias");
-    check(cuda_kernels::bias_backward(dout.data(), rows, N, dbias.data(), ctx().stream()), op);
+    const std::size_t rows = op_checks::bias("bias_backward", dbias.size(), "dbias", N, dout.size(), "dout").rows;
+    check(cuda_kernels::bias_backward(dout.data(), rows, N, dbias.data(), ctx().stream()), "bias_backward");
   }
   void gelu_forward(std::span<const float> x, std::span<float> out) const {
     require_size(out.size(), x.size(), "gelu_forward", "out");
@@ -71,14 +67,10 @@ template <class Self> struct cuda_pointwise_ops {
   }
   void swiglu_backward(std::span<const float> gate, std::span<const float> up, std::span<const float> dout,
                        std::span<float> dgate, std::span<float> dup) const {
-    const char* op = "swiglu_backward";
-    require_size(up.size(), gate.size(), op, "up");
-    require_size(dout.size(), gate.size(), op, "dout");
-    require_size(dgate.size(), gate.size(), op, "dgate");
-    require_size(dup.size(), gate.size(), op, "dup");
+    op_checks::swiglu_backward(gate.size(), up.size(), dout.size(), dgate.size(), dup.size());
     check(cuda_kernels::swiglu_backward(gate.data(), up.data(), dout.data(), dgate.data(), dup.data(), gate.size(),
                                         ctx().stream()),
-          op);
+          "swiglu_backward");
   }
   void rope_forward(std::span<float> x, std::span<const std::int32_t> positions, int heads, int head_dim,
                     std::span<const float> inv_freq) const {

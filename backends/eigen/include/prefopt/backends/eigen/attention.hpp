@@ -88,11 +88,8 @@ struct eigen_attention_ops {
                          std::span<float> lse) const {
     const char* op = "attention_forward";
     const attention_plan p = attention_plan::make(lay, sh, op);
-    require_size(q.size(), p.q_size(), op, "q");
-    require_size(k.size(), p.kv_size(), op, "k");
-    require_size(v.size(), p.kv_size(), op, "v");
-    require_size(out.size(), p.q_size(), op, "out");
-    require_size(lse.size(), p.lse_size(), op, "lse");
+    op_checks::attention_forward({p.q_size(), p.kv_size(), p.lse_size()}, q.size(), k.size(), v.size(), out.size(),
+                                 lse.size());
     const std::size_t Hq = p.q_heads, Hkv = p.kv_heads, D = p.head_dim, group = Hq / Hkv;
     const int qld = int(Hq * D), kvld = int(Hkv * D), d = int(D);
     const float scale = 1.0f / std::sqrt(float(D));
@@ -141,15 +138,8 @@ struct eigen_attention_ops {
                           std::span<float> dk, std::span<float> dv) const {
     const char* op = "attention_backward";
     const attention_plan p = attention_plan::make(lay, sh, op);
-    require_size(dout.size(), p.q_size(), op, "dout");
-    require_size(q.size(), p.q_size(), op, "q");
-    require_size(k.size(), p.kv_size(), op, "k");
-    require_size(v.size(), p.kv_size(), op, "v");
-    require_size(out.size(), p.q_size(), op, "out");
-    require_size(lse.size(), p.lse_size(), op, "lse");
-    require_size(dq.size(), p.q_size(), op, "dq");
-    require_size(dk.size(), p.kv_size(), op, "dk");
-    require_size(dv.size(), p.kv_size(), op, "dv");
+    op_checks::attention_backward({p.q_size(), p.kv_size(), p.lse_size()}, dout.size(), q.size(), k.size(), v.size(),
+                                  out.size(), lse.size(), dq.size(), dk.size(), dv.size());
     const std::size_t Hq = p.q_heads, Hkv = p.kv_heads, D = p.head_dim, group = Hq / Hkv;
     const int qld = int(Hq * D), kvld = int(Hkv * D), d = int(D);
     const float scale = 1.0f / std::sqrt(float(D));

@@ -51,15 +51,9 @@ struct eigen_lm_head_ops {
   void lm_head_stats(std::span<const float> logits, std::span<const std::int32_t> targets, int rows, int V,
                      const prefopt::lm_head_stats& st) const {
     const char* op = "lm_head_stats";
-    if (rows < 0) throw shape_error(std::string("backend op '") + op + "'", "rows is negative");
-    const std::size_t R = std::size_t(rows), n = positive(V, op, "V");
-    require_size(logits.size(), R * n, op, "logits");
+    const op_checks::row_dims d = op_checks::lm_head_stats(logits.size(), targets.size(), rows, V, st);
+    const std::size_t R = d.rows, n = d.cols;
     check_targets(targets, R, n, op);
-    require_size(st.lse.size(), R, op, "stats.lse");
-    require_size(st.logp.size(), R, op, "stats.logp");
-    require_optional(st.log_sum_sq.size(), R, op, "stats.log_sum_sq");
-    require_optional(st.entropy.size(), R, op, "stats.entropy");
-    require_optional(st.mean_logit.size(), R, op, "stats.mean_logit");
     const bool want_sq = !st.log_sum_sq.empty(), want_ent = !st.entropy.empty(), want_mean = !st.mean_logit.empty();
 #pragma omp parallel for schedule(static) if (R * n > parallel_grain)
     for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(R); ++r) {
@@ -101,13 +95,10 @@ struct eigen_lm_head_ops {
                         std::span<const float> lse, std::span<const float> dlogp, int rows, int V,
                         std::span<float> dlogits) const {
     const char* op = "lm_head_backward";
-    if (rows < 0) throw shape_error(std::string("backend op '") + op + "'", "rows is negative");
-    const std::size_t R = std::size_t(rows), n = positive(V, op, "V");
-    require_size(logits.size(), R * n, op, "logits");
+    const op_checks::row_dims d =
+        op_checks::lm_head_backward(logits.size(), targets.size(), lse.size(), dlogp.size(), rows, V, dlogits.size());
+    const std::size_t R = d.rows, n = d.cols;
     check_targets(targets, R, n, op);
-    require_size(lse.size(), R, op, "lse");
-    require_size(dlogp.size(), R, op, "dlogp");
-    require_size(dlogits.size(), R * n, op, "dlogits");
 #pragma omp parallel for schedule(static) if (R * n > parallel_grain)
     for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(R); ++r) {
       const std::size_t o = std::size_t(r) * n;

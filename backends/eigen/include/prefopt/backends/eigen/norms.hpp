@@ -18,13 +18,9 @@ struct eigen_norm_ops {
   // x, w, b, C, eps → out, mean, rstd
   void layernorm_forward(std::span<const float> x, std::span<const float> w, std::span<const float> b, int C,
                          float eps, std::span<float> out, std::span<float> mean, std::span<float> rstd) const {
-    const char* op = "layernorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(b.size(), c, op, "b");
-    require_size(out.size(), T * c, op, "out");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
+    const op_checks::row_dims d =
+        op_checks::layernorm_forward(x.size(), w.size(), b.size(), C, out.size(), mean.size(), rstd.size());
+    const std::size_t T = d.rows, c = d.cols;
     const Eigen::Index n = Eigen::Index(c);
     const carray_map W(w.data(), n), Bv(b.data(), n);
     const std::ptrdiff_t rows = std::ptrdiff_t(T);
@@ -43,15 +39,9 @@ struct eigen_norm_ops {
   void layernorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                           std::span<const float> mean, std::span<const float> rstd, int C, std::span<float> dx,
                           std::span<float> dw, std::span<float> db) const {
-    const char* op = "layernorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
-    require_size(db.size(), c, op, "db");
+    const op_checks::row_dims d = op_checks::layernorm_backward(dout.size(), x.size(), w.size(), mean.size(),
+                                                                rstd.size(), C, dx.size(), dw.size(), db.size());
+    const std::size_t T = d.rows, c = d.cols;
     const Eigen::Index n = Eigen::Index(c);
     const carray_map W(w.data(), n);
     const std::ptrdiff_t rows = std::ptrdiff_t(T);
@@ -77,11 +67,8 @@ struct eigen_norm_ops {
   // x, w, C, eps → out, rstd
   void rmsnorm_forward(std::span<const float> x, std::span<const float> w, int C, float eps, std::span<float> out,
                        std::span<float> rstd) const {
-    const char* op = "rmsnorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(out.size(), T * c, op, "out");
-    require_size(rstd.size(), T, op, "rstd");
+    const op_checks::row_dims d = op_checks::rmsnorm_forward(x.size(), w.size(), C, out.size(), rstd.size());
+    const std::size_t T = d.rows, c = d.cols;
     const Eigen::Index n = Eigen::Index(c);
     const carray_map W(w.data(), n);
     const std::ptrdiff_t rows = std::ptrdiff_t(T);
@@ -97,13 +84,9 @@ struct eigen_norm_ops {
   // dout, x, w, rstd, C → dx +=, dw +=
   void rmsnorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                         std::span<const float> rstd, int C, std::span<float> dx, std::span<float> dw) const {
-    const char* op = "rmsnorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
+    const op_checks::row_dims d =
+        op_checks::rmsnorm_backward(dout.size(), x.size(), w.size(), rstd.size(), C, dx.size(), dw.size());
+    const std::size_t T = d.rows, c = d.cols;
     const Eigen::Index n = Eigen::Index(c);
     const carray_map W(w.data(), n);
     const std::ptrdiff_t rows = std::ptrdiff_t(T);

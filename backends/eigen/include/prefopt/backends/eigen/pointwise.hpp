@@ -50,10 +50,8 @@ struct eigen_pointwise_ops {
 
   // out[t,:] += bias, T = out.size() / N
   void bias_forward(std::span<const float> bias, int N, std::span<float> out) const {
-    const char* op = "bias_forward";
-    const std::size_t n = positive(N, op, "N");
-    const std::size_t rows = rows_of(out.size(), n, op, "out");
-    require_size(bias.size(), n, op, "bias");
+    const op_checks::row_dims d = op_checks::bias("bias_forward", bias.size(), "bias", N, out.size(), "out");
+    const std::size_t n = d.cols, rows = d.rows;
     const carray_map b(bias.data(), Eigen::Index(n));
     const std::ptrdiff_t T = std::ptrdiff_t(rows);
 #pragma omp parallel for schedule(static) if (out.size() > parallel_grain)
@@ -61,10 +59,8 @@ struct eigen_pointwise_ops {
   }
   // dbias += Σ_t dout[t,:], T = dout.size() / N (summed in double)
   void bias_backward(std::span<const float> dout, int N, std::span<float> dbias) const {
-    const char* op = "bias_backward";
-    const std::size_t n = positive(N, op, "N");
-    const std::size_t rows = rows_of(dout.size(), n, op, "dout");
-    require_size(dbias.size(), n, op, "dbias");
+    const op_checks::row_dims d = op_checks::bias("bias_backward", dbias.size(), "dbias", N, dout.size(), "dout");
+    const std::size_t n = d.cols, rows = d.rows;
     add_column_sums(rows, n, dbias.data(), [&](std::size_t t, std::size_t c0, std::size_t len) {
       return carray_map(dout.data() + t * n + c0, Eigen::Index(len));
     });
@@ -114,11 +110,7 @@ struct eigen_pointwise_ops {
   // dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))), dup = dout·silu(g)   (both =)
   void swiglu_backward(std::span<const float> gate, std::span<const float> up, std::span<const float> dout,
                        std::span<float> dgate, std::span<float> dup) const {
-    const char* op = "swiglu_backward";
-    require_size(up.size(), gate.size(), op, "up");
-    require_size(dout.size(), gate.size(), op, "dout");
-    require_size(dgate.size(), gate.size(), op, "dgate");
-    require_size(dup.size(), gate.size(), op, "dup");
+    op_checks::swiglu_backward(gate.size(), up.size(), dout.size(), dgate.size(), dup.size());
     for_blocks(gate.size(), [&](std::size_t s, std::size_t len) {
       const Eigen::Index n = Eigen::Index(len);
       const carray_map G(gate.data() + s, n), U(up.data() + s, n), D(dout.data() + s, n);

@@ -41,11 +41,7 @@ struct xtensor_attention_ops {
                          std::span<float> lse) const {
     const char* op = "attention_forward";
     const layout_check c = check(lay, sh, op);
-    require_size(q.size(), c.q_size, op, "q");
-    require_size(k.size(), c.kv_size, op, "k");
-    require_size(v.size(), c.kv_size, op, "v");
-    require_size(out.size(), c.q_size, op, "out");
-    require_size(lse.size(), c.lse_size, op, "lse");
+    op_checks::attention_forward({c.q_size, c.kv_size, c.lse_size}, q.size(), k.size(), v.size(), out.size(), lse.size());
     const std::size_t Hq = std::size_t(sh.q_heads), Hkv = std::size_t(sh.kv_heads), D = std::size_t(sh.head_dim);
     const float scale = 1.0f / std::sqrt(float(D)), inf = std::numeric_limits<float>::infinity();
     for (int r = 0; r < lay.rows; ++r) {
@@ -76,15 +72,8 @@ struct xtensor_attention_ops {
                           std::span<float> dk, std::span<float> dv) const {
     const char* op = "attention_backward";
     const layout_check c = check(lay, sh, op);
-    require_size(dout.size(), c.q_size, op, "dout");
-    require_size(q.size(), c.q_size, op, "q");
-    require_size(k.size(), c.kv_size, op, "k");
-    require_size(v.size(), c.kv_size, op, "v");
-    require_size(out.size(), c.q_size, op, "out");
-    require_size(lse.size(), c.lse_size, op, "lse");
-    require_size(dq.size(), c.q_size, op, "dq");
-    require_size(dk.size(), c.kv_size, op, "dk");
-    require_size(dv.size(), c.kv_size, op, "dv");
+    op_checks::attention_backward({c.q_size, c.kv_size, c.lse_size}, dout.size(), q.size(), k.size(), v.size(),
+                                  out.size(), lse.size(), dq.size(), dk.size(), dv.size());
     const std::size_t Hq = std::size_t(sh.q_heads), Hkv = std::size_t(sh.kv_heads), D = std::size_t(sh.head_dim);
     const float scale = 1.0f / std::sqrt(float(D)), inf = std::numeric_limits<float>::infinity();
     std::fill_n(dk.begin(), c.kv_size, 0.0f);

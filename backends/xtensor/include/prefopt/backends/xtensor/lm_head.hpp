@@ -21,15 +21,9 @@ struct xtensor_lm_head_ops {
   void lm_head_stats(std::span<const float> logits, std::span<const std::int32_t> targets, int rows, int V,
                      const prefopt::lm_head_stats& st) const {
     const char* op = "lm_head_stats";
-    if (rows < 0) throw shape_error(std::string("backend op '") + op + "'", "rows is negative");
-    const std::size_t R = std::size_t(rows), n = positive(V, op, "V");
-    require_size(logits.size(), R * n, op, "logits");
+    const op_checks::row_dims d = op_checks::lm_head_stats(logits.size(), targets.size(), rows, V, st);
+    const std::size_t R = d.rows, n = d.cols;
     check_ids(targets, R, n, true, op, "targets");
-    require_size(st.lse.size(), R, op, "stats.lse");
-    require_size(st.logp.size(), R, op, "stats.logp");
-    require_optional(st.log_sum_sq.size(), R, op, "stats.log_sum_sq");
-    require_optional(st.entropy.size(), R, op, "stats.entropy");
-    require_optional(st.mean_logit.size(), R, op, "stats.mean_logit");
     for (std::size_t r = 0; r < R; ++r) {
       const xt::xtensor<double, 1> z = xt::cast<double>(vector(logits.data() + r * n, n));
       const double m = xt::amax(z)();
@@ -47,13 +41,10 @@ struct xtensor_lm_head_ops {
                         std::span<const float> lse, std::span<const float> dlogp, int rows, int V,
                         std::span<float> dlogits) const {
     const char* op = "lm_head_backward";
-    if (rows < 0) throw shape_error(std::string("backend op '") + op + "'", "rows is negative");
-    const std::size_t R = std::size_t(rows), n = positive(V, op, "V");
-    require_size(logits.size(), R * n, op, "logits");
+    const op_checks::row_dims d =
+        op_checks::lm_head_backward(logits.size(), targets.size(), lse.size(), dlogp.size(), rows, V, dlogits.size());
+    const std::size_t R = d.rows, n = d.cols;
     check_ids(targets, R, n, true, op, "targets");
-    require_size(lse.size(), R, op, "lse");
-    require_size(dlogp.size(), R, op, "dlogp");
-    require_size(dlogits.size(), R * n, op, "dlogits");
     for (std::size_t r = 0; r < R; ++r) {
       auto dz = vector(dlogits.data() + r * n, n);
       if (targets[r] < 0) {

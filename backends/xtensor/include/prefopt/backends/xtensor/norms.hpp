@@ -19,13 +19,9 @@ namespace prefopt::backends::xdetail {
 struct xtensor_norm_ops {
   void layernorm_forward(std::span<const float> x, std::span<const float> w, std::span<const float> b, int C,
                          float eps, std::span<float> out, std::span<float> mean, std::span<float> rstd) const {
-    const char* op = "layernorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(b.size(), c, op, "b");
-    require_size(out.size(), T * c, op, "out");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
+    const op_checks::row_dims d =
+        op_checks::layernorm_forward(x.size(), w.size(), b.size(), C, out.size(), mean.size(), rstd.size());
+    const std::size_t T = d.rows, c = d.cols;
     if (T == 0) return;
     xt::xtensor<double, 2> X = xt::cast<double>(matrix(x.data(), T, c, c));
     xt::xtensor<double, 1> mu = xt::mean(X, {1});
@@ -40,15 +36,9 @@ struct xtensor_norm_ops {
   void layernorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                           std::span<const float> mean, std::span<const float> rstd, int C, std::span<float> dx,
                           std::span<float> dw, std::span<float> db) const {
-    const char* op = "layernorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(mean.size(), T, op, "mean");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
-    require_size(db.size(), c, op, "db");
+    const op_checks::row_dims d = op_checks::layernorm_backward(dout.size(), x.size(), w.size(), mean.size(),
+                                                                rstd.size(), C, dx.size(), dw.size(), db.size());
+    const std::size_t T = d.rows, c = d.cols;
     if (T == 0) return;
     xt::xtensor<double, 2> G = xt::cast<double>(matrix(dout.data(), T, c, c));
     xt::xtensor<double, 1> rs = xt::cast<double>(vector(rstd.data(), T));
@@ -63,11 +53,8 @@ struct xtensor_norm_ops {
 
   void rmsnorm_forward(std::span<const float> x, std::span<const float> w, int C, float eps, std::span<float> out,
                        std::span<float> rstd) const {
-    const char* op = "rmsnorm_forward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(x.size(), c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(out.size(), T * c, op, "out");
-    require_size(rstd.size(), T, op, "rstd");
+    const op_checks::row_dims d = op_checks::rmsnorm_forward(x.size(), w.size(), C, out.size(), rstd.size());
+    const std::size_t T = d.rows, c = d.cols;
     if (T == 0) return;
     auto X = matrix(x.data(), T, c, c);
     xt::xtensor<double, 1> ms = xt::mean(xt::square(xt::cast<double>(X)), {1});
@@ -78,13 +65,9 @@ struct xtensor_norm_ops {
   // x̂ = x·rstd, g = dout·w:  dx += rstd·(g − x̂·mean(g·x̂)), dw += Σ_t dout·x̂
   void rmsnorm_backward(std::span<const float> dout, std::span<const float> x, std::span<const float> w,
                         std::span<const float> rstd, int C, std::span<float> dx, std::span<float> dw) const {
-    const char* op = "rmsnorm_backward";
-    const std::size_t c = positive(C, op, "C"), T = rows_of(dout.size(), c, op, "dout");
-    require_size(x.size(), T * c, op, "x");
-    require_size(w.size(), c, op, "w");
-    require_size(rstd.size(), T, op, "rstd");
-    require_size(dx.size(), T * c, op, "dx");
-    require_size(dw.size(), c, op, "dw");
+    const op_checks::row_dims d =
+        op_checks::rmsnorm_backward(dout.size(), x.size(), w.size(), rstd.size(), C, dx.size(), dw.size());
+    const std::size_t T = d.rows, c = d.cols;
     if (T == 0) return;
     xt::xtensor<double, 2> G = xt::cast<double>(matrix(dout.data(), T, c, c));
     xt::xtensor<double, 1> rs = xt::cast<double>(vector(rstd.data(), T));

@@ -50,17 +50,15 @@ struct xtensor_pointwise_ops {
 
   // out += bias (broadcast over rows)
   void bias_forward(std::span<const float> bias, int N, std::span<float> out) const {
-    const char* op = "bias_forward";
-    const std::size_t n = positive(N, op, "N"), T = rows_of(out.size(), n, op, "out");
-    require_size(bias.size(), n, op, "bias");
+    const op_checks::row_dims d = op_checks::bias("bias_forward", bias.size(), "bias", N, out.size(), "out");
+    const std::size_t n = d.cols, T = d.rows;
     auto Out = matrix(out.data(), T, n, n);
     Out += vector(bias.data(), n);
   }
   // dbias += dout.sum(axis=0)
   void bias_backward(std::span<const float> dout, int N, std::span<float> dbias) const {
-    const char* op = "bias_backward";
-    const std::size_t n = positive(N, op, "N"), T = rows_of(dout.size(), n, op, "dout");
-    require_size(dbias.size(), n, op, "dbias");
+    const op_checks::row_dims d = op_checks::bias("bias_backward", dbias.size(), "dbias", N, dout.size(), "dout");
+    const std::size_t n = d.cols, T = d.rows;
     auto dB = vector(dbias.data(), n);
     dB += xt::cast<float>(xt::sum(xt::cast<double>(matrix(dout.data(), T, n, n)), {0}));
   }
@@ -93,12 +91,8 @@ struct xtensor_pointwise_ops {
   // dgate = dout·up·σ(g)·(1 + g(1 − σ(g))), dup = dout·g·σ(g)
   void swiglu_backward(std::span<const float> gate, std::span<const float> up, std::span<const float> dout,
                        std::span<float> dgate, std::span<float> dup) const {
-    const char* op = "swiglu_backward";
     const std::size_t n = gate.size();
-    require_size(up.size(), n, op, "up");
-    require_size(dout.size(), n, op, "dout");
-    require_size(dgate.size(), n, op, "dgate");
-    require_size(dup.size(), n, op, "dup");
+    op_checks::swiglu_backward(n, up.size(), dout.size(), dgate.size(), dup.size());
     auto G = vector(gate.data(), n);
     auto U = vector(up.data(), n);
     auto D = vector(dout.data(), n);
