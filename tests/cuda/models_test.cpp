@@ -19,42 +19,15 @@
 #include "prefopt/optim/adamw.hpp"
 #include "prefopt/train/trainer.hpp"
 #include "support/data.hpp"
+#include "support/golden_models.hpp"
 
 using namespace prefopt;
+using test::dpo_step;
+using test::reference_case;
 using backends::cuda;
 using backends::eigen;
 
 namespace {
-
-struct reference_case {
-  nlohmann::json j;
-  std::vector<models::tokenized_pair> pairs;
-  explicit reference_case(const std::string& arch) {
-    std::ifstream in(test::data_path("models/" + arch + "/reference.json"));
-    j = nlohmann::json::parse(in);
-    for (const auto& p : j["pairs"])
-      pairs.push_back({p["prompt"].get<std::vector<std::int32_t>>(), p["chosen"].get<std::vector<std::int32_t>>(),
-                       p["rejected"].get<std::vector<std::int32_t>>()});
-  }
-};
-
-template <class Model> std::vector<double> dpo_step(Model& m, const reference_case& rc, bool shared) {
-  models::sequence_logps out;
-  m.zero_grad();
-  m.forward(models::pack_pairs(rc.pairs, shared), out, {});
-  const auto ref = rc.j["reference_logps"].get<std::vector<double>>();
-  const std::size_t n = rc.pairs.size();
-  pair_batch<double> b;
-  b.policy_chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(n));
-  b.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
-  b.reference_chosen.assign(ref.begin(), ref.begin() + std::ptrdiff_t(n));
-  b.reference_rejected.assign(ref.begin() + std::ptrdiff_t(n), ref.end());
-  const auto r = evaluate(losses::sigmoid{.beta = rc.j["beta"].get<double>()}, b);
-  std::vector<double> d(r.d_policy_chosen);
-  d.insert(d.end(), r.d_policy_rejected.begin(), r.d_policy_rejected.end());
-  m.backward(std::span<const double>(d));
-  return out.logp;
-}
 
 template <class Model> std::vector<float> grads_of(Model& m) {
   std::vector<float> h(m.gradients().size());

@@ -17,43 +17,13 @@
 #include "prefopt/models/transformer_io.hpp"
 #include "support/backends.hpp"
 #include "support/data.hpp"
+#include "support/golden_models.hpp"
 
 using namespace prefopt;
+using test::dpo_step;
+using test::reference_case;
 
 namespace {
-
-struct reference_case {
-  nlohmann::json j;
-  std::vector<models::tokenized_pair> pairs;
-  explicit reference_case(const std::string& arch) {
-    std::ifstream in(test::data_path("models/" + arch + "/reference.json"));
-    j = nlohmann::json::parse(in);
-    for (const auto& p : j["pairs"])
-      pairs.push_back({p["prompt"].get<std::vector<std::int32_t>>(), p["chosen"].get<std::vector<std::int32_t>>(),
-                       p["rejected"].get<std::vector<std::int32_t>>()});
-  }
-  std::size_t n() const { return pairs.size(); }
-};
-
-// Forward + sigmoid loss against the recorded reference + backward; returns the log-probs.
-template <class Model> std::vector<double> dpo_step(Model& m, const reference_case& rc, bool prefix_sharing, double& loss) {
-  models::sequence_logps out;
-  m.zero_grad();
-  m.forward(models::pack_pairs(rc.pairs, prefix_sharing), out, {});
-  const auto ref = rc.j["reference_logps"].get<std::vector<double>>();
-  const std::size_t n = rc.n();
-  pair_batch<double> b;
-  b.policy_chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(n));
-  b.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
-  b.reference_chosen.assign(ref.begin(), ref.begin() + std::ptrdiff_t(n));
-  b.reference_rejected.assign(ref.begin() + std::ptrdiff_t(n), ref.end());
-  const auto r = evaluate(losses::sigmoid{.beta = rc.j["beta"].get<double>()}, b);
-  loss = r.loss;
-  std::vector<double> d(r.d_policy_chosen);
-  d.insert(d.end(), r.d_policy_rejected.begin(), r.d_policy_rejected.end());
-  m.backward(std::span<const double>(d));
-  return out.logp;
-}
 
 void check_logps(const std::vector<double>& got, const nlohmann::json& want) {
   const auto w = want.get<std::vector<double>>();
@@ -97,7 +67,7 @@ template <class Model> void parity(const std::string& arch) {
   for (bool shared : {false, true}) {
     CAPTURE(shared);
     double loss = 0.0;
-    check_logps(dpo_step(m, rc, shared, loss), rc.j["logps"]);
+    check_logps(dpo_step(m, rc, shared, &loss), rc.j["logps"]);
     CHECK(loss == doctest::Approx(rc.j["loss"].get<double>()).epsilon(1e-5));
     check_grads(m, test::data_path("models/" + arch + "/grads.safetensors"));
   }
@@ -109,7 +79,7 @@ template <class Model> void parity(const std::string& arch) {
   for (bool shared : {false, true}) {
     CAPTURE(shared);
     double loss = 0.0;
-    check_logps(dpo_step(lm, rc, shared, loss), L["logps"]);
+    check_logps(dpo_step(lm, rc, shared, &loss), L["logps"]);
     CHECK(loss == doctest::Approx(L["loss"].get<double>()).epsilon(1e-5));
     check_grads(lm, test::data_path("models/" + arch + "_lora/grads.safetensors"));
     models::sequence_logps off;
