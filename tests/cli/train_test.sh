@@ -38,6 +38,19 @@ done
 cmp "$WORK/full1/final/model.safetensors" "$WORK/full2/final/model.safetensors" || fail "cached reference changed the result"
 echo "train: ok"
 
+# A saved model folder carries the run's tokenizer files, so the next command needs no --tokenizer.
+for f in tokenizer.json tokenizer_config.json; do [ -e "$WORK/lora/final/$f" ] || fail "the adapter folder lacks $f"; done
+[ -e "$WORK/full1/final/generation_config.json" ] || fail "final/ lacks the model's generation_config.json"
+"$PREFOPT" train --set model="$DATA/cli/gpt2_text" --set data.train="$DATA/cli/pairs_text.jsonl" \
+  --set data.tokenizer="$DATA/tokenizer/gpt2/tokenizer.json" --set data.max_length=64 --set training.max_steps=1 \
+  --set training.batch_size=4 --set output.dir="$WORK/text-full" --set output.tensorboard=false 2> "$WORK/text-full.log" \
+  || { cat "$WORK/text-full.log"; fail "full fine-tuning on text pairs failed"; }
+for f in tokenizer.json tokenizer_config.json; do [ -e "$WORK/text-full/final/$f" ] || fail "final/ lacks $f"; done
+"$PREFOPT" logps --model "$WORK/text-full/final" --data "$DATA/cli/pairs_text.jsonl" --out "$WORK/text-full.jsonl" \
+  2> "$WORK/text-logps.log" || { cat "$WORK/text-logps.log"; fail "logps on final/ without --tokenizer failed"; }
+grep -q '"chosen_logps"' "$WORK/text-full.jsonl" || fail "logps on final/ wrote no chosen_logps"
+echo "train (complete output folders): ok"
+
 # LoRA dropout: off under TRL's default training.disable_dropout = true (the same run as
 # lora.dropout 0), on when it is false; saved in adapter_config.json as PEFT writes it.
 for run in "0 true" "0.3 true" "0.3 false"; do

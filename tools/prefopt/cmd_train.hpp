@@ -47,12 +47,35 @@ inline const char* train_help =
     "  has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
     "  earlier run's checkpoints, which a fresh run otherwise refuses.\n";
 
+// The tokenizer files the run read, copied beside saved weights so the folder is complete for the
+// next command (`prefopt logps --model final/`, transformers' from_pretrained): tokenizer.json
+// from data.tokenizer or the model folder, and the other tokenizer files where the model folder
+// (first) or the tokenizer's folder has them, as the run itself reads them.
+inline void copy_tokenizer_files(const train::run_config& cfg, const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const fs::path model(cfg.model);
+  const fs::path tok = cfg.data.tokenizer ? fs::path(*cfg.data.tokenizer) : model / "tokenizer.json";
+  auto copy = [&](const fs::path& from, const std::string& name) {
+    if (fs::is_regular_file(from) && !fs::exists(dir / name)) fs::copy_file(from, dir / name);
+  };
+  copy(tok, "tokenizer.json");
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                           "added_tokens.json", "chat_template.jinja"}) {
+    copy(model / name, name);
+    copy(tok.parent_path() / name, name);
+  }
+  // A whole model (not a PEFT adapter) also keeps its generation defaults, as save_pretrained does.
+  if (fs::exists(dir / "config.json")) copy(model / "generation_config.json", "generation_config.json");
+}
+
 // Writes final/ (or merged/) as a whole: into <dir>.tmp, then renamed into place, so a crash leaves
-// the old directory or the new one, never a mix; a resumed finished run writes it again.
-template <class Write> void write_output_dir(const std::filesystem::path& dir, Write&& write) {
+// the old directory or the new one, never a mix; a resumed finished run writes it again. The
+// folder gets the run's tokenizer files beside the weights (copy_tokenizer_files).
+template <class Write> void write_output_dir(const train::run_config& cfg, const std::filesystem::path& dir, Write&& write) {
   const auto tmp = std::filesystem::path(dir.string() + ".tmp");
   std::filesystem::remove_all(tmp);
   write(tmp);
+  copy_tokenizer_files(cfg, tmp);
   train::detail::publish_directory(tmp, dir);
 }
 
@@ -185,11 +208,11 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   }
   const train::run_summary s = r.run();
   const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-  write_output_dir(final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
+  write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
   if constexpr (requires { policy.merge_into_base(); })
     if (cfg.output.save_merged) {
       policy.merge_into_base();
-      write_output_dir(std::filesystem::path(cfg.output.dir) / "merged",
+      write_output_dir(cfg, std::filesystem::path(cfg.output.dir) / "merged",
                        [&](const std::filesystem::path& d) { models::save_pretrained(policy, d, ro.saved_dtype); });
     }
   log << summary_line(s, final_dir);
@@ -242,7 +265,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
     }
     const train::run_summary s = r.run();
     const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-    write_output_dir(final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
+    write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
     std::cerr << summary_line(s, final_dir);
   };
   if (cfg.loss.type[0] == "kto")
