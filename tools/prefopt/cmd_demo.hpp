@@ -13,8 +13,8 @@
 //   5. on held-out prompts, before and after each run: mean reward of sampled continuations and
 //      KL(π‖π_ref) estimated from the samples.
 // Writes results.json, results.csv, reward_vs_kl.svg, sft/ and best/ (save_pretrained + vocab.json,
-// tokenizer.json and tokenizer_config.json, so transformers' Auto classes load them)
-// into --out, prints a line per phase and the reward-vs-KL table. Exits with 3 if a DPO run did
+// tokenizer.json and tokenizer_config.json, so transformers' Auto classes load them), and each
+// training run's curves in runs/<run>/ (metrics.jsonl, metrics.csv, TensorBoard events) into --out, prints a line per phase and the reward-vs-KL table. Exits with 3 if a DPO run did
 // not raise the held-out mean reward over π_ref. --quick is a small version for tests.
 #pragma once
 
@@ -38,6 +38,8 @@
 #include "prefopt/losses/sigmoid.hpp"
 #include "prefopt/models/init.hpp"
 #include "prefopt/models/transformer_io.hpp"
+#include "prefopt/train/metrics_log.hpp"
+#include "prefopt/train/tensorboard.hpp"
 
 namespace prefopt::cli {
 
@@ -47,7 +49,9 @@ inline const char* demo_help =
     "  preference pairs from it with a sentiment-lexicon reward, runs DPO, IPO and conservative DPO at\n"
     "  several beta, and reports held-out reward vs KL(pi || pi_ref): results.json, results.csv,\n"
     "  reward_vs_kl.svg, and the SFT and best models (Hugging Face layout + vocab.json) in DIR\n"
-    "  (default demo-out). --quick runs a tiny version in seconds. Same --seed, same numbers.\n";
+    "  (default demo-out); each run's training curves in DIR/runs/<run>/ (metrics.jsonl, metrics.csv,\n"
+    "  TensorBoard events: tensorboard --logdir DIR/runs). --quick runs a tiny version in seconds.\n"
+    "  Same --seed, same numbers.\n";
 
 namespace demo {
 
@@ -126,6 +130,23 @@ inline nlohmann::json to_json(const run_result& r) {
           {"examples", r.eval.examples}};
 }
 
+// One run's training curves in dir: metrics.jsonl and metrics.csv (train::metrics_log) and the same
+// rows as TensorBoard events beside them. A folder left by an earlier demo is replaced.
+class run_log {
+public:
+  explicit run_log(const std::filesystem::path& dir)
+      : tb_((std::filesystem::remove_all(dir), dir), {.source_writer = "prefopt"}), metrics_(dir) {
+    metrics_.forward_to(&tb_);
+  }
+  run_log(const run_log&) = delete;
+  run_log& operator=(const run_log&) = delete;
+  train::metrics_log& metrics() { return metrics_; }
+
+private:
+  train::tensorboard_writer tb_;
+  train::metrics_log metrics_;
+};
+
 inline void save_model(model& m, const vocabulary& v, const std::filesystem::path& dir) {
   models::save_pretrained(m, dir);
   io::write_atomically(dir / "vocab.json", v.to_json().dump(1) + "\n");
@@ -190,7 +211,9 @@ inline int cmd_demo(int argc, char** argv) {
   phase("model: gpt2, " + std::to_string(s.layers) + " layers, width " + std::to_string(s.hidden) + ", " +
         std::to_string(ref.base_parameters().size()) + " parameters; held-out NLL/token at init " + format("%.3f", nll0));
   std::mt19937_64 sft_rng(seeds());
+  run_log sft_log(out / "runs" / "sft");
   sft_train(ref, corpus, s.sft, sft_rng, [&](int step, double loss) {
+    sft_log.metrics().log(step, {{"loss", loss}});
     if (step % 200 == 0 || step == s.sft.steps) phase("  sft step " + std::to_string(step) + "/" + std::to_string(s.sft.steps) + ": loss " + format("%.4f", loss));
   });
   const double nll = sentence_nll(ref, eval_batch, false);
@@ -226,7 +249,8 @@ inline int cmd_demo(int argc, char** argv) {
     model policy = models::clone(ref);
     run_result r;
     r.spec = spec;
-    auto train = [&](auto loss) { r.train = train_preferences(policy, ref, loss, pairs, s.dpo, train_seed); };
+    run_log log(out / "runs" / spec.folder());
+    auto train = [&](auto loss) { r.train = train_preferences(policy, ref, loss, pairs, s.dpo, train_seed, &log.metrics()); };
     if (spec.loss == "dpo") train(losses::sigmoid{.beta = spec.beta});
     else if (spec.loss == "ipo") train(losses::ipo{.beta = spec.beta, .normalize_by_length = false});
     else train(losses::probabilistic{.beta = spec.beta, .label_smoothing = spec.label_smoothing});
@@ -274,7 +298,8 @@ inline int cmd_demo(int argc, char** argv) {
   for (const char* f : {"results.json", "results.csv", "reward_vs_kl.svg", "sft/config.json", "sft/model.safetensors", "sft/vocab.json",
                         "best/config.json", "best/model.safetensors", "best/vocab.json"})
     if (!std::filesystem::exists(out / f) || std::filesystem::file_size(out / f) == 0) throw io_error((out / f).string(), "was not written");
-  phase("wrote " + out.string() + "/{results.json, results.csv, reward_vs_kl.svg, sft/, best/ (" + results[best_index].label() + ")}");
+  phase("wrote " + out.string() + "/{results.json, results.csv, reward_vs_kl.svg, sft/, best/ (" + results[best_index].label() +
+        "), runs/ (training curves: tensorboard --logdir " + (out / "runs").string() + ")}");
 
   int status = 0;
   for (const auto& r : results)

@@ -23,6 +23,7 @@
 #include "prefopt/optim/adamw.hpp"
 #include "prefopt/optim/clip.hpp"
 #include "prefopt/optim/schedule.hpp"
+#include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/reference.hpp"
 #include "prefopt/train/trainer.hpp"
 
@@ -132,6 +133,12 @@ struct run_spec {
     std::snprintf(b, sizeof b, "%s b=%g", loss.c_str(), beta);
     return b;
   }
+  // The run's folder under runs/ (metrics and TensorBoard events), e.g. "dpo_beta0.3".
+  std::string folder() const {
+    char b[64];
+    std::snprintf(b, sizeof b, "%s_beta%g", loss.c_str(), beta);
+    return b;
+  }
 };
 
 struct dpo_settings {
@@ -144,8 +151,10 @@ struct train_summary {
   double final_loss = 0.0, final_accuracy = 0.0, final_margin = 0.0;  // means over the last epoch
 };
 
+// log: each step's metrics (TRL's names, plus epoch as a fraction, as Hugging Face logs it).
 template <class M, class Loss>
-train_summary train_preferences(M& policy, M& ref, Loss loss, const pair_set& data, const dpo_settings& s, std::uint64_t seed) {
+train_summary train_preferences(M& policy, M& ref, Loss loss, const pair_set& data, const dpo_settings& s, std::uint64_t seed,
+                                train::metrics_log* log = nullptr) {
   using trainer_t = train::trainer<M, Loss, optim::adamw, train::reference::frozen<M>>;
   const long per_epoch = long((data.pairs.size() + std::size_t(s.batch) - 1) / std::size_t(s.batch));
   train::training_args args;
@@ -165,6 +174,11 @@ train_summary train_preferences(M& policy, M& ref, Loss loss, const pair_set& da
       const train::preference_batch<models::token_batch> b{models::pack_pairs(pairs, true), pairs.size()};
       const auto r = t.step(b);
       if (r.skipped) throw error("demo: " + std::string(Loss::name), "training step skipped: " + r.skip_reason);
+      if (log) {
+        train::metric_values row(r.metrics.begin(), r.metrics.end());
+        row.emplace_back("epoch", double(e) + double(n + 1) / double(per_epoch));
+        log->log(out.steps + 1, row);
+      }
       l += r.metrics.at("loss");
       acc += r.metrics.at("rewards/accuracies");
       margin += r.metrics.at("rewards/margins");
