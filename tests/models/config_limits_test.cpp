@@ -110,6 +110,20 @@ TEST_CASE("the memory estimate counts GPT-2's parameters, gradients, AdamW state
   CHECK(models::describe(m).starts_with("this run needs about "));
 }
 
+TEST_CASE("the memory estimate with gradient checkpointing keeps each layer's input and one layer's activations") {
+  const auto c = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});  // GPT-2 small
+  models::run_shape r{.rows = 16, .row_length = 512, .training = true, .optimizer_slots = 2};
+  // Per layer: 8192 tokens × (4·768 + 2·768 + 2·768 + 3·3072) floats + 16 rows × 12 heads × 512².
+  const std::uint64_t per_layer = 8192ull * 15360 + 16ull * 12 * 512 * 512, tokens_2c = 8192ull * 1536;
+  CHECK(models::estimate_memory(c, r).activations == 4 * (13 * per_layer + tokens_2c));
+  r.gradient_checkpointing = true;
+  const auto m = models::estimate_memory(c, r);
+  CHECK(m.activations == 4 * (2 * per_layer + 12 * 8192ull * 768 + tokens_2c));  // 1.64 GiB instead of 8.58
+  CHECK(m.gradients == 4 * 124439808ull);  // the rest is unchanged
+  r.training = false;                       // forward only: nothing to checkpoint
+  CHECK(models::estimate_memory(c, r).activations == models::estimate_memory(c, {.rows = 16, .row_length = 512, .training = false}).activations);
+}
+
 TEST_CASE("check_memory: over the limit is a config_error that says how to raise it; a negative limit turns it off") {
   const auto c = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});
   const auto m = models::estimate_memory(c, {.rows = 16, .row_length = 1024});

@@ -37,6 +37,10 @@ template <class M> std::string lora_label(const M& policy, const train::training
   o << " + LoRA (lora_dropout " << p << (args.disable_dropout ? ", off: training.disable_dropout is true" : "") << ")";
   return o.str();
 }
+// " + gradient checkpointing" when training.gradient_checkpointing is on.
+template <class M> const char* checkpointing_label(const M& policy) {
+  return policy.gradient_checkpointing() ? " + gradient checkpointing" : "";
+}
 
 inline const char* train_help =
     "usage: prefopt train --config run.json [--set key.path=value ...] [--print-config]\n"
@@ -194,7 +198,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
                                                                                                            ro.gradient_accumulation_steps));
   train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
   train::runner r(t, train_data, eval_data, ro);
-  log << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
+  log << "prefopt: " << policy.config().model_type << lora_label(policy, args) << checkpointing_label(policy) << ", " << policy.parameters().size()
       << " trainable parameters; loss " << [&] {
            std::string s;
            for (std::size_t i = 0; i < cfg.loss.type.size(); ++i) s += (i ? "+" : "") + cfg.loss.type[i];
@@ -255,7 +259,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   auto go = [&](auto loss) {
     train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
     train::runner r(t, train_data, eval_data, ro);
-    std::cerr << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
+    std::cerr << "prefopt: " << policy.config().model_type << lora_label(policy, args) << checkpointing_label(policy) << ", " << policy.parameters().size()
               << " trainable parameters; loss " << decltype(loss)::name << ", reference " << strategy << "; "
               << train_data.size() << " training examples\n";
     if (evaluate_only) {

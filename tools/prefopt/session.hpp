@@ -125,6 +125,7 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
   r.rows = std::size_t(std::max(cfg.training.batch_size, 1)) * rows_per_example;
   r.row_length = row_length;
   r.training = training;
+  r.gradient_checkpointing = cfg.training.gradient_checkpointing;
   r.optimizer_slots = cfg.optimizer.type == "sgd" ? (cfg.optimizer.momentum != 0.0 ? 1 : 0) : 2;
   const bool lora = cfg.lora.has_value() || cfg.adapter.has_value();
   if (cfg.lora) {
@@ -291,6 +292,7 @@ void with_policy(const train::run_config& cfg, Fn&& fn, std::size_t row_length =
     using M = typename decltype(tag)::type;
     M m(B{}, mc);
     models::load_weights(m, dir);
+    m.set_gradient_checkpointing(training && cfg.training.gradient_checkpointing);
     if (cfg.adapter) {
       models::lora<M> lm(std::move(m), read_adapter_config(*cfg.adapter));
       lm.load_adapter(*cfg.adapter);

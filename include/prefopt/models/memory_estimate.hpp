@@ -13,6 +13,9 @@
 //                q, k, v, the attention output, the residual, three MLP activations (and each
 //                adapter's x·Aᵀ), plus attention probabilities heads × row length² per row; one
 //                more layer's worth for the backward pass's scratch and the reference forward.
+//                With gradient checkpointing (transformer::set_gradient_checkpointing) only each
+//                layer's input x (C floats per token) is kept, plus one layer's full activations
+//                (the workspace the backward recomputes into) and that scratch layer.
 // Every row is taken to be as long as the longest (give the data's longest, not max_length, or
 // the figure grows with the square of a bound no row reaches). The figure is an upper bound of the
 // same order as the true peak, not a measurement; check_memory() compares it with the memory
@@ -41,6 +44,7 @@ struct run_shape {
   bool reference_copy = false;        // a second copy of the base model is held
   int lora_rank = 0;                  // 0: full fine-tuning
   std::vector<std::string> lora_targets{};
+  bool gradient_checkpointing = false;  // training keeps each layer's input only (recomputed in backward)
 };
 
 struct memory_estimate {
@@ -119,8 +123,11 @@ inline memory_estimate estimate_memory(const transformer_config& c, const run_sh
   const std::uint64_t tokens = sat_mul(rows, width);
   const std::uint64_t per_token = sat_add(4 * C + 2 * QD + 2 * KD + 3 * F, adapter_act);
   const std::uint64_t per_layer = sat_add(sat_mul(tokens, per_token), sat_mul(sat_mul(rows, std::uint64_t(c.heads)), sat_mul(width, width)));
-  const std::uint64_t kept_layers = r.training ? std::uint64_t(c.layers) + 1 : 1;
-  m.activations = sat_mul(sat_add(sat_mul(per_layer, kept_layers), sat_mul(tokens, 2 * C)), 4);
+  const std::uint64_t layers = std::uint64_t(c.layers);
+  const bool checkpointed = r.training && r.gradient_checkpointing;
+  const std::uint64_t kept_layers = checkpointed ? 2 : r.training ? layers + 1 : 1;
+  const std::uint64_t kept_inputs = checkpointed ? sat_mul(sat_mul(tokens, C), layers) : 0;  // x of every layer
+  m.activations = sat_mul(sat_add(sat_add(sat_mul(per_layer, kept_layers), kept_inputs), sat_mul(tokens, 2 * C)), 4);
   return m;
 }
 

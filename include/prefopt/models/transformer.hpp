@@ -105,6 +105,19 @@ public:
   double adapter_scale() const { return adapter_scale_; }
   double adapter_dropout() const { return adapter_dropout_; }
 
+  // Activation (gradient) checkpointing, transformers' gradient_checkpointing: a training forward
+  // keeps only each layer's input x [T × C] (plus one layer's full activations, the workspace);
+  // backward recomputes each layer's forward into that workspace (same ops in the same order, LoRA
+  // dropout masks redrawn from the seed), then runs its backward. Log-probs and gradients are
+  // bit-equal to the run without it; activation memory falls from L·(a layer) to L·T·C + a layer.
+  void set_gradient_checkpointing(bool on) {
+    if (on == checkpointing_) return;
+    checkpointing_ = on;
+    has_acts_ = false;
+    if (on && acts_.size() > 1) acts_.resize(1);  // the other layers' full activations are no longer kept
+  }
+  bool gradient_checkpointing() const { return checkpointing_; }
+
   // ---- forward / backward ------------------------------------------------------------------
   void forward(const input_type& in, sequence_logps& out, const forward_options& opt = {});
   void backward(std::span<const double> d_logp);
@@ -147,6 +160,7 @@ private:
                        bool accumulate_dx, int T);
   void layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
   void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
+  void layers_backward_checkpointed(std::span<float> dx, int T);
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
   std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
   bool base_trainable() const { return adapters_.empty(); }
@@ -175,6 +189,7 @@ private:
   std::vector<float> token_weight_;         // [H] LD-DPO weights (1 when unused)
   int T_ = 0, H_ = 0, max_row_ = 0;
   bool has_acts_ = false;
+  bool checkpointing_ = false;              // training forwards keep acts_[0] (the workspace) and acts_[l > 0].x only
 };
 
 template <Backend B> using gpt2 = transformer<B, arch::gpt2>;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 namespace prefopt::models {
 
@@ -184,6 +185,21 @@ void transformer<B, Arch>::layer_backward(std::size_t i, layer_acts& a, std::spa
   norm_backward(L.norm1_w, L.norm1_b, dn, a.x.span(), a.mean1, a.rstd1, dx, T);                // dx = dL/dx
 }
 
+// Backward through the layers of a checkpointed forward. acts_[0] still holds the last layer's
+// activations (but layer 0's input); every other layer is recomputed first from its kept input,
+// swapped into the workspace, by the same layer_forward (same ops, same order, same LoRA dropout
+// masks: they are drawn from the forward's seed), so its backward sees bit-identical activations.
+// The recomputed output is not needed: it goes to dn_, which layer_backward uses only as scratch.
+template <Backend B, class Arch> void transformer<B, Arch>::layers_backward_checkpointed(std::span<float> dx, int T) {
+  const std::size_t nl = layout_.layers.size();
+  for (std::size_t l = nl; l-- > 0;) {
+    if (l > 0) std::swap(acts_[0].x, acts_[l].x);
+    if (l + 1 < nl) layer_forward(l, acts_[0], dn_.span(), T, true);
+    layer_backward(l, acts_[0], dx, T);
+    if (l > 0) std::swap(acts_[0].x, acts_[l].x);
+  }
+}
+
 // ---- the model --------------------------------------------------------------------------------
 
 template <Backend B, class Arch>
@@ -196,7 +212,13 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   if (opt.dropout_seed && use_adapters_ && adapter_dropout_ > 0.0) dropout_seed_ = opt.dropout_seed;
   else dropout_seed_.reset();
   const std::size_t nl = layout_.layers.size();
-  ensure_acts(keep ? nl : 1, std::max(T, 1));
+  // Checkpointed: every layer runs in acts_[0] (the workspace) and only acts_[l].x, its input, is kept.
+  const bool ckpt = keep && checkpointing_;
+  ensure_acts(keep && !ckpt ? nl : 1, std::max(T, 1));
+  if (ckpt) {
+    if (acts_.size() < nl) acts_.resize(nl);
+    for (std::size_t l = 1; l < nl; ++l) grow(acts_[l].x, std::max<std::size_t>(t, 1) * C);
+  }
   T_ = T;
   H_ = H;
   // x₀ = wte[tokens] (+ wpe[positions] for GPT-2)                                            [T × C]
@@ -208,9 +230,12 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
     be_.add_inplace(dn_.span().first(t * C), x0);
   }
   for (std::size_t l = 0; l < nl; ++l) {
-    auto& a = acts_[keep ? l : 0];
+    auto& a = acts_[keep && !ckpt ? l : 0];
     std::span<float> x_out = l + 1 < nl ? acts_[keep ? l + 1 : 0].x.span() : xf_.span();
+    const bool swap_in = ckpt && l > 0;  // the workspace takes layer l's input for the call (a buffer swap)
+    if (swap_in) std::swap(acts_[0].x, acts_[l].x);
     layer_forward(l, a, x_out, T, keep);
+    if (swap_in) std::swap(acts_[0].x, acts_[l].x);
   }
   if (nl == 0) be_.copy(x0, xf_.span());
   norm_forward(layout_.normf_w, layout_.normf_b, xf_.span(), nf_, meanf_, rstdf_, T);            // nf [T × C]
@@ -281,7 +306,9 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<c
   be_.fill(dx, 0.0f);
   // dnf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.
   norm_backward(layout_.normf_w, layout_.normf_b, dnf, xf_.span(), meanf_, rstdf_, dx, T);
-  for (std::size_t l = layout_.layers.size(); l-- > 0;) layer_backward(l, acts_[l], dx, T);
+  if (checkpointing_) layers_backward_checkpointed(dx, T);
+  else
+    for (std::size_t l = layout_.layers.size(); l-- > 0;) layer_backward(l, acts_[l], dx, T);
   if (train) {
     be_.embedding_backward(tokens_.span().first(t), dx, C, gspan(layout_.wte, std::size_t(V) * C));
     if constexpr (Arch::id == architecture::gpt2)
