@@ -18,10 +18,11 @@
 // Transformers (models with cached_logits) decode with a KV cache (models/kv_cache.hpp): the
 // prompts of batch_rows at a time are prefilled in one packed step, then each step runs one new
 // token per live sequence through every layer against its cached keys and values; sequences that
-// finished drop out of the steps. use_cache = false recomputes every prefix each step from the
-// model's next-token log-probs (as log-probs differ from logits by a per-row constant, only the
-// repetition penalty sees the difference); any other model that reads a token_batch is sampled
-// that way through its ordinary forward pass (O(V²) per step; log_linear, small test models).
+// finished drop out of the steps. use_cache = false empties the cache before every step and runs
+// each whole prefix again (the same logits, at the cost of no cache: for comparisons). Any other
+// model that reads a token_batch is sampled by recomputing every prefix through its ordinary
+// forward pass (O(V²) per step; log_linear, small test models); its next-token log-probs serve as
+// the logits (the same distribution; only the repetition penalty, not shift-invariant, differs).
 //
 // Randomness: prompt i gets its own std::mt19937_64, seeded by seeds[i] when seeds are given, else
 // by the i-th output of `rng` (drawn for every prompt, in order, before decoding); its draws are
@@ -244,21 +245,27 @@ std::vector<sample> generate(M& m, const std::vector<std::vector<std::int32_t>>&
       active = std::move(next);
     };
     if constexpr (detail::CachedModel<M>) {
-      if (opt.use_cache) {
-        int capacity = 1;
-        for (std::size_t i : active) capacity = std::max(capacity, int(prompts[i].size()) + limit(i));
-        kv_cache<typename M::backend_type> cache(m.backend(), m.config(), int(last - first), capacity);
-        const forward_options fo{.keep_activations = false, .adapters = opt.adapters};
-        cache_step step;
-        for (std::size_t i : active) step.add(std::int32_t(i - first), prompts[i]);  // prefill
-        while (!active.empty()) {
-          const std::vector<float> logits = m.cached_logits(cache, step, fo);
-          advance([&](std::size_t r) { return std::span<const float>(logits.data() + r * std::size_t(V), std::size_t(V)); });
-          step = cache_step{};
-          for (std::size_t i : active) step.add(std::int32_t(i - first), {out[i].tokens.back()});
+      int capacity = 1;
+      for (std::size_t i : active) capacity = std::max(capacity, int(prompts[i].size()) + limit(i));
+      kv_cache<typename M::backend_type> cache(m.backend(), m.config(), int(last - first), capacity);
+      const forward_options fo{.keep_activations = false, .adapters = opt.adapters};
+      cache_step step;
+      for (std::size_t i : active) step.add(std::int32_t(i - first), prompts[i]);  // prefill
+      while (!active.empty()) {
+        const std::vector<float> logits = m.cached_logits(cache, step, fo);
+        advance([&](std::size_t r) { return std::span<const float>(logits.data() + r * std::size_t(V), std::size_t(V)); });
+        step = cache_step{};
+        if (!opt.use_cache) cache.reset();  // recompute every prefix: the cost without a cache
+        for (std::size_t i : active) {
+          std::vector<std::int32_t> feed{out[i].tokens.back()};
+          if (!opt.use_cache) {
+            feed = prompts[i];
+            feed.insert(feed.end(), out[i].tokens.begin(), out[i].tokens.end());
+          }
+          step.add(std::int32_t(i - first), feed);
         }
-        continue;
       }
+      continue;
     }
     std::vector<std::vector<std::int32_t>> prefixes;
     while (!active.empty()) {
@@ -267,25 +274,8 @@ std::vector<sample> generate(M& m, const std::vector<std::vector<std::int32_t>>&
         prefixes.push_back(prompts[i]);
         prefixes.back().insert(prefixes.back().end(), out[i].tokens.begin(), out[i].tokens.end());
       }
-      std::vector<float> lp;
-      if constexpr (requires(const token_batch& tb, std::span<const std::int32_t> at, const forward_options& o) {
-                      m.next_token_logprobs(tb, at, o);
-                    }) {
-        if (!opt.adapters) {
-          token_batch b;
-          std::vector<std::int32_t> at;
-          for (const auto& p : prefixes) {
-            for (std::size_t k = 0; k < p.size(); ++k) b.tokens.push_back(p[k]), b.positions.push_back(std::int32_t(k)), b.segment.push_back(0);
-            b.row_offsets.push_back(std::int32_t(b.tokens.size()));
-            at.push_back(std::int32_t(b.tokens.size()) - 1);
-          }
-          lp = m.next_token_logprobs(b, std::span<const std::int32_t>(at), {.keep_activations = false, .adapters = false});
-        }
-      }
-      if (lp.empty()) {
-        const std::vector<double> d = next_token_logprobs(m, std::span<const std::vector<std::int32_t>>(prefixes));
-        lp.assign(d.begin(), d.end());
-      }
+      const std::vector<double> d = next_token_logprobs(m, std::span<const std::vector<std::int32_t>>(prefixes));
+      const std::vector<float> lp(d.begin(), d.end());
       advance([&](std::size_t r) { return std::span<const float>(lp.data() + r * std::size_t(V), std::size_t(V)); });
     }
   }
