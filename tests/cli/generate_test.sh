@@ -74,6 +74,19 @@ import json, sys
 c = json.loads(open(sys.argv[1]).readline())["completions"][0]
 assert c["finish_reason"] == "stop" and sys.argv[2] in c["text"] and len(c["token_ids"]) < 10, c
 PY
+# Conversational prompts go through the chat template (with the generation prompt).
+printf '{"prompt": [{"role": "user", "content": "How was the food?"}]}\n{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}\n' > "$WORK/chat.jsonl"
+"$PREFOPT" generate --model "$DATA/cli/gpt2_text" --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" --chat-template chatml \
+  --data "$WORK/chat.jsonl" --out "$WORK/chat_out.jsonl" --max-new-tokens 5 --n 2 2>/dev/null || fail "conversational prompts failed"
+python3 - "$WORK/chat_out.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and rows[0]["prompt"][0]["role"] == "user", rows
+assert all(len(r["completions"]) == 2 and len(c["token_ids"]) == 5 for r in rows for c in r["completions"]), rows
+PY
+printf '{"prompt": [{"role": "system", "content": "Only a system message"}]}\n' > "$WORK/sys.jsonl"
+expect_fail "sys.jsonl:1" "$PREFOPT" generate --model "$DATA/cli/gpt2_text" --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" \
+  --chat-template chatml --data "$WORK/sys.jsonl" --out "$WORK/x.jsonl"
 # Errors name the file and line.
 printf '{"prompt_input_ids": [1, 2]}\n{"text": "no prompt"}\n' > "$WORK/bad.jsonl"
 expect_fail "bad.jsonl:2" "$PREFOPT" generate --model "$DATA/models/llama" --data "$WORK/bad.jsonl" --out "$WORK/x.jsonl"
