@@ -347,3 +347,24 @@ TEST_CASE("attention: head_dim above the kernels' bound is a shape_error naming 
   CHECK_THROWS_WITH_AS(g.attention_forward(x.span(), x.span(), x.span(), lay, sh, x.span(), lse.span()),
                        doctest::Contains("head_dim"), shape_error);
 }
+
+TEST_CASE("attention_cached (new tokens against a key/value cache), against the eigen backend") {
+  cuda g;
+  eigen e;
+  const int slots = 3, capacity = 40, hq = 4, hkv = 2, d = 16;
+  const ivec slot{2, 0, 0, 1, 2}, pos{39, 0, 1, 17, 5};  // a decode token, a 2-token prefill, ...
+  const int T = int(slot.size());
+  const cached_attention_shape sh{T, hq, hkv, d, slots, capacity};
+  const std::size_t qs = std::size_t(T) * hq * d, cs_ = std::size_t(slots) * capacity * hkv * d;
+  auto q = randn(qs, 60), k = randn(cs_, 61), v = randn(cs_, 62);
+  fvec out(qs, NAN);
+  e.attention_cached(cs(q), cs(k), cs(v), ci(slot), ci(pos), sh, ms(out));
+  auto gq = up(g, q), gk = up(g, k), gv = up(g, v);
+  auto gs = up(g, slot), gp = up(g, pos);
+  auto go = g.allocate<float>(qs);
+  g.attention_cached(gq.span(), gk.span(), gv.span(), gs.span(), gp.span(), sh, go.span());
+  CHECK(max_rel(down(g, go), out) < 1e-5);
+  const ivec bad{0, 0, 0, 1, 40};
+  auto gb = up(g, bad);
+  CHECK_THROWS_AS(g.attention_cached(gq.span(), gk.span(), gv.span(), gs.span(), gb.span(), sh, go.span()), shape_error);
+}

@@ -11,10 +11,16 @@
 #include <numeric>
 #include <random>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "prefopt/models/generate.hpp"
+#include "prefopt/models/lora.hpp"
+#include "prefopt/models/transformer_io.hpp"
 #include "prefopt/models/init.hpp"
 #include "prefopt/models/transformer.hpp"
 #include "support/backends.hpp"
+#include "support/data.hpp"
 
 using namespace prefopt;
 
@@ -189,4 +195,115 @@ TEST_CASE_TEMPLATE("generate rejects bad prompts and options", B, PREFOPT_CPU_BA
   CHECK_THROWS_AS(models::generate(m, {{0}}, rng, {.batch_rows = 0}), config_error);
   CHECK_THROWS_AS(models::generate(m, {{0}}, rng, {.temperature = NAN}), config_error);
   CHECK_THROWS_AS(models::generate(m, {{99}}, rng), shape_error);
+}
+
+// ---- the KV-cache path against transformers (tests/data/generate/greedy.json) -------------------
+
+namespace {
+nlohmann::json greedy_reference() {
+  std::ifstream in(test::data_path("generate/greedy.json"));
+  return nlohmann::json::parse(in);
+}
+
+template <class M> void check_greedy(M& m, const nlohmann::json& c, const std::string& key, double penalty) {
+  const auto prompts = c["prompts"].get<std::vector<std::vector<std::int32_t>>>();
+  const auto want = c[key].get<std::vector<std::vector<std::int32_t>>>();
+  for (bool cache : {true, false}) {
+    CAPTURE(cache);
+    std::mt19937_64 rng(1);
+    const auto s = models::generate(m, prompts, rng,
+                                    {.temperature = 0.0, .max_new_tokens = int(want[0].size()), .repetition_penalty = penalty,
+                                     .use_cache = cache});
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      CAPTURE(i);
+      CHECK(s[i].tokens == want[i]);
+      CHECK(s[i].finish == models::finish_reason::length);
+    }
+  }
+}
+} // namespace
+
+TEST_CASE_TEMPLATE("greedy continuations equal transformers' generate(do_sample=False)", B, PREFOPT_CPU_BACKENDS) {
+  const auto ref = greedy_reference();
+  for (const std::string arch : {"gpt2", "llama", "qwen2"}) {
+    CAPTURE(arch);
+    const auto dir = test::data_path("models/" + arch);
+    if (arch == "gpt2") {
+      auto m = models::from_pretrained<models::gpt2<B>>(B{}, dir);
+      check_greedy(m, ref[arch], "greedy", 1.0);
+      check_greedy(m, ref[arch], "greedy_repetition_penalty_1.3", 1.3);
+    } else {
+      auto m = models::from_pretrained<models::llama<B>>(B{}, dir);
+      check_greedy(m, ref[arch], "greedy", 1.0);
+      check_greedy(m, ref[arch], "greedy_repetition_penalty_1.3", 1.3);
+    }
+  }
+  const auto& L = ref["llama_lora"]["lora"];
+  models::lora<models::llama<B>> lm(models::from_pretrained<models::llama<B>>(B{}, test::data_path("models/llama")),
+                                    {.r = L["r"].get<int>(), .alpha = L["alpha"].get<double>(),
+                                     .target_modules = L["target_modules"].get<std::vector<std::string>>()});
+  lm.load_adapter(test::data_path("models/llama_lora"));
+  check_greedy(lm, ref["llama_lora"], "greedy", 1.0);
+  // adapters off: the base model's continuations
+  std::mt19937_64 rng(1);
+  const auto prompts = ref["llama"]["prompts"].get<std::vector<std::vector<std::int32_t>>>();
+  const auto base = ref["llama"]["greedy"].get<std::vector<std::vector<std::int32_t>>>();
+  const auto off = models::generate(lm, prompts, rng, {.temperature = 0.0, .max_new_tokens = int(base[0].size()), .adapters = false});
+  for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(off[i].tokens == base[i]);
+}
+
+TEST_CASE_TEMPLATE("cached sampling: seeds reproduce whatever batch_rows; filters; stop sequences", B, PREFOPT_CPU_BACKENDS) {
+  auto m = models::from_pretrained<models::llama<B>>(B{}, test::data_path("models/llama"));
+  const auto prompts = greedy_reference()["llama"]["prompts"].get<std::vector<std::vector<std::int32_t>>>();
+  auto run = [&](std::uint64_t seed, int rows, models::sampling_options o) {
+    std::mt19937_64 rng(seed);
+    o.batch_rows = rows;
+    std::vector<std::vector<std::int32_t>> t;
+    for (const auto& x : models::generate(m, prompts, rng, o)) t.push_back(x.tokens);
+    return t;
+  };
+  const models::sampling_options hot{.temperature = 1.5, .max_new_tokens = 12, .top_k = 50, .top_p = 0.95, .min_p = 0.01,
+                                     .repetition_penalty = 1.1};
+  CHECK(run(5, 4, hot) == run(5, 1, hot));
+  CHECK(run(5, 4, hot) == run(5, 3, hot));
+  CHECK(run(5, 4, hot) != run(6, 4, hot));
+  auto uncached = hot;  // every prefix recomputed each step: the same samples
+  uncached.use_cache = false;
+  CHECK(run(5, 4, hot) == run(5, 2, uncached));
+  // Per-prompt seeds: a prompt's sample depends on its own seed only.
+  auto seeded = hot;
+  seeded.seeds = {11, 12, 13, 14};
+  const auto a = run(0, 4, seeded);
+  seeded.seeds = {99, 12, 98, 14};
+  const auto b = run(1, 2, seeded);
+  CHECK(a[1] == b[1]);
+  CHECK(a[3] == b[3]);
+  CHECK(a[0] != b[0]);
+  // top_k = 1 is greedy.
+  auto k1 = hot;
+  k1.top_k = 1;
+  k1.repetition_penalty = 1.0;
+  const auto ref = greedy_reference()["llama"]["greedy"].get<std::vector<std::vector<std::int32_t>>>();
+  const auto g = run(3, 4, k1);
+  for (std::size_t i = 0; i < g.size(); ++i)
+    CHECK(g[i] == std::vector<std::int32_t>(ref[i].begin(), ref[i].begin() + 12));
+  // A stop sequence (the greedy continuation's tokens 2..3) ends it there, kept; a callback too.
+  std::mt19937_64 rng(1);
+  const std::vector<std::int32_t> stop(ref[0].begin() + 2, ref[0].begin() + 4);
+  auto s = models::generate(m, {prompts[0]}, rng, {.temperature = 0.0, .max_new_tokens = 12, .stop_sequences = {stop}});
+  CHECK(s[0].finish == models::finish_reason::stop);
+  CHECK(s[0].tokens == std::vector<std::int32_t>(ref[0].begin(), ref[0].begin() + 4));
+  s = models::generate(m, {prompts[0]}, rng,
+                       {.temperature = 0.0, .max_new_tokens = 12,
+                        .stop = [](std::size_t, const std::vector<std::int32_t>& t) { return t.size() == 5; }});
+  CHECK(s[0].tokens.size() == 5);
+  CHECK(s[0].finish == models::finish_reason::stop);
+  // eos: the greedy continuation's 3rd token as the end token.
+  s = models::generate(m, {prompts[0]}, rng, {.temperature = 0.0, .max_new_tokens = 12, .eos_id = ref[0][2]});
+  CHECK(s[0].finish == models::finish_reason::eos);
+  CHECK(s[0].stopped);
+  CHECK(s[0].tokens.back() == ref[0][2]);
+  CHECK_THROWS_AS(models::generate(m, prompts, rng, {.seeds = {1, 2}}), config_error);
+  CHECK_THROWS_AS(models::generate(m, prompts, rng, {.top_p = 0.0}), config_error);
+  CHECK_THROWS_AS(models::generate(m, prompts, rng, {.repetition_penalty = 0.0}), config_error);
 }

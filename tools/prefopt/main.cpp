@@ -2,6 +2,7 @@
 //   prefopt train   preference optimization from a run.json configuration
 //   prefopt eval    loss and metrics on held-out pairs
 //   prefopt logps   reference log-probs of a dataset of pairs
+//   prefopt generate  completions of a prompt dataset (KV cache, sampling)
 //   prefopt demo    the bundled default training run
 // Run `prefopt <command> --help` for a command's options.
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "cmd_demo.hpp"
+#include "cmd_generate.hpp"
 #include "cmd_logps.hpp"
 #include "cmd_train.hpp"
 
@@ -20,6 +22,7 @@ const char* usage =
     "  train    preference optimization of a model directory on a JSONL dataset (--config run.json)\n"
     "  eval     the loss and TRL metrics of a model on held-out pairs\n"
     "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
+    "  generate K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)\n"
     "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "demo") return prefopt::cli::cmd_demo(argc, argv);
     if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
+    if (cmd == "generate") return prefopt::cli::cmd_generate(argc, argv);
     if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
     if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {

@@ -25,9 +25,11 @@
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/error.hpp"
 #include "prefopt/core/random.hpp"
 
 namespace prefopt {
@@ -52,6 +54,14 @@ struct attention_shape {
   int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
 };
 
+// Sizes of one attention_cached call (core/cached_attention.hpp): q, out [T × Hq·D] for T new
+// tokens; k_cache, v_cache [slots × capacity × Hkv·D]; slot, position [T] ints in backend memory,
+// 0 ≤ slot < slots, 0 ≤ position < capacity. Token t attends to its slot's keys 0..position[t]
+// (its own key already written there). Inference only: there is no backward.
+struct cached_attention_shape {
+  int tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0, slots = 0, capacity = 0;
+};
+
 // LM-head row statistics over one chunk of logits [rows × V] (see lm_head_* below):
 // lse[r] = logsumexp(z_r); logp[r] = z_r[target_r] − lse[r] (0 where target_r < 0);
 // optional (non-empty spans): log_sum_sq[r] = log Σ_v p_v² (WPO), entropy[r] = −Σ p log p,
@@ -65,7 +75,8 @@ namespace backend_ops {
 template <class B>
 concept transformer = requires(B& be, std::span<float> f, std::span<const float> cf, std::span<const std::int32_t> ci,
                                int n, float x, std::uint64_t seed, const attention_layout& lay,
-                               const attention_shape& sh, const lm_head_stats& st) {
+                               const attention_shape& sh, const lm_head_stats& st,
+                               const cached_attention_shape& csh) {
   // out[i,:] = table[ids[i],:]  /  dtable[ids[i],:] += dout[i,:]     (C = n columns)
   be.embedding_forward(ci, cf, n, f);                          // ids, table, C, out
   be.embedding_backward(ci, cf, n, f);                         // ids, dout, C, dtable (vocab = size / C)
@@ -103,6 +114,8 @@ concept transformer = requires(B& be, std::span<float> f, std::span<const float>
   be.attention_forward(cf, cf, cf, lay, sh, f, f);             // q, k, v, layout, shape, out, lse
   be.attention_backward(cf, cf, cf, cf, cf, cf, lay, sh, f, f, f);  // dout, q, k, v, out, lse, layout, shape,
                                                                // dq(=), dk(=), dv(=)
+  // New tokens against a key/value cache (generation; see cached_attention_shape).
+  be.attention_cached(cf, cf, cf, ci, ci, csh, f);             // q, k_cache, v_cache, slot, position, shape, out
   // LM head statistics of a chunk of logits [rows × V]: fills `st` (see lm_head_stats).
   be.lm_head_stats(cf, ci, n, n, st);                          // logits, targets, rows, V, stats
   // dlogits[r,:] = dlogp[r]·(onehot(target_r) − softmax(z_r)) (zero rows where target_r < 0)
@@ -125,10 +138,35 @@ inline std::vector<float> rope_inv_freq(std::size_t head_dim, float base) {
 // token and head (tokens · q_heads floats).
 inline std::size_t attention_lse_size(std::size_t tokens, int q_heads) { return tokens * std::size_t(q_heads); }
 
+// The checks every backend runs before attention_cached: sizes, and slot/position (host copies of
+// them, T ints each) inside the cache.
+inline void check_cached_attention(const cached_attention_shape& sh, std::size_t q, std::size_t k, std::size_t v,
+                                   std::size_t out, const std::int32_t* slot, const std::int32_t* position,
+                                   std::size_t ids, const char* op) {
+  auto fail = [&](const std::string& what, const std::string& why) {
+    throw shape_error(std::string("backend op '") + op + "': " + what, why);
+  };
+  if (sh.tokens < 0 || sh.slots < 0 || sh.capacity < 0) fail("shape", "negative tokens, slots or capacity");
+  if (sh.q_heads <= 0 || sh.kv_heads <= 0 || sh.head_dim <= 0 || sh.q_heads % sh.kv_heads != 0)
+    fail("shape", "q_heads and kv_heads must be positive, q_heads a multiple of kv_heads, head_dim positive");
+  const std::size_t T = std::size_t(sh.tokens), qd = std::size_t(sh.q_heads) * std::size_t(sh.head_dim);
+  const std::size_t cache = std::size_t(sh.slots) * std::size_t(sh.capacity) * std::size_t(sh.kv_heads) * std::size_t(sh.head_dim);
+  auto need = [&](std::size_t have, std::size_t want, const char* what) {
+    if (have < want) fail(what, "holds " + std::to_string(have) + " values, needs " + std::to_string(want));
+  };
+  need(q, T * qd, "q"), need(out, T * qd, "out"), need(k, cache, "k_cache"), need(v, cache, "v_cache");
+  need(ids, T, "slot/position");
+  for (std::size_t t = 0; t < T; ++t) {
+    if (slot[t] < 0 || slot[t] >= sh.slots) fail("slot[" + std::to_string(t) + "]", "is " + std::to_string(slot[t]) + ", outside [0, " + std::to_string(sh.slots) + ")");
+    if (position[t] < 0 || position[t] >= sh.capacity)
+      fail("position[" + std::to_string(t) + "]", "is " + std::to_string(position[t]) + ", outside [0, " + std::to_string(sh.capacity) + ")");
+  }
+}
+
 template <class B> constexpr bool require_transformer_ops() {
   static_assert(backend_ops::transformer<B>,
                 "prefopt: this backend lacks a transformer op (embedding, bias, layernorm, rmsnorm, gelu, swiglu, rope, "
-                "dropout, attention, lm_head_stats/backward, add_inplace) — see core/transformer_ops.hpp and docs/backends.md");
+                "dropout, attention, attention_cached, lm_head_stats/backward, add_inplace) — see core/transformer_ops.hpp and docs/backends.md");
   return true;
 }
 

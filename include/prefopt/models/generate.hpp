@@ -1,30 +1,40 @@
-// prefopt/models/generate.hpp — ancestral sampling from a causal LM, batched, seeded.
+// prefopt/models/generate.hpp — sampling from a causal LM: batched, seeded, with a KV cache.
 //
 //   std::mt19937_64 rng(seed);
-//   auto out = models::generate(model, prompts, rng, {.temperature = 1.0, .max_new_tokens = 16, .eos_id = eos});
+//   auto out = models::generate(model, prompts, rng, {.temperature = 0.7, .max_new_tokens = 64, .eos_id = eos,
+//                                                     .top_p = 0.9});
 //   out[i].tokens   // prompt i's continuation (ending with eos when it stopped there)
+//   out[i].finish   // finish_reason::eos, stop or length
 //
-// Each step draws y_t ~ softmax(z_t / τ) given prompt + y_<t, with z_t the model's next-token
-// logits (τ = temperature; τ ≤ 0 takes the argmax, the lowest id on ties). A continuation ends
-// when it draws eos_id (kept as its last token), after max_new_tokens tokens, or when prompt +
-// continuation fill the model's max_positions. Prompts are decoded batch_rows at a time, packed
-// without padding (token_batch rows); the prefix is recomputed every step (no KV cache: meant
-// for small models and short continuations).
+// Each step turns the model's next-token logits z_t (given prompt + y_<t) into y_t as
+// transformers' generate does (models/sampling.hpp): repetition penalty over prompt + y_<t, then,
+// when sampling (temperature > 0), temperature, top-k, top-p and min-p, and a draw from
+// softmax; temperature ≤ 0 is greedy (argmax of the penalized logits, the lowest id on ties;
+// transformers' do_sample=False). A continuation ends when it draws eos_id (kept as its last
+// token; finish eos), when its tokens end with one of stop_sequences or the stop callback says so
+// (kept; finish stop), after max_new_tokens tokens, or when prompt + continuation fill the
+// model's max_positions (finish length).
 //
-// Randomness: prompt i gets its own std::mt19937_64, seeded by the i-th output of `rng` (drawn
-// for every prompt, in order, before decoding), and its draws are uniform01 of that engine
-// (detail/random.hpp). A seed therefore gives the same samples whatever batch_rows is (up to
-// float differences in the logits between batch compositions), and on every standard library.
+// Transformers (models with cached_logits) decode with a KV cache (models/kv_cache.hpp): the
+// prompts of batch_rows at a time are prefilled in one packed step, then each step runs one new
+// token per live sequence through every layer against its cached keys and values; sequences that
+// finished drop out of the steps. use_cache = false empties the cache before every step and runs
+// each whole prefix again (the same logits, at the cost of no cache: for comparisons). Any other
+// model that reads a token_batch is sampled by recomputing every prefix through its ordinary
+// forward pass (O(V²) per step; log_linear, small test models); its next-token log-probs serve as
+// the logits (the same distribution; only the repetition penalty, not shift-invariant, differs).
 //
-// The next-token distribution comes from the model's next_token_logprobs (the transformers have
-// it: one head product per prefix). Any other model that reads a token_batch and has a config()
-// with vocab_size and max_positions is sampled through its ordinary forward pass, the last token
-// of each prefix predicting every vocabulary token as its own sequence (O(V²) per step).
+// Randomness: prompt i gets its own std::mt19937_64, seeded by seeds[i] when seeds are given, else
+// by the i-th output of `rng` (drawn for every prompt, in order, before decoding); its draws are
+// uniform01 of that engine (detail/random.hpp). A seed therefore gives the same samples whatever
+// batch_rows is (up to float differences in the logits between batch compositions), and on every
+// standard library.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
+#include <functional>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -34,6 +44,8 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/models/concepts.hpp"
 #include "prefopt/models/detail/random.hpp"
+#include "prefopt/models/kv_cache.hpp"
+#include "prefopt/models/sampling.hpp"
 #include "prefopt/models/token_batch.hpp"
 
 namespace prefopt::models {
@@ -43,18 +55,41 @@ struct sampling_options {
   int max_new_tokens = 32;    // per continuation (also capped by max_positions − prompt length)
   std::int32_t eos_id = -1;   // < 0: no end token
   int batch_rows = 64;        // prompts decoded together
+  int top_k = 0;              // ≤ 0: off
+  double top_p = 1.0;         // 1: off
+  double min_p = 0.0;         // 0: off
+  double repetition_penalty = 1.0;  // 1: off
+  std::vector<std::vector<std::int32_t>> stop_sequences{};  // token suffixes that end a continuation
+  // Called after each new token with (prompt index, continuation so far); true ends it (finish
+  // stop). The command line decodes the continuation and looks for its stop strings here.
+  std::function<bool(std::size_t, const std::vector<std::int32_t>&)> stop{};
+  std::vector<std::uint64_t> seeds{};  // one per prompt (empty: drawn from the rng argument)
+  bool adapters = true;       // LoRA models: false samples the frozen base
+  bool use_cache = true;      // transformers: KV cache (false: recompute every prefix each step)
 
   void validate() const {
-    if (!std::isfinite(temperature)) throw config_error("sampling_options: field 'temperature'", "must be finite");
-    if (max_new_tokens < 0) throw config_error("sampling_options: field 'max_new_tokens'", "must be >= 0");
-    if (batch_rows <= 0) throw config_error("sampling_options: field 'batch_rows'", "must be > 0");
+    auto bad = [](const char* f, const char* why) { throw config_error(std::string("sampling_options: field '") + f + "'", why); };
+    if (!std::isfinite(temperature)) bad("temperature", "must be finite");
+    if (max_new_tokens < 0) bad("max_new_tokens", "must be >= 0");
+    if (batch_rows <= 0) bad("batch_rows", "must be > 0");
+    if (!(top_p > 0.0 && top_p <= 1.0)) bad("top_p", "must lie in (0, 1]");
+    if (!(min_p >= 0.0 && min_p <= 1.0)) bad("min_p", "must lie in [0, 1]");
+    if (!(repetition_penalty > 0.0) || !std::isfinite(repetition_penalty)) bad("repetition_penalty", "must be > 0 and finite");
+    for (const auto& q : stop_sequences)
+      if (q.empty()) bad("stop_sequences", "an empty stop sequence would stop every continuation at once");
   }
 };
+
+enum class finish_reason { length, eos, stop };
+inline const char* name(finish_reason f) {
+  return f == finish_reason::eos ? "eos" : f == finish_reason::stop ? "stop" : "length";
+}
 
 struct sample {
   std::vector<std::int32_t> tokens{};  // the continuation, prompt excluded
   bool stopped = false;                // it ended by drawing eos_id
-  double logp = 0.0;                   // Σ_t log π(y_t | prompt, y_<t) under the model (temperature 1)
+  double logp = 0.0;                   // Σ_t log π(y_t | prompt, y_<t) under the model (temperature 1, unprocessed)
+  finish_reason finish = finish_reason::length;
 };
 
 // A model generate() can drive: reads token batches, knows its vocabulary and position limit.
@@ -111,25 +146,59 @@ std::vector<double> next_token_logprobs(M& m, std::span<const std::vector<std::i
 }
 
 namespace detail {
-// Index drawn from exp(logp / τ) (normalized), or the argmax for τ ≤ 0.
-inline int draw_token(std::span<const double> logp, double temperature, std::mt19937_64& rng) {
-  const auto best = std::max_element(logp.begin(), logp.end());
-  if (temperature <= 0.0) return int(best - logp.begin());
-  const double top = *best;
-  std::vector<double> w(logp.size());
-  double total = 0.0;
-  for (std::size_t v = 0; v < logp.size(); ++v) total += (w[v] = std::exp((logp[v] - top) / temperature));
-  const double u = uniform01(rng) * total;
-  double acc = 0.0;
-  int last_positive = int(best - logp.begin());
-  for (std::size_t v = 0; v < w.size(); ++v) {
-    if (w[v] <= 0.0) continue;
-    acc += w[v];
-    last_positive = int(v);
-    if (u < acc) return int(v);
+
+// The next token from one row of logits z (modified in place), per the top of this file.
+inline std::int32_t next_token(std::span<double> z, std::span<const std::int32_t> prompt,
+                               std::span<const std::int32_t> so_far, const sampling_options& opt, std::mt19937_64& rng) {
+  if (opt.repetition_penalty != 1.0) {
+    std::vector<std::int32_t> ids(prompt.begin(), prompt.end());
+    ids.insert(ids.end(), so_far.begin(), so_far.end());
+    sampling::repetition_penalty(z, ids, opt.repetition_penalty);
   }
-  return last_positive;  // u rounded up to the total
+  if (opt.temperature <= 0.0) return sampling::argmax(z);
+  sampling::temperature(z, opt.temperature);
+  sampling::top_k(z, opt.top_k);
+  sampling::top_p(z, opt.top_p);
+  sampling::min_p(z, opt.min_p);
+  return sampling::draw(z, rng);
 }
+
+// log softmax(z)[tok] in double.
+inline double log_prob_of(std::span<const float> z, std::int32_t tok) {
+  double top = -INFINITY, sum = 0.0;
+  for (float x : z) top = std::max(top, double(x));
+  for (float x : z) sum += std::exp(double(x) - top);
+  return double(z[std::size_t(tok)]) - top - std::log(sum);
+}
+
+inline bool ends_with(const std::vector<std::int32_t>& s, const std::vector<std::int32_t>& suffix) {
+  return s.size() >= suffix.size() && std::equal(suffix.begin(), suffix.end(), s.end() - std::ptrdiff_t(suffix.size()));
+}
+
+// Appends token tok to sample x; returns whether the continuation goes on.
+inline bool append(sample& x, std::size_t i, std::int32_t tok, const sampling_options& opt, int limit) {
+  x.tokens.push_back(tok);
+  if (tok == opt.eos_id) {
+    x.stopped = true;
+    x.finish = finish_reason::eos;
+    return false;
+  }
+  bool stop = false;
+  for (const auto& q : opt.stop_sequences) stop = stop || ends_with(x.tokens, q);
+  if (!stop && opt.stop) stop = opt.stop(i, x.tokens);
+  if (stop) {
+    x.finish = finish_reason::stop;
+    return false;
+  }
+  return int(x.tokens.size()) < limit;
+}
+
+template <class M>
+concept CachedModel = requires(M& m, kv_cache<typename M::backend_type>& c, const cache_step& s, const forward_options& o) {
+  { m.cached_logits(c, s, o) } -> std::same_as<std::vector<float>>;
+  { m.backend() };
+};
+
 } // namespace detail
 
 // Samples one continuation per prompt (see the top of this file). Prompts hold token ids, each at
@@ -146,37 +215,68 @@ std::vector<sample> generate(M& m, const std::vector<std::vector<std::int32_t>>&
                                                           " tokens leave no position for a continuation (max_positions " +
                                                           std::to_string(P) + ")");
   }
+  if (!opt.seeds.empty() && opt.seeds.size() != prompts.size())
+    throw config_error("sampling_options: field 'seeds'", std::to_string(opt.seeds.size()) + " seeds for " +
+                                                              std::to_string(prompts.size()) + " prompts");
   std::vector<std::mt19937_64> engines;
   engines.reserve(prompts.size());
-  for (std::size_t i = 0; i < prompts.size(); ++i) engines.emplace_back(rng());
+  for (std::size_t i = 0; i < prompts.size(); ++i) engines.emplace_back(opt.seeds.empty() ? rng() : opt.seeds[i]);
   std::vector<sample> out(prompts.size());
-  std::vector<std::vector<std::int32_t>> prefixes;
+  auto limit = [&](std::size_t i) { return std::min(opt.max_new_tokens, P - int(prompts[i].size())); };
+  std::vector<double> z(static_cast<std::size_t>(V));
   std::vector<std::size_t> active;
   for (std::size_t first = 0; first < prompts.size(); first += std::size_t(opt.batch_rows)) {
     const std::size_t last = std::min(prompts.size(), first + std::size_t(opt.batch_rows));
     active.clear();
-    for (std::size_t i = first; i < last; ++i) active.push_back(i);
-    auto room = [&](std::size_t i) {
-      const int limit = std::min(opt.max_new_tokens, P - int(prompts[i].size()));
-      return !out[i].stopped && int(out[i].tokens.size()) < limit;
+    for (std::size_t i = first; i < last; ++i)
+      if (limit(i) > 0) active.push_back(i);
+    if (active.empty()) continue;
+    // One step: next-token rows for `active` → a token each; returns the ones that go on.
+    auto advance = [&](auto row_of) {
+      std::vector<std::size_t> next;
+      for (std::size_t r = 0; r < active.size(); ++r) {
+        const std::size_t i = active[r];
+        const std::span<const float> row = row_of(r);
+        for (std::size_t v = 0; v < z.size(); ++v) z[v] = double(row[v]);
+        const std::int32_t tok = detail::next_token(z, prompts[i], out[i].tokens, opt, engines[i]);
+        out[i].logp += detail::log_prob_of(row, tok);
+        if (detail::append(out[i], i, tok, opt, limit(i))) next.push_back(i);
+      }
+      active = std::move(next);
     };
-    std::erase_if(active, [&](std::size_t i) { return !room(i); });
+    if constexpr (detail::CachedModel<M>) {
+      int capacity = 1;
+      for (std::size_t i : active) capacity = std::max(capacity, int(prompts[i].size()) + limit(i));
+      kv_cache<typename M::backend_type> cache(m.backend(), m.config(), int(last - first), capacity);
+      const forward_options fo{.keep_activations = false, .adapters = opt.adapters};
+      cache_step step;
+      for (std::size_t i : active) step.add(std::int32_t(i - first), prompts[i]);  // prefill
+      while (!active.empty()) {
+        const std::vector<float> logits = m.cached_logits(cache, step, fo);
+        advance([&](std::size_t r) { return std::span<const float>(logits.data() + r * std::size_t(V), std::size_t(V)); });
+        step = cache_step{};
+        if (!opt.use_cache) cache.reset();  // recompute every prefix: the cost without a cache
+        for (std::size_t i : active) {
+          std::vector<std::int32_t> feed{out[i].tokens.back()};
+          if (!opt.use_cache) {
+            feed = prompts[i];
+            feed.insert(feed.end(), out[i].tokens.begin(), out[i].tokens.end());
+          }
+          step.add(std::int32_t(i - first), feed);
+        }
+      }
+      continue;
+    }
+    std::vector<std::vector<std::int32_t>> prefixes;
     while (!active.empty()) {
       prefixes.clear();
       for (std::size_t i : active) {
         prefixes.push_back(prompts[i]);
         prefixes.back().insert(prefixes.back().end(), out[i].tokens.begin(), out[i].tokens.end());
       }
-      const std::vector<double> lp = next_token_logprobs(m, std::span<const std::vector<std::int32_t>>(prefixes));
-      for (std::size_t r = 0; r < active.size(); ++r) {
-        const std::size_t i = active[r];
-        const std::span<const double> row(lp.data() + r * std::size_t(V), std::size_t(V));
-        const int tok = detail::draw_token(row, opt.temperature, engines[i]);
-        out[i].tokens.push_back(std::int32_t(tok));
-        out[i].logp += row[std::size_t(tok)];
-        if (tok == opt.eos_id) out[i].stopped = true;
-      }
-      std::erase_if(active, [&](std::size_t i) { return !room(i); });
+      const std::vector<double> d = next_token_logprobs(m, std::span<const std::vector<std::int32_t>>(prefixes));
+      const std::vector<float> lp(d.begin(), d.end());
+      advance([&](std::size_t r) { return std::span<const float>(lp.data() + r * std::size_t(V), std::size_t(V)); });
     }
   }
   return out;

@@ -23,6 +23,7 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/models/concepts.hpp"
+#include "prefopt/models/kv_cache.hpp"
 #include "prefopt/models/lm_head.hpp"
 #include "prefopt/models/token_batch.hpp"
 #include "prefopt/models/transformer_config.hpp"
@@ -127,6 +128,11 @@ public:
   std::vector<float> next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
                                          const forward_options& opt = {.keep_activations = false});
 
+  // Generation with a key/value cache (models/kv_cache.hpp, detail/transformer_decode.hpp): runs
+  // only the step's new tokens, appends their keys and values to their slots, and returns the
+  // next-token logits [rows × V] after each row's last token (or after every new token).
+  std::vector<float> cached_logits(kv_cache<B>& cache, const cache_step& step, const forward_options& opt = {});
+
 private:
   using fbuf = typename B::template buffer<float>;
   using ibuf = typename B::template buffer<std::int32_t>;
@@ -161,6 +167,8 @@ private:
   void layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
   void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
   void layers_backward_checkpointed(std::span<float> dx, int T);
+  void cached_layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, kv_cache<B>& cache,
+                            std::span<const std::int32_t> slot, std::span<const std::int32_t> cache_row);
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
   std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
   bool base_trainable() const { return adapters_.empty(); }
@@ -199,3 +207,4 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 
 #include "prefopt/models/detail/transformer_impl.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
+#include "prefopt/models/detail/transformer_decode.hpp"

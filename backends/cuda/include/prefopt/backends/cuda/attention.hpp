@@ -110,6 +110,29 @@ template <class Self> struct cuda_attention_ops {
                                                  delta.data(), dq.data(), dk.data(), dv.data(), cx.stream()),
           op);
   }
+  // New tokens against a key/value cache: slot and position are read back and checked on the host
+  // (one synchronous copy), then one thread per (token, query head) runs
+  // flash::cached_attention_item (backends/cuda/src/cached_attention.cu).
+  void attention_cached(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache,
+                        std::span<const std::int32_t> slot, std::span<const std::int32_t> position,
+                        const cached_attention_shape& sh, std::span<float> out) const {
+    const char* op = "attention_cached";
+    context& cx = self().ctx();
+    const std::size_t T = std::size_t(std::max(sh.tokens, 0));
+    const std::size_t ids = std::min({slot.size(), position.size(), T});
+    std::vector<std::int32_t> hs(ids), hp(ids);
+    if (ids) {
+      check(cudaMemcpyAsync(hs.data(), slot.data(), ids * sizeof(std::int32_t), cudaMemcpyDeviceToHost, cx.stream()), op);
+      check(cudaMemcpyAsync(hp.data(), position.data(), ids * sizeof(std::int32_t), cudaMemcpyDeviceToHost, cx.stream()), op);
+      cx.synchronize(op);
+    }
+    check_cached_attention(sh, q.size(), k_cache.size(), v_cache.size(), out.size(), hs.data(), hp.data(),
+                           std::min(slot.size(), position.size()), op);
+    check_head_dim(attention_shape{sh.tokens, sh.q_heads, sh.kv_heads, sh.head_dim}, op);
+    const flash::cached_attention a{slot.data(), position.data(), T, std::size_t(sh.capacity), sh.q_heads, sh.kv_heads,
+                                    sh.head_dim};
+    check(cuda_kernels::cached_attention(a, q.data(), k_cache.data(), v_cache.data(), out.data(), cx.stream()), op);
+  }
 
 private:
   static void check_head_dim(const attention_shape& sh, const char* op) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/cached_attention.hpp"
 #include "prefopt/core/flash_attention_packed.hpp"
 
 namespace prefopt::backends::cuda_kernels {
@@ -76,6 +77,11 @@ cudaError_t flash_attention_forward(const attention_args& a, const float* q, con
 cudaError_t flash_attention_backward(const attention_args& a, const float* dout, const float* q, const float* k,
                                      const float* v, const float* out, const float* lse, float* delta, float* dq, float* dk,
                                      float* dv, cudaStream_t s);
+
+// New tokens against a key/value cache (core/cached_attention.hpp, one thread per token and query
+// head); slot and position in device memory, checked on the host. head_dim ≤ max_head_dim.
+cudaError_t cached_attention(const flash::cached_attention& a, const float* q, const float* k_cache, const float* v_cache,
+                             float* out, cudaStream_t s);
 
 // LM head (lse_stats over tiles of the vocabulary, device_math::softmax_stats); optional
 // outputs may be null.

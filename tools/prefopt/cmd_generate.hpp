@@ -1,0 +1,209 @@
+// tools/prefopt/cmd_generate.hpp — `prefopt generate`: completions of a prompt dataset, KV-cached.
+//
+// Reads TRL's prompt column: "prompt" as text (tokenized with the model's tokenizer, special tokens
+// added as transformers' tokenizer() does) or as a list of {role, content} messages (rendered with
+// the chat template and the generation prompt, TRL's maybe_apply_chat_template), or
+// "prompt_input_ids" (ids used as given). Samples K completions per prompt with models::generate
+// (temperature, top-k, top-p, min-p, repetition penalty, max_new_tokens, EOS, stop strings) and
+// writes one JSON line per prompt: {"line", "prompt", "completions": [{"text", "token_ids",
+// "finish_reason", "logp"}]}. Completion k of the prompt on line i is drawn with the seed
+// mix_seed(mix_seed(--seed, i), k): the same output whatever --batch-size. Stop strings are found
+// in the decoded continuation (kept in the output, as transformers' stop_strings does).
+#pragma once
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "args.hpp"
+#include "model_loader.hpp"
+#include "prefopt/core/random.hpp"
+#include "prefopt/data/chat_template.hpp"
+#include "prefopt/data/formats.hpp"
+#include "prefopt/data/jsonl.hpp"
+#include "prefopt/data/tokenizer.hpp"
+#include "prefopt/io/atomic_file.hpp"
+#include "prefopt/models/generate.hpp"
+#include "session.hpp"
+
+namespace prefopt::cli {
+
+inline const char* generate_help =
+    "usage: prefopt generate --model DIR [--adapter DIR] [--no-adapter] --data prompts.jsonl[.gz] --out out.jsonl\n"
+    "                        [--n K] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
+    "                        [--repetition-penalty R] [--stop TEXT]... [--eos-id ID] [--seed S] [--batch-size N]\n"
+    "                        [--no-cache] [--tokenizer tokenizer.json] [--chat-template NAME]\n"
+    "  Samples K completions per prompt (TRL's prompt column: text, messages, or prompt_input_ids).\n"
+    "  --temperature 0 is greedy. EOS: --eos-id, else generation_config.json, else the tokenizer's eos_token.\n";
+
+namespace detail {
+
+inline double number_option(const args& a, const std::string& k, double fallback) {
+  if (!a.has(k)) return fallback;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(a.get(k), &used);
+    if (used != a.get(k).size()) throw std::invalid_argument("");
+    return v;
+  } catch (const std::exception&) {
+    throw config_error("--" + k, "expects a number, got '" + a.get(k) + "'");
+  }
+}
+
+// generation_config.json's eos_token_id (an id or a list: the first), if it lies in the vocabulary.
+inline std::optional<std::int32_t> generation_eos(const std::filesystem::path& dir, int vocab) {
+  const auto f = dir / "generation_config.json";
+  if (!std::filesystem::exists(f)) return std::nullopt;
+  const auto j = read_json_file(f);
+  auto e = j.find("eos_token_id");
+  if (e == j.end()) return std::nullopt;
+  const nlohmann::json& v = e->is_array() && !e->empty() ? e->front() : *e;
+  if (!v.is_number_integer()) return std::nullopt;
+  const auto id = v.get<long long>();
+  return id >= 0 && id < vocab ? std::optional<std::int32_t>(std::int32_t(id)) : std::nullopt;
+}
+
+} // namespace detail
+
+inline int cmd_generate(int argc, char** argv) {
+  const args a(argc, argv, 2,
+               {"model", "adapter", "data", "out", "n", "max-new-tokens", "temperature", "top-k", "top-p", "min-p",
+                "repetition-penalty", "stop", "eos-id", "seed", "batch-size", "tokenizer", "chat-template"},
+               {"no-cache", "no-adapter", "help"});
+  if (a.flag("help")) {
+    std::cout << generate_help;
+    return 0;
+  }
+  const std::string model_dir = a.require("model"), data_path = a.require("data"), out_path = a.require("out");
+  const long n = a.integer("n", 1), batch = a.integer("batch-size", 16);
+  if (n <= 0) throw config_error("--n", "must be > 0");
+  if (batch <= 0) throw config_error("--batch-size", "must be > 0");
+  models::sampling_options opt;
+  opt.max_new_tokens = int(a.integer("max-new-tokens", 64));
+  opt.temperature = detail::number_option(a, "temperature", 1.0);
+  opt.top_k = int(a.integer("top-k", 0));
+  opt.top_p = detail::number_option(a, "top-p", 1.0);
+  opt.min_p = detail::number_option(a, "min-p", 0.0);
+  opt.repetition_penalty = detail::number_option(a, "repetition-penalty", 1.0);
+  opt.batch_rows = int(batch);
+  opt.use_cache = !a.flag("no-cache");
+  opt.adapters = !a.flag("no-adapter");
+  const auto seed = std::uint64_t(a.integer("seed", 0));
+  const std::vector<std::string>& stops = a.all("stop");
+  for (const auto& s : stops)
+    if (s.empty()) throw config_error("--stop", "an empty stop string would end every completion at once");
+
+  // Prompts: the raw JSON (echoed back) and, after tokenization, ids.
+  struct prompt_row {
+    std::size_t line;
+    nlohmann::json prompt;
+    std::vector<std::int32_t> ids;
+  };
+  std::vector<prompt_row> rows;
+  data::jsonl_reader reader(data_path);
+  data::jsonl_line l;
+  bool any_text = false, any_messages = false;
+  while (reader.next(l)) {
+    const auto where = data_path + ":" + std::to_string(l.line);
+    if (!l.value.is_object()) throw data_error(where, "expected a JSON object");
+    if (auto ids = l.value.find("prompt_input_ids"); ids != l.value.end()) {
+      if (!ids->is_array() || ids->empty()) throw data_error(where + ": field 'prompt_input_ids'", "expected a non-empty list of token ids");
+      std::vector<std::int32_t> v;
+      for (const auto& x : *ids) {
+        if (!x.is_number_integer() || x.get<long long>() < 0 || x.get<long long>() > INT32_MAX)
+          throw data_error(where + ": field 'prompt_input_ids'", "expected token ids (non-negative integers)");
+        v.push_back(std::int32_t(x.get<long long>()));
+      }
+      rows.push_back({l.line, *ids, std::move(v)});
+      continue;
+    }
+    auto p = l.value.find("prompt");
+    if (p == l.value.end()) throw data_error(where, "no 'prompt' (or 'prompt_input_ids') field");
+    if (p->is_string()) any_text = true;
+    else if (data::is_message_list(*p)) any_messages = true;
+    else throw data_error(where + ": field 'prompt'", "expected a string or a list of {role, content} messages");
+    rows.push_back({l.line, *p, {}});
+  }
+  if (rows.empty()) throw data_error(data_path, "no prompt in the file");
+  if (any_text && any_messages) throw data_error(data_path, "mixes text and conversational prompts");
+
+  train::run_config cfg = train::default_run_config();
+  cfg.model = model_dir;
+  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
+  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
+  const bool need_text = any_text || any_messages || !stops.empty();
+  std::optional<data::tokenizer> tok;
+  std::optional<data::chat_template> chat;
+  std::string eos_token;
+  const std::filesystem::path tok_file = cfg.data.tokenizer ? std::filesystem::path(*cfg.data.tokenizer)
+                                                            : std::filesystem::path(model_dir) / "tokenizer.json";
+  if (need_text) {  // the tokenizer, chat template and EOS token as prefopt train reads them
+    const text_pipeline tp = open_text_pipeline(cfg, any_messages, true);
+    tok = tp.tok;
+    chat = tp.chat;
+    eos_token = tp.options.eos_token;
+  } else if (std::filesystem::exists(tok_file)) {  // token ids in and out; the tokenizer only writes "text"
+    tok = data::tokenizer::from_file(tok_file);
+  }
+  for (auto& r : rows) {
+    if (!r.ids.empty()) continue;
+    const auto where = data_path + ":" + std::to_string(r.line);
+    if (r.prompt.is_string()) {
+      r.ids = tok->encode(r.prompt.get<std::string>(), true);
+    } else {
+      const data::detail::record_place at{data_path, r.line};
+      const data::messages m = data::detail::parse_messages(r.prompt, at, "prompt");
+      if (m.back().role == "system") throw data_error(where + ": field 'prompt'", "ends with a system message");
+      const bool cont = m.back().role == "assistant";
+      r.ids = tok->encode(data::render(*chat, m, !cont, cont), false);
+    }
+    if (r.ids.empty()) throw data_error(where + ": field 'prompt'", "tokenizes to no token");
+  }
+
+  std::string out;
+  std::size_t produced = 0;
+  with_model(model_dir, a.get("adapter"), [&](auto& model) {
+    const int vocab = model.config().vocab_size, positions = model.config().max_positions;
+    if (a.has("eos-id")) opt.eos_id = std::int32_t(a.integer("eos-id", -1));
+    else if (const auto e = detail::generation_eos(model_dir, vocab)) opt.eos_id = *e;
+    else if (tok && !eos_token.empty())
+      if (const auto id = tok->token_to_id(eos_token); id && *id < vocab) opt.eos_id = *id;
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const auto& r : rows) {
+      const auto where = data_path + ":" + std::to_string(r.line);
+      for (auto id : r.ids)
+        if (id >= vocab) throw data_error(where, "token id " + std::to_string(id) + " is outside the model's vocabulary of " + std::to_string(vocab));
+      if (int(r.ids.size()) >= positions)
+        throw data_error(where, std::to_string(r.ids.size()) + " prompt tokens leave no room under max_positions " + std::to_string(positions));
+      for (long k = 0; k < n; ++k) {
+        prompts.push_back(r.ids);
+        opt.seeds.push_back(mix_seed(mix_seed(seed, std::uint64_t(r.line)), std::uint64_t(k)));
+      }
+    }
+    if (!stops.empty())
+      opt.stop = [&](std::size_t, const std::vector<std::int32_t>& t) {
+        const std::string text = tok->decode(std::span<const std::int32_t>(t), false);
+        for (const auto& s : stops)
+          if (text.find(s) != std::string::npos) return true;
+        return false;
+      };
+    std::mt19937_64 unused(seed);
+    const auto samples = models::generate(model, prompts, unused, opt);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      nlohmann::json comps = nlohmann::json::array();
+      for (long k = 0; k < n; ++k) {
+        const auto& s = samples[i * std::size_t(n) + std::size_t(k)];
+        nlohmann::json c = {{"token_ids", s.tokens}, {"finish_reason", models::name(s.finish)}, {"logp", s.logp}};
+        if (tok) c["text"] = tok->decode(std::span<const std::int32_t>(s.tokens), true);
+        comps.push_back(std::move(c));
+        ++produced;
+      }
+      out += nlohmann::json{{"line", rows[i].line}, {"prompt", rows[i].prompt}, {"completions", comps}}.dump() + "\n";
+    }
+  });
+  io::write_atomically(out_path, std::string_view(out));
+  std::fprintf(stderr, "prefopt generate: %zu completions of %zu prompts written to %s\n", produced, rows.size(), out_path.c_str());
+  return 0;
+}
+
+} // namespace prefopt::cli
