@@ -114,6 +114,13 @@ public:
   std::vector<float> next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
                                          const forward_options& opt = {.keep_activations = false});
 
+  // The body alone (reward_model.hpp; code in detail/transformer_hidden.hpp): runs `in` (its
+  // predictions are ignored) and writes the final-norm hidden states of tokens `at` to `hidden`
+  // [R × C] in backend memory; backward_hidden takes d loss / d hidden [R × C] of that forward.
+  void forward_hidden(const input_type& in, std::span<const std::int32_t> at, std::span<float> hidden,
+                      const forward_options& opt = {});
+  void backward_hidden(std::span<const float> d_hidden);
+
 private:
   using fbuf = typename B::template buffer<float>;
   using ibuf = typename B::template buffer<std::int32_t>;
@@ -184,3 +191,4 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 
 #include "prefopt/models/detail/transformer_impl.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
+#include "prefopt/models/detail/transformer_hidden.hpp"
