@@ -234,3 +234,22 @@ TEST_CASE("reward_trainer: accumulation is exact and training separates chosen f
   CHECK(ta.evaluate_batch(pack(0, 3)).at("accuracy") == 1.0);
   CHECK(ta.global_step() == 21);
 }
+
+TEST_CASE("reward models prefopt saved load in transformers with equal scores (committed check)") {
+  // tests/data/reward/prefopt_saved_<arch>: written by `prefopt reward train` (LoRA merged for GPT-2),
+  // scored by `prefopt reward score`; transformers_check.json by reward_make_reference.py --check.
+  auto check = [](auto tag, const std::string& arch) {
+    using Body = typename decltype(tag)::type;
+    const fs::path dir = test::data_path("reward/prefopt_saved_" + arch);
+    const auto want = nlohmann::json::parse(std::ifstream(dir / "prefopt_scores.json"));
+    const auto hf = nlohmann::json::parse(std::ifstream(dir / "transformers_check.json"));
+    CHECK(hf["ok"].get<bool>());
+    CHECK(hf["max_abs_error"].get<double>() < 1e-4);
+    auto rm = models::load_reward_model<Body>({}, dir);
+    const auto got = rm.forward(rm.pack(want["sequences"].get<std::vector<std::vector<std::int32_t>>>()), {.keep_activations = false});
+    check_scores(got, want["scores"].get<std::vector<double>>());
+    check_scores(got, hf["transformers_scores"].get<std::vector<double>>());
+  };
+  check(std::type_identity<models::llama<backends::eigen>>{}, "llama");
+  check(std::type_identity<models::gpt2<backends::eigen>>{}, "gpt2");
+}

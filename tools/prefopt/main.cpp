@@ -3,6 +3,7 @@
 //   prefopt eval    loss and metrics on held-out pairs
 //   prefopt logps   reference log-probs of a dataset of pairs
 //   prefopt demo    the bundled default training run
+//   prefopt reward  Bradley–Terry reward models: train, score
 // Run `prefopt <command> --help` for a command's options.
 #include <cstdio>
 #include <exception>
@@ -11,6 +12,7 @@
 
 #include "cmd_demo.hpp"
 #include "cmd_logps.hpp"
+#include "cmd_reward.hpp"
 #include "cmd_train.hpp"
 
 namespace {
@@ -20,6 +22,7 @@ const char* usage =
     "  train    preference optimization of a model directory on a JSONL dataset (--config run.json)\n"
     "  eval     the loss and TRL metrics of a model on held-out pairs\n"
     "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
+    "  reward   Bradley-Terry reward models: `reward train --config run.json`, `reward score`\n"
     "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
     if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
     if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
     if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
+    if (cmd == "reward") return prefopt::cli::cmd_reward(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(usage, stdout);
       return 0;
