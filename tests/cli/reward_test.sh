@@ -67,6 +67,13 @@ PY
 grep -q "+ LoRA" "$WORK/lora.log" || fail "LoRA not reported"
 grep -q GPT2ForSequenceClassification "$WORK/lora/final/config.json" || fail "GPT-2 classifier config"
 
+# text pairs (TRL's standard format) through the GPT-2 tokenizer: the model's config has no pad token,
+# so the tokenizer's (EOS) is used and saved, as TRL sets model.config.pad_token_id
+"$PREFOPT" reward train --config "$WORK/run.json" --set model="$DATA/cli/gpt2_text" --set data.train="$DATA/cli/pairs_text.jsonl" \
+  --set data.eval=null --set data.tokenizer="$DATA/tokenizer/gpt2/tokenizer.json" --set data.max_length=64 \
+  --set training.max_steps=2 --set output.dir="$WORK/text" 2> "$WORK/text.log" || { cat "$WORK/text.log"; fail "text run failed"; }
+grep -q '"pad_token_id": 2000' "$WORK/text/final/config.json" || fail "the tokenizer's pad token is not saved"
+
 expect_fail "not a reward model" "$PREFOPT" reward score --model "$DATA/models/llama" --data "$DATA/cli/pairs_tokenized.jsonl" --out "$WORK/x.jsonl"
 expect_fail "reward.bogus" "$PREFOPT" reward train --config <(sed 's/"center_rewards_coefficient"/"bogus"/' "$WORK/run.json")
 expect_fail "expected 'train' or 'score'" "$PREFOPT" reward fit
