@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # prefopt reward train / score: a Llama causal LM gets a score head and learns the pairs (metrics in
 # TRL RewardTrainer's names, a LlamaForSequenceClassification checkpoint); a margin column and
-# center_rewards_coefficient; LoRA on GPT-2 (saved merged); scoring; errors that name the problem.
+# center_rewards_coefficient; LoRA on GPT-2 (a PEFT adapter with the head, and merged); scoring; errors that name the problem.
 source "$(dirname "$0")/common.sh"
 python3 - "$DATA/cli/pairs_tokenized.jsonl" "$WORK/margin.jsonl" <<'PY'
 import json, sys
@@ -52,7 +52,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert sum(r["chosen_score"] > r["rejected_score"] for r in rows) > 0.7 * len(rows)
 PY
 
-# margins and centering; LoRA on GPT-2 (head and adapters train, the result is saved merged)
+# margins and centering; LoRA on GPT-2 (head and adapters train: final/ the PEFT adapter, merged/ the classifier)
 "$PREFOPT" reward train --config "$WORK/run.json" --set data.train="$WORK/margin.jsonl" --set data.eval=null \
   --set reward.center_rewards_coefficient=0.01 --set training.max_steps=2 --set output.dir="$WORK/margin" 2> "$WORK/margin.log" \
   || { cat "$WORK/margin.log"; fail "margin run failed"; }
@@ -65,7 +65,8 @@ first = [json.loads(open(f).readline())["loss"] for f in sys.argv[1:]]
 assert abs(first[0] - first[1]) > 1e-3, first   # same batches; margins and centering change the loss
 PY
 grep -q "+ LoRA" "$WORK/lora.log" || fail "LoRA not reported"
-grep -q GPT2ForSequenceClassification "$WORK/lora/final/config.json" || fail "GPT-2 classifier config"
+grep -q GPT2ForSequenceClassification "$WORK/lora/merged/config.json" || fail "GPT-2 classifier config"
+grep -q '"SEQ_CLS"' "$WORK/lora/final/adapter_config.json" || fail "the adapter is not a SEQ_CLS PEFT adapter"
 
 # text pairs (TRL's standard format) through the GPT-2 tokenizer: the model's config has no pad token,
 # so the tokenizer's (EOS) is used and saved, as TRL sets model.config.pad_token_id

@@ -9,7 +9,8 @@
 // (score.weight present) or a causal LM that gets a new head drawn from training.seed. Each pair's
 // sequences are prompt + chosen and prompt + rejected; a "margin" column of the data file is
 // TRL's margin. Metrics go to output.dir/metrics.jsonl (+ .csv) under TRL's names; the model to
-// output.dir/final as a *ForSequenceClassification checkpoint (LoRA: merged into the body).
+// output.dir/final as a *ForSequenceClassification checkpoint (LoRA: final/ is the PEFT adapter
+// with the score head, merged/ the merged classifier).
 // Not done here (prefopt train has them): checkpoints and resume, early stopping, TensorBoard.
 // score: one JSON line per pair {"line", "chosen_score", "rejected_score"}.
 #pragma once
@@ -142,6 +143,7 @@ inline int cmd_reward_train(int argc, char** argv) {
   }
   bt.validate();
   train::validate(cfg);
+  if (cfg.adapter) throw config_error(path + ": field 'adapter'", "reward training cannot start from an adapter yet; use lora, or merge it first");
   if (cfg.optimizer.type != "adamw") throw config_error(path + ": field 'optimizer.type'", "reward training uses adamw");
   apply_thread_setting(cfg.training.threads, std::cerr);
   text_pipeline pipeline;
@@ -216,10 +218,15 @@ inline int cmd_reward_train(int argc, char** argv) {
           }
         }
       }
-      if constexpr (requires { rm.body().merge_into_base(); })
-        if (!rm.body().adapters().empty()) rm.body().merge_into_base();
       const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-      write_output_dir(final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+      if constexpr (requires { rm.body().merge_into_base(); }) {
+        write_output_dir(final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
+        rm.body().merge_into_base();
+        write_output_dir(std::filesystem::path(cfg.output.dir) / "merged",
+                         [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+      } else {
+        write_output_dir(final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+      }
       std::cerr << "prefopt: " << t.global_step() << " steps; reward model saved to " << final_dir.string() << "\n";
     };
     using Body = typename std::remove_cvref_t<decltype(loaded)>::body_type;

@@ -11,7 +11,8 @@ and center_rewards_coefficient set) the loss and every parameter's gradient (gra
 
 Mode `--check DIR`: loads the reward model prefopt saved in DIR with
 AutoModelForSequenceClassification, scores the sequences of DIR/prefopt_scores.json and compares
-them with the scores prefopt wrote there (1e-4); writes DIR/transformers_check.json.
+them with the scores prefopt wrote there (1e-4); writes DIR/transformers_check.json. With
+`--base BASE`, DIR is a PEFT SEQ_CLS adapter (LoRA + score head) loaded onto BASE.
 
 Run: python3 tools/reference/reward_make_reference.py  (writes tests/data/reward/)
 """
@@ -93,18 +94,24 @@ def generate():
     print(json.dumps(summary, indent=1))
 
 
-def check(d):
+def check(d, base=None):
     from transformers import AutoModelForSequenceClassification
     with open(os.path.join(d, "prefopt_scores.json")) as f:
         rec = json.load(f)
-    model = AutoModelForSequenceClassification.from_pretrained(d, attn_implementation="eager").float().eval()
+    if base is None:
+        model = AutoModelForSequenceClassification.from_pretrained(d, attn_implementation="eager").float().eval()
+    else:  # a PEFT SEQ_CLS adapter on a base model; the pad token prefopt used
+        from peft import PeftModel
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, attn_implementation="eager").float()
+        model.config.pad_token_id = rec["pad_token_id"]
+        model = PeftModel.from_pretrained(model, d).eval()
     pad = model.config.pad_token_id
     with torch.no_grad():
         got = []
         for row in rec["sequences"]:  # one at a time: no padding needed
             got.append(scores(model, [row], [len(row)]).item())
     err = max(abs(a - b) for a, b in zip(got, rec["scores"]))
-    out = {"architectures": model.config.architectures, "num_labels": model.config.num_labels,
+    out = {"architectures": model.config.architectures, "num_labels": model.config.num_labels, "peft_base": base,
            "pad_token_id": pad, "transformers_scores": got, "max_abs_error": err, "ok": err < 1e-4}
     with open(os.path.join(d, "transformers_check.json"), "w") as f:
         json.dump(out, f, indent=1)
@@ -115,5 +122,6 @@ def check(d):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", help="a reward model directory prefopt wrote (with prefopt_scores.json)")
+    ap.add_argument("--base", help="with --check: DIR is a PEFT adapter for this base model")
     a = ap.parse_args()
-    sys.exit(check(a.check) if a.check else generate())
+    sys.exit(check(a.check, a.base) if a.check else generate())

@@ -3,6 +3,7 @@
 //   auto rm = load_reward_model<gpt2<B>>(backend, "dir");          // a saved reward model
 //   auto rm = reward_from_causal_lm<gpt2<B>>(backend, "gpt2", 42);  // a causal LM + a new head
 //   save_reward_model(rm, "out");                                   // transformers loads it back
+//   save_reward_adapter(lora_rm, "adapter");                        // LoRA + head, as PEFT saves it
 // A reward checkpoint holds the body under its usual names plus score.weight [1 × C] (no
 // lm_head). A causal LM checkpoint gets a new head drawn as transformers initializes it:
 // N(0, initializer_range²) (config.json, 0.02 by default); its lm_head is ignored.
@@ -17,6 +18,7 @@
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/safetensors.hpp"
 #include "prefopt/models/detail/random.hpp"
+#include "prefopt/models/lora.hpp"
 #include "prefopt/models/reward_model.hpp"
 #include "prefopt/models/transformer_io.hpp"
 
@@ -130,6 +132,38 @@ void save_reward_model(reward_model<Body>& rm, const std::filesystem::path& dir,
   const std::string config = j.dump(2) + "\n";
   io::write_atomically(dir / "config.json", [&](io::atomic_output& out) { out.write(std::string_view(config)); });
   w.write(dir / "model.safetensors");
+}
+
+// A LoRA reward model as PEFT saves one (task_type SEQ_CLS, modules_to_save ["classifier", "score"]):
+// the adapters under lora.hpp's names plus "base_model.model.score.weight" [1 × C]. PEFT loads it
+// on the base *ForSequenceClassification model, whose score head it replaces.
+template <class Body>
+void save_reward_adapter(reward_model<lora<Body>>& rm, const std::filesystem::path& dir, const std::string& base_model_name_or_path = "") {
+  auto& m = rm.body();
+  m.save_adapter(dir, base_model_name_or_path);  // adapter_config.json (rewritten below) + the adapters
+  std::vector<float> host(m.parameters().size()), head(std::size_t(rm.hidden()));
+  m.backend().download(m.parameters(), std::span<float>(host));
+  rm.backend().download(rm.head_parameters(), std::span<float>(head));
+  io::safetensors_writer w;
+  for (const auto& s : m.parameter_slices()) w.add(s.name, s.shape, std::span<const float>(host).subspan(s.offset, s.size()));
+  w.add("base_model.model.score.weight", {1, head.size()}, std::span<const float>(head));
+  w.write(dir / "adapter_model.safetensors");
+  nlohmann::json j = read_json_file(dir / "adapter_config.json");
+  j["task_type"] = "SEQ_CLS";
+  j["modules_to_save"] = {"classifier", "score"};
+  const std::string config = j.dump(2) + "\n";
+  io::write_atomically(dir / "adapter_config.json", [&](io::atomic_output& out) { out.write(std::string_view(config)); });
+}
+
+// Adapters and score head saved by save_reward_adapter or PEFT (modules_to_save with "score").
+template <class Body> void load_reward_adapter(reward_model<lora<Body>>& rm, const std::filesystem::path& dir) {
+  rm.body().load_adapter(dir);
+  const io::safetensors_file f(dir / "adapter_model.safetensors");
+  const std::size_t C = std::size_t(rm.hidden());
+  f.require("base_model.model.score.weight", {1, C});
+  std::vector<float> head(C);
+  f.read_into("base_model.model.score.weight", std::span<float>(head));
+  rm.backend().upload(std::span<const float>(head), rm.head_parameters());
 }
 
 } // namespace prefopt::models
