@@ -252,4 +252,52 @@ TEST_CASE("reward models prefopt saved load in transformers with equal scores (c
   };
   check(std::type_identity<models::llama<backends::eigen>>{}, "llama");
   check(std::type_identity<models::gpt2<backends::eigen>>{}, "gpt2");
+  // The same GPT-2 run's PEFT adapter (LoRA + head) on the causal LM it started from: PEFT's scores.
+  using Body = models::gpt2<backends::eigen>;
+  const fs::path dir = test::data_path("reward/prefopt_saved_gpt2_adapter");
+  const auto want = nlohmann::json::parse(std::ifstream(dir / "prefopt_scores.json"));
+  const auto hf = nlohmann::json::parse(std::ifstream(dir / "transformers_check.json"));
+  CHECK(hf["ok"].get<bool>());
+  auto base = models::reward_from_causal_lm<Body>({}, test::data_path("models/gpt2"), 0);
+  const auto ac = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
+  models::reward_model<models::lora<Body>> rm(
+      models::lora<Body>(std::move(base.body()), {.r = ac["r"].get<int>(), .alpha = ac["lora_alpha"].get<double>(),
+                                                  .target_modules = ac["target_modules"].get<std::vector<std::string>>()}),
+      want["pad_token_id"].get<std::int32_t>());
+  models::load_reward_adapter(rm, dir);
+  const auto got = rm.forward(rm.pack(want["sequences"].get<std::vector<std::vector<std::int32_t>>>()), {.keep_activations = false});
+  check_scores(got, want["scores"].get<std::vector<double>>());
+  check_scores(got, hf["transformers_scores"].get<std::vector<double>>());
+}
+
+TEST_CASE("reward model with LoRA: saved as a PEFT SEQ_CLS adapter with the head, loaded back") {
+  using Body = models::llama<backends::eigen>;
+  const reward_case rc("llama");
+  const models::lora_config lc{.r = 4, .alpha = 8.0, .target_modules = {"q_proj", "v_proj"}};
+  auto make = [&](std::uint64_t seed) {
+    auto base = models::load_reward_model<Body>({}, test::data_path("reward/llama"));
+    return models::reward_model<models::lora<Body>>(models::lora<Body>(std::move(base.body()), lc, seed), rc.pad);
+  };
+  auto rm = make(1);
+  // Move the adapters and the head away from their starting values, then save.
+  train::reward_trainer t(rm, {}, optim::adamw{.lr = 1e-2});
+  std::vector<std::vector<std::int32_t>> s(rc.trimmed.begin(), rc.trimmed.end());
+  for (int i = 0; i < 3; ++i) t.step(train::reward_pair_batch{rm.pack(s), {}});
+  const auto want = rm.forward(rm.pack(rc.padded), {.keep_activations = false});
+  const fs::path dir = fs::temp_directory_path() / "prefopt_reward_adapter";
+  fs::remove_all(dir);
+  models::save_reward_adapter(rm, dir, "base");
+  const auto cfg = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
+  CHECK(cfg["task_type"] == "SEQ_CLS");
+  CHECK(cfg["modules_to_save"] == nlohmann::json::array({"classifier", "score"}));
+  CHECK(io::safetensors_file(dir / "adapter_model.safetensors").contains("base_model.model.score.weight"));
+  auto back = make(2);  // other random adapters and the base head until loaded
+  models::load_reward_adapter(back, dir);
+  check_scores(back.forward(back.pack(rc.padded), {.keep_activations = false}), want);
+  // merged into the base, saved as a classifier: the same scores without adapters
+  back.body().merge_into_base();
+  models::save_reward_model(back, dir / "merged");
+  auto merged = models::load_reward_model<Body>({}, dir / "merged");
+  check_scores(merged.forward(merged.pack(rc.padded), {.keep_activations = false}), want);
+  fs::remove_all(dir);
 }
