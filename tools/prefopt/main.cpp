@@ -4,6 +4,7 @@
 //   prefopt logps   reference log-probs of a dataset of pairs
 //   prefopt generate  completions of a prompt dataset (KV cache, sampling)
 //   prefopt demo    the bundled default training run
+//   prefopt reward  Bradley–Terry reward models: train, score
 // Run `prefopt <command> --help` for a command's options.
 #include <cstdio>
 #include <exception>
@@ -13,6 +14,7 @@
 #include "cmd_demo.hpp"
 #include "cmd_generate.hpp"
 #include "cmd_logps.hpp"
+#include "cmd_reward.hpp"
 #include "cmd_train.hpp"
 
 namespace {
@@ -23,6 +25,7 @@ const char* usage =
     "  eval     the loss and TRL metrics of a model on held-out pairs\n"
     "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
     "  generate K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)\n"
+    "  reward   Bradley-Terry reward models: `reward train --config run.json`, `reward score`\n"
     "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return prefopt::cli::cmd_generate(argc, argv);
     if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
     if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
+    if (cmd == "reward") return prefopt::cli::cmd_reward(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(usage, stdout);
       return 0;

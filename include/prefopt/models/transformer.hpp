@@ -132,6 +132,12 @@ public:
   // only the step's new tokens, appends their keys and values to their slots, and returns the
   // next-token logits [rows × V] after each row's last token (or after every new token).
   std::vector<float> cached_logits(kv_cache<B>& cache, const cache_step& step, const forward_options& opt = {});
+  // The body alone (reward_model.hpp; code in detail/transformer_hidden.hpp): runs `in` (its
+  // predictions are ignored) and writes the final-norm hidden states of tokens `at` to `hidden`
+  // [R × C] in backend memory; backward_hidden takes d loss / d hidden [R × C] of that forward.
+  void forward_hidden(const input_type& in, std::span<const std::int32_t> at, std::span<float> hidden,
+                      const forward_options& opt = {});
+  void backward_hidden(std::span<const float> d_hidden);
 
 private:
   using fbuf = typename B::template buffer<float>;
@@ -167,6 +173,7 @@ private:
   void layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
   void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
   void layers_backward_checkpointed(std::span<float> dx, int T);
+  void body_backward(int T);
   void cached_layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, kv_cache<B>& cache,
                             std::span<const std::int32_t> slot, std::span<const std::int32_t> cache_row);
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
@@ -208,3 +215,4 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 #include "prefopt/models/detail/transformer_impl.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
 #include "prefopt/models/detail/transformer_decode.hpp"
+#include "prefopt/models/detail/transformer_hidden.hpp"

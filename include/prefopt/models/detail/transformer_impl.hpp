@@ -302,19 +302,27 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<c
   auto dnf = dn_.span().first(t * C);
   be_.fill(dnf, 0.0f);
   be_.embedding_backward(predict_from_.span().first(std::size_t(H)), dhrows_.span().first(std::size_t(H) * C), C, dnf);
+  body_backward(T);
+  has_acts_ = false;
+}
+
+// From d loss / d final-norm output (in dn_, [T × C]) down to the embeddings: the final norm, the
+// layers (recomputed first when checkpointed), the token (and GPT-2 position) embeddings.
+template <Backend B, class Arch> void transformer<B, Arch>::body_backward(int T) {
+  const int C = cfg_.hidden, V = cfg_.vocab_size;
+  const std::size_t t = std::size_t(T);
   auto dx = dx_.span().first(t * C);
   be_.fill(dx, 0.0f);
-  // dnf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.
-  norm_backward(layout_.normf_w, layout_.normf_b, dnf, xf_.span(), meanf_, rstdf_, dx, T);
+  // d nf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.
+  norm_backward(layout_.normf_w, layout_.normf_b, dn_.span().first(t * C), xf_.span(), meanf_, rstdf_, dx, T);
   if (checkpointing_) layers_backward_checkpointed(dx, T);
   else
     for (std::size_t l = layout_.layers.size(); l-- > 0;) layer_backward(l, acts_[l], dx, T);
-  if (train) {
+  if (base_trainable()) {
     be_.embedding_backward(tokens_.span().first(t), dx, C, gspan(layout_.wte, std::size_t(V) * C));
     if constexpr (Arch::id == architecture::gpt2)
       be_.embedding_backward(positions_.span().first(t), dx, C, gspan(layout_.wpe, std::size_t(cfg_.max_positions) * C));
   }
-  has_acts_ = false;
 }
 
 template <Backend B, class Arch>
