@@ -101,6 +101,16 @@ inline std::string render_raw(const chat_template& t, std::span<const message> m
     }
     if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     break;
+  case chat_template_kind::jinja: {
+    if (!t.program) throw config_error("jinja chat template", "not compiled (make it with jinja_template)");
+    jinja::list_t list;
+    for (const auto& m : ms) list.emplace_back(jinja::dict_t{{"role", m.role}, {"content", m.content}});
+    jinja::dict_t context{{"messages", std::move(list)}, {"tools", jinja::none_t{}}, {"documents", jinja::none_t{}},
+                          {"add_generation_prompt", generation_prompt}};
+    for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
+    out = jinja::render(*t.program, jinja::value(std::move(context)));
+    break;
+  }
   case chat_template_kind::gpt2_plain:
     for (std::size_t i = 0; i < ms.size(); ++i) {
       if (i > 0) out += t.separator;

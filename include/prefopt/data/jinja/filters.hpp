@@ -208,7 +208,7 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
     const auto* m = a.get(1, "method");
     const std::string method = m ? to_str(*m) : "common";
     const double p = std::pow(10.0, static_cast<double>(prec)), v = x.as_double() * p;
-    double r = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::round(v);
+    double r = method == "ceil" ? std::ceil(v) : method == "floor" ? std::floor(v) : std::nearbyint(v);  // Python rounds halves to even
     return r / p;
   }
   if (f == "items" || f == "dictsort") {
@@ -228,7 +228,7 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
       if (rev && truthy(*rev)) std::reverse(d.begin(), d.end());
     }
     list_t out;
-    for (auto& [k, v] : d) out.emplace_back(list_t{value(k), v});
+    for (auto& [k, v] : d) out.push_back(value::make_tuple(list_t{value(k), v}));
     return out;
   }
   if (f == "unique") {

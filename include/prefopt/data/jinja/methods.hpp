@@ -118,7 +118,7 @@ inline value dict_method(const value& d, std::string_view m, call_args& a) {
   for (const auto& [k, x] : d.dict()) {
     if (m == "keys") out.emplace_back(k);
     else if (m == "values") out.push_back(x);
-    else out.emplace_back(list_t{value(k), x});
+    else out.push_back(value::make_tuple(list_t{value(k), x}));
   }
   return out;
 }
@@ -154,7 +154,7 @@ inline value get_attr(const value& x, const std::string& name, const std::string
     if (const auto* v = dict_find(*std::get<namespace_t>(x.v).attrs, name)) return *v;
   if (x.is_list() && (name == "append" || name == "extend" || name == "pop" || name == "insert" || name == "remove" ||
                       name == "clear" || name == "sort" || name == "reverse"))
-    throw render_error(where, "access to attribute '" + name + "' of 'list' object is unsafe");
+    throw render_error(where, "access to attribute '" + name + "' of 'list' object is unsafe.");
   return value::undefined("'" + object_name(x) + "' has no attribute '" + name + "'");
 }
 

@@ -509,7 +509,7 @@ private:
         const auto line = next().line;
         auto f = make(expr::filter, line);
         f->s = expect_name();
-        while (at_op(".")) { ++i_; f->s += "." + expect_name(); }
+        while (at_op(".")) { ++i_; f->s += '.'; f->s += expect_name(); }
         f->args.push_back(std::move(e));
         if (at_op("(")) parse_call_args(*f);
         e = std::move(f);

@@ -210,6 +210,7 @@ private:
     const auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t i = 0; i < n; ++i) {
       count_iteration(w);
+      frames_.back().clear();  // what the body sets lasts one iteration, as in jinja2
       unpack(s.targets, items[static_cast<std::size_t>(i)], s.line);
       dict_t loop{{"index", i + 1}, {"index0", i}, {"first", i == 0}, {"last", i == n - 1}, {"length", n},
                   {"revindex", n - i}, {"revindex0", n - i - 1}, {"depth", 1}, {"depth0", 0}};

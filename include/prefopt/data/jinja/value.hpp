@@ -70,7 +70,9 @@ struct value {
   value(dict_t d) : v(std::make_shared<dict_t>(std::move(d))) {}
   value(namespace_t n) : v(std::move(n)) {}
   value(callable_t c) : v(std::move(c)) {}
+  bool tuple = false;  // a list that prints as a Python tuple: (a, b)
   static value undefined(std::string hint) { value x; x.v = undefined_t{std::move(hint)}; return x; }
+  static value make_tuple(list_t l) { value x(std::move(l)); x.tuple = true; return x; }
 
   template <class T> [[nodiscard]] bool is() const { return std::holds_alternative<T>(v); }
   [[nodiscard]] bool is_undefined() const { return is<undefined_t>(); }
@@ -204,6 +206,11 @@ inline std::string repr_string(std::string_view s) {
 }
 
 inline std::string repr(const value& x) {
+  if (x.tuple && x.is_list()) {
+    std::string out = "(";
+    for (std::size_t i = 0; i < x.list().size(); ++i) out += (i ? ", " : "") + repr(x.list()[i]);
+    return out + (x.list().size() == 1 ? ",)" : ")");
+  }
   return std::visit(
       [](const auto& v) -> std::string {
         using T = std::decay_t<decltype(v)>;
