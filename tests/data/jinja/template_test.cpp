@@ -163,6 +163,12 @@ TEST_CASE("limits stop hostile templates cleanly") {
   for (int i = 0; i < 300; ++i) deep += "{% if true %}";
   CHECK(failure<template_error>(deep).find("nested too deeply") != std::string::npos);
   CHECK(failure<render_error>("{{ 9223372036854775807 + 1 }}") == "t.jinja line 1: integer too large");
+  // Found by fuzzing: an indent width that is no number; huge steps and exponents stay cheap.
+  CHECK(failure<render_error>("{{ 'a\nb' | indent(nothing) }}") ==
+        "t.jinja line 2: indent width must be an integer or a string, got Undefined");
+  CHECK(failure<render_error>("{{ 'a' | indent(100000000000) }}") == "t.jinja line 1: indent too wide");
+  CHECK(run("{{ (-1) ** 1000000000000000000 }}|{{ 'abc'[::9223372036854775807] }}|{{ range(0, 9223372036854775807, "
+            "4611686018427387904) | list }}") == "1|a|[0, 4611686018427387904]");
 }
 
 TEST_CASE("globals transformers adds: strftime_now, namespace, dict, range") {

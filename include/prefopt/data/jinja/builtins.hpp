@@ -63,13 +63,17 @@ inline std::string py_case(const std::string& s, int mode) {  // 0 upper, 1 lowe
   return from_u32(u);
 }
 
-inline std::string py_replace(const std::string& s, const std::string& from, const std::string& to, std::int64_t count) {
+inline std::string py_replace(const std::string& s, const std::string& from, const std::string& to, std::int64_t count,
+                              std::size_t max_size, const std::string& where) {
   std::string out;
+  auto check = [&] {
+    if (out.size() > max_size) throw render_error(where, "output larger than " + std::to_string(max_size) + " bytes (the limit)");
+  };
   if (from.empty()) {  // Python inserts `to` between code points
     const auto u = to_u32(s);
     std::int64_t n = 0;
     for (std::size_t i = 0; i <= u.size(); ++i) {
-      if (count < 0 || n < count) { out += to; ++n; }
+      if (count < 0 || n < count) { out += to; ++n; check(); }
       if (i < u.size()) append_utf8(out, u[i]);
     }
     return out;
@@ -80,6 +84,7 @@ inline std::string py_replace(const std::string& s, const std::string& from, con
     const auto at = s.find(from, pos);
     if (at == std::string::npos) break;
     out.append(s, pos, at - pos).append(to);
+    check();
     pos = at + from.size();
     ++n;
   }

@@ -5,6 +5,7 @@
 
 #include <prefopt/data/jinja/methods.hpp>
 
+#include <charconv>
 #include <functional>
 #include <optional>
 
@@ -38,10 +39,18 @@ inline value attribute_path(const value& x, const value& attr, const std::string
     const auto dot = path.find('.', pos);
     const auto part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = cur.is_undefined() ? cur : digits ? get_item(cur, value(static_cast<std::int64_t>(std::stoll(part))), where) : get_item(cur, value(part), where);
+    std::int64_t index = 0;
+    const bool numeric = digits && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+    cur = cur.is_undefined() ? cur : numeric ? get_item(cur, value(index), where) : get_item(cur, value(part), where);
     if (dot == std::string::npos) return cur;
     pos = dot + 1;
   }
+}
+
+// n spaces (an indent width), n within the output limit.
+inline std::string spaces(std::int64_t n, std::size_t max_size, const std::string& where) {
+  if (n > static_cast<std::int64_t>(std::min<std::size_t>(max_size, 1 << 20))) throw render_error(where, "indent too wide");
+  return std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, n)), ' ');
 }
 
 inline bool apply_test(const std::string& t, const value& x, const std::vector<value>& a, const std::string& where) {
@@ -76,7 +85,7 @@ inline bool apply_test(const std::string& t, const value& x, const std::vector<v
     if (!x.is_int()) throw render_error(where, "test '" + t + "' needs an integer, got " + type_name(x));
     if (t == "divisibleby") {
       if (!arg(0).is_int() || arg(0).as_int() == 0) throw render_error(where, "divisibleby needs a non-zero integer");
-      return x.as_int() % arg(0).as_int() == 0;
+      return arg(0).as_int() == -1 || x.as_int() % arg(0).as_int() == 0;
     }
     return (x.as_int() % 2 != 0) == (t == "odd");
   }
@@ -129,7 +138,9 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
     std::string indent;
     const auto* ind = a.get(0, "indent");
     const bool has_indent = ind != nullptr && !ind->is_none();
-    if (has_indent) indent = ind->is_int() ? std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, ind->as_int())), ' ') : to_str(*ind);
+    if (has_indent && !ind->is_int() && !ind->is_string())
+      throw render_error(w, "tojson indent must be an integer or a string, got " + type_name(*ind));
+    if (has_indent) indent = ind->is_int() ? spaces(ind->as_int(), max_size, w) : ind->str();
     const auto* sk = a.get(99, "sort_keys");
     std::string out;
     to_json(out, x, has_indent ? &indent : nullptr, sk != nullptr && truthy(*sk), 0, w);
@@ -171,7 +182,7 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
     const auto* dflt = a.get(0, "default");
     const value fallback = dflt ? *dflt : value(0);
     if (x.is_int()) return x.as_int();
-    if (x.is<double>()) return std::isfinite(x.as_double()) ? value(static_cast<std::int64_t>(x.as_double())) : fallback;
+    if (x.is<double>()) return std::fabs(x.as_double()) < 9.2e18 ? value(static_cast<std::int64_t>(x.as_double())) : fallback;
     if (x.is_string()) {
       try {
         std::size_t n = 0;
@@ -179,7 +190,7 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
         const auto i = std::stoll(s, &n);
         if (n == s.size()) return static_cast<std::int64_t>(i);
         const auto d = std::stod(s, &n);
-        if (n == s.size()) return static_cast<std::int64_t>(d);
+        if (n == s.size() && std::fabs(d) < 9.2e18) return static_cast<std::int64_t>(d);
       } catch (const std::exception&) {}
     }
     return fallback;
@@ -198,7 +209,10 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
     return dflt ? *dflt : value(0.0);
   }
   if (f == "abs") {
-    if (x.is_int()) return x.as_int() < 0 ? -x.as_int() : x.as_int();
+    if (x.is_int()) {
+      if (x.as_int() == INT64_MIN) throw render_error(w, "integer too large");
+      return x.as_int() < 0 ? -x.as_int() : x.as_int();
+    }
     if (x.is<double>()) return std::fabs(x.as_double());
     throw render_error(w, "bad operand type for abs(): '" + type_name(x) + "'");
   }
@@ -259,14 +273,16 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
     const auto* from = a.get(0, "old");
     const auto* to = a.get(1, "new");
     if (!from || !to) throw render_error(w, "replace needs two arguments");
-    return py_replace(need_str(), to_str(*from), to_str(*to), int_arg(a, 2, "count", -1));
+    return py_replace(need_str(), to_str(*from), to_str(*to), int_arg(a, 2, "count", -1), max_size, w);
   }
   if (f == "indent") {
     const auto* width = a.get(0, "width");
     const auto* first = a.get(1, "first");
     const auto* blank = a.get(2, "blank");
+    if (width != nullptr && !width->is_string() && !width->is_int())
+      throw render_error(w, "indent width must be an integer or a string, got " + type_name(*width));
     const std::string pad = width == nullptr ? "    " : width->is_string() ? width->str()
-                                                                             : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, width->as_int())), ' ');
+                                                                             : spaces(width->as_int(), max_size, w);
     auto s = need_str();
     std::string out;
     std::size_t pos = 0, line = 0;
@@ -317,7 +333,10 @@ inline value apply_filter(const std::string& f, const value& x, call_args& a, co
       value acc = a.get(1, "start") ? *a.get(1, "start") : value(0);
       for (const auto& y : l) {
         if (!acc.is_number() || !y.is_number()) throw render_error(w, "sum needs numbers");
-        acc = acc.is_int() && y.is_int() ? value(acc.as_int() + y.as_int()) : value(acc.as_double() + y.as_double());
+        std::int64_t r = 0;
+        if (acc.is_int() && y.is_int() && __builtin_add_overflow(acc.as_int(), y.as_int(), &r))
+          throw render_error(w, "integer too large");
+        acc = acc.is_int() && y.is_int() ? value(r) : value(acc.as_double() + y.as_double());
       }
       return acc;
     }

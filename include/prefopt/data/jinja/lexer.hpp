@@ -11,6 +11,8 @@
 
 #include <prefopt/data/jinja/value.hpp>
 
+#include <charconv>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,7 +99,11 @@ inline bool lex_tag(std::string_view src, std::size_t& i, std::size_t& line, std
         case 'u': case 'U': case 'x': {
           const std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (j + n >= src.size()) throw template_error(line_where(name, line), "bad \\" + std::string(1, e) + " escape");
-          append_utf8(lit, static_cast<char32_t>(std::stoul(std::string(src.substr(j + 1, n)), nullptr, 16)));
+          std::uint32_t cp = 0;
+          const auto hex = src.substr(j + 1, n);
+          if (std::from_chars(hex.data(), hex.data() + n, cp, 16).ptr != hex.data() + n || cp > 0x10FFFF)
+            throw template_error(line_where(name, line), "bad \\" + std::string(1, e) + " escape");
+          append_utf8(lit, static_cast<char32_t>(cp));
           j += n;
           break;
         }

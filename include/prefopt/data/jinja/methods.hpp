@@ -64,7 +64,7 @@ inline value str_method(const std::string& s, std::string_view m, call_args& a) 
     }
     return false;
   }
-  if (m == "replace") return py_replace(s, str_arg(0), str_arg(1), int_arg(a, 2, "count", -1));
+  if (m == "replace") return py_replace(s, str_arg(0), str_arg(1), int_arg(a, 2, "count", -1), a.max_size, w);
   if (m == "removeprefix") { auto p = str_arg(0); return s.starts_with(p) ? s.substr(p.size()) : s; }
   if (m == "removesuffix") { auto p = str_arg(0); return !p.empty() && s.ends_with(p) ? s.substr(0, s.size() - p.size()) : s; }
   if (m == "find" || m == "rfind" || m == "index") {
@@ -91,6 +91,7 @@ inline value str_method(const std::string& s, std::string_view m, call_args& a) 
       if (!x->list()[i].is_string()) throw render_error(w, "sequence item " + std::to_string(i) + ": expected str instance");
       if (i) out += s;
       out += x->list()[i].str();
+      if (out.size() > a.max_size) throw render_error(w, "output larger than " + std::to_string(a.max_size) + " bytes (the limit)");
     }
     return out;
   }
@@ -201,7 +202,10 @@ inline value get_slice(const value& x, const value& a, const value& b, const val
     };
     const auto start = clamp(opt(a), step > 0 ? 0 : len - 1);
     const auto stop = clamp(opt(b), step > 0 ? len : -1);
-    for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) at(static_cast<std::size_t>(i));
+    for (std::int64_t i = start; step > 0 ? i < stop : i > stop;) {
+      at(static_cast<std::size_t>(i));
+      if (__builtin_add_overflow(i, step, &i)) break;
+    }
   };
   if (x.is_list()) {
     list_t out;

@@ -11,6 +11,7 @@
 
 #include <prefopt/data/jinja/lexer.hpp>
 
+#include <charconv>
 #include <memory>
 #include <string>
 #include <vector>
@@ -460,7 +461,11 @@ private:
           a->kind = expr::item;
           a->args.push_back(std::move(e));
           auto idx = make(expr::literal, line);
-          idx->lit = static_cast<std::int64_t>(std::stoll(next().s));
+          std::int64_t index = 0;
+          const auto digits = next().s;
+          if (std::from_chars(digits.data(), digits.data() + digits.size(), index).ec != std::errc())
+            fail(line, "number out of range: " + digits);
+          idx->lit = index;
           a->args.push_back(std::move(idx));
         } else {
           a->s = expect_name();

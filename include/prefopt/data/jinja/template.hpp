@@ -12,8 +12,10 @@
 // Limits, so that a hostile template fails cleanly instead of exhausting the machine (each a
 // render_error when exceeded): `limits::max_output` bytes of output and of any one string value
 // (default 32 MiB), `limits::max_iterations` loop iterations and range() elements in all (default
-// 10 million), `limits::max_depth` nested macro calls (default 64); the parser caps block and
-// expression nesting at 200.
+// 10 million; also the longest list a template may build), `limits::max_depth` nested macro calls
+// (default 64); the parser caps block and expression nesting at 200 each, and rendering caps
+// blocks, expressions and macro calls nested together at 2000 (the C++ stack stays small).
+// Python's unbounded integers are not: an int64 overflow is a render_error.
 #pragma once
 
 #include <prefopt/data/jinja/filters.hpp>
@@ -113,9 +115,10 @@ private:
       if (a.pos.size() >= 3) step = a.pos[2].as_int();
       if (step == 0) throw render_error(a.where, "range() arg 3 must not be zero");
       list_t out;
-      for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (std::int64_t i = start; step > 0 ? i < stop : i > stop;) {
         count_iteration(a.where);
         out.emplace_back(i);
+        if (__builtin_add_overflow(i, step, &i)) break;
       }
       return out;
     });
@@ -138,13 +141,33 @@ private:
     return value::undefined("'" + name + "' is undefined");
   }
 
+  // Guards the C++ stack: blocks and expressions nest at most 200 deep each (the parser), macros
+  // max_depth deep; this caps their product.
+  struct nesting {
+    evaluator& ev;
+    nesting(evaluator& e, std::size_t line) : ev(e) {
+      if (++ev.nesting_ > max_nesting) {
+        --ev.nesting_;
+        throw render_error(ev.where(line), "blocks, expressions and macro calls nested deeper than " +
+                                              std::to_string(max_nesting) + " (the limit)");
+      }
+    }
+    ~nesting() { --ev.nesting_; }
+    nesting(const nesting&) = delete;
+    nesting& operator=(const nesting&) = delete;
+  };
+  static constexpr int max_nesting = 2000;
+  int nesting_ = 0;
+
   void exec(const body_t& body, std::string& out, loop_signal& sig) {
-    for (const auto& s : body) {
-      exec_one(*s, out, sig);
-      if (sig.brk || sig.cont) return;
+    if (!body.empty()) {
+      nesting guard(*this, body.front()->line);
+      for (const auto& s : body) {
+        exec_one(*s, out, sig);
+        if (sig.brk || sig.cont) return;
+      }
     }
   }
-
   void exec_one(const stmt& s, std::string& out, loop_signal& sig) {
     switch (s.kind) {
     case stmt::text: out += s.s; check_size(out.size(), s.line); break;
@@ -293,6 +316,8 @@ private:
     if (op == "+") {
       if (a.is_string() && b.is_string()) { check_size(a.str().size() + b.str().size(), line); return a.str() + b.str(); }
       if (a.is_list() && b.is_list()) {
+        if (a.list().size() + b.list().size() > lim_.max_iterations)
+          throw render_error(w, "a list longer than " + std::to_string(lim_.max_iterations) + " items (the limit)");
         list_t l = a.list();
         l.insert(l.end(), b.list().begin(), b.list().end());
         return l;
@@ -302,7 +327,11 @@ private:
       const value& seq = a.is_int() ? b : a;
       const auto n = std::max<std::int64_t>(0, (a.is_int() ? a : b).as_int());
       const std::size_t unit = seq.is_string() ? seq.str().size() : seq.list().size();
-      if (unit != 0 && static_cast<std::size_t>(n) > lim_.max_output / unit) check_size(lim_.max_output + 1, line);
+      const std::size_t cap = seq.is_string() ? lim_.max_output : lim_.max_iterations;
+      if (unit != 0 && static_cast<std::size_t>(n) > cap / unit) {
+        if (seq.is_string()) check_size(lim_.max_output + 1, line);
+        throw render_error(w, "a list longer than " + std::to_string(lim_.max_iterations) + " items (the limit)");
+      }
       if (seq.is_string()) {
         std::string s;
         for (std::int64_t k = 0; k < n; ++k) s += seq.str();
@@ -335,9 +364,9 @@ private:
     if (op == "**") {
       if (ints && b.as_int() >= 0) {
         std::int64_t r = 1, base = a.as_int();
-        for (std::int64_t e = b.as_int(); e > 0; --e) {
-          if (__builtin_mul_overflow(r, base, &r)) throw render_error(w, "integer too large");
-          if (base == 0 || base == 1) break;
+        for (std::int64_t e = b.as_int(); e > 0; e /= 2) {  // by squaring
+          if ((e & 1) != 0 && __builtin_mul_overflow(r, base, &r)) throw render_error(w, "integer too large");
+          if (e > 1 && __builtin_mul_overflow(base, base, &base)) throw render_error(w, "integer too large");
         }
         return r;
       }
@@ -370,12 +399,14 @@ private:
   call_args eval_args(const expr& e, std::size_t skip) {
     call_args a;
     a.where = where(e.line);
+    a.max_size = lim_.max_output;
     for (std::size_t k = 0; k < e.positional; ++k) a.pos.push_back(eval(*e.args[skip + k]));
     for (std::size_t k = 0; k < e.keys.size(); ++k) a.kw.emplace_back(e.keys[k], eval(*e.args[skip + e.positional + k]));
     return a;
   }
 
   value eval(const expr& e) {
+    nesting guard(*this, e.line);
     switch (e.kind) {
     case expr::literal: return e.lit;
     case expr::name: return lookup(e.s);

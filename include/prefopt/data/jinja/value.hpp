@@ -94,6 +94,7 @@ struct call_args {
   std::vector<value> pos;
   std::vector<std::pair<std::string, value>> kw;
   std::string where;  // "template line N", for errors
+  std::size_t max_size = std::size_t{32} << 20;  // the output limit, for what a call builds
   [[nodiscard]] const value* get(std::size_t i, std::string_view name) const {
     for (const auto& [k, x] : kw)
       if (k == name) return &x;
