@@ -116,8 +116,17 @@ inline bool lex_tag(std::string_view src, std::size_t& i, std::size_t& line, std
       std::string op(1, c);
       for (auto o : ops3)
         if (src.substr(i, 2) == o) op = o;
-      if (std::string_view("+-*/%~()[]{}.,:|=<>!").find(c) == std::string_view::npos)
-        throw template_error(line_where(name, line), "unexpected character '" + op + "' in a tag");
+      if (std::string_view("+-*/%~()[]{}.,:|=<>!").find(c) == std::string_view::npos) {
+        std::size_t n = 1;  // the whole UTF-8 sequence, so that the message stays valid UTF-8
+        while (i + n < src.size() && n < 4 && (static_cast<unsigned char>(src[i + n]) & 0xC0U) == 0x80U) ++n;
+        const auto u = to_u32(src.substr(i, n));
+        const std::string shown = u.size() == 1 && u[0] >= 0x80 && n > 1 ? std::string(src.substr(i, n)) : std::string();
+        throw template_error(line_where(name, line),
+                             shown.empty() && static_cast<unsigned char>(c) >= 0x80
+                                 ? "unexpected byte 0x" + std::string(1, "0123456789abcdef"[static_cast<unsigned char>(c) >> 4]) +
+                                       "0123456789abcdef"[c & 15] + " in a tag"
+                                 : "unexpected character '" + (shown.empty() ? op : shown) + "' in a tag");
+      }
       out.push_back({tok::op, op, line});
       i += op.size();
     }
