@@ -185,6 +185,15 @@ TEST_CASE("a template as jinja renders the 52 conversations as the built-in does
   }
 }
 
+TEST_CASE("Qwen3's template: completions start with the empty think block, as TRL renders them") {
+  const auto t = chat_template_from_setting(prefopt::test::data_path("chat/templates/qwen3.jinja").string(),
+                                            json{{"eos_token", "<|im_end|>"}});
+  const auto pair = render_pair(t, {{"user", "Hi"}}, {{"assistant", "Hello"}}, {{"assistant", "Go away"}});
+  CHECK(pair.prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(pair.chosen == "<think>\n\n</think>\n\nHello<|im_end|>\n");
+  CHECK(pair.rejected == "<think>\n\n</think>\n\nGo away<|im_end|>\n");
+}
+
 TEST_CASE("chat_template_from_setting: auto, built-in names, named templates, .jinja files") {
   const auto cfg = load("named_without_default/tokenizer_config.json");
   CHECK(chat_template_from_setting("chatml", cfg) == chatml_template());
