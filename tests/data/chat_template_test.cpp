@@ -157,6 +157,11 @@ TEST_CASE("templates prefopt does not know are rendered by the Jinja interpreter
       json::object(), "gemma");
   CHECK_THROWS_WITH_AS((void)render(gemma, messages{{"system", "s"}, {"user", "u"}}),
                        "gemma line 1: System role not supported", prefopt::data_error);
+  // Rendering a record, the error names the record first.
+  CHECK_THROWS_WITH_AS((void)render_pair(gemma, {{"system", "s"}, {"user", "u"}}, {{"assistant", "a"}},
+                                         {{"assistant", "b"}}, "d.jsonl:7"),
+                       "d.jsonl:7: the chat template fails on this record: gemma line 1: System role not supported",
+                       prefopt::data_error);
 }
 
 TEST_CASE("a template as jinja renders the 52 conversations as the built-in does, under TRL's pair semantics") {
