@@ -118,13 +118,6 @@ TEST_CASE("select_chat_template: named lists, AddedToken, jinja file, reformatte
 
 TEST_CASE("select_chat_template errors say what is wrong and how to choose") {
   const auto dir = prefopt::test::data_path("chat").string();
-  const auto unknown = config_error_of("llama3_1");
-  CHECK(unknown.starts_with(dir + "/llama3_1/tokenizer_config.json: field 'chat_template': unrecognised chat template "
-                                  "(it starts: \"{{- bos_token }}\\n"));
-  CHECK(unknown.find("choose it by name (chatml, qwen2, qwen2.5, llama3; gpt2-plain for plain text)") !=
-        std::string::npos);
-  CHECK(config_error_of("qwen2_changed").find("field 'chat_template': unrecognised chat template") !=
-        std::string::npos);
   CHECK(config_error_of("no_template") ==
         dir + "/no_template/tokenizer_config.json: has no chat_template; choose a template by name: chatml, qwen2, "
               "qwen2.5, llama3, or gpt2-plain for a base model that has none");
@@ -138,6 +131,94 @@ TEST_CASE("select_chat_template errors say what is wrong and how to choose") {
   CHECK_THROWS_AS((void)select_chat_template(prefopt::test::data_path("chat/conversations.json")),
                   prefopt::format_error);
   CHECK_THROWS_AS((void)select_chat_template(json::array()), prefopt::config_error);
+  CHECK_THROWS_WITH_AS((void)select_chat_template(json{{"chat_template", "{% for m in messages %}\n{% call x %}"}},
+                                                   "c.json"),
+                       "c.json: field 'chat_template' line 2: unsupported construct: {% call %}",
+                       prefopt::config_error);
+}
+
+TEST_CASE("templates prefopt does not know are rendered by the Jinja interpreter") {
+  // Llama 3.1's template (tools, date, ipython) and a changed Qwen2 template are no built-in.
+  const auto t31 = select("llama3_1");
+  CHECK(t31.kind == chat_template_kind::jinja);
+  CHECK(t31.name() == "jinja");
+  CHECK(t31.variables == json{{"bos_token", "<|begin_of_text|>"}});
+  CHECK(render(t31, messages{{"user", "Hi"}}, true) ==
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+        "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  const auto changed = select("qwen2_changed");
+  CHECK(changed.kind == chat_template_kind::jinja);
+  CHECK(render(changed, messages{{"user", "Hi"}}) ==
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n\n");
+  // A template that raises is a data error carrying its message.
+  const auto gemma = jinja_template(
+      "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}x",
+      json::object(), "gemma");
+  CHECK_THROWS_WITH_AS((void)render(gemma, messages{{"system", "s"}, {"user", "u"}}),
+                       "gemma line 1: System role not supported", prefopt::data_error);
+  // Rendering a record, the error names the record first.
+  CHECK_THROWS_WITH_AS((void)render_pair(gemma, {{"system", "s"}, {"user", "u"}}, {{"assistant", "a"}},
+                                         {{"assistant", "b"}}, "d.jsonl:7"),
+                       "d.jsonl:7: the chat template fails on this record: gemma line 1: System role not supported",
+                       prefopt::data_error);
+}
+
+TEST_CASE("a template as jinja renders the 52 conversations as the built-in does, under TRL's pair semantics") {
+  const auto conversations = load("conversations.json");
+  for (const std::string name : {"qwen2", "chatml", "smollm2", "qwen2_5", "llama3"}) {
+    CAPTURE(name);
+    const auto cfg = load(name + "/tokenizer_config.json");
+    const auto t = jinja_template(cfg["chat_template"].get<std::string>(), cfg, name);
+    const auto expected = load("expected_" + name + ".json");
+    for (std::size_t i = 0; i < conversations.size(); ++i) {
+      CAPTURE(i);
+      const auto prompt = to_messages(conversations[i]["prompt"]);
+      const auto chosen = to_messages(conversations[i]["chosen"]);
+      const auto rejected = to_messages(conversations[i]["rejected"]);
+      const auto& e = expected[i];
+      CHECK(render(t, concat(prompt, chosen)) == e["full"].get<std::string>());
+      if (e.contains("generation")) CHECK(render(t, prompt, true) == e["generation"].get<std::string>());
+      const auto pair = render_pair(t, prompt, chosen, rejected);
+      CHECK(pair.prompt == e["prompt"].get<std::string>());
+      CHECK(pair.chosen == e["chosen"].get<std::string>());
+      CHECK(pair.rejected == e["rejected"].get<std::string>());
+      const auto unpaired = render_unpaired(t, prompt, chosen);
+      CHECK(unpaired.prompt == e["unpaired_prompt"].get<std::string>());
+      CHECK(unpaired.completion == e["unpaired_completion"].get<std::string>());
+    }
+  }
+}
+
+TEST_CASE("Qwen3's template: completions start with the empty think block, as TRL renders them") {
+  const auto t = chat_template_from_setting(prefopt::test::data_path("chat/templates/qwen3.jinja").string(),
+                                            json{{"eos_token", "<|im_end|>"}});
+  const auto pair = render_pair(t, {{"user", "Hi"}}, {{"assistant", "Hello"}}, {{"assistant", "Go away"}});
+  CHECK(pair.prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(pair.chosen == "<think>\n\n</think>\n\nHello<|im_end|>\n");
+  CHECK(pair.rejected == "<think>\n\n</think>\n\nGo away<|im_end|>\n");
+}
+
+TEST_CASE("chat_template_from_setting: auto, built-in names, named templates, .jinja files") {
+  const auto cfg = load("named_without_default/tokenizer_config.json");
+  CHECK(chat_template_from_setting("chatml", cfg) == chatml_template());
+  CHECK(chat_template_from_setting("qwen2_5", cfg) == qwen2_5_template());
+  CHECK(chat_template_from_setting("auto", load("qwen2/tokenizer_config.json")) == qwen2_template());
+  const auto rag = chat_template_from_setting("rag", cfg, "c.json");
+  CHECK(rag.kind == chat_template_kind::jinja);
+  CHECK(render(rag, messages{{"user", "Hi"}}, true) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  const auto file = prefopt::test::data_path("chat/templates/zephyr.jinja").string();
+  const auto zephyr = chat_template_from_setting(file, json{{"eos_token", "</s>"}});
+  CHECK(render(zephyr, messages{{"user", "Hi"}}, true) == "<|user|>\nHi</s>\n<|assistant|>\n");
+  const auto pair = render_pair(zephyr, {{"user", "Q"}}, {{"assistant", "A"}}, {{"assistant", "B"}});
+  CHECK(pair.prompt == "<|user|>\nQ</s>\n<|assistant|>\n");
+  CHECK(pair.chosen == "A</s>\n");
+  CHECK_THROWS_AS((void)chat_template_from_setting("missing.jinja", cfg), prefopt::io_error);
+  CHECK_THROWS_WITH_AS((void)chat_template_from_setting("mistral", cfg),
+                       "chat template 'mistral': unknown; give a built-in template (chatml, qwen2, qwen2.5, llama3, "
+                       "gpt2-plain), auto (the model's own), the name of one of its tokenizer_config.json's named "
+                       "templates, or a .jinja file",
+                       prefopt::config_error);
 }
 
 TEST_CASE("gpt2-plain: contents joined by the separator; EOS added by to_text") {

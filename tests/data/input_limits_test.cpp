@@ -107,14 +107,16 @@ TEST_CASE("tokenizer_config.json nested deeply is a format_error naming the file
   CHECK(msg.starts_with(path.string() + ": "));
 }
 
-TEST_CASE("an unrecognised chat template's excerpt is cut at a character boundary") {
+TEST_CASE("a chat template's syntax error names the line, in valid UTF-8") {
   std::string text = "x";
-  for (int i = 0; i < 40; ++i) text += "\xC3\xA9";  // é: byte 60 falls inside one
-  text += "{{ messages }}";
+  for (int i = 0; i < 40; ++i) text += "\xC3\xA9";
+  text += "\n{{ messages \xC3\xA9 }}";
   const nlohmann::json cfg = {{"chat_template", text}};
   const auto msg = message_of<prefopt::config_error>([&] { (void)prefopt::data::select_chat_template(cfg, "tokenizer_config.json"); });
-  CHECK(msg.starts_with("tokenizer_config.json: field 'chat_template': unrecognised chat template (it starts: \"x\xC3\xA9"));
-  CHECK(msg.find("\xC3\xA9\"...") != std::string::npos);
+  CHECK(msg == "tokenizer_config.json: field 'chat_template' line 2: unexpected character '\xC3\xA9' in a tag");
+  const nlohmann::json stray = {{"chat_template", "{{ a \xA9 }}"}};
+  CHECK(message_of<prefopt::config_error>([&] { (void)prefopt::data::select_chat_template(stray); }) ==
+        "tokenizer_config.json: field 'chat_template' line 1: unexpected byte 0xa9 in a tag");
   CHECK_NOTHROW((void)nlohmann::json(msg).dump());  // valid UTF-8 throughout
 }
 

@@ -1,6 +1,7 @@
 // Fuzz target: chat templates. The input is one JSON object, used twice:
 //  - as a tokenizer_config.json: data::select_chat_template (Jinja text matched against the
-//    built-in templates after normalisation) and data::config_special_token;
+//    built-in templates after normalisation, any other text compiled by the Jinja interpreter,
+//    which jinja_fuzz.cpp covers further) and data::config_special_token;
 //  - as a dataset record (standard, conversational, implicit prompt or unpaired): parsed, then
 //    rendered as training renders it with every built-in template (data::to_text). For a
 //    conversational pair the split must be exact: prompt + chosen renders prompt and chosen whole.

@@ -74,6 +74,19 @@ for i, c in enumerate(json.loads((DATA / "chat/conversations.json").read_text(en
 for f in ["datasets/standard.jsonl", "datasets/unpaired_conversational.jsonl", "datasets/implicit_conversational.jsonl"]:
     put(d, f.replace("/", "_") + ".json", lines(DATA / f, 1))
 
+# jinja: the real chat templates, one template per construct, and a few hostile ones.
+d = target("jinja")
+for f in sorted((DATA / "chat/templates").glob("*.jinja")):
+    put(d, f.name, f.read_bytes())
+for c in json.loads((DATA / "chat/jinja_constructs.json").read_text(encoding="utf-8")):
+    put(d, "construct_" + c["name"] + ".jinja", c["template"])
+put(d, "hostile_loop.jinja", "{% for i in range(100000000) %}{% endfor %}")
+put(d, "hostile_doubling.jinja", "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")
+put(d, "hostile_recursion.jinja", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}")
+put(d, "found_indent_undefined.jinja", "{{ 'a\nb\n\nc' | indent(D) }}")
+put(d, "hostile_power.jinja", "{{ (-1) ** 1000000000000000000 }}{{ 'abc'[::9223372036854775807] }}")
+put(d, "hostile_nesting.jinja", "{{ " + "(" * 300 + "1" + ")" * 300 + " }}")
+
 # transformer_config: the committed model configs.
 d = target("transformer_config")
 for m in ["gpt2", "llama", "qwen2"]:

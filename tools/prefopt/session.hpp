@@ -73,10 +73,9 @@ inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conve
   if (const auto pad = data::config_special_token(tc, "pad_token"))
     if (const auto id = p.tok->token_to_id(*pad)) p.options.pad_token_id = *id;
   if (conversational) {
-    if (cfg.data.chat_template == "auto") p.chat = data::select_chat_template(tc, tc_file.string());
-    else p.chat = data::chat_template_by_name(cfg.data.chat_template);
-  } else if (cfg.data.chat_template == "gpt2_plain") {
-    p.chat = data::chat_template_by_name("gpt2_plain");
+    p.chat = data::chat_template_from_setting(cfg.data.chat_template, tc, tc_file.string());
+  } else if (cfg.data.chat_template == "gpt2_plain" || cfg.data.chat_template == "gpt2-plain") {
+    p.chat = data::gpt2_plain_template();
   }
   if (p.options.eos_token.empty() && !conversational)
     throw config_error(tc_file.string() + ": field 'eos_token'",

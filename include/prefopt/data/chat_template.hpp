@@ -17,6 +17,11 @@
 //               "<|start_header_id|>" role "<|end_header_id|>\n\n" trim(c) "<|eot_id|>", where trim
 //               strips Python's whitespace (str.strip, as Jinja's trim filter does); generation
 //               prompt "<|start_header_id|>assistant<|end_header_id|>\n\n".
+//   jinja       any other template: the model's own Jinja text, rendered by prefopt's Jinja2-subset
+//               interpreter (data/jinja/template.hpp) exactly as transformers renders it, with the
+//               special tokens of its tokenizer_config.json (bos_token, eos_token, unk_token,
+//               sep_token, pad_token, cls_token, mask_token: those set) as variables. A template that
+//               raises (raise_exception, an undefined value) is a data_error naming its line.
 //   gpt2-plain  for base models without a template: the contents alone, roles dropped, joined by
 //               `separator` ("\n\n" by default); the generation prompt is one more separator, so a
 //               completion starts right after it. It has no end-of-turn marker: to_text() appends
@@ -42,20 +47,25 @@
 
 #include <prefopt/core/error.hpp>
 #include <prefopt/data/formats.hpp>
+#include <prefopt/data/jinja/template.hpp>
+
+#include <memory>
 
 namespace prefopt::data {
 
-enum class chat_template_kind { chatml, qwen2_5, llama3, gpt2_plain };
+enum class chat_template_kind { chatml, qwen2_5, llama3, gpt2_plain, jinja };
 
 struct chat_template {
   chat_template_kind kind = chat_template_kind::chatml;
   std::optional<std::string> default_system{};  // chatml only
   std::string bos_token{};                      // llama3 only
   std::string separator = "\n\n";               // gpt2_plain only
+  std::shared_ptr<const jinja::program> program{};  // jinja only: the compiled template
+  nlohmann::json variables = nlohmann::json::object();  // jinja only: what it sees besides messages
 
-  // "chatml", "qwen2.5", "llama3" or "gpt2-plain".
+  // "chatml", "qwen2.5", "llama3", "gpt2-plain" or "jinja".
   [[nodiscard]] std::string_view name() const noexcept {
-    constexpr std::string_view names[] = {"chatml", "qwen2.5", "llama3", "gpt2-plain"};
+    constexpr std::string_view names[] = {"chatml", "qwen2.5", "llama3", "gpt2-plain", "jinja"};
     return names[static_cast<int>(kind)];
   }
   friend bool operator==(const chat_template&, const chat_template&) = default;
@@ -82,6 +92,15 @@ inline constexpr std::string_view qwen2_5_default_system =
 // "chatml", "qwen2" (chatml with Qwen2's default system message), "qwen2.5", "llama3",
 // "gpt2-plain"; config_error listing them for any other name.
 [[nodiscard]] inline chat_template chat_template_by_name(std::string_view name);
+
+// A Jinja chat template (kind jinja). The special tokens it sees come from `tokenizer_config`
+// (a tokenizer_config.json object; may be empty); `name` names the template in errors
+// ("tokenizer_config.json: field 'chat_template'"). jinja::template_error (a config_error) naming
+// the line when the text does not parse or uses a construct prefopt does not support.
+[[nodiscard]] inline chat_template jinja_template(std::string_view text,
+                                                  const nlohmann::json& tokenizer_config = nlohmann::json::object(),
+                                                  std::string name = "chat template");
+
 
 // The conversation rendered as apply_chat_template(messages, tokenize=False, add_generation_prompt,
 // continue_final_message) renders it (both flags together are a config_error, as there).
@@ -115,20 +134,29 @@ enum class if_no_template {
   gpt2_plain,  // fall back to gpt2_plain_template()
 };
 
-// Picks the built-in template whose Jinja text is the model's: tokenizer_config.json's
+// Picks the template of a model: tokenizer_config.json's
 // "chat_template" (a string, or a list of {name, template} of which "default" is taken), or, when
 // given a path and the key is absent, the chat_template.jinja file next to it. Templates are
 // compared after normalising what does not change their output (whitespace inside tags, Jinja's
 // whitespace control with transformers' trim_blocks/lstrip_blocks, quote style, x['k'] vs x.k).
 // Recognised: Qwen2-Instruct's and any ChatML template of the same shape with another default
 // system message (SmolLM2's, say), plain ChatML (TRL's setup_chat_format), Qwen2.5-Instruct's and
-// Meta-Llama-3-Instruct's (bos_token read from the config). An unknown template is a config_error
-// that lists the supported ones and how to choose one explicitly.
+// Meta-Llama-3-Instruct's (bos_token read from the config). Any other template is kind jinja:
+// its text rendered by the interpreter (jinja_template); a template_error if it does not parse.
 [[nodiscard]] inline chat_template select_chat_template(const nlohmann::json& tokenizer_config,
                                                         const std::string& where = "tokenizer_config.json",
                                                         if_no_template missing = if_no_template::error);
 [[nodiscard]] inline chat_template select_chat_template(const std::filesystem::path& tokenizer_config_json,
                                                         if_no_template missing = if_no_template::error);
+
+// The template a config's or the command line's `chat_template` setting names: "auto" (the
+// model's own, select_chat_template), a built-in name, the name of one of tokenizer_config.json's
+// named templates ({name, template} list), or the path of a .jinja file (read, and rendered with
+// tokenizer_config's special tokens). `where` names tokenizer_config for errors.
+[[nodiscard]] inline chat_template chat_template_from_setting(const std::string& setting,
+                                                              const nlohmann::json& tokenizer_config,
+                                                              const std::string& where = "tokenizer_config.json",
+                                                              if_no_template missing = if_no_template::error);
 
 // A special token of tokenizer_config.json ("eos_token", "bos_token", ...), written either as a
 // string or as an AddedToken object {"content": ...}; nullopt when absent or null.

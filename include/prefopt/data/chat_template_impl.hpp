@@ -101,6 +101,16 @@ inline std::string render_raw(const chat_template& t, std::span<const message> m
     }
     if (generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     break;
+  case chat_template_kind::jinja: {
+    if (!t.program) throw config_error("jinja chat template", "not compiled (make it with jinja_template)");
+    jinja::list_t list;
+    for (const auto& m : ms) list.emplace_back(jinja::dict_t{{"role", m.role}, {"content", m.content}});
+    jinja::dict_t context{{"messages", std::move(list)}, {"tools", jinja::none_t{}}, {"documents", jinja::none_t{}},
+                          {"add_generation_prompt", generation_prompt}};
+    for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
+    out = jinja::render(*t.program, jinja::value(std::move(context)));
+    break;
+  }
   case chat_template_kind::gpt2_plain:
     for (std::size_t i = 0; i < ms.size(); ++i) {
       if (i > 0) out += t.separator;
@@ -153,22 +163,39 @@ inline std::string render(const chat_template& t, std::span<const message> ms, b
   return detail::python_rstrip(std::string_view(out).substr(0, at));
 }
 
+namespace detail {
+// fn(), with a Jinja template's rendering error (raise_exception, an undefined value) placed at
+// the record: "d.jsonl:4: the chat template fails on this record: <template>: line 3: <message>".
+template <class Fn> auto at_record(const std::string& where, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const jinja::render_error& e) {
+    if (where.empty()) throw;
+    throw data_error(where, "the chat template fails on this record: " + std::string(e.what()));
+  }
+}
+} // namespace detail
+
 inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
                                  const messages& rejected, const std::string& where) {
-  const auto p = detail::render_prompt(t, prompt, where);
-  auto pc = render(t, detail::concat(prompt, chosen));
-  auto pr = render(t, detail::concat(prompt, rejected));
-  auto n = detail::common_prefix(p, pc);
-  n = detail::common_prefix(std::string_view(p).substr(0, n), pr);
-  return {p.substr(0, n), pc.substr(n), pr.substr(n)};
+  return detail::at_record(where, [&] {
+    const auto p = detail::render_prompt(t, prompt, where);
+    auto pc = render(t, detail::concat(prompt, chosen));
+    auto pr = render(t, detail::concat(prompt, rejected));
+    auto n = detail::common_prefix(p, pc);
+    n = detail::common_prefix(std::string_view(p).substr(0, n), pr);
+    return rendered_pair{p.substr(0, n), pc.substr(n), pr.substr(n)};
+  });
 }
 
 inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt, const messages& completion,
                                          const std::string& where) {
-  const auto p = detail::render_prompt(t, prompt, where);
-  auto pc = render(t, detail::concat(prompt, completion));
-  const auto n = detail::common_prefix(p, pc);
-  return {p.substr(0, n), pc.substr(n)};
+  return detail::at_record(where, [&] {
+    const auto p = detail::render_prompt(t, prompt, where);
+    auto pc = render(t, detail::concat(prompt, completion));
+    const auto n = detail::common_prefix(p, pc);
+    return rendered_unpaired{p.substr(0, n), pc.substr(n)};
+  });
 }
 
 inline rendered_pair to_text(const preference_record& r, const chat_template& t, std::string_view eos_token,

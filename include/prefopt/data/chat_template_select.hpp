@@ -8,6 +8,7 @@
 //  - inside tags, whitespace goes except one space between two word characters, string literals are
 //    decoded (\n, \t, \r, \\, \', \") whatever their quotes, x['name'] reads as x.name, and comments
 //    vanish.
+// A template that is none of these is rendered by the Jinja interpreter (jinja_template).
 // A template with a hole (the default system text of ChatML templates shaped like Qwen2's) matches
 // when the normalised text starts and ends like the pattern and the hole stays inside one literal.
 #pragma once
@@ -260,11 +261,13 @@ inline chat_template match_template(const std::string& text, const nlohmann::jso
     auto system = t.substr(head.size(), t.size() - head.size() - tail.size());
     if (system.find_first_of("\x02\x03") == std::string::npos) return chatml_template(std::move(system));
   }
-  throw config_error(where_in(where, 0, "chat_template"),
-                     "unrecognised chat template (it starts: " + text_excerpt(text, 60) +
-                         "); prefopt knows the templates of Qwen2-Instruct and other ChatML models, Qwen2.5-Instruct "
-                         "and Meta-Llama-3-Instruct. If this model's format is one of them, choose it by name "
-                         "(chatml, qwen2, qwen2.5, llama3; gpt2-plain for plain text)");
+  return jinja_template(text, cfg, where.ends_with(".jinja") ? where : where_in(where, 0, "chat_template"));
+}
+
+inline std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw io_error(path.string(), "cannot open");
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
 } // namespace detail
@@ -292,11 +295,39 @@ inline chat_template select_chat_template(const std::filesystem::path& path, if_
   if (!cfg.is_object()) throw format_error(where, "not a JSON object");
   const auto jinja = path.parent_path() / "chat_template.jinja";
   if ((!cfg.contains("chat_template") || cfg["chat_template"].is_null()) && std::filesystem::exists(jinja)) {
-    std::ifstream file(jinja, std::ios::binary);
-    const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-    return detail::match_template(text, cfg, jinja.string());
+    return detail::match_template(detail::read_text_file(jinja), cfg, jinja.string());
   }
   return select_chat_template(cfg, where, missing);
+}
+
+inline chat_template jinja_template(std::string_view text, const nlohmann::json& cfg, std::string name) {
+  chat_template t{.kind = chat_template_kind::jinja};
+  t.program = std::make_shared<const jinja::program>(jinja::compile(text, std::move(name)));
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+    if (cfg.is_object())
+      if (auto v = config_special_token(cfg, key)) t.variables[key] = *v;
+  return t;
+}
+
+inline chat_template chat_template_from_setting(const std::string& setting, const nlohmann::json& cfg,
+                                                const std::string& where, if_no_template missing) {
+  if (setting == "auto") return select_chat_template(cfg, where, missing);
+  for (std::string_view builtin : {"chatml", "qwen2", "qwen2.5", "llama3", "gpt2-plain"})
+    if (setting == builtin) return chat_template_by_name(setting);
+  if (setting == "qwen2_5") return qwen2_5_template();  // the spellings run configs use
+  if (setting == "gpt2_plain") return gpt2_plain_template();
+  if (cfg.is_object() && cfg.contains("chat_template") && cfg["chat_template"].is_array())
+    for (const auto& entry : cfg["chat_template"])
+      if (entry.is_object() && entry.value("name", nlohmann::json()) == setting && entry.contains("template") &&
+          entry["template"].is_string())
+        return jinja_template(entry["template"].get<std::string>(), cfg,
+                              where_in(where, 0, "chat_template") + " '" + setting + "'");
+  const std::filesystem::path path(setting);
+  if (setting.ends_with(".jinja") || std::filesystem::is_regular_file(path))
+    return jinja_template(detail::read_text_file(path), cfg, setting);
+  throw config_error("chat template '" + setting + "'",
+                     "unknown; give a built-in template (chatml, qwen2, qwen2.5, llama3, gpt2-plain), auto (the "
+                     "model's own), the name of one of its tokenizer_config.json's named templates, or a .jinja file");
 }
 
 } // namespace prefopt::data

@@ -65,11 +65,11 @@ inline split_example tokenize_record(const text_or_messages& prompt,
   for (const auto* c : completions) {
     const auto* ms = std::get_if<messages>(c);
     if (ms == nullptr) throw data_error(where, "the prompt and the completions must all be strings or all message lists");
-    auto text = render(*chat, concat(pm, *ms));
+    auto text = at_record(where, [&] { return render(*chat, concat(pm, *ms)); });
     if (chat->kind == chat_template_kind::gpt2_plain) text = with_eos(std::move(text), require_eos(options, where));
     full.push_back(tok.encode(text, false));
   }
-  return split_ids(tok.encode(render(*chat, pm, true, false), false), std::move(full));
+  return split_ids(tok.encode(at_record(where, [&] { return render(*chat, pm, true, false); }), false), std::move(full));
 }
 
 // prefopt's truncation rule (collate.hpp) on a prompt and its completions.

@@ -24,7 +24,7 @@ struct data_config {
     (std::optional<std::string>, eval),        // held-out pairs; none: split eval_fraction off train
     (double, eval_fraction),                   // share of train held out when eval is not given
     (std::optional<std::string>, tokenizer),   // tokenizer.json (default: the model directory's)
-    (std::string, chat_template),              // auto (from tokenizer_config.json), chatml, qwen2, qwen2_5, llama3, gpt2_plain
+    (std::string, chat_template),              // auto (from tokenizer_config.json), chatml, qwen2, qwen2_5, llama3, gpt2_plain, a named template of tokenizer_config.json, or a .jinja file
     (std::optional<int>, max_length),          // prompt + completion tokens (TRL: 1024)
     (std::optional<int>, max_prompt_length),
     (bool, prefix_sharing),                    // one row per pair: prompt + chosen + rejected
