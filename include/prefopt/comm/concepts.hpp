@@ -34,6 +34,10 @@ concept Communicator = requires(C& c, const C& cc, std::span<float> f, std::span
   // Every rank's vector, concatenated in rank order (lengths may differ); counts[r] = rank r's length.
   { c.all_gather(cd) } -> std::same_as<std::vector<double>>;
   { c.all_gather(cd, std::declval<std::vector<std::size_t>&>()) } -> std::same_as<std::vector<double>>;
+  // ZeRO-1: rank r receives the sum over the ranks of its range of `in` (ranges of counts[0],
+  // counts[1], ... values in rank order); then every rank's range of a buffer goes to every rank.
+  c.reduce_scatter_sum(std::span<const float>(f), f, std::declval<const std::vector<std::size_t>&>());
+  c.all_gather_in_place(f, std::declval<const std::vector<std::size_t>&>());
   c.broadcast(u, root);                        // root's values to every rank
   c.broadcast(d, root);
   c.barrier();

@@ -12,6 +12,12 @@
 // docs/training.md, "More than one process".
 #pragma once
 
+#ifndef OMPI_SKIP_MPICXX  // the C API only, also when compiled without prefopt::mpi's definitions
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <algorithm>
@@ -118,6 +124,17 @@ public:
                       "MPI_Allgatherv");
     return out;
   }
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, const std::vector<std::size_t>& counts) const {
+    const std::vector<int> c = int_counts(counts, in.size());
+    detail::mpi_check(MPI_Reduce_scatter(in.data(), out.data(), c.data(), MPI_FLOAT, MPI_SUM, comm_), "MPI_Reduce_scatter");
+  }
+  void all_gather_in_place(std::span<float> buf, const std::vector<std::size_t>& counts) const {
+    const std::vector<int> c = int_counts(counts, buf.size());
+    std::vector<int> displ(c.size(), 0);
+    for (std::size_t r = 1; r < c.size(); ++r) displ[r] = displ[r - 1] + c[r - 1];
+    detail::mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf.data(), c.data(), displ.data(), MPI_FLOAT, comm_),
+                      "MPI_Allgatherv (in place)");
+  }
   void broadcast(std::span<std::uint64_t> v, int root) const { bcast(v, root); }
   void broadcast(std::span<double> v, int root) const { bcast(v, root); }
   void barrier() const { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
@@ -130,6 +147,13 @@ private:
       const int n = int(std::min(piece, v.size() - i));
       detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, v.data() + i, n, detail::mpi_type<T>(), MPI_SUM, comm_), "MPI_Allreduce");
     }
+  }
+  std::vector<int> int_counts(const std::vector<std::size_t>& counts, std::size_t total) const {
+    std::size_t sum = 0;
+    for (auto c : counts) sum += c;
+    if (counts.size() != std::size_t(size_) || sum != total || total > std::size_t(INT_MAX))
+      throw comm_error("comm::mpi: range counts", "one count per rank, summing to the buffer's size (at most INT_MAX)");
+    return {counts.begin(), counts.end()};
   }
   template <class T> void bcast(std::span<T> v, int root) const {
     for (std::size_t i = 0; i < v.size(); i += piece) {

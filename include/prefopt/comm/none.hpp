@@ -2,6 +2,7 @@
 // Every operation is the identity: a reduction over one rank, a gather of one vector.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -21,6 +22,10 @@ struct none {
     counts.assign(1, mine.size());
     return {mine.begin(), mine.end()};
   }
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, const std::vector<std::size_t>&) const {
+    std::copy(in.begin(), in.begin() + std::ptrdiff_t(out.size()), out.begin());
+  }
+  void all_gather_in_place(std::span<float>, const std::vector<std::size_t>&) const noexcept {}
   void broadcast(std::span<std::uint64_t>, int) const noexcept {}
   void broadcast(std::span<double>, int) const noexcept {}
   void barrier() const noexcept {}
