@@ -61,6 +61,25 @@ grep -q "resumed from .*checkpoint-4" "$WORK/pre2r.log" || fail "did not resume 
 same_csv "$WORK/pre1/metrics.csv" "$WORK/pre2/metrics.csv" || fail "resumed on 2 ranks: metrics differ"
 echo "mpi (reference cache, resume): ok"
 
+# ZeRO-1: the same run; its checkpoints hold the whole optimizer state (gathered), so a ZeRO-1
+# checkpoint resumes on 2 ranks with ZeRO-1 and in one process alike
+zero=("${base[@]}" --set training.zero=1 --set training.save_steps=2)
+"${MPIRUN[@]}" "$PREFOPT" train "${zero[@]}" --set output.dir="$WORK/zero" 2> "$WORK/zero.log" \
+  || { cat "$WORK/zero.log"; fail "ZeRO-1 on 2 ranks"; }
+grep "ZeRO-1: optimizer state" "$WORK/zero.log" || fail "the log does not report the ZeRO-1 optimizer state"
+same_csv "$WORK/one-sigmoid/metrics.csv" "$WORK/zero/metrics.csv" || fail "ZeRO-1: metrics differ"
+logps_csv "$WORK/zero/final" > "$WORK/zero.logps"
+same_csv "$WORK/one-sigmoid.logps" "$WORK/zero.logps" || fail "ZeRO-1: final models differ"
+for ranks in 2 1; do
+  rm -rf "$WORK/zero$ranks" && cp -r "$WORK/zero" "$WORK/zero$ranks" && rm -rf "$WORK/zero$ranks/checkpoint-5" "$WORK/zero$ranks/final"
+  if [ "$ranks" = 2 ]; then launch=("${MPIRUN[@]}"); else launch=(); fi
+  "${launch[@]}" "$PREFOPT" train "${zero[@]}" --set output.dir="$WORK/zero$ranks" --set training.resume=true 2> "$WORK/zero$ranks.log" \
+    || { cat "$WORK/zero$ranks.log"; fail "resuming the ZeRO-1 checkpoint on $ranks rank(s)"; }
+  grep -q "resumed from .*checkpoint-4" "$WORK/zero$ranks.log" || fail "ZeRO-1, $ranks rank(s): did not resume from checkpoint-4"
+  same_csv "$WORK/one-sigmoid/metrics.csv" "$WORK/zero$ranks/metrics.csv" || fail "ZeRO-1 resumed on $ranks rank(s): metrics differ"
+done
+echo "mpi (ZeRO-1, its checkpoints): ok"
+
 # set-ups that cannot work
 expect_fail "does not split over 2 ranks" "${MPIRUN[@]}" "$PREFOPT" train "${base[@]}" --set training.batch_size=3 \
   --set output.dir="$WORK/bad"

@@ -69,13 +69,14 @@ void report(const std::string& what, const tally& m, const tally& w) {
 
 // 5 steps of 8 pairs: one process with one micro-batch of 8, and this rank with its `local`
 // micro-batches of its share (2 ranks: 4 pairs each).
-template <class Loss> void paired_equality(Loss loss, std::size_t local, const char* what) {
+template <class Loss> void paired_equality(Loss loss, std::size_t local, const std::string& what, int zero = 0) {
   comm::mpi world;
   REQUIRE(world.size() == 2);
   auto one = make_model(), dp = make_model(), ref = make_model();
   using frozen = train::reference::frozen<model>;
   train::training_args args{.max_grad_norm = 0.5};
   args.weight_check_steps = 1;
+  args.zero = zero;
   train::trainer<model, Loss, optim::adamw, frozen> a(one, loss, optim::adamw{.lr = 0.05}, {&ref}, args);
   train::trainer<model, Loss, optim::adamw, frozen, comm::mpi> d(dp, loss, optim::adamw{.lr = 0.05}, {&ref}, args, world);
   std::mt19937_64 rng(7);
@@ -94,7 +95,13 @@ template <class Loss> void paired_equality(Loss loss, std::size_t local, const c
   compare_weights(one, dp, w);
   CHECK(a.global_step() == 5);
   CHECK(d.global_step() == 5);
-  report(what, m, w);
+  if (zero) {  // each rank holds its half of AdamW's state (12 parameters: 6 each)
+    REQUIRE(d.zero());
+    CHECK(d.optimizer_state().m.span().size() == one.parameters().size() / 2);
+    CHECK(d.optimizer_state().v.span().size() == one.parameters().size() / 2);
+    CHECK(a.optimizer_state().m.span().size() == one.parameters().size());
+  }
+  report(what + (zero ? ", ZeRO-1" : ""), m, w);
 }
 
 // KTO: n examples and n KL rows (the previous example's response), as tests/train/kto_trainer_test.cpp.
@@ -149,12 +156,20 @@ TEST_CASE("2 ranks × micro-batch b equal 1 rank × micro-batch 2b") {
   }
 }
 
+TEST_CASE("ZeRO-1: the split optimizer state gives the same steps") {
+  SUBCASE("sigmoid") { paired_equality(losses::sigmoid{.beta = 0.5}, 1, "sigmoid", 1); }
+  SUBCASE("aot, two local micro-batches") { paired_equality(losses::aot{.beta = 0.5}, 2, "aot, 2 micro-batches per rank", 1); }
+}
+
 TEST_CASE("KTO: 2 ranks × b examples equal 1 rank × 2b, KL baseline over the global batch") {
+  for (const int zero : {0, 1}) {
+  CAPTURE(zero);
   comm::mpi world;
   auto one = make_model(), dp = make_model(), ref = make_model();
   for (auto* m : {&one, &dp}) m->parameters()[0] += 0.5f, m->parameters()[3] -= 0.4f;  // a non-zero KL baseline
   train::training_args args{};
   args.weight_check_steps = 1;
+  args.zero = zero;
   using T1 = train::kto_trainer<model, losses::kto, optim::adamw>;
   using T2 = train::kto_trainer<model, losses::kto, optim::adamw, model, comm::mpi>;
   T1 a(one, losses::kto{.beta = 0.5}, optim::adamw{.lr = 0.05}, {.model = &ref}, args);
@@ -171,7 +186,9 @@ TEST_CASE("KTO: 2 ranks × b examples equal 1 rank × 2b, KL baseline over the g
   }
   CHECK(kl_steps > 0);  // the KL baseline (clamped at 0) took part
   compare_weights(one, dp, w);
-  report("kto", m, w);
+  CHECK(d.zero().has_value() == (zero == 1));
+  report(zero ? "kto, ZeRO-1" : "kto", m, w);
+  }
 }
 
 TEST_CASE("comm::mpi operations") {
@@ -183,6 +200,17 @@ TEST_CASE("comm::mpi operations") {
   std::vector<float> g(10, float(r + 1));
   comm::all_reduce_gradients(world, std::span<float>(g), 3);  // buckets of 3, the last one short
   for (float x : g) CHECK(x == float(n * (n + 1) / 2));
+  // ZeRO-1's pair: rank r receives the sum of its range, then the ranges go to every rank
+  const auto z = train::make_zero_shard(7, r, n, {});
+  std::vector<float> full(7);
+  for (std::size_t i = 0; i < full.size(); ++i) full[i] = float(i) + float(r);
+  std::vector<float> own(z.size());
+  world.reduce_scatter_sum(std::span<const float>(full), std::span<float>(own), z.counts);
+  for (std::size_t i = 0; i < own.size(); ++i) CHECK(own[i] == float(n) * float(z.lo + i) + float(n * (n - 1) / 2));
+  std::fill(full.begin(), full.end(), -1.0f);
+  std::copy(own.begin(), own.end(), full.begin() + std::ptrdiff_t(z.lo));
+  world.all_gather_in_place(std::span<float>(full), z.counts);
+  for (std::size_t i = 0; i < full.size(); ++i) CHECK(full[i] == float(n) * float(i) + float(n * (n - 1) / 2));
   std::vector<double> mine(std::size_t(r + 1), double(r));  // lengths differ per rank
   std::vector<std::size_t> counts;
   const auto all = world.all_gather(std::span<const double>(mine), counts);

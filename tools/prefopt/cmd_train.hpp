@@ -59,6 +59,20 @@ inline comm::any communicator() {
   return comm::none{};
 }
 
+// With ZeRO-1, what this rank's optimizer state holds, measured from its buffers.
+template <class Trainer> void log_zero(Trainer& t, std::size_t parameters, std::ostream& log) {
+  const auto& z = t.zero();
+  if (!z) return;
+  std::size_t values = 0;
+  for (const auto& b : t.optimizer_state().buffers()) values += b.data.size();
+  const double mib = double(values) * sizeof(float) / (1024.0 * 1024.0);
+  const double whole = z->size() ? mib * double(parameters) / double(z->size()) : 0.0;
+  std::ostringstream o;
+  o << "prefopt: ZeRO-1: optimizer state " << mib << " MiB on rank 0 (" << z->size() << " of " << parameters
+    << " parameters), " << whole << " MiB without ZeRO-1\n";
+  log << o.str();
+}
+
 // The hash of every pair's (example's) tokens, to compare the data of the ranks.
 inline std::uint64_t data_hash(const data::tokenized_preferences& d) {
   std::uint64_t h = comm::hash_bytes(nullptr, 0);
@@ -194,6 +208,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
   args.disable_dropout = cfg.training.disable_dropout;
+  args.zero = cfg.training.zero;
   args.ld_alpha = cfg.loss.ld_alpha;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
@@ -202,6 +217,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type, comm::any> t(policy, loss, make_optimizer(cfg.optimizer), ref,
                                                                                   args, world);
   train::runner r(t, train_data, eval_data, ro);
+  log_zero(t, policy.parameters().size(), log);
   log << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
       << " trainable parameters; loss " << [&] {
            std::string s;
@@ -259,6 +275,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
   args.disable_dropout = cfg.training.disable_dropout;
+  args.zero = cfg.training.zero;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
                                                                     : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
@@ -267,6 +284,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
     train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model, comm::any> t(policy, loss, make_optimizer(cfg.optimizer),
                                                                                         ref, args, world);
     train::runner r(t, train_data, eval_data, ro);
+    log_zero(t, policy.parameters().size(), std::cerr);
     std::cerr << "prefopt: " << policy.config().model_type << lora_label(policy, args) << ", " << policy.parameters().size()
               << " trainable parameters; loss " << decltype(loss)::name << ", reference " << strategy << "; "
               << train_data.size() << " training examples\n";

@@ -49,7 +49,8 @@ public:
 
   kto_trainer(Model& policy, Loss loss, Optimizer opt, unpaired_reference<Ref> ref, training_args args = {}, Comm comm = {})
       : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(ref), args_(args), comm_(std::move(comm)),
-        state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+        zero_(detail::zero_shard_of(comm_, policy, args_)),
+        state_(opt_.make_state(policy.backend(), zero_ ? zero_->size() : policy.parameters().size())) {
     loss_.validate();
     opt_.validate();
     args_.validate();
@@ -78,9 +79,8 @@ public:
         for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[mine + first[m] + i];
         policy_.backward(std::span<const double>(d));
       }
-    comm::all_reduce_gradients(comm_, policy_.gradients());
-    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics,
-                                   [&] { detail::check_weights(comm_, policy_, args_, step_); });
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics,
+                          [&] { detail::check_weights(comm_, policy_, args_, step_); });
   }
 
   template <class Batch> std::map<std::string, double> evaluate_batch(const Batch& b) {
@@ -100,6 +100,7 @@ public:
   auto& optimizer_state() { return state_; }
   unpaired_reference<Ref>& reference() { return ref_; }
   Comm& communicator() { return comm_; }
+  const std::optional<train::zero_shard>& zero() const { return zero_; }
 
 private:
   struct scored {
@@ -148,6 +149,7 @@ private:
   unpaired_reference<Ref> ref_;
   training_args args_;
   Comm comm_;
+  std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
 };

@@ -337,6 +337,7 @@ private:
   // Writes checkpoint-<step>, or, when it was already written at this step (no update since, so
   // the weights, optimizer and loss state are the same), replaces only its trainer state.
   void save(checkpoint_state& st) {
+    zero_state full = gather_zero_state();  // ZeRO-1: a collective, on every rank
     if (world().rank() != 0) {  // rank 0 writes every file; the others only note the step
       saved_step_ = st.global_step;
       return;
@@ -352,7 +353,8 @@ private:
         o_.output_dir, st.global_step, st,
         [&](const std::filesystem::path& dir) {
           save_model_state(policy, dir, o_.saved_dtype);
-          save_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+          if (full.views.empty()) save_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+          else save_buffers(policy.backend(), full.views, dir / "optimizer.safetensors");
           auto* ref = detail::synced_model_of(t_.reference());
           if constexpr (!std::is_same_v<decltype(ref), void*>)
             if (ref) models::save_pretrained(*ref, dir / "reference");
@@ -361,11 +363,52 @@ private:
     saved_step_ = st.global_step;
   }
 
+  // ZeRO-1's optimizer state as a checkpoint holds it: whole buffers on the host (views empty
+  // without ZeRO-1). gather_zero_state fills them with every rank's range.
+  struct zero_state {
+    std::vector<std::vector<float>> host;
+    std::vector<optim::state_view> views;
+  };
+  zero_state zero_state_buffers() {
+    zero_state f;
+    if constexpr (requires { t_.zero(); })
+      if (t_.zero()) {
+        const auto own = t_.optimizer_state().buffers();
+        f.host.assign(own.size(), std::vector<float>(t_.policy().parameters().size(), 0.0f));
+        for (std::size_t i = 0; i < own.size(); ++i) f.views.push_back({own[i].name, std::span<float>(f.host[i])});
+      }
+    return f;
+  }
+  zero_state gather_zero_state() {
+    zero_state f = zero_state_buffers();
+    if constexpr (requires { t_.zero(); })
+      if (const auto& z = t_.zero()) {
+        const auto own = t_.optimizer_state().buffers();
+        for (std::size_t i = 0; i < own.size(); ++i) {
+          t_.policy().backend().download(own[i].data, std::span<float>(f.host[i]).subspan(z->lo, z->size()));
+          world().all_gather_in_place(std::span<float>(f.host[i]), z->counts);
+        }
+      }
+    return f;
+  }
+
   checkpoint_state restore(const std::filesystem::path& dir) {
     checkpoint_state st = read_checkpoint_state(dir);
     auto& policy = t_.policy();
     load_model_state(policy, dir);
-    load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+    zero_state full = zero_state_buffers();
+    if (full.views.empty()) {
+      load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+    } else {  // ZeRO-1: the whole state from the file, this rank's range into its buffers
+      struct host_backend {
+        void upload(std::span<const float> from, std::span<float> to) const { std::copy(from.begin(), from.end(), to.begin()); }
+      } host;
+      load_buffers(host, full.views, dir / "optimizer.safetensors");
+      const auto& z = *t_.zero();
+      auto own = t_.optimizer_state().buffers();
+      for (std::size_t i = 0; i < own.size(); ++i)
+        policy.backend().upload(std::span<const float>(full.host[i]).subspan(z.lo, z.size()), own[i].data);
+    }
     auto* ref = detail::synced_model_of(t_.reference());
     if constexpr (!std::is_same_v<decltype(ref), void*>)
       if (ref) models::load_weights(*ref, dir / "reference");

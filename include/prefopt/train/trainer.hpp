@@ -42,6 +42,7 @@
 #include "prefopt/optim/schedule.hpp"
 #include "prefopt/train/batch.hpp"
 #include "prefopt/train/distributed.hpp"
+#include "prefopt/train/zero.hpp"
 #include "prefopt/train/reference.hpp"
 
 namespace prefopt::train {
@@ -60,6 +61,9 @@ struct training_args {
   // More than one process: every that many optimizer steps the ranks compare a hash of their
   // weights and stop with an error naming the step when they differ; 0: never.
   int weight_check_steps = 50;
+  // 1: ZeRO-1 with more than one process (train/zero.hpp): the optimizer state is split across the
+  // ranks; 0: every rank holds all of it.
+  int zero = 0;
   std::uint64_t dropout_seed(long step, std::size_t micro) const {
     return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
   }
@@ -68,6 +72,7 @@ struct training_args {
     if (ld_alpha && !(*ld_alpha >= 0.0 && *ld_alpha <= 1.0))
       throw config_error("training_args: field 'ld_alpha'", "must lie in [0, 1]");
     if (weight_check_steps < 0) throw config_error("training_args: field 'weight_check_steps'", "must be ≥ 0");
+    if (zero != 0 && zero != 1) throw config_error("training_args: field 'zero'", "must be 0 or 1 (ZeRO stage)");
   }
 };
 
@@ -111,6 +116,21 @@ template <class Comm, class Model> void check_weights(Comm& comm, Model& policy,
   comm::check_same(comm, comm::hash_values(std::span<const typename decltype(w)::element_type>(w.data(), w.size())),
                    "weights after step " + std::to_string(step));
 }
+// The end of a step of any trainer: one copy of the optimizer state (gradients all-reduced first),
+// or ZeRO-1's split one.
+template <class Comm, class Model, class Optimizer, class State, class After>
+step_result update(Comm& comm, const std::optional<zero_shard>& zero, Model& policy, Optimizer& opt, State& state,
+                   const training_args& args, long& step, double loss, std::map<std::string, double> metrics, After&& after) {
+  if (zero) return zero_update<step_result>(comm, *zero, policy, opt, state, args, step, loss, std::move(metrics), after);
+  comm::all_reduce_gradients(comm, policy.gradients());
+  return clip_and_update(policy, opt, state, args, step, loss, std::move(metrics), after);
+}
+
+template <class Comm, class Model>
+std::optional<zero_shard> zero_shard_of(const Comm& comm, Model& policy, const training_args& args) {
+  if (args.zero != 1 || comm.size() == 1) return std::nullopt;
+  return make_zero_shard(policy.parameters().size(), comm.rank(), comm.size(), policy.parameter_slices());
+}
 } // namespace detail
 
 template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed, comm::Communicator Comm = comm::none>
@@ -135,7 +155,8 @@ public:
 
   trainer(Model& policy, Loss loss, Optimizer opt, Reference ref = {}, training_args args = {}, Comm comm = {})
       : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(std::move(ref)), args_(args),
-        comm_(std::move(comm)), state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+        comm_(std::move(comm)), zero_(detail::zero_shard_of(comm_, policy, args_)),
+        state_(opt_.make_state(policy.backend(), zero_ ? zero_->size() : policy.parameters().size())) {
     loss_.validate();
     opt_.validate();
     args_.validate();
@@ -187,7 +208,6 @@ public:
     if (distributed && !global) gather();
     const pair_batch<double>& full = distributed ? *global : mine;
     if (!whole) whole = evaluate(loss_, full);
-    comm::all_reduce_gradients(comm_, policy_.gradients());
     return finish(full, *whole);
   }
 
@@ -212,6 +232,7 @@ public:
   void set_optimizer_steps(long s) { state_.steps = s; }
   Reference& reference() { return ref_; }
   Comm& communicator() { return comm_; }
+  const std::optional<train::zero_shard>& zero() const { return zero_; }
 
 private:
   bool reference_provided() const {
@@ -297,7 +318,7 @@ private:
   }
 
   step_result finish(const pair_batch<double>& full, const loss_result<double>& r) {
-    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
       if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
       detail::check_weights(comm_, policy_, args_, step_);
@@ -310,6 +331,7 @@ private:
   Reference ref_;
   training_args args_;
   Comm comm_;
+  std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
 };
