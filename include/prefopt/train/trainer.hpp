@@ -112,8 +112,10 @@ step_result clip_and_update(Model& policy, Optimizer& opt, State& state, const t
 // every rank must equal rank 0's.
 template <class Comm, class Model> void check_weights(Comm& comm, Model& policy, const training_args& args, long step) {
   if (comm.size() == 1 || args.weight_check_steps <= 0 || step % args.weight_check_steps != 0) return;
-  const auto w = policy.parameters();
-  comm::check_same(comm, comm::hash_values(std::span<const typename decltype(w)::element_type>(w.data(), w.size())),
+  const auto w = policy.parameters();  // through the host: a GPU backend's weights live in device memory
+  std::vector<std::remove_const_t<typename decltype(w)::element_type>> host(w.size());
+  policy.backend().download(w, std::span(host));
+  comm::check_same(comm, comm::hash_values(std::span<const typename decltype(host)::value_type>(host)),
                    "weights after step " + std::to_string(step));
 }
 // The end of a step of any trainer: one copy of the optimizer state (gradients all-reduced first),
