@@ -49,10 +49,10 @@ struct tally {
 void compare_metrics(const train::step_result& one, const train::step_result& dp, tally& t) {
   CHECK(one.skipped == dp.skipped);
   REQUIRE(one.metrics.size() == dp.metrics.size());
-  for (const auto& [key, v] : one.metrics) {
-    INFO(key);
-    REQUIRE(dp.metrics.count(key));
-    t.add(v, dp.metrics.at(key), 1.0);
+  for (const auto& kv : one.metrics) {
+    INFO(kv.first);
+    REQUIRE(dp.metrics.count(kv.first));
+    t.add(kv.second, dp.metrics.at(kv.first), 1.0);
   }
 }
 
