@@ -32,13 +32,15 @@ base=(--set model="$DATA/models/gpt2" --set data.train="$DATA/cli/pairs_tokenize
 for loss in sigmoid aot kto; do
   args=("${base[@]}" --set "loss.type=[\"$loss\"]")
   [ "$loss" = kto ] && args+=(--set training.batch_size=6)  # 6 examples: 3 per rank, KL rows across the shares
+  [ "$loss" = aot ] && args+=(--set data.eval_fraction=0.4 --set training.eval_steps=2)  # 9 eval pairs: 3 batches over 2 ranks
   "$PREFOPT" train "${args[@]}" --set output.dir="$WORK/one-$loss" 2> "$WORK/one-$loss.log" \
     || { cat "$WORK/one-$loss.log"; fail "$loss: one process failed"; }
   "${MPIRUN[@]}" "$PREFOPT" train "${args[@]}" --set output.dir="$WORK/two-$loss" 2> "$WORK/two-$loss.log" \
     || { cat "$WORK/two-$loss.log"; fail "$loss: 2 ranks failed"; }
   grep -q "2 ranks" "$WORK/two-$loss.log" || [ "$loss" = kto ] || fail "$loss: the log does not name the ranks"
-  [ "$(wc -l < "$WORK/two-$loss/metrics.jsonl")" -eq 5 ] || fail "$loss: metrics.jsonl is not one row per step (one writer)"
+  [ "$(grep -c '"loss"' "$WORK/two-$loss/metrics.jsonl")" -eq 5 ] || fail "$loss: metrics.jsonl is not one row per step (one writer)"
   same_csv "$WORK/one-$loss/metrics.csv" "$WORK/two-$loss/metrics.csv" || fail "$loss: metrics differ"
+  [ "$loss" != aot ] || grep -q '"eval_loss"' "$WORK/two-$loss/metrics.jsonl" || fail "aot: no eval_loss on 2 ranks"
   logps_csv "$WORK/one-$loss/final" > "$WORK/one-$loss.logps"
   logps_csv "$WORK/two-$loss/final" > "$WORK/two-$loss.logps"
   [ -s "$WORK/one-$loss.logps" ] || fail "$loss: no log-probs of the final model"

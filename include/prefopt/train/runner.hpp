@@ -20,7 +20,7 @@
 // (batch_size / ranks pairs) of every planned batch, so the run is the single process's run. Rank
 // 0 alone writes the output folder (metrics, TensorBoard, checkpoints, progress); every rank
 // resumes from the same checkpoint. At the start the ranks compare a hash of their data and
-// options (comm_error when they differ). Evaluation runs the whole eval set on every rank.
+// options (comm_error when they differ). Evaluation splits the eval batches over the ranks.
 #pragma once
 
 #include <chrono>
@@ -261,18 +261,35 @@ public:
   }
 
   // Mean of the per-batch metrics over the eval set, weighted by pairs (examples), prefixed eval_.
+  // With several ranks, rank r evaluates the batches b with b % ranks == r and the weighted sums
+  // are all-reduced (when there are fewer batches than ranks, every rank evaluates them all).
   std::map<std::string, double> evaluate() {
     std::map<std::string, double> sum;
-    std::size_t pairs = 0;
+    double pairs = 0;
     std::vector<std::size_t> idx;
-    for (std::size_t i = 0; i < eval_->size(); i += o_.batch_size) {
+    const auto ranks = std::size_t(world().size()), rank = std::size_t(world().rank());
+    const std::size_t batches = (eval_->size() + o_.batch_size - 1) / o_.batch_size;
+    const bool split = ranks > 1 && batches >= ranks;
+    for (std::size_t i = 0, b = 0; i < eval_->size(); i += o_.batch_size, ++b) {
+      if (split && b % ranks != rank) continue;
       idx.clear();
       for (std::size_t j = i; j < std::min(eval_->size(), i + o_.batch_size); ++j) idx.push_back(j);
       const auto m = t_.evaluate_batch(batch_of(t_, *eval_, idx, o_.prefix_sharing, o_.pad_to_multiple_of));
       for (const auto& [key, v] : m) sum["eval_" + key] += v * double(idx.size());
-      pairs += idx.size();
+      pairs += double(idx.size());
     }
-    for (auto& [key, v] : sum) v /= double(std::max<std::size_t>(pairs, 1));
+    if (split) {  // every rank evaluated a batch, so every rank holds the same keys (checked)
+      std::string keys;
+      std::vector<double> values;
+      for (const auto& [key, v] : sum) keys += key + '\n', values.push_back(v);
+      comm::check_same(world(), comm::hash_bytes(keys.data(), keys.size()), "evaluation metric names");
+      values.push_back(pairs);
+      world().all_reduce_sum(std::span<double>(values));
+      std::size_t k = 0;
+      for (auto& kv : sum) kv.second = values[k++];
+      pairs = values.back();
+    }
+    for (auto& [key, v] : sum) v /= std::max(pairs, 1.0);
     return sum;
   }
 
