@@ -207,6 +207,9 @@ TEST_CASE("comm::mpi operations") {
   std::vector<float> own(z.size());
   world.reduce_scatter_sum(std::span<const float>(full), std::span<float>(own), z.counts);
   for (std::size_t i = 0; i < own.size(); ++i) CHECK(own[i] == float(n) * float(z.lo + i) + float(n * (n - 1) / 2));
+  std::vector<float> at_root(r == 0 ? 7 : 0);  // checkpoints: the ranges on rank 0 only
+  world.gather(std::span<const float>(own), std::span<float>(at_root), z.counts, 0);
+  for (std::size_t i = 0; i < at_root.size(); ++i) CHECK(at_root[i] == float(n) * float(i) + float(n * (n - 1) / 2));
   std::fill(full.begin(), full.end(), -1.0f);
   std::copy(own.begin(), own.end(), full.begin() + std::ptrdiff_t(z.lo));
   world.all_gather_in_place(std::span<float>(full), z.counts);

@@ -44,6 +44,9 @@ public:
   void all_gather_in_place(std::span<float> buf, const std::vector<std::size_t>& counts) {
     std::visit([&](auto& c) { c.all_gather_in_place(buf, counts); }, c_);
   }
+  void gather(std::span<const float> mine, std::span<float> all, const std::vector<std::size_t>& counts, int root) {
+    std::visit([&](auto& c) { c.gather(mine, all, counts, root); }, c_);
+  }
   template <class T> void broadcast(std::span<T> v, int root) {
     std::visit([&](auto& c) { c.broadcast(v, root); }, c_);
   }

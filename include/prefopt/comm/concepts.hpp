@@ -38,6 +38,9 @@ concept Communicator = requires(C& c, const C& cc, std::span<float> f, std::span
   // counts[1], ... values in rank order); then every rank's range of a buffer goes to every rank.
   c.reduce_scatter_sum(std::span<const float>(f), f, std::declval<const std::vector<std::size_t>&>());
   c.all_gather_in_place(f, std::declval<const std::vector<std::size_t>&>());
+  // Host memory, for checkpoints: every rank's range (counts as above) into `all` on `root` only
+  // (`all` may be empty elsewhere).
+  c.gather(std::span<const float>(f), f, std::declval<const std::vector<std::size_t>&>(), root);
   c.broadcast(u, root);                        // root's values to every rank
   c.broadcast(d, root);
   c.barrier();

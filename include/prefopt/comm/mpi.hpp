@@ -135,6 +135,16 @@ public:
     detail::mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf.data(), c.data(), displ.data(), MPI_FLOAT, comm_),
                       "MPI_Allgatherv (in place)");
   }
+  void gather(std::span<const float> mine, std::span<float> all, const std::vector<std::size_t>& counts, int root) const {
+    std::size_t total = 0;
+    for (auto c : counts) total += c;
+    const std::vector<int> c = int_counts(counts, total);
+    std::vector<int> displ(c.size(), 0);
+    for (std::size_t r = 1; r < c.size(); ++r) displ[r] = displ[r - 1] + c[r - 1];
+    if (rank_ == root && all.size() != total) throw comm_error("comm::mpi: gather", "the root's buffer must hold every range");
+    detail::mpi_check(MPI_Gatherv(mine.data(), int(mine.size()), MPI_FLOAT, all.data(), c.data(), displ.data(), MPI_FLOAT, root, comm_),
+                      "MPI_Gatherv");
+  }
   void broadcast(std::span<std::uint64_t> v, int root) const { bcast(v, root); }
   void broadcast(std::span<double> v, int root) const { bcast(v, root); }
   void barrier() const { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }

@@ -93,6 +93,9 @@ public:
   std::vector<double> all_gather(std::span<const double> mine, std::vector<std::size_t>& counts) {
     return host_.all_gather(mine, counts);
   }
+  void gather(std::span<const float> mine, std::span<float> all, const std::vector<std::size_t>& counts, int root) {
+    host_.gather(mine, all, counts, root);  // host memory (checkpoints)
+  }
   void broadcast(std::span<std::uint64_t> v, int root) { host_.broadcast(v, root); }
   void broadcast(std::span<double> v, int root) { host_.broadcast(v, root); }
   void barrier() {

@@ -26,6 +26,9 @@ struct none {
     std::copy(in.begin(), in.begin() + std::ptrdiff_t(out.size()), out.begin());
   }
   void all_gather_in_place(std::span<float>, const std::vector<std::size_t>&) const noexcept {}
+  void gather(std::span<const float> mine, std::span<float> all, const std::vector<std::size_t>&, int) const {
+    std::copy(mine.begin(), mine.end(), all.begin());
+  }
   void broadcast(std::span<std::uint64_t>, int) const noexcept {}
   void broadcast(std::span<double>, int) const noexcept {}
   void barrier() const noexcept {}

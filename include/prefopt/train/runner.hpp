@@ -381,7 +381,7 @@ private:
   }
 
   // ZeRO-1's optimizer state as a checkpoint holds it: whole buffers on the host (views empty
-  // without ZeRO-1). gather_zero_state fills them with every rank's range.
+  // without ZeRO-1).
   struct zero_state {
     std::vector<std::vector<float>> host;
     std::vector<optim::state_view> views;
@@ -396,14 +396,20 @@ private:
       }
     return f;
   }
+  // On rank 0 only: the others send their ranges and hold no copy of the whole.
   zero_state gather_zero_state() {
-    zero_state f = zero_state_buffers();
+    zero_state f;
     if constexpr (requires { t_.zero(); })
       if (const auto& z = t_.zero()) {
         const auto own = t_.optimizer_state().buffers();
+        const bool root = world().rank() == 0;
+        std::vector<float> mine(z->size());
+        f.host.reserve(own.size());
         for (std::size_t i = 0; i < own.size(); ++i) {
-          t_.policy().backend().download(own[i].data, std::span<float>(f.host[i]).subspan(z->lo, z->size()));
-          world().all_gather_in_place(std::span<float>(f.host[i]), z->counts);
+          t_.policy().backend().download(own[i].data, std::span<float>(mine));
+          f.host.emplace_back(root ? t_.policy().parameters().size() : 0);
+          world().gather(std::span<const float>(mine), std::span<float>(f.host.back()), z->counts, 0);
+          if (root) f.views.push_back({own[i].name, std::span<float>(f.host.back())});
         }
       }
     return f;
