@@ -207,6 +207,11 @@ TEST_CASE("comm::mpi operations") {
   std::vector<float> own(z.size());
   world.reduce_scatter_sum(std::span<const float>(full), std::span<float>(own), z.counts);
   for (std::size_t i = 0; i < own.size(); ++i) CHECK(own[i] == float(n) * float(z.lo + i) + float(n * (n - 1) / 2));
+  // the trainer's reduce-scatter in pieces of 2 values per rank (several pieces, the last ones short)
+  std::vector<float> grad(7);
+  for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = float(i) + float(r);
+  train::detail::reduce_scatter_in_buckets(world, z, std::span<float>(grad), 2);
+  for (std::size_t i = z.lo; i < z.hi; ++i) CHECK(grad[i] == float(n) * float(i) + float(n * (n - 1) / 2));
   std::vector<float> at_root(r == 0 ? 7 : 0);  // checkpoints: the ranges on rank 0 only
   world.gather(std::span<const float>(own), std::span<float>(at_root), z.counts, 0);
   for (std::size_t i = 0; i < at_root.size(); ++i) CHECK(at_root[i] == float(n) * float(i) + float(n * (n - 1) / 2));

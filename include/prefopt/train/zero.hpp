@@ -49,6 +49,31 @@ inline zero_shard make_zero_shard(std::size_t n, int rank, int ranks, const std:
 }
 
 namespace detail {
+// The reduce-scatter of the gradient buffer `g` in pieces of at most `piece` values per rank: the
+// pieces k of every rank's range are packed side by side, reduce-scattered, and this rank's sum is
+// written back into its range of g. Memory: (ranks + 1) × piece values, never a copy of g (MPI's
+// reduce-scatter of the whole buffer at once allocated temporaries of its size).
+template <class Comm>
+void reduce_scatter_in_buckets(Comm& comm, const zero_shard& z, std::span<float> g, std::size_t piece = std::size_t(1) << 20) {
+  const std::size_t ranks = z.counts.size();
+  std::vector<std::size_t> first(ranks, 0);
+  for (std::size_t r = 1; r < ranks; ++r) first[r] = first[r - 1] + z.counts[r - 1];
+  const std::size_t longest = *std::max_element(z.counts.begin(), z.counts.end());
+  std::vector<float> send, recv;
+  std::vector<std::size_t> counts(ranks);
+  for (std::size_t at = 0; at < longest; at += piece) {
+    send.clear();
+    for (std::size_t r = 0; r < ranks; ++r) {
+      counts[r] = z.counts[r] > at ? std::min(piece, z.counts[r] - at) : 0;
+      send.insert(send.end(), g.begin() + std::ptrdiff_t(first[r] + at), g.begin() + std::ptrdiff_t(first[r] + at + counts[r]));
+    }
+    const std::size_t mine = counts[std::size_t(comm.rank())];
+    recv.resize(mine);
+    comm.reduce_scatter_sum(std::span<const float>(send), std::span<float>(recv), counts);
+    std::copy(recv.begin(), recv.end(), g.begin() + std::ptrdiff_t(z.lo + at));
+  }
+}
+
 // ZeRO-1's end of a step (see clip_and_update for the one-copy version): reduce-scatter, clip by
 // the global norm, update the own range, all-gather the parameters.
 // Result: train::step_result; Args: train::training_args (trainer.hpp, which includes this header first).
@@ -60,9 +85,7 @@ Result zero_update(Comm& comm, const zero_shard& z, Model& policy, Optimizer& op
   out.metrics["loss"] = loss;
   auto& be = policy.backend();
   const auto g = policy.gradients();
-  std::vector<float> mine(z.size());
-  comm.reduce_scatter_sum(std::span<const float>(g.data(), g.size()), std::span<float>(mine), z.counts);
-  std::copy(mine.begin(), mine.end(), g.begin() + std::ptrdiff_t(z.lo));
+  reduce_scatter_in_buckets(comm, z, g);
   const std::span<float> own = g.subspan(z.lo, z.size());
   double sq = be.sum_squares(own);
   comm.all_reduce_sum(std::span<double>(&sq, 1));
