@@ -17,6 +17,8 @@
 #include <omp.h>
 #endif
 
+#include "prefopt/comm/any.hpp"
+#include "prefopt/comm/collectives.hpp"
 #include "prefopt/losses/any_loss.hpp"
 #include "prefopt/optim/any_optimizer.hpp"
 #include "prefopt/train/kto_trainer.hpp"
@@ -49,7 +51,49 @@ inline const char* train_help =
     "  --set overrides one option, e.g. --set loss.type='[\"sigmoid\",\"sft\"]' --set training.batch_size=4\n"
     "  training.resume=true continues from the newest checkpoint in output.dir (a finished run only\n"
     "  has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
-    "  earlier run's checkpoints, which a fresh run otherwise refuses.\n";
+    "  earlier run's checkpoints, which a fresh run otherwise refuses.\n"
+    "  Under `mpirun -np N prefopt train ...` the ranks train data parallel: training.batch_size is the\n"
+    "  global micro-batch (each rank takes batch_size / N pairs) and rank 0 writes every file.\n";
+
+// The ranks of this run: MPI's world when started by mpirun (and built with MPI), else one process.
+inline comm::any communicator() {
+#ifdef PREFOPT_HAVE_MPI
+  if (comm::mpi_environment::launched()) return comm::mpi{};
+#endif
+  return comm::none{};
+}
+
+// With ZeRO-1, what this rank's optimizer state holds, measured from its buffers.
+template <class Trainer> void log_zero(Trainer& t, std::size_t parameters, std::ostream& log) {
+  const auto& z = t.zero();
+  if (!z) return;
+  std::size_t values = 0;
+  for (const auto& b : t.optimizer_state().buffers()) values += b.data.size();
+  const double mib = double(values) * sizeof(float) / (1024.0 * 1024.0);
+  const double whole = z->size() ? mib * double(parameters) / double(z->size()) : 0.0;
+  std::ostringstream o;
+  o << "prefopt: ZeRO-1: optimizer state " << mib << " MiB on rank 0 (" << z->size() << " of " << parameters
+    << " parameters), " << whole << " MiB without ZeRO-1\n";
+  log << o.str();
+}
+
+// The hash of every pair's (example's) tokens, to compare the data of the ranks.
+inline std::uint64_t data_hash(const data::tokenized_preferences& d) {
+  std::uint64_t h = comm::hash_bytes(nullptr, 0);
+  auto add = [&](const auto& v) { h = comm::hash_bytes(v.data(), v.size() * sizeof(v[0]), h); };
+  for (const auto& p : d.pairs) add(p.prompt), add(p.chosen), add(p.rejected);
+  return h;
+}
+inline std::uint64_t data_hash(const data::tokenized_unpaired& d) {
+  std::uint64_t h = comm::hash_bytes(nullptr, 0);
+  auto add = [&](const auto& v) { h = comm::hash_bytes(v.data(), v.size() * sizeof(v[0]), h); };
+  for (const auto& e : d.examples) {
+    add(e.prompt), add(e.completion);
+    const char label = e.label ? 1 : 0;
+    h = comm::hash_bytes(&label, 1, h);
+  }
+  return h;
+}
 
 // The tokenizer files the run read, copied beside saved weights so the folder is complete for the
 // next command (`prefopt logps --model final/`, transformers' from_pretrained): tokenizer.json
@@ -142,7 +186,7 @@ inline train::runner_options runner_options_of(const train::run_config& c) {
 // Trains (or, with evaluate_only, evaluates) `policy` as the configuration says.
 template <class M>
 int run_training(M& policy, const train::run_config& cfg, data::tokenized_preferences& train_data,
-                 data::tokenized_preferences* eval_data, bool evaluate_only) {
+                 data::tokenized_preferences* eval_data, bool evaluate_only, comm::any& world) {
   using base_model = models::base_model_t<M>;
   std::ostream& log = std::cerr;
   losses::any_loss loss(cfg.loss);
@@ -180,7 +224,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
       else policy.forward(b, out, o);
     };
     for (auto* d : {&train_data, eval_data})
-      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache, std::size_t(cfg.training.batch_size), forward);
+      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache, std::size_t(cfg.training.batch_size), forward, {}, world);
     ref_model.reset();  // the point of precomputing: no second model in memory while training
     ref = ref_type(train::reference::precomputed{});
   } else {
@@ -191,27 +235,33 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
   args.disable_dropout = cfg.training.disable_dropout;
+  args.zero = cfg.training.zero;
   args.ld_alpha = cfg.loss.ld_alpha;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
                                                               : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
                                                                                                            ro.gradient_accumulation_steps));
-  train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
+  train::trainer<M, losses::any_loss, optim::any_optimizer, ref_type, comm::any> t(policy, loss, make_optimizer(cfg.optimizer), ref,
+                                                                                  args, world);
   train::runner r(t, train_data, eval_data, ro);
+  log_zero(t, policy.parameters().size(), log);
   log << "prefopt: " << policy.config().model_type << lora_label(policy, args) << checkpointing_label(policy) << ", " << policy.parameters().size()
       << " trainable parameters; loss " << [&] {
            std::string s;
            for (std::size_t i = 0; i < cfg.loss.type.size(); ++i) s += (i ? "+" : "") + cfg.loss.type[i];
            return s;
          }() << ", reference " << strategy << "; " << train_data.size() << " training pairs"
-      << (eval_data ? ", " + std::to_string(eval_data->size()) + " eval pairs" : std::string()) << "\n";
+      << (eval_data ? ", " + std::to_string(eval_data->size()) + " eval pairs" : std::string())
+      << (world.size() > 1 ? "; " + std::to_string(world.size()) + " ranks" : std::string()) << "\n";
   if (evaluate_only) {
     if (!eval_data) throw config_error("prefopt eval", "no evaluation data (give --data or data.eval)");
-    std::cout << reflect::ordered_json(r.evaluate()).dump(2) << "\n";
+    const auto m = r.evaluate();
+    if (world.rank() == 0) std::cout << reflect::ordered_json(m).dump(2) << "\n";
     return 0;
   }
   const train::run_summary s = r.run();
   const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
+  if (world.rank() != 0) return 0;  // rank 0 writes the model
   write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
   if constexpr (requires { policy.merge_into_base(); })
     if (cfg.output.save_merged) {
@@ -230,7 +280,7 @@ inline bool is_unpaired_loss(const losses::loss_settings& l) {
 // KTO / apo_zero_unpaired on unpaired examples (TRL's KTOTrainer).
 template <class M>
 int run_unpaired_training(M& policy, const train::run_config& cfg, const data::tokenized_unpaired& train_data,
-                          const data::tokenized_unpaired* eval_data, bool evaluate_only) {
+                          const data::tokenized_unpaired* eval_data, bool evaluate_only, comm::any& world) {
   using base_model = models::base_model_t<M>;
   const bool lora = !policy.adapters().empty();
   std::string strategy = cfg.reference.strategy;
@@ -252,23 +302,28 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
   args.disable_dropout = cfg.training.disable_dropout;
+  args.zero = cfg.training.zero;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
                                                                     : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,
                                                                                                                  ro.gradient_accumulation_steps));
   auto go = [&](auto loss) {
-    train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model> t(policy, loss, make_optimizer(cfg.optimizer), ref, args);
+    train::kto_trainer<M, decltype(loss), optim::any_optimizer, base_model, comm::any> t(policy, loss, make_optimizer(cfg.optimizer),
+                                                                                        ref, args, world);
     train::runner r(t, train_data, eval_data, ro);
+    log_zero(t, policy.parameters().size(), std::cerr);
     std::cerr << "prefopt: " << policy.config().model_type << lora_label(policy, args) << checkpointing_label(policy) << ", " << policy.parameters().size()
               << " trainable parameters; loss " << decltype(loss)::name << ", reference " << strategy << "; "
               << train_data.size() << " training examples\n";
     if (evaluate_only) {
       if (!eval_data) throw config_error("prefopt eval", "no evaluation data (give --data or data.eval)");
-      std::cout << reflect::ordered_json(r.evaluate()).dump(2) << "\n";
+      const auto m = r.evaluate();
+      if (world.rank() == 0) std::cout << reflect::ordered_json(m).dump(2) << "\n";
       return;
     }
     const train::run_summary s = r.run();
     const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
+    if (world.rank() != 0) return;  // rank 0 writes the model
     write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { train::save_model_state(policy, d, ro.saved_dtype); });
     std::cerr << summary_line(s, final_dir);
   };
@@ -309,6 +364,9 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   if (evaluate_only && a.has("data")) cfg.data.eval = a.get("data");
   if (evaluate_only && cfg.data.train.empty()) cfg.data.train = cfg.data.eval.value_or("");
   train::validate(cfg);
+  comm::any world = communicator();
+  const std::string cfg_text = reflect::to_json(cfg).dump();
+  comm::check_same(world, comm::hash_bytes(cfg_text.data(), cfg_text.size()), "config (run.json with --set)");
   apply_thread_setting(cfg.training.threads, std::cerr);
   text_pipeline pipeline;
   if (is_unpaired_loss(cfg.loss)) {
@@ -318,9 +376,10 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
     auto& eval_u = sets.second;
     if (!train_u.weight.empty() || (eval_u && !eval_u->weight.empty()))
       throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
+    comm::check_same(world, data_hash(train_u), cfg.data.train + ": the tokenized training data");
     int rc = 0;
     const std::size_t longest_u = std::max(data::longest_row(train_u), eval_u ? data::longest_row(*eval_u) : 0);
-    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only); },
+    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only, world); },
                 longest_u, 2, !evaluate_only);
     return rc;
   }
@@ -330,10 +389,11 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   auto& eval_data = sets.second;
   if (!train_data.weight.empty() || (eval_data && !eval_data->weight.empty()))
     throw config_error(cfg.data.train + ": column 'weight'", "per-pair weights are not used by any loss; remove the column");
+  comm::check_same(world, data_hash(train_data), cfg.data.train + ": the tokenized training data");
   int rc = 0;
   const bool shared = cfg.data.prefix_sharing;
   const std::size_t longest = std::max(data::longest_row(train_data, shared), eval_data ? data::longest_row(*eval_data, shared) : 0);
-  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only); },
+  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only, world); },
               longest, shared ? 1 : 2, !evaluate_only);
   return rc;
 }

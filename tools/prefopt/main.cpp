@@ -6,9 +6,14 @@
 //   prefopt demo    the bundled default training run
 //   prefopt reward  Bradley–Terry reward models: train, score
 // Run `prefopt <command> --help` for a command's options.
+// Started by mpirun (built with prefopt::mpi), the process joins MPI; ranks other than 0 log
+// nothing on std::cerr (errors still reach stderr), and an error on any rank ends the whole job
+// (MPI_Abort) rather than leaving the other ranks waiting in a collective.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "cmd_demo.hpp"
@@ -30,11 +35,40 @@ const char* usage =
     "run `prefopt <command> --help` for the options of a command\n";
 }
 
+namespace {
+// Ends the job on an error: under mpirun with several ranks, MPI_Abort stops every rank at once.
+int failed(int rc) {
+#ifdef PREFOPT_HAVE_MPI
+  int initialized = 0, ranks = 1;
+  MPI_Initialized(&initialized);
+  if (initialized) MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  if (ranks > 1) {
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, rc);
+  }
+#endif
+  return rc;
+}
+} // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fputs(usage, stderr);
     return 2;
   }
+#ifdef PREFOPT_HAVE_MPI
+  std::optional<prefopt::comm::mpi_environment> mpi;
+  if (prefopt::comm::mpi_environment::launched()) {
+    mpi.emplace(&argc, &argv);
+    if (prefopt::comm::mpi{}.rank() != 0) std::cerr.rdbuf(nullptr);
+  }
+#else
+  if (const char* n = std::getenv("OMPI_COMM_WORLD_SIZE"); n && std::atoi(n) > 1) {
+    std::fputs("prefopt: error: started by mpirun with several ranks, but this prefopt was built without MPI "
+               "(install libopenmpi-dev and rebuild with -DPREFOPT_ENABLE_MPI=ON)\n", stderr);
+    return 2;
+  }
+#endif
   const std::string cmd = argv[1];
   try {
     if (cmd == "demo") return prefopt::cli::cmd_demo(argc, argv);
@@ -51,9 +85,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const prefopt::error& e) {
     std::fprintf(stderr, "prefopt %s: error: %s\n", cmd.c_str(), e.what());
-    return 1;
+    return failed(1);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefopt %s: unexpected error: %s\n", cmd.c_str(), e.what());
-    return 1;
+    return failed(1);
   }
 }

@@ -208,9 +208,13 @@ struct unpaired_batch {
   std::vector<char> desirable{};  // 1 = desirable (label true)
   std::vector<double> weight{};   // empty when the dataset has none
 };
+// kl_completions (when given, one per index): the examples whose completions the KL rows take,
+// instead of the previous example of `indices` — a rank's shard of a larger batch takes its
+// neighbours' completions from the whole batch, as one process would.
 [[nodiscard]] inline unpaired_batch make_unpaired_batch(const tokenized_unpaired& data,
                                                         std::span<const std::size_t> indices, bool kl_rows,
-                                                        int pad_to_multiple_of = 0);
+                                                        int pad_to_multiple_of = 0,
+                                                        std::span<const std::size_t> kl_completions = {});
 
 } // namespace prefopt::data
 

@@ -132,8 +132,12 @@ inline train::preference_batch<models::token_batch> make_batch(const tokenized_p
 }
 
 inline unpaired_batch make_unpaired_batch(const tokenized_unpaired& d, std::span<const std::size_t> indices,
-                                          bool kl_rows, int pad_to_multiple_of) {
+                                          bool kl_rows, int pad_to_multiple_of,
+                                          std::span<const std::size_t> kl_completions) {
   detail::check_indices(indices, d.size(), "make_unpaired_batch");
+  if (!kl_completions.empty()) detail::check_indices(kl_completions, d.size(), "make_unpaired_batch: kl_completions");
+  if (!kl_completions.empty() && kl_completions.size() != indices.size())
+    throw shape_error("make_unpaired_batch: kl_completions", "needs one entry per example");
   unpaired_batch out;
   const auto n = indices.size();
   out.examples = n;
@@ -148,7 +152,7 @@ inline unpaired_batch make_unpaired_batch(const tokenized_unpaired& d, std::span
   if (kl_rows)
     for (std::size_t k = 0; k < n; ++k) {
       const auto& prompt = d.examples[indices[k]].prompt;
-      auto completion = d.examples[indices[(k + n - 1) % n]].completion;
+      auto completion = d.examples[kl_completions.empty() ? indices[(k + n - 1) % n] : kl_completions[k]].completion;
       if (d.max_length && prompt.size() + completion.size() > *d.max_length)
         completion.resize(*d.max_length > prompt.size() ? *d.max_length - prompt.size() : 1);
       out.sequences.add_row(prompt, {&completion}, {std::int32_t(n + k)});

@@ -84,7 +84,8 @@ struct training_settings {
     (bool, disable_dropout),                   // TRL's default true: no dropout (lora.dropout included)
     (int, max_consecutive_skipped_steps),      // non-finite steps in a row that end the run with an error; 0: never
     (double, memory_limit_gib),                // 0: the machine's memory; > 0: this many GiB; < 0: no check
-    (bool, gradient_checkpointing));           // keep each layer's input only, recompute the layer in backward
+    (bool, gradient_checkpointing),           // keep each layer's input only, recompute the layer in backward
+    (int, zero));                              // 1: ZeRO-1 under mpirun (optimizer state split across ranks); 0: off
 };
 
 struct output_settings {
@@ -117,7 +118,7 @@ inline run_config default_for(std::type_identity<run_config>) {
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0};
   c.output = {"prefopt-out", true, false, "f32", false};
   return c;
 }
@@ -141,6 +142,7 @@ inline void validate(const run_config& c) {
   if (c.training.num_train_epochs <= 0 && c.training.max_steps <= 0)
     bad("training.num_train_epochs", "must be > 0 (or set training.max_steps)");
   if (c.training.logging_steps <= 0) bad("training.logging_steps", "must be > 0");
+  if (c.training.zero != 0 && c.training.zero != 1) bad("training.zero", "must be 0 or 1 (ZeRO stage 1: optimizer state split across ranks)");
   if (c.training.max_consecutive_skipped_steps < 0) bad("training.max_consecutive_skipped_steps", "must be >= 0 (0: never stop)");
   if (c.training.resume && c.output.overwrite)
     bad("output.overwrite", "removes the checkpoints that training.resume=true would continue; set only one");

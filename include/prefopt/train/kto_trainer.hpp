@@ -9,6 +9,9 @@
 // are detached, as in the paper and TRL), backward, clipping, the optimizer update. Gradient
 // accumulation takes the examples of all micro-batches as one loss, exactly, like trainer<>.
 // Metrics: loss, kl, rewards/chosen, rewards/rejected, rewards/margins, logps/*, grad_norm, learning_rate.
+// Data parallel (Comm other than comm::none): as trainer<>, every rank's examples are gathered
+// between the two passes, so the loss and the KL baseline are the global batch's on every rank;
+// each rank runs backward for its own examples and the gradient is summed over the ranks.
 #pragma once
 
 #include <cmath>
@@ -32,7 +35,8 @@ template <class Ref> struct unpaired_reference {
   bool adapters_off = false;  // the (LoRA) policy itself with its adapters switched off
 };
 
-template <class Model, class Loss, class Optimizer, class Ref = Model> class kto_trainer {
+template <class Model, class Loss, class Optimizer, class Ref = Model, comm::Communicator Comm = comm::none>
+class kto_trainer {
   static_assert(models::PolicyModel<Model>, "prefopt: the Model does not satisfy prefopt::models::PolicyModel");
   static_assert(losses::UnpairedLoss<Loss>,
                 "prefopt: kto_trainer needs an unpaired loss (losses::kto, losses::apo_zero_unpaired); paired losses "
@@ -43,9 +47,10 @@ template <class Model, class Loss, class Optimizer, class Ref = Model> class kto
 public:
   static constexpr bool needs_kl = Loss::uses_kl;
 
-  kto_trainer(Model& policy, Loss loss, Optimizer opt, unpaired_reference<Ref> ref, training_args args = {})
-      : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(ref), args_(args),
-        state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+  kto_trainer(Model& policy, Loss loss, Optimizer opt, unpaired_reference<Ref> ref, training_args args = {}, Comm comm = {})
+      : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(ref), args_(args), comm_(std::move(comm)),
+        zero_(detail::zero_shard_of(comm_, policy, args_)),
+        state_(opt_.make_state(policy.backend(), zero_ ? zero_->size() : policy.parameters().size())) {
     loss_.validate();
     opt_.validate();
     args_.validate();
@@ -64,16 +69,18 @@ public:
       first.push_back(all.size());
       append(all, score(micro[m], false, m), micro[m]);
     }
-    const unpaired_result<double> r = evaluate(loss_, all);
+    std::size_t mine = 0;  // this rank's first example in the global batch
+    const unpaired_result<double> r = evaluate(loss_, comm_.size() > 1 ? gather_unpaired(comm_, all, mine) : all);
     if (std::isfinite(r.loss))
       for (std::size_t m = 0; m < micro.size(); ++m) {
         const std::size_t n = micro[m].examples;
         score(micro[m], true, m);  // again, keeping activations (and the same dropout masks)
         std::vector<double> d(Model::input_sequences(micro[m].sequences), 0.0);
-        for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[first[m] + i];
+        for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[mine + first[m] + i];
         policy_.backward(std::span<const double>(d));
       }
-    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics, [] {});
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics,
+                          [&] { detail::check_weights(comm_, policy_, args_, step_); });
   }
 
   template <class Batch> std::map<std::string, double> evaluate_batch(const Batch& b) {
@@ -92,6 +99,8 @@ public:
   Model& policy() { return policy_; }
   auto& optimizer_state() { return state_; }
   unpaired_reference<Ref>& reference() { return ref_; }
+  Comm& communicator() { return comm_; }
+  const std::optional<train::zero_shard>& zero() const { return zero_; }
 
 private:
   struct scored {
@@ -139,6 +148,8 @@ private:
   Optimizer opt_;
   unpaired_reference<Ref> ref_;
   training_args args_;
+  Comm comm_;
+  std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
 };

@@ -22,6 +22,7 @@
 #include "prefopt/data/collate.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/safetensors_index.hpp"
+#include "prefopt/comm/none.hpp"
 #include "prefopt/models/concepts.hpp"
 
 namespace prefopt::train {
@@ -88,11 +89,14 @@ inline std::string model_fingerprint(const std::filesystem::path& model_dir, con
 
 // Computes (or reads from the cache) the reference log-probs of every pair of `data`.
 // `forward` runs the reference model on a batch (keep_activations off): it receives the batch and
-// fills sequence_logps (chosen first, then rejected).
-template <class Forward>
+// fills sequence_logps (chosen first, then rejected). With a communicator of several ranks, rank r
+// computes the batches j with j % ranks == r (the same batches one process would form, so the same
+// numbers), every rank receives every value, and rank 0 alone writes the cache file: the file a
+// single process would write, byte for byte.
+template <class Forward, comm::Communicator Comm = comm::none>
 void precompute_reference(data::tokenized_preferences& data, const std::string& model_key, bool prefix_sharing,
                           std::optional<double> ld_alpha, const std::filesystem::path& cache_dir, std::size_t batch_size,
-                          Forward&& forward, std::function<void(std::size_t, std::size_t)> progress = {}) {
+                          Forward&& forward, std::function<void(std::size_t, std::size_t)> progress = {}, Comm comm = {}) {
   fnv1a key;
   key.add(model_key);
   key.add(prefix_sharing ? "shared" : "rows");
@@ -127,8 +131,10 @@ void precompute_reference(data::tokenized_preferences& data, const std::string& 
     if (i != n) throw format_error(file.string(), "holds " + std::to_string(i) + " entries for " + std::to_string(n) + " pairs; delete it to recompute");
     return;
   }
-  std::string out;
-  for (std::size_t start = 0; start < n; start += batch_size) {
+  const auto ranks = std::size_t(comm.size()), rank = std::size_t(comm.rank());
+  std::vector<double> mine;  // (pair, chosen, rejected) triples of this rank's batches
+  for (std::size_t start = 0, j = 0; start < n; start += batch_size, ++j) {
+    if (j % ranks != rank) continue;
     const std::size_t end = std::min(n, start + batch_size);
     std::vector<models::tokenized_pair> pairs(data.pairs.begin() + std::ptrdiff_t(start), data.pairs.begin() + std::ptrdiff_t(end));
     models::sequence_logps lp;
@@ -137,12 +143,25 @@ void precompute_reference(data::tokenized_preferences& data, const std::string& 
     for (std::size_t i = 0; i < m; ++i) {
       data.reference_chosen[start + i] = lp.logp[i];
       data.reference_rejected[start + i] = lp.logp[m + i];
-      out += nlohmann::json{{"line", data.lines[start + i]}, {"ref_chosen_logps", lp.logp[i]}, {"ref_rejected_logps", lp.logp[m + i]}}.dump() + "\n";
+      if (ranks > 1) mine.insert(mine.end(), {double(start + i), lp.logp[i], lp.logp[m + i]});
     }
     if (progress) progress(end, n);
   }
-  std::filesystem::create_directories(cache_dir);
-  io::write_atomically(file, std::string_view(out));
+  if (ranks > 1) {
+    const std::vector<double> all = comm.all_gather(std::span<const double>(mine));
+    for (std::size_t t = 0; t + 2 < all.size(); t += 3) {
+      data.reference_chosen[std::size_t(all[t])] = all[t + 1];
+      data.reference_rejected[std::size_t(all[t])] = all[t + 2];
+    }
+  }
+  if (rank == 0) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i)
+      out += nlohmann::json{{"line", data.lines[i]}, {"ref_chosen_logps", data.reference_chosen[i]}, {"ref_rejected_logps", data.reference_rejected[i]}}.dump() + "\n";
+    std::filesystem::create_directories(cache_dir);
+    io::write_atomically(file, std::string_view(out));
+  }
+  comm.barrier();  // the cache file exists before any rank goes on
 }
 
 } // namespace prefopt::train

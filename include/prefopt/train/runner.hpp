@@ -14,6 +14,13 @@
 // Metrics use TRL's names (eval ones prefixed eval_) and go to metrics.jsonl / metrics.csv /
 // TensorBoard; a progress bar (terminal) or plain lines (logs). docs/training.md, "What prefopt
 // guarantees", lists the promises.
+//
+// Data parallel (a trainer with a communicator of several ranks): the plan is the one a single
+// process makes, with batch_size the global micro-batch; each rank takes its contiguous share
+// (batch_size / ranks pairs) of every planned batch, so the run is the single process's run. Rank
+// 0 alone writes the output folder (metrics, TensorBoard, checkpoints, progress); every rank
+// resumes from the same checkpoint. At the start the ranks compare a hash of their data and
+// options (comm_error when they differ). Evaluation splits the eval batches over the ranks.
 #pragma once
 
 #include <chrono>
@@ -25,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "prefopt/comm/collectives.hpp"
 #include "prefopt/data/collate.hpp"
 #include "prefopt/train/checkpoint.hpp"
 #include "prefopt/train/metrics_log.hpp"
@@ -89,6 +97,20 @@ template <class Trainer>
 auto batch_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, bool, int pad) {
   return data::make_unpaired_batch(d, idx, Trainer::needs_kl, pad);
 }
+// Rows [from, to) of the planned batch `idx` (a rank's share). KTO's KL rows take their
+// completions from the whole planned batch, as one process would.
+template <class Trainer>
+auto shard_of(const Trainer& t, const data::tokenized_preferences& d, std::span<const std::size_t> idx, std::size_t from,
+              std::size_t to, bool prefix_sharing, int pad) {
+  return batch_of(t, d, idx.subspan(from, to - from), prefix_sharing, pad);
+}
+template <class Trainer>
+auto shard_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, std::size_t from,
+              std::size_t to, bool, int pad) {
+  std::vector<std::size_t> kl;
+  for (std::size_t k = from; k < to; ++k) kl.push_back(idx[(k + idx.size() - 1) % idx.size()]);
+  return data::make_unpaired_batch(d, idx.subspan(from, to - from), Trainer::needs_kl, pad, kl);
+}
 
 namespace detail {
 template <class L> std::vector<double> loss_state(const L& l) {
@@ -118,37 +140,47 @@ public:
   run_summary run() {
     using clock = std::chrono::steady_clock;
     const auto started = clock::now();
-    std::filesystem::create_directories(o_.output_dir);
+    const bool writer = world().rank() == 0;
+    std::ostream& out = writer ? *o_.log : quiet_;
+    check_setup();
+    if (writer) std::filesystem::create_directories(o_.output_dir);
     run_summary summary;
     checkpoint_state st;
     if (o_.resume) {
-      if (const auto ck = latest_checkpoint(o_.output_dir)) {
+      const auto ck = latest_checkpoint(o_.output_dir);
+      comm::check_same(world(), ck ? comm::hash_bytes(ck->string().data(), ck->string().size()) : 0,
+                       o_.output_dir.string() + ": the checkpoint to resume from");
+      if (ck) {
         st = restore(*ck);
         summary.resumed = true;
-        *o_.log << "prefopt: resumed from " << ck->string() << " (step " << st.global_step << ")\n";
+        out << "prefopt: resumed from " << ck->string() << " (step " << st.global_step << ")\n";
       }
-    } else {
-      detail::prepare_fresh_output(o_.output_dir, o_.overwrite, *o_.log);
+    } else if (writer) {
+      detail::prepare_fresh_output(o_.output_dir, o_.overwrite, out);
     }
+    world().barrier();  // the output folder is ready before any rank goes on
     saved_step_ = summary.resumed ? st.global_step : -1;
     summary.skipped_steps = st.skipped_steps;
     if (summary.resumed && (st.finished || reached_end(st))) {  // nothing left to train
-      *o_.log << "prefopt: the run had already finished at step " << st.global_step << "; nothing is trained\n";
+      out << "prefopt: the run had already finished at step " << st.global_step << "; nothing is trained\n";
       if (!st.finished) st.finished = true, save(st);
       summary.already_finished = true;
       summary.steps = t_.global_step();
       summary.seconds = std::chrono::duration<double>(clock::now() - started).count();
       return summary;
     }
-    auto log = metrics_log::open(o_.output_dir, summary.resumed);
-    if (summary.resumed) log.truncate_after(st.global_step);
+    std::optional<metrics_log> log;  // rank 0's
     std::unique_ptr<tensorboard_writer> tb;
-    if (o_.tensorboard) {
-      tb = std::make_unique<tensorboard_writer>(o_.output_dir / "runs");
-      if (summary.resumed) tb->add_session_start(st.global_step + 1);
-      log.forward_to(tb.get());
+    if (writer) {
+      log.emplace(metrics_log::open(o_.output_dir, summary.resumed));
+      if (summary.resumed) log->truncate_after(st.global_step);
+      if (o_.tensorboard) {
+        tb = std::make_unique<tensorboard_writer>(o_.output_dir / "runs");
+        if (summary.resumed) tb->add_session_start(st.global_step + 1);
+        log->forward_to(tb.get());
+      }
     }
-    progress bar(*o_.log, total_steps(), {.initial_step = st.global_step});
+    progress bar(out, total_steps(), {.initial_step = st.global_step});
     const auto lengths = lengths_of(train_, o_.prefix_sharing);
     const long total = total_steps();
     const long first_step = st.global_step;
@@ -164,8 +196,11 @@ public:
       for (std::size_t b0 = epoch == st.epoch ? st.next_batch : 0; b0 < plan.size() && !stop; b0 += k) {
         using batch_t = decltype(batch_of(t_, train_, plan.batches[0], false, 0));
         std::vector<batch_t> micro;
-        for (std::size_t b = b0; b < std::min(plan.size(), b0 + k); ++b)
-          micro.push_back(batch_of(t_, train_, plan.batches[b], o_.prefix_sharing, o_.pad_to_multiple_of));
+        for (std::size_t b = b0; b < std::min(plan.size(), b0 + k); ++b) {
+          const auto [from, to] = share(plan.batches[b].size());
+          if (from < to)  // a batch smaller than the rank count leaves some ranks without rows
+            micro.push_back(shard_of(t_, train_, plan.batches[b], from, to, o_.prefix_sharing, o_.pad_to_multiple_of));
+        }
         const train::step_result r = t_.step(std::span<const batch_t>(micro));
         const long step = t_.global_step();
         st.global_step = step;
@@ -174,7 +209,7 @@ public:
         if (r.skipped) {
           ++st.skipped_steps, ++st.consecutive_skipped, ++skipped_here;
           summary.skipped_steps = st.skipped_steps;
-          *o_.log << "prefopt: step " << step + 1 << " skipped (" << r.skip_reason << "), weights unchanged\n";
+          out << "prefopt: step " << step + 1 << " skipped (" << r.skip_reason << "), weights unchanged\n";
           if (o_.max_consecutive_skipped_steps > 0 && st.consecutive_skipped >= o_.max_consecutive_skipped_steps)
             throw training_error(detail::step_where(step + 1, o_.output_dir),
                                  std::to_string(st.consecutive_skipped) + " consecutive steps skipped: " + detail::skip_cause(r));
@@ -189,7 +224,7 @@ public:
           metric_values row{{"epoch", epoch_pos}};
           for (auto& [key, v] : st.log_window) row.emplace_back(key, v / double(st.log_window_steps));
           if (st.skipped_steps) row.emplace_back("skipped_steps", double(st.skipped_steps));
-          log.log(step, row);
+          if (log) log->log(step, row);
           summary.last_train = st.log_window;
           for (auto& [key, v] : summary.last_train) v /= double(st.log_window_steps);
           st.log_window.clear();
@@ -204,7 +239,7 @@ public:
           summary.last_eval = evaluate();
           metric_values row{{"epoch", epoch_pos}};
           for (const auto& [key, v] : summary.last_eval) row.emplace_back(key, v);
-          log.log(step, row);
+          if (log) log->log(step, row);
           bar.message(format_eval(step, summary.last_eval));
           if (early_stop(st, summary.last_eval)) stop = summary.stopped_early = true;
         }
@@ -226,22 +261,68 @@ public:
   }
 
   // Mean of the per-batch metrics over the eval set, weighted by pairs (examples), prefixed eval_.
+  // With several ranks, rank r evaluates the batches b with b % ranks == r and the weighted sums
+  // are all-reduced (when there are fewer batches than ranks, every rank evaluates them all).
   std::map<std::string, double> evaluate() {
     std::map<std::string, double> sum;
-    std::size_t pairs = 0;
+    double pairs = 0;
     std::vector<std::size_t> idx;
-    for (std::size_t i = 0; i < eval_->size(); i += o_.batch_size) {
+    const auto ranks = std::size_t(world().size()), rank = std::size_t(world().rank());
+    const std::size_t batches = (eval_->size() + o_.batch_size - 1) / o_.batch_size;
+    const bool split = ranks > 1 && batches >= ranks;
+    for (std::size_t i = 0, b = 0; i < eval_->size(); i += o_.batch_size, ++b) {
+      if (split && b % ranks != rank) continue;
       idx.clear();
       for (std::size_t j = i; j < std::min(eval_->size(), i + o_.batch_size); ++j) idx.push_back(j);
       const auto m = t_.evaluate_batch(batch_of(t_, *eval_, idx, o_.prefix_sharing, o_.pad_to_multiple_of));
       for (const auto& [key, v] : m) sum["eval_" + key] += v * double(idx.size());
-      pairs += idx.size();
+      pairs += double(idx.size());
     }
-    for (auto& [key, v] : sum) v /= double(std::max<std::size_t>(pairs, 1));
+    if (split) {  // every rank evaluated a batch, so every rank holds the same keys (checked)
+      std::string keys;
+      std::vector<double> values;
+      for (const auto& [key, v] : sum) keys += key + '\n', values.push_back(v);
+      comm::check_same(world(), comm::hash_bytes(keys.data(), keys.size()), "evaluation metric names");
+      values.push_back(pairs);
+      world().all_reduce_sum(std::span<double>(values));
+      std::size_t k = 0;
+      for (auto& kv : sum) kv.second = values[k++];
+      pairs = values.back();
+    }
+    for (auto& [key, v] : sum) v /= std::max(pairs, 1.0);
     return sum;
   }
 
 private:
+  // The trainer's communicator (comm::none for a trainer without one).
+  auto& world() {
+    if constexpr (requires { t_.communicator(); }) return t_.communicator();
+    else return none_;
+  }
+
+  // Rows [from, to) of a planned batch of n that this rank trains on: contiguous shares in rank order.
+  std::pair<std::size_t, std::size_t> share(std::size_t n) {
+    const auto r = std::size_t(world().rank()), R = std::size_t(world().size());
+    const std::size_t base = n / R, extra = n % R;
+    const std::size_t from = r * base + std::min(r, extra);
+    return {from, from + base + (r < extra ? 1 : 0)};
+  }
+
+  // Before the first step: the batch splits over the ranks, and every rank has the same data and options.
+  void check_setup() {
+    const int ranks = world().size();
+    if (ranks == 1) return;
+    if (o_.batch_size % std::size_t(ranks) != 0)
+      throw config_error("training: field 'batch_size'",
+                         "the global batch of " + std::to_string(o_.batch_size) + " pairs does not split over " +
+                             std::to_string(ranks) + " ranks: make it a multiple of the rank count (each rank takes batch_size / ranks)");
+    std::vector<std::uint64_t> facts{o_.batch_size, std::uint64_t(o_.gradient_accumulation_steps), o_.seed,
+                                     std::uint64_t(o_.epochs), std::uint64_t(o_.max_steps), o_.prefix_sharing,
+                                     o_.length_bucketing, std::uint64_t(o_.pad_to_multiple_of), train_.size()};
+    for (const auto len : lengths_of(train_, o_.prefix_sharing)) facts.push_back(len);
+    comm::check_same(world(), comm::hash_values(std::span<const std::uint64_t>(facts)), "training data and batch options");
+  }
+
   bool early_stop(checkpoint_state& st, const std::map<std::string, double>& eval) {
     if (!o_.early_stopping_metric) return false;
     const auto it = eval.find(*o_.early_stopping_metric);
@@ -273,6 +354,11 @@ private:
   // Writes checkpoint-<step>, or, when it was already written at this step (no update since, so
   // the weights, optimizer and loss state are the same), replaces only its trainer state.
   void save(checkpoint_state& st) {
+    zero_state full = gather_zero_state();  // ZeRO-1: a collective, on every rank
+    if (world().rank() != 0) {  // rank 0 writes every file; the others only note the step
+      saved_step_ = st.global_step;
+      return;
+    }
     if (st.global_step == saved_step_ && std::filesystem::exists(checkpoint_dir(o_.output_dir, st.global_step) / "trainer_state.json")) {
       update_checkpoint_state(checkpoint_dir(o_.output_dir, st.global_step), st);
       return;
@@ -284,7 +370,8 @@ private:
         o_.output_dir, st.global_step, st,
         [&](const std::filesystem::path& dir) {
           save_model_state(policy, dir, o_.saved_dtype);
-          save_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+          if (full.views.empty()) save_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+          else save_buffers(policy.backend(), full.views, dir / "optimizer.safetensors");
           auto* ref = detail::synced_model_of(t_.reference());
           if constexpr (!std::is_same_v<decltype(ref), void*>)
             if (ref) models::save_pretrained(*ref, dir / "reference");
@@ -293,11 +380,58 @@ private:
     saved_step_ = st.global_step;
   }
 
+  // ZeRO-1's optimizer state as a checkpoint holds it: whole buffers on the host (views empty
+  // without ZeRO-1).
+  struct zero_state {
+    std::vector<std::vector<float>> host;
+    std::vector<optim::state_view> views;
+  };
+  zero_state zero_state_buffers() {
+    zero_state f;
+    if constexpr (requires { t_.zero(); })
+      if (t_.zero()) {
+        const auto own = t_.optimizer_state().buffers();
+        f.host.assign(own.size(), std::vector<float>(t_.policy().parameters().size(), 0.0f));
+        for (std::size_t i = 0; i < own.size(); ++i) f.views.push_back({own[i].name, std::span<float>(f.host[i])});
+      }
+    return f;
+  }
+  // On rank 0 only: the others send their ranges and hold no copy of the whole.
+  zero_state gather_zero_state() {
+    zero_state f;
+    if constexpr (requires { t_.zero(); })
+      if (const auto& z = t_.zero()) {
+        const auto own = t_.optimizer_state().buffers();
+        const bool root = world().rank() == 0;
+        std::vector<float> mine(z->size());
+        f.host.reserve(own.size());
+        for (std::size_t i = 0; i < own.size(); ++i) {
+          t_.policy().backend().download(own[i].data, std::span<float>(mine));
+          f.host.emplace_back(root ? t_.policy().parameters().size() : 0);
+          world().gather(std::span<const float>(mine), std::span<float>(f.host.back()), z->counts, 0);
+          if (root) f.views.push_back({own[i].name, std::span<float>(f.host.back())});
+        }
+      }
+    return f;
+  }
+
   checkpoint_state restore(const std::filesystem::path& dir) {
     checkpoint_state st = read_checkpoint_state(dir);
     auto& policy = t_.policy();
     load_model_state(policy, dir);
-    load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+    zero_state full = zero_state_buffers();
+    if (full.views.empty()) {
+      load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
+    } else {  // ZeRO-1: the whole state from the file, this rank's range into its buffers
+      struct host_backend {
+        void upload(std::span<const float> from, std::span<float> to) const { std::copy(from.begin(), from.end(), to.begin()); }
+      } host;
+      load_buffers(host, full.views, dir / "optimizer.safetensors");
+      const auto& z = *t_.zero();
+      auto own = t_.optimizer_state().buffers();
+      for (std::size_t i = 0; i < own.size(); ++i)
+        policy.backend().upload(std::span<const float>(full.host[i]).subspan(z.lo, z.size()), own[i].data);
+    }
     auto* ref = detail::synced_model_of(t_.reference());
     if constexpr (!std::is_same_v<decltype(ref), void*>)
       if (ref) models::load_weights(*ref, dir / "reference");
@@ -311,6 +445,8 @@ private:
   const Dataset& train_;
   const Dataset* eval_;
   runner_options o_;
+  comm::none none_;
+  std::ostream quiet_{nullptr};  // where ranks other than 0 log: nowhere
   long saved_step_ = -1;  // the step of the checkpoint this run wrote (or resumed from) last
 };
 

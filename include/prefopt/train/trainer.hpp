@@ -13,6 +13,15 @@
 // each forward with activations and run its backward with its slice of d loss / d log-prob.
 // A non-finite loss or gradient norm skips the update (the weights are not touched) and says so.
 // Metrics use TRL's names: loss, grad_norm, learning_rate, rewards/*, logps/*.
+//
+// Data parallel (a Comm other than comm::none, e.g. comm::mpi): each rank steps on its own shard
+// of the global batch. The per-pair vectors of every rank are gathered (train/distributed.hpp) so
+// the loss, its metrics and d loss / d log-prob are those of the global batch on every rank; each
+// rank runs backward for its own pairs only, then the gradient buffer is summed over the ranks
+// (comm/collectives.hpp). Elementwise losses keep one pass per micro-batch with the global
+// batch_context; a single local micro-batch needs one pass for any loss; otherwise the two-pass
+// scheme above runs with the gathered batch in the middle. Every weight_check_steps updates the
+// ranks compare a hash of their weights (comm_error naming the step when they differ).
 #pragma once
 
 #include <cmath>
@@ -23,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "prefopt/comm/collectives.hpp"
+#include "prefopt/comm/none.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/losses/evaluate.hpp"
 #include "prefopt/models/concepts.hpp"
@@ -30,6 +41,8 @@
 #include "prefopt/optim/concepts.hpp"
 #include "prefopt/optim/schedule.hpp"
 #include "prefopt/train/batch.hpp"
+#include "prefopt/train/distributed.hpp"
+#include "prefopt/train/zero.hpp"
 #include "prefopt/train/reference.hpp"
 
 namespace prefopt::train {
@@ -45,6 +58,12 @@ struct training_args {
   // two-pass step see the same masks, and a resumed run the masks of an uninterrupted one.
   // Evaluation and reference forwards never drop.
   std::uint64_t seed = 42;            // TrainingArguments' default
+  // More than one process: every that many optimizer steps the ranks compare a hash of their
+  // weights and stop with an error naming the step when they differ; 0: never.
+  int weight_check_steps = 50;
+  // 1: ZeRO-1 with more than one process (train/zero.hpp): the optimizer state is split across the
+  // ranks; 0: every rank holds all of it.
+  int zero = 0;
   std::uint64_t dropout_seed(long step, std::size_t micro) const {
     return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
   }
@@ -52,6 +71,8 @@ struct training_args {
     schedule.validate();
     if (ld_alpha && !(*ld_alpha >= 0.0 && *ld_alpha <= 1.0))
       throw config_error("training_args: field 'ld_alpha'", "must lie in [0, 1]");
+    if (weight_check_steps < 0) throw config_error("training_args: field 'weight_check_steps'", "must be ≥ 0");
+    if (zero != 0 && zero != 1) throw config_error("training_args: field 'zero'", "must be 0 or 1 (ZeRO stage)");
   }
 };
 
@@ -86,9 +107,36 @@ step_result clip_and_update(Model& policy, Optimizer& opt, State& state, const t
   out.metrics["learning_rate"] = opt.lr * args.schedule.factor(step);
   return out;
 }
+
+// After an update of a data parallel run: every weight_check_steps steps, the weights' hash of
+// every rank must equal rank 0's.
+template <class Comm, class Model> void check_weights(Comm& comm, Model& policy, const training_args& args, long step) {
+  if (comm.size() == 1 || args.weight_check_steps <= 0 || step % args.weight_check_steps != 0) return;
+  const auto w = policy.parameters();  // through the host: a GPU backend's weights live in device memory
+  std::vector<std::remove_const_t<typename decltype(w)::element_type>> host(w.size());
+  policy.backend().download(w, std::span(host));
+  comm::check_same(comm, comm::hash_values(std::span<const typename decltype(host)::value_type>(host)),
+                   "weights after step " + std::to_string(step));
+}
+// The end of a step of any trainer: one copy of the optimizer state (gradients all-reduced first),
+// or ZeRO-1's split one.
+template <class Comm, class Model, class Optimizer, class State, class After>
+step_result update(Comm& comm, const std::optional<zero_shard>& zero, Model& policy, Optimizer& opt, State& state,
+                   const training_args& args, long& step, double loss, std::map<std::string, double> metrics, After&& after) {
+  if (zero) return zero_update<step_result>(comm, *zero, policy, opt, state, args, step, loss, std::move(metrics), after);
+  comm::all_reduce_gradients(comm, policy.gradients());
+  return clip_and_update(policy, opt, state, args, step, loss, std::move(metrics), after);
+}
+
+template <class Comm, class Model>
+std::optional<zero_shard> zero_shard_of(const Comm& comm, Model& policy, const training_args& args) {
+  if (args.zero != 1 || comm.size() == 1) return std::nullopt;
+  return make_zero_shard(policy.parameters().size(), comm.rank(), comm.size(), policy.parameter_slices());
+}
 } // namespace detail
 
-template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed> class trainer {
+template <class Model, class Loss, class Optimizer, class Reference = reference::precomputed, comm::Communicator Comm = comm::none>
+class trainer {
   static_assert(models::PolicyModel<Model>,
                 "prefopt: the Model does not satisfy prefopt::models::PolicyModel (input_type, forward, backward, "
                 "zero_grad, parameters, gradients, parameter_slices, backend) — see docs/models.md");
@@ -107,9 +155,10 @@ public:
   using input_type = typename Model::input_type;
   using batch_type = preference_batch<input_type>;
 
-  trainer(Model& policy, Loss loss, Optimizer opt, Reference ref = {}, training_args args = {})
+  trainer(Model& policy, Loss loss, Optimizer opt, Reference ref = {}, training_args args = {}, Comm comm = {})
       : policy_(policy), loss_(std::move(loss)), opt_(std::move(opt)), ref_(std::move(ref)), args_(args),
-        state_(opt_.make_state(policy.backend(), policy.parameters().size())) {
+        comm_(std::move(comm)), zero_(detail::zero_shard_of(comm_, policy, args_)),
+        state_(opt_.make_state(policy.backend(), zero_ ? zero_->size() : policy.parameters().size())) {
     loss_.validate();
     opt_.validate();
     args_.validate();
@@ -121,36 +170,45 @@ public:
 
   step_result step(const batch_type& b) { return step(std::span<const batch_type>(&b, 1)); }
 
+  // micro: this rank's micro-batches (with comm::none, the whole batch's).
   step_result step(std::span<const batch_type> micro) {
     policy_.zero_grad();
-    pair_batch<double> full;
+    const bool distributed = comm_.size() > 1;
+    pair_batch<double> mine;  // this rank's pairs, micro-batch after micro-batch
     std::vector<std::size_t> offsets;
-    const bool single_pass = micro.size() == 1 || (loss_is_elementwise() && tokens_known);
-    std::optional<loss_result<double>> whole;  // the whole batch's result, when one evaluation gave it
-    if (single_pass) {
-      const batch_context<double> ctx = single_pass_context(micro);
+    std::optional<pair_batch<double>> global;
+    std::optional<loss_result<double>> whole;  // the global batch's result, when one evaluation gave it
+    std::size_t first = 0;                     // this rank's first pair in the global batch
+    auto gather = [&] {
+      global = gather_pairs(comm_, mine, first);
+      return *global;
+    };
+    if (loss_is_elementwise() && tokens_known && (micro.size() > 1 || distributed)) {
+      // One pass per micro-batch, each evaluated with the global batch's context.
+      const batch_context<double> ctx = global_context(comm_, single_pass_context(micro));
       for (std::size_t m = 0; m < micro.size(); ++m) {
-        const auto& mb = micro[m];
-        const pair_batch<double> pb = forward_pairs(mb, true, m);
-        loss_result<double> r = evaluate(loss_, pb, micro.size() == 1 ? std::optional<batch_context<double>>{}
-                                                                         : std::optional{ctx});
-        append(full, pb, offsets);
-        if (std::isfinite(r.loss)) backward(r.d_policy_chosen, r.d_policy_rejected);
-        if (micro.size() == 1) whole = std::move(r);
+        const pair_batch<double> pb = forward_pairs(micro[m], true, m);
+        const loss_result<double> r = evaluate(loss_, pb, ctx);
+        append(mine, pb, offsets);
+        if (std::isfinite(r.loss)) backward(r.d_policy_chosen, r.d_policy_rejected, 0, pb.size());
       }
+    } else if (micro.size() == 1) {
+      // One pass: the activations of the only local micro-batch stay while the loss is evaluated.
+      append(mine, forward_pairs(micro[0], true, 0), offsets);
+      whole = evaluate(loss_, distributed ? gather() : mine);
+      if (std::isfinite(whole->loss)) backward(whole->d_policy_chosen, whole->d_policy_rejected, first, micro[0].pairs);
     } else {
-      for (std::size_t m = 0; m < micro.size(); ++m) append(full, forward_pairs(micro[m], false, m), offsets);
-      whole = evaluate(loss_, full);
+      for (std::size_t m = 0; m < micro.size(); ++m) append(mine, forward_pairs(micro[m], false, m), offsets);
+      whole = evaluate(loss_, distributed ? gather() : mine);
       const loss_result<double>& r = *whole;
       if (std::isfinite(r.loss))
         for (std::size_t m = 0; m < micro.size(); ++m) {
           forward_pairs(micro[m], true, m);
-          const auto first = r.d_policy_chosen.begin() + std::ptrdiff_t(offsets[m]);
-          const auto firstr = r.d_policy_rejected.begin() + std::ptrdiff_t(offsets[m]);
-          const std::size_t n = micro[m].pairs;
-          backward(std::vector<double>(first, first + std::ptrdiff_t(n)), std::vector<double>(firstr, firstr + std::ptrdiff_t(n)));
+          backward(r.d_policy_chosen, r.d_policy_rejected, first + offsets[m], micro[m].pairs);
         }
     }
+    if (distributed && !global) gather();
+    const pair_batch<double>& full = distributed ? *global : mine;
     if (!whole) whole = evaluate(loss_, full);
     return finish(full, *whole);
   }
@@ -175,6 +233,8 @@ public:
   long optimizer_steps() const { return state_.steps; }
   void set_optimizer_steps(long s) { state_.steps = s; }
   Reference& reference() { return ref_; }
+  Comm& communicator() { return comm_; }
+  const std::optional<train::zero_shard>& zero() const { return zero_; }
 
 private:
   bool reference_provided() const {
@@ -236,9 +296,10 @@ private:
     return pb;
   }
 
-  void backward(const std::vector<double>& dc, const std::vector<double>& dr) {
-    std::vector<double> d(dc);
-    d.insert(d.end(), dr.begin(), dr.end());
+  // Backward for pairs [first, first + n) of d loss / d log-prob (chosen, rejected).
+  void backward(const std::vector<double>& dc, const std::vector<double>& dr, std::size_t first, std::size_t n) {
+    std::vector<double> d(dc.begin() + std::ptrdiff_t(first), dc.begin() + std::ptrdiff_t(first + n));
+    d.insert(d.end(), dr.begin() + std::ptrdiff_t(first), dr.begin() + std::ptrdiff_t(first + n));
     policy_.backward(std::span<const double>(d));
   }
 
@@ -259,9 +320,10 @@ private:
   }
 
   step_result finish(const pair_batch<double>& full, const loss_result<double>& r) {
-    return detail::clip_and_update(policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
       if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
+      detail::check_weights(comm_, policy_, args_, step_);
     });
   }
 
@@ -270,6 +332,8 @@ private:
   Optimizer opt_;
   Reference ref_;
   training_args args_;
+  Comm comm_;
+  std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
 };
