@@ -127,10 +127,7 @@ inline int cmd_generate(int argc, char** argv) {
   if (rows.empty()) throw data_error(data_path, "no prompt in the file");
   if (any_text && any_messages) throw data_error(data_path, "mixes text and conversational prompts");
 
-  train::run_config cfg = train::default_run_config();
-  cfg.model = model_dir;
-  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
-  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
+  const train::run_config cfg = data_flags(a);
   const bool need_text = any_text || any_messages || !stops.empty();
   std::optional<data::tokenizer> tok;
   std::optional<data::chat_template> chat;

@@ -36,12 +36,7 @@ inline int cmd_logps(int argc, char** argv) {
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
   if (batch <= 0) throw config_error("--batch-size", "must be > 0");
-  train::run_config cfg = train::default_run_config();
-  cfg.model = a.require("model");
-  cfg.data.strict = a.flag("strict");
-  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
-  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
-  cfg.data.max_length = a.has("max-length") ? std::optional<int>(int(a.integer("max-length", 0))) : std::nullopt;
+  train::run_config cfg = data_flags(a);
   std::size_t read_skipped = 0;
   const data::tokenized_preferences d = tokenize_file(data_path, cfg, nullptr, std::cerr, &read_skipped);
   std::vector<data::tokenized_pair_record> owned(d.size());

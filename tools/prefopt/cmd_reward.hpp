@@ -220,12 +220,12 @@ inline int cmd_reward_train(int argc, char** argv) {
       }
       const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
       if constexpr (requires { rm.body().merge_into_base(); }) {
-        write_output_dir(final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
+        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
         rm.body().merge_into_base();
-        write_output_dir(std::filesystem::path(cfg.output.dir) / "merged",
+        write_output_dir(cfg, std::filesystem::path(cfg.output.dir) / "merged",
                          [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
       } else {
-        write_output_dir(final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
       }
       std::cerr << "prefopt: " << t.global_step() << " steps; reward model saved to " << final_dir.string() << "\n";
     };
@@ -256,12 +256,7 @@ inline int cmd_reward_score(int argc, char** argv) {
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
   if (batch <= 0) throw config_error("--batch-size", "must be > 0");
-  train::run_config cfg = train::default_run_config();
-  cfg.model = a.require("model");
-  cfg.data.strict = a.flag("strict");
-  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
-  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
-  cfg.data.max_length = a.has("max-length") ? std::optional<int>(int(a.integer("max-length", 0))) : std::nullopt;
+  train::run_config cfg = data_flags(a);
   const data::tokenized_preferences d = tokenize_file(data_path, cfg, nullptr, std::cerr);
   const auto dir = std::filesystem::path(cfg.model);
   if (!models::checkpoint_reader(dir).contains("score.weight"))

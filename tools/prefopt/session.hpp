@@ -163,6 +163,20 @@ inline void check_run_memory(const train::run_config& cfg, const models::transfo
                        "training.batch_size, data.max_length or the model smaller");
 }
 
+// The run configuration of a command that reads a model and a data file from flags (logps,
+// reward score, generate): --model, and where the command takes them --strict, --tokenizer,
+// --chat-template and --max-length, as the same fields of a run.json.
+inline train::run_config data_flags(const args& a) {
+  train::run_config cfg = train::default_run_config();
+  cfg.model = a.require("model");
+  cfg.data.strict = a.flag("strict");
+  if (a.has("tokenizer")) cfg.data.tokenizer = a.get("tokenizer");
+  if (a.has("chat-template")) cfg.data.chat_template = a.get("chat-template");
+  // No --max-length: no truncation (the whole pair is scored), unlike training's default.
+  cfg.data.max_length = a.has("max-length") ? std::optional<int>(int(a.integer("max-length", 0))) : std::nullopt;
+  return cfg;
+}
+
 // Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
 // *read_skipped) unless data.strict makes the first one an error.
 inline data::tokenized_preferences tokenize_file(const std::string& path, const train::run_config& cfg, text_pipeline* shared,

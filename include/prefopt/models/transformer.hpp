@@ -170,6 +170,8 @@ private:
   void linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep);
   void linear_backward(const linear_ref& l, std::span<const float> x, std::span<const float> dy, std::span<float> dx,
                        bool accumulate_dx, int T);
+  void qkv_forward(std::size_t i, layer_acts& a, int T, bool keep);
+  void mlp_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
   void layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
   void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
   void layers_backward_checkpointed(std::span<float> dx, int T);

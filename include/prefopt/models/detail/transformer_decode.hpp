@@ -1,10 +1,11 @@
 // prefopt/models/detail/transformer_decode.hpp — transformer's cached forward (generation).
 //
-// The same layer as layer_forward (detail/transformer_impl.hpp) on the step's T new tokens only,
-// except attention: the new keys and values [T × Hkv·D] are written into the cache at
-// (slot, position), then each new token attends to its slot's keys 0..position through the
-// backend's attention_cached (core/cached_attention.hpp). A prefill is a step whose rows hold
-// whole prompts; a decode step has one token per live sequence. Nothing is kept for backward.
+// The same layer as layer_forward (detail/transformer_impl.hpp: qkv_forward, attention,
+// mlp_forward) on the step's T new tokens only, except attention: the new keys and values
+// [T × Hkv·D] are written into the cache at (slot, position), then each new token attends to its
+// slot's keys 0..position through the backend's attention_cached (core/cached_attention.hpp). A
+// prefill is a step whose rows hold whole prompts; a decode step has one token per live sequence.
+// Nothing is kept for backward.
 #pragma once
 
 #include <algorithm>
@@ -17,36 +18,16 @@ template <Backend B, class Arch>
 void transformer<B, Arch>::cached_layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T,
                                                 kv_cache<B>& cache, std::span<const std::int32_t> slot,
                                                 std::span<const std::int32_t> cache_row) {
-  const auto& L = layout_.layers[i];
-  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t t = std::size_t(T);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
-  norm_forward(L.norm1_w, L.norm1_b, a.x.span(), a.n1, a.mean1, a.rstd1, T);                     // n1 [T × C]
-  linear_forward(L.q, a.n1.span().first(t * C), a.q.span().first(t * QD), T, false);             // q [T × Hq·D]
-  linear_forward(L.k, a.n1.span().first(t * C), a.k.span().first(t * KD), T, false);             // k [T × Hkv·D]
-  linear_forward(L.v, a.n1.span().first(t * C), a.v.span().first(t * KD), T, false);             // v [T × Hkv·D]
-  if constexpr (Arch::id == architecture::llama) {
-    be_.rope_forward(a.q.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
-    be_.rope_forward(a.k.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
-  }
+  qkv_forward(i, a, T, false);
   // cache[slot·capacity + position] += k, v (rows past a slot's length are zero: a write)
   be_.embedding_backward(cache_row, a.k.span().first(t * KD), int(KD), cache.keys(i));
   be_.embedding_backward(cache_row, a.v.span().first(t * KD), int(KD), cache.values(i));
   const cached_attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim, cache.slots(), cache.capacity()};
   be_.attention_cached(a.q.span().first(t * QD), cache.keys(i), cache.values(i), slot, positions_.span().first(t), sh,
                        a.att.span().first(t * QD));                                              // att [T × Hq·D]
-  linear_forward(L.o, a.att.span().first(t * QD), a.xmid.span().first(t * C), T, false);
-  be_.add_inplace(a.x.span().first(t * C), a.xmid.span().first(t * C));                        // xmid = x + o(att)
-  norm_forward(L.norm2_w, L.norm2_b, a.xmid.span(), a.n2, a.mean2, a.rstd2, T);                 // n2 [T × C]
-  linear_forward(L.mlp_in, a.n2.span().first(t * C), a.a.span().first(t * F), T, false);        // a [T × F]
-  if constexpr (Arch::id == architecture::gpt2) {
-    be_.gelu_forward(a.a.span().first(t * F), a.b.span().first(t * F));                          // b = gelu(a)
-    linear_forward(L.mlp_out, a.b.span().first(t * F), x_out.first(t * C), T, false);
-  } else {
-    linear_forward(L.mlp_up, a.n2.span().first(t * C), a.b.span().first(t * F), T, false);      // b = up [T × F]
-    be_.swiglu_forward(a.a.span().first(t * F), a.b.span().first(t * F), a.h.span().first(t * F));
-    linear_forward(L.mlp_out, a.h.span().first(t * F), x_out.first(t * C), T, false);
-  }
-  be_.add_inplace(a.xmid.span().first(t * C), x_out.first(t * C));                              // x_out = xmid + mlp
+  mlp_forward(i, a, x_out, T, false);
 }
 
 template <Backend B, class Arch>

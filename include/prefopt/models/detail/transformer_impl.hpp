@@ -114,10 +114,10 @@ void transformer<B, Arch>::norm_backward(std::size_t w, std::size_t b, std::span
 
 // ---- one layer ------------------------------------------------------------------------------
 
-template <Backend B, class Arch>
-void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep) {
+// The layer's first half up to attention: n1 = norm1(x), q, k, v (rotary applied for Llama).
+template <Backend B, class Arch> void transformer<B, Arch>::qkv_forward(std::size_t i, layer_acts& a, int T, bool keep) {
   const auto& L = layout_.layers[i];
-  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
   norm_forward(L.norm1_w, L.norm1_b, a.x.span(), a.n1, a.mean1, a.rstd1, T);                     // n1 [T × C]
   linear_forward(L.q, a.n1.span().first(t * C), a.q.span().first(t * QD), T, keep);              // q [T × Hq·D]
@@ -127,12 +127,15 @@ void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span
     be_.rope_forward(a.q.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
     be_.rope_forward(a.k.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
   }
-  const attention_layout lay{int(host_offsets_.size()) - 1, max_row_, row_offsets_.span().first(host_offsets_.size()),
-                             segment_.span().first(t)};
-  const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
-  be_.attention_forward(a.q.span().first(t * QD), a.k.span().first(t * KD), a.v.span().first(t * KD), lay, sh,
-                        a.att.span().first(t * QD),                                               // att [T × Hq·D]
-                        a.lse.span().first(attention_lse_size(t, cfg_.heads)));                   // lse [T × Hq]
+}
+
+// The layer's second half from the attention output a.att: o-projection, residual, norm2, MLP,
+// residual into x_out.
+template <Backend B, class Arch>
+void transformer<B, Arch>::mlp_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep) {
+  const auto& L = layout_.layers[i];
+  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim;
   linear_forward(L.o, a.att.span().first(t * QD), a.xmid.span().first(t * C), T, keep);
   be_.add_inplace(a.x.span().first(t * C), a.xmid.span().first(t * C));                        // xmid = x + o(att)
   norm_forward(L.norm2_w, L.norm2_b, a.xmid.span(), a.n2, a.mean2, a.rstd2, T);                 // n2 [T × C]
@@ -146,6 +149,20 @@ void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span
     linear_forward(L.mlp_out, a.h.span().first(t * F), x_out.first(t * C), T, keep);
   }
   be_.add_inplace(a.xmid.span().first(t * C), x_out.first(t * C));                              // x_out = xmid + mlp
+}
+
+template <Backend B, class Arch>
+void transformer<B, Arch>::layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep) {
+  const std::size_t t = std::size_t(T);
+  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
+  qkv_forward(i, a, T, keep);
+  const attention_layout lay{int(host_offsets_.size()) - 1, max_row_, row_offsets_.span().first(host_offsets_.size()),
+                             segment_.span().first(t)};
+  const attention_shape sh{T, cfg_.heads, cfg_.kv_heads, cfg_.head_dim};
+  be_.attention_forward(a.q.span().first(t * QD), a.k.span().first(t * KD), a.v.span().first(t * KD), lay, sh,
+                        a.att.span().first(t * QD),                                               // att [T × Hq·D]
+                        a.lse.span().first(attention_lse_size(t, cfg_.heads)));                   // lse [T × Hq]
+  mlp_forward(i, a, x_out, T, keep);
 }
 
 template <Backend B, class Arch>
