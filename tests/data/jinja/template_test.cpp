@@ -167,6 +167,8 @@ TEST_CASE("limits stop hostile templates cleanly") {
   CHECK(failure<render_error>("{{ 'a\nb' | indent(nothing) }}") ==
         "t.jinja line 2: indent width must be an integer or a string, got Undefined");
   CHECK(failure<render_error>("{{ 'a' | indent(100000000000) }}") == "t.jinja line 1: indent too wide");
+  // Found by fuzzing: an empty sequence times a huge count looped n times.
+  CHECK(run("{{ (() * 100001103230) | length }}|{{ [] * 9223372036854775807 }}|{{ '' * 100001103230 }}|") == "0|[]||");
   CHECK(run("{{ (-1) ** 1000000000000000000 }}|{{ 'abc'[::9223372036854775807] }}|{{ range(0, 9223372036854775807, "
             "4611686018427387904) | list }}") == "1|a|[0, 4611686018427387904]");
 }

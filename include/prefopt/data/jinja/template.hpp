@@ -328,7 +328,8 @@ private:
       const auto n = std::max<std::int64_t>(0, (a.is_int() ? a : b).as_int());
       const std::size_t unit = seq.is_string() ? seq.str().size() : seq.list().size();
       const std::size_t cap = seq.is_string() ? lim_.max_output : lim_.max_iterations;
-      if (unit != 0 && static_cast<std::size_t>(n) > cap / unit) {
+      if (unit == 0) return seq;  // empty × n is empty, at once (found by fuzzing: () * 1e14 looped)
+      if (static_cast<std::size_t>(n) > cap / unit) {
         if (seq.is_string()) check_size(lim_.max_output + 1, line);
         throw render_error(w, "a list longer than " + std::to_string(lim_.max_iterations) + " items (the limit)");
       }
