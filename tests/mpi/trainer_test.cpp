@@ -18,6 +18,7 @@
 #include "prefopt/train/kto_trainer.hpp"
 #include "prefopt/train/trainer.hpp"
 #include "prefopt/backends/eigen.hpp"
+#include "support/unpaired_log_linear.hpp"
 
 using namespace prefopt;
 using B = backends::eigen;
@@ -104,43 +105,10 @@ template <class Loss> void paired_equality(Loss loss, std::size_t local, const s
   report(what + (zero ? ", ZeRO-1" : ""), m, w);
 }
 
-// KTO: n examples and n KL rows (the previous example's response), as tests/train/kto_trainer_test.cpp.
-struct unpaired {
-  models::log_linear_input sequences;
-  std::size_t examples = 0;
-  std::vector<char> desirable;
-};
-unpaired make_unpaired(std::size_t n, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int> px(0, problem.prompts - 1), py(0, problem.responses - 1);
-  unpaired b;
-  b.examples = n;
-  std::vector<int> x(n), y(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    x[i] = px(rng), y[i] = py(rng);
-    b.sequences.prompt.push_back(x[i]);
-    b.sequences.response.push_back(y[i]);
-    b.desirable.push_back(problem.r(x[i], y[i]) > 0 ? 1 : 0);
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    b.sequences.prompt.push_back(x[i]);
-    b.sequences.response.push_back(y[(i + n - 1) % n]);
-  }
-  return b;
-}
-unpaired slice(const unpaired& b, std::size_t from, std::size_t to) {
-  unpaired s;
-  s.examples = to - from;
-  for (std::size_t i = from; i < to; ++i) {
-    s.sequences.prompt.push_back(b.sequences.prompt[i]);
-    s.sequences.response.push_back(b.sequences.response[i]);
-    s.desirable.push_back(b.desirable[i]);
-  }
-  for (std::size_t i = from; i < to; ++i) {
-    s.sequences.prompt.push_back(b.sequences.prompt[b.examples + i]);
-    s.sequences.response.push_back(b.sequences.response[b.examples + i]);
-  }
-  return s;
-}
+// KTO: n examples and n KL rows (the previous example's response): tests/support/unpaired_log_linear.hpp.
+using unpaired = test::unpaired_batch;
+using test::slice;
+unpaired make_unpaired(std::size_t n, std::mt19937_64& rng) { return test::make_unpaired(problem, n, rng); }
 } // namespace
 
 TEST_CASE("2 ranks × micro-batch b equal 1 rank × micro-batch 2b") {

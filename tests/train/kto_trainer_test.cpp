@@ -9,6 +9,7 @@
 #include "prefopt/optim/sgd.hpp"
 #include "prefopt/train/kto_trainer.hpp"
 #include "support/backends.hpp"
+#include "support/unpaired_log_linear.hpp"
 
 using namespace prefopt;
 using B = backends::eigen;
@@ -18,43 +19,12 @@ namespace {
 const auto problem = models::log_linear_problem::make(3, 4, 9);
 model make_model() { return model(B{}, problem.prompts, problem.responses, problem.dims, problem.features, problem.theta_ref); }
 
-// n examples (prompt, response, desirable = reward > 0) and n KL rows (the next example's response).
-struct batch {
-  models::log_linear_input sequences;
-  std::size_t examples = 0;
-  std::vector<char> desirable;
-};
+// n examples (prompt, response, desirable = reward > 0) and n KL rows: tests/support/unpaired_log_linear.hpp.
+using batch = test::unpaired_batch;
+using test::slice;
 batch make(std::size_t n, unsigned seed) {
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> px(0, problem.prompts - 1), py(0, problem.responses - 1);
-  batch b;
-  b.examples = n;
-  std::vector<int> x(n), y(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    x[i] = px(rng), y[i] = py(rng);
-    b.sequences.prompt.push_back(x[i]);
-    b.sequences.response.push_back(y[i]);
-    b.desirable.push_back(problem.r(x[i], y[i]) > 0 ? 1 : 0);
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    b.sequences.prompt.push_back(x[i]);
-    b.sequences.response.push_back(y[(i + n - 1) % n]);
-  }
-  return b;
-}
-batch slice(const batch& b, std::size_t from, std::size_t to) {
-  batch s;
-  s.examples = to - from;
-  for (std::size_t i = from; i < to; ++i) {
-    s.sequences.prompt.push_back(b.sequences.prompt[i]);
-    s.sequences.response.push_back(b.sequences.response[i]);
-    s.desirable.push_back(b.desirable[i]);
-  }
-  for (std::size_t i = from; i < to; ++i) {
-    s.sequences.prompt.push_back(b.sequences.prompt[b.examples + i]);
-    s.sequences.response.push_back(b.sequences.response[b.examples + i]);
-  }
-  return s;
+  return test::make_unpaired(problem, n, rng);
 }
 } // namespace
 
