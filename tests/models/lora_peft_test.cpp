@@ -50,7 +50,7 @@ template <class Model> void round_trip(const std::string& arch, std::vector<std:
   models::sequence_logps lp;
   lm.forward(models::pack_pairs(pairs, false), lp, {.keep_activations = false});
   if (regenerate) {
-    const std::string rel = fs::relative(base, PREFOPT_SOURCE_DIR).string();
+    const std::string rel = fs::relative(base, prefopt::test::source_dir()).string();
     std::ofstream(out / "prefopt_logps.json") << nlohmann::json{{"base_model_dir", rel}, {"pairs", ref["pairs"]}, {"logps", lp.logp}}.dump(1);
     MESSAGE("wrote " << out << "; now run the --check-adapter mode of tools/reference/models_make_reference.py");
     return;
