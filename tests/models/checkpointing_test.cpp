@@ -19,42 +19,14 @@
 #include "prefopt/train/trainer.hpp"
 #include "support/backends.hpp"
 #include "support/data.hpp"
+#include "support/tiny_transformer.hpp"
 
 using namespace prefopt;
 
 namespace {
 
-const std::vector<models::tokenized_pair> pairs{{{1, 2, 3, 4}, {5, 6, 7}, {8, 9}},
-                                                {{10, 11}, {12, 13, 14, 15}, {16, 17, 18}},
-                                                {{19, 20, 21}, {22}, {23, 24, 25, 26, 27}}};
-
-models::transformer_config tiny(models::architecture arch, int layers) {
-  models::transformer_config c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden = 16;
-  c.layers = layers;
-  c.heads = 2;
-  c.head_dim = 8;
-  c.intermediate = 32;
-  c.max_positions = 64;
-  if (arch == models::architecture::gpt2) {
-    c.kv_heads = 2;
-    c.attention_bias = c.o_bias = c.mlp_bias = true;
-  } else {
-    c.model_type = "llama";
-    c.kv_heads = 1;
-    c.tie_word_embeddings = false;
-  }
-  return c;
-}
-
-template <class M> void randomize_adapters(M& m, std::uint64_t seed) {
-  std::vector<float> w(m.parameters().size());
-  models::detail::normal_source n(seed);
-  for (auto& x : w) x = float(0.2 * n());  // B ≠ 0, so every adapter weight has a gradient
-  m.backend().upload(std::span<const float>(w), m.parameters());
-}
+const auto& pairs = test::tiny_pairs();
+models::transformer_config tiny(models::architecture arch, int layers) { return test::tiny_transformer(arch, layers, 64); }
 
 struct pass {
   std::vector<double> logp;
@@ -107,7 +79,7 @@ template <class Model> void golden(const std::string& arch, std::vector<std::str
   SUBCASE("full fine-tuning") { check_bit_equal(m, std::nullopt); }
   SUBCASE("LoRA with adapter dropout 0.3") {
     models::lora<Model> lm(std::move(m), {.r = 4, .alpha = 8.0, .dropout = 0.3, .target_modules = targets}, 5);
-    randomize_adapters(lm, 6);
+    test::randomize_trainable(lm, 6);
     check_bit_equal(lm, 1234);
     // The masks act: another seed gives other gradients (so the equal ones above were dropped alike).
     CHECK(!bit_equal(run(lm, models::pack_pairs(pairs, false), true, 1235).grad,
@@ -145,7 +117,7 @@ TEST_CASE_TEMPLATE("checkpointing: 4-layer random GPT-2 and Llama (middle layers
     models::init_weights(m, 3, {.initializer_range = 0.2});
     check_bit_equal(m, std::nullopt);
     models::lora<models::gpt2<B>> lm(std::move(m), {.r = 3, .alpha = 6.0, .dropout = 0.25, .target_modules = {"c_attn", "c_fc", "c_proj"}}, 4);
-    randomize_adapters(lm, 5);
+    test::randomize_trainable(lm, 5);
     check_bit_equal(lm, 77);
   }
   SUBCASE("Llama") {
@@ -153,7 +125,7 @@ TEST_CASE_TEMPLATE("checkpointing: 4-layer random GPT-2 and Llama (middle layers
     models::init_weights(m, 6, {.initializer_range = 0.2});
     check_bit_equal(m, std::nullopt);
     models::lora<models::llama<B>> lm(std::move(m), {.r = 2, .alpha = 4.0, .dropout = 0.4, .target_modules = {"q_proj", "v_proj", "up_proj", "down_proj"}}, 7);
-    randomize_adapters(lm, 8);
+    test::randomize_trainable(lm, 8);
     check_bit_equal(lm, 5);
   }
 }

@@ -16,40 +16,14 @@
 #include "prefopt/optim/adamw.hpp"
 #include "prefopt/train/trainer.hpp"
 #include "support/backends.hpp"
+#include "support/tiny_transformer.hpp"
 
 using namespace prefopt;
 
 namespace {
 
-models::transformer_config tiny(models::architecture arch) {
-  models::transformer_config c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden = 16;
-  c.layers = 2;
-  c.heads = 2;
-  c.head_dim = 8;
-  c.intermediate = 32;
-  c.max_positions = 32;
-  if (arch == models::architecture::gpt2) {
-    c.kv_heads = 2;
-    c.attention_bias = c.o_bias = c.mlp_bias = true;
-  } else {
-    c.model_type = "llama";
-    c.kv_heads = 1;
-    c.tie_word_embeddings = false;
-  }
-  return c;
-}
-
-const std::vector<models::tokenized_pair> pairs{{{1, 2, 3, 4}, {5, 6, 7}, {8, 9}}, {{10, 11}, {12, 13, 14, 15}, {16, 17, 18}}};
-
-template <class M> void randomize_adapters(M& m, std::uint64_t seed) {
-  std::vector<float> w(m.parameters().size());
-  models::detail::normal_source n(seed);
-  for (auto& x : w) x = float(0.2 * n());  // B ≠ 0, so every adapter weight has a gradient
-  m.backend().upload(std::span<const float>(w), m.parameters());
-}
+models::transformer_config tiny(models::architecture arch) { return test::tiny_transformer(arch); }
+const std::vector<models::tokenized_pair> pairs(test::tiny_pairs().begin(), test::tiny_pairs().begin() + 2);
 
 template <class M> std::vector<double> logps(M& m, const models::token_batch& b, const models::forward_options& o) {
   models::sequence_logps out;
@@ -139,7 +113,7 @@ TEST_CASE_TEMPLATE("LoRA dropout: forward uses the op's mask, backward matches d
       models::gpt2<B> base(B{}, tiny(models::architecture::gpt2));
       models::init_weights(base, 3, {.initializer_range = 0.2});
       models::lora<models::gpt2<B>> m(std::move(base), {.r = 3, .alpha = 6.0, .dropout = 0.25, .target_modules = {"c_attn", "c_proj"}}, 4);
-      randomize_adapters(m, 5);
+      test::randomize_trainable(m, 5);
       const auto plain = logps(m, batch, {.keep_activations = false});
       const auto a = logps(m, batch, {.keep_activations = false, .dropout_seed = 77});
       CHECK(a != plain);                                                              // dropout acts
@@ -153,7 +127,7 @@ TEST_CASE_TEMPLATE("LoRA dropout: forward uses the op's mask, backward matches d
       models::llama<B> base(B{}, tiny(models::architecture::llama));
       models::init_weights(base, 6, {.initializer_range = 0.2});
       models::lora<models::llama<B>> m(std::move(base), {.r = 2, .alpha = 4.0, .dropout = 0.4, .target_modules = {"q_proj", "v_proj", "down_proj"}}, 7);
-      randomize_adapters(m, 8);
+      test::randomize_trainable(m, 8);
       CHECK(logps(m, batch, {.keep_activations = false, .dropout_seed = 5}) != logps(m, batch, {.keep_activations = false}));
       check_gradient(m, batch, 5);
     }
@@ -170,7 +144,7 @@ TEST_CASE_TEMPLATE("LoRA dropout is inverted dropout: over many seeds the log-pr
   models::llama<B> base(B{}, cfg);
   models::init_weights(base, 9, {.initializer_range = 0.2});
   models::lora<models::llama<B>> m(std::move(base), {.r = 2, .alpha = 2.0, .dropout = 0.5, .target_modules = {"v_proj"}}, 10);
-  randomize_adapters(m, 11);
+  test::randomize_trainable(m, 11);
   const auto batch = models::pack_pairs(pairs, false);
   // Scale adapters down so log-probs are close to linear in the adapter output.
   std::vector<float> w(m.parameters().size());
