@@ -140,6 +140,15 @@ TEST_CASE("render errors: raise_exception carries the template's message, undefi
   CHECK(failure<render_error>("{{ x is nosuch }}") == "t.jinja line 1: unsupported construct: test 'nosuch'");
   CHECK(failure<render_error>("{{ 1 // 0 }}") == "t.jinja line 1: integer division or modulo by zero");
   CHECK(failure<render_error>("{% set ns = namespace(_x=1) %}").find("underscore-prefixed") != std::string::npos);
+  // A namespace stored inside itself would be a reference cycle that shared ownership never frees
+  // (found by fuzzing: ns.s = ns, s ~ ns.s leaked); directly, through a list, a dict, another
+  // namespace or a bound method.
+  for (const char* t : {"{% set ns = namespace(s='x') %}{% set ns.s = ns, 1 %}",
+                        "{% set ns = namespace(s='x') %}{% set ns.s = [[ns]] %}",
+                        "{% set ns = namespace(s='x') %}{% set ns.s = {'a': ns}.items %}",
+                        "{% set a = namespace(x=1) %}{% set b = namespace(y=a) %}{% set a.x = {'b': b} %}"})
+    CHECK(failure<render_error>(t).find("cannot store a namespace inside itself") != std::string::npos);
+  CHECK(run("{% set a = namespace(x=1) %}{% set b = namespace(y=a) %}{% set shared = [a, a] %}{% set b.y = [shared, shared] %}{{ b.y | length }}") == "2");
   // Undefined values are harmless where jinja2's default Undefined is: printed, iterated, tested.
   CHECK(run("[{{ nothing }}{% for x in nothing %}{{ x }}{% endfor %}{{ nothing is defined }}{{ nothing | length }}]") ==
         "[False0]");

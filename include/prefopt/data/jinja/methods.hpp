@@ -129,7 +129,7 @@ inline value bound_method(const value& self, const std::string& m) {
     if (self.is_string()) return str_method(self.str(), m, a);
     return dict_method(self, m, a);
   });
-  return callable_t{m, std::move(fn)};
+  return callable_t{m, std::move(fn), std::make_shared<const value>(self)};
 }
 
 // jinja2's object_type_repr: "None", "dict object", "list object", ...

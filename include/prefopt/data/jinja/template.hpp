@@ -187,7 +187,10 @@ private:
         if (!ns.is<namespace_t>()) throw render_error(where(s.line), "cannot assign attribute on non-namespace object");
         if (s.attr.starts_with("_"))
           throw render_error(where(s.line), "Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + s.attr + "'. Please rename the attribute.");
-        dict_set(*std::get<namespace_t>(ns.v).attrs, s.attr, std::move(v));
+        auto& attrs = *std::get<namespace_t>(ns.v).attrs;
+        if (reaches(v, &attrs))
+          throw render_error(where(s.line), "cannot store a namespace inside itself (attribute '" + s.attr + "')");
+        dict_set(attrs, s.attr, std::move(v));
       } else if (!s.targets.empty()) {
         unpack(s.targets, v, s.line);
       } else {

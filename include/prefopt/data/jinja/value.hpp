@@ -11,6 +11,7 @@
 
 #include <prefopt/core/error.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -49,9 +50,11 @@ struct none_t {};
 struct namespace_t {
   std::shared_ptr<dict_t> attrs;
 };
+struct value;
 struct callable_t {
   std::string name;
   std::shared_ptr<function_t> fn;
+  std::shared_ptr<const value> self{};  // the object a bound method (d.items) belongs to, for reaches()
 };
 
 struct value {
@@ -256,6 +259,39 @@ inline bool truthy(const value& x) {
         else return true;
       },
       x.v);
+}
+
+// Whether v holds, at any depth, the namespace whose attributes are `target`. A namespace is the
+// only value a template can change after creating it (list methods are unsafe, dicts have no
+// mutating methods), so refusing `ns.x = v` when v reaches ns keeps every value acyclic, which
+// shared ownership needs to free it (jinja2 leaves such cycles to Python's collector). Shared
+// parts are visited once.
+inline bool reaches(const value& v, const dict_t* target) {
+  std::vector<const void*> seen;
+  std::vector<const value*> todo{&v};
+  auto visit = [&](const void* p) {
+    if (std::find(seen.begin(), seen.end(), p) != seen.end()) return false;
+    seen.push_back(p);
+    return true;
+  };
+  while (!todo.empty()) {
+    const value* x = todo.back();
+    todo.pop_back();
+    if (const auto* l = std::get_if<std::shared_ptr<list_t>>(&x->v)) {
+      if (visit(l->get()))
+        for (const auto& e : **l) todo.push_back(&e);
+    } else if (const auto* d = std::get_if<std::shared_ptr<dict_t>>(&x->v)) {
+      if (visit(d->get()))
+        for (const auto& e : **d) todo.push_back(&e.second);
+    } else if (const auto* n = std::get_if<namespace_t>(&x->v)) {
+      if (n->attrs.get() == target) return true;
+      if (visit(n->attrs.get()))
+        for (const auto& e : *n->attrs) todo.push_back(&e.second);
+    } else if (const auto* c = std::get_if<callable_t>(&x->v)) {
+      if (c->self && visit(c->self.get())) todo.push_back(c->self.get());
+    }
+  }
+  return false;
 }
 
 // Python's ==.
