@@ -1,6 +1,6 @@
 // prefopt/core/host_backend.hpp — what every backend over host memory shares.
 //
-// host_backend_base: memory, indexing
+// host_backend_base: memory, indexing, cached (decoding) attention
 // and elementwise-loss mapping for backends whose buffers are host memory (eigen, xtensor);
 // a CPU backend inherits it and adds its arithmetic.
 #pragma once
@@ -14,10 +14,12 @@
 #include <type_traits>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/cached_attention.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_buffer.hpp"
 #include "prefopt/core/op_checks.hpp"
 #include "prefopt/core/random.hpp"
+#include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 
 namespace prefopt {
@@ -54,6 +56,30 @@ struct host_backend_base {
     op_checks::require_size(out.size(), x.size(), "dropout", "out");
     if (!(p >= 0.0f && p < 1.0f)) op_checks::bad("dropout", "p", "must lie in [0, 1), is " + std::to_string(p));
     for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] * dropout_multiplier(seed, i, p);
+  }
+
+  // ---- new tokens against a key/value cache (core/cached_attention.hpp) -----------------
+  // flash::cached_attention_item per (token, query head), OpenMP across items where the backend
+  // is built with it and the work is worth a team of threads.
+  void attention_cached(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache,
+                        std::span<const std::int32_t> slot, std::span<const std::int32_t> position,
+                        const cached_attention_shape& sh, std::span<float> out) const {
+    const char* op = "attention_cached";
+    check_cached_attention(sh, q.size(), k_cache.size(), v_cache.size(), out.size(), slot.data(), position.data(),
+                           std::min(slot.size(), position.size()), op);
+    if (sh.head_dim > flash::max_head_dim)
+      throw shape_error(std::string("backend op '") + op + "': shape.head_dim", "at most " + std::to_string(flash::max_head_dim));
+    const flash::cached_attention a{slot.data(), position.data(), std::size_t(sh.tokens), std::size_t(sh.capacity),
+                                    sh.q_heads, sh.kv_heads, sh.head_dim};
+    const std::ptrdiff_t items = std::ptrdiff_t(a.tokens * std::size_t(sh.q_heads));
+    std::size_t work = 0;
+    for (std::size_t t = 0; t < a.tokens; ++t) work += std::size_t(position[t] + 1);
+    [[maybe_unused]] const bool threaded = work * std::size_t(sh.q_heads) * std::size_t(sh.head_dim) > (std::size_t(1) << 15);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) if (threaded)
+#endif
+    for (std::ptrdiff_t e = 0; e < items; ++e)
+      flash::cached_attention_item(a, std::size_t(e), q.data(), k_cache.data(), v_cache.data(), out.data());
   }
 
   // ---- losses: the elementwise loss of each pair, in a plain loop ------------------------

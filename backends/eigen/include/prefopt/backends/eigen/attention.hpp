@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "prefopt/backends/eigen/common.hpp"
-#include "prefopt/core/cached_attention.hpp"
 #include "prefopt/core/flash_attention.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
@@ -195,26 +194,6 @@ struct eigen_attention_ops {
     }
   }
 
-  // New tokens against a key/value cache: one work item per (token, query head), each
-  // flash::cached_attention_item (core/cached_attention.hpp), OpenMP across items.
-  void attention_cached(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache,
-                        std::span<const std::int32_t> slot, std::span<const std::int32_t> position,
-                        const cached_attention_shape& sh, std::span<float> out) const {
-    const char* op = "attention_cached";
-    check_cached_attention(sh, q.size(), k_cache.size(), v_cache.size(), out.size(), slot.data(), position.data(),
-                           std::min(slot.size(), position.size()), op);
-    if (sh.head_dim > flash::max_head_dim)
-      throw shape_error(std::string("backend op '") + op + "': shape.head_dim", "at most " + std::to_string(flash::max_head_dim));
-    const flash::cached_attention a{slot.data(), position.data(), std::size_t(sh.tokens), std::size_t(sh.capacity),
-                                    sh.q_heads, sh.kv_heads, sh.head_dim};
-    const std::ptrdiff_t items = std::ptrdiff_t(a.tokens * std::size_t(sh.q_heads));
-    std::size_t work = 0;
-    for (std::size_t t = 0; t < a.tokens; ++t) work += std::size_t(position[t] + 1);
-    const bool threaded = work * std::size_t(sh.q_heads) * std::size_t(sh.head_dim) > parallel_grain;
-#pragma omp parallel for schedule(dynamic, 4) if (threaded)
-    for (std::ptrdiff_t e = 0; e < items; ++e)
-      flash::cached_attention_item(a, std::size_t(e), q.data(), k_cache.data(), v_cache.data(), out.data());
-  }
 
 private:
   // flash::mask_scores then the step of flash::online_softmax on one row of a score tile, with

@@ -29,7 +29,6 @@
 #include <xtensor/xview.hpp>
 
 #include "prefopt/backends/xtensor/common.hpp"
-#include "prefopt/core/cached_attention.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::xdetail {
@@ -106,21 +105,6 @@ struct xtensor_attention_ops {
     }
   }
 
-  // New tokens against a key/value cache: flash::cached_attention_item (core/cached_attention.hpp)
-  // for every (token, query head) in order — the scalar code the cuda kernel runs per thread.
-  void attention_cached(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache,
-                        std::span<const std::int32_t> slot, std::span<const std::int32_t> position,
-                        const cached_attention_shape& sh, std::span<float> out) const {
-    const char* op = "attention_cached";
-    check_cached_attention(sh, q.size(), k_cache.size(), v_cache.size(), out.size(), slot.data(), position.data(),
-                           std::min(slot.size(), position.size()), op);
-    if (sh.head_dim > flash::max_head_dim)
-      throw shape_error(std::string("backend op '") + op + "': shape.head_dim", "at most " + std::to_string(flash::max_head_dim));
-    const flash::cached_attention a{slot.data(), position.data(), std::size_t(sh.tokens), std::size_t(sh.capacity),
-                                    sh.q_heads, sh.kv_heads, sh.head_dim};
-    for (std::size_t e = 0; e < a.tokens * std::size_t(sh.q_heads); ++e)
-      flash::cached_attention_item(a, e, q.data(), k_cache.data(), v_cache.data(), out.data());
-  }
 private:
   // P = exp(S − lse) where visible, 0 elsewhere and on padding queries (lse = +∞).
   static xt::xtensor<float, 2> probabilities(const xt::xtensor<float, 2>& S, const xt::xtensor<bool, 2>& visible,
