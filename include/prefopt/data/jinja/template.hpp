@@ -19,19 +19,14 @@
 #pragma once
 
 #include <prefopt/data/jinja/filters.hpp>
+#include <prefopt/data/jinja/globals.hpp>
+#include <prefopt/data/jinja/operators.hpp>
 #include <prefopt/data/jinja/parser.hpp>
 
-#include <ctime>
 #include <map>
 #include <memory>
 
 namespace prefopt::data::jinja {
-
-struct limits {
-  std::size_t max_output = std::size_t{32} << 20;
-  std::size_t max_iterations = 10'000'000;
-  int max_depth = 64;
-};
 
 struct program {
   std::string name;
@@ -77,35 +72,8 @@ private:
 
   void install_globals() {
     auto& g = frames_.back();
+    add_globals(g);
     auto fn = [](std::string name, function_t f) { return value(callable_t{std::move(name), std::make_shared<function_t>(std::move(f))}); };
-    g["raise_exception"] = fn("raise_exception", [](call_args& a) -> value {
-      throw render_error(a.where, a.pos.empty() ? std::string() : to_str(a.pos[0]));
-    });
-    g["strftime_now"] = fn("strftime_now", [](call_args& a) -> value {
-      const auto fmt = a.pos.empty() ? std::string() : to_str(a.pos[0]);
-      const std::time_t now = std::time(nullptr);
-      std::tm tm{};
-      localtime_r(&now, &tm);
-      std::string buf(256 + fmt.size() * 8, '\0');
-      buf.resize(std::strftime(buf.data(), buf.size(), fmt.c_str(), &tm));
-      return buf;
-    });
-    g["namespace"] = fn("namespace", [](call_args& a) -> value {
-      auto attrs = std::make_shared<dict_t>();
-      if (!a.pos.empty() && a.pos[0].is_dict()) *attrs = a.pos[0].dict();
-      for (auto& [k, v] : a.kw) {
-        if (k.starts_with("_"))
-          throw render_error(a.where, "Chat templates cannot store underscore-prefixed attributes on a namespace, but got '" + k + "'. Please rename the attribute.");
-        dict_set(*attrs, k, v);
-      }
-      return namespace_t{attrs};
-    });
-    g["dict"] = fn("dict", [](call_args& a) -> value {
-      dict_t d;
-      if (!a.pos.empty() && a.pos[0].is_dict()) d = a.pos[0].dict();
-      for (auto& [k, v] : a.kw) dict_set(d, k, v);
-      return d;
-    });
     g["range"] = fn("range", [this](call_args& a) -> value {
       std::int64_t start = 0, stop = 0, step = 1;
       for (const auto& x : a.pos)
@@ -305,100 +273,9 @@ private:
   }
 
   value arith(const std::string& op, const value& a, const value& b, std::size_t line) {
-    const auto w = where(line);
-    if (op == "~") {
-      auto s = to_str(a) + to_str(b);
-      check_size(s.size(), line);
-      return s;
-    }
-    if (a.is_undefined()) undefined_error(a, line);
-    if (b.is_undefined()) undefined_error(b, line);
-    auto type_error = [&]() -> value {
-      throw render_error(w, "unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
-    };
-    if (op == "+") {
-      if (a.is_string() && b.is_string()) { check_size(a.str().size() + b.str().size(), line); return a.str() + b.str(); }
-      if (a.is_list() && b.is_list()) {
-        if (a.list().size() + b.list().size() > lim_.max_iterations)
-          throw render_error(w, "a list longer than " + std::to_string(lim_.max_iterations) + " items (the limit)");
-        list_t l = a.list();
-        l.insert(l.end(), b.list().begin(), b.list().end());
-        return l;
-      }
-    }
-    if (op == "*" && (((a.is_string() || a.is_list()) && b.is_int()) || (a.is_int() && (b.is_string() || b.is_list())))) {
-      const value& seq = a.is_int() ? b : a;
-      const auto n = std::max<std::int64_t>(0, (a.is_int() ? a : b).as_int());
-      const std::size_t unit = seq.is_string() ? seq.str().size() : seq.list().size();
-      const std::size_t cap = seq.is_string() ? lim_.max_output : lim_.max_iterations;
-      if (unit == 0) return seq;  // empty × n is empty, at once (found by fuzzing: () * 1e14 looped)
-      if (static_cast<std::size_t>(n) > cap / unit) {
-        if (seq.is_string()) check_size(lim_.max_output + 1, line);
-        throw render_error(w, "a list longer than " + std::to_string(lim_.max_iterations) + " items (the limit)");
-      }
-      if (seq.is_string()) {
-        std::string s;
-        for (std::int64_t k = 0; k < n; ++k) s += seq.str();
-        return s;
-      }
-      list_t l;
-      for (std::int64_t k = 0; k < n; ++k) l.insert(l.end(), seq.list().begin(), seq.list().end());
-      return l;
-    }
-    if (!a.is_number() || !b.is_number()) return type_error();
-    const bool ints = a.is_int() && b.is_int();
-    if (op == "/") {
-      if (b.as_double() == 0) throw render_error(w, "division by zero");
-      return a.as_double() / b.as_double();
-    }
-    if (op == "//" || op == "%") {
-      if (ints) {
-        const auto x = a.as_int(), y = b.as_int();
-        if (y == 0) throw render_error(w, "integer division or modulo by zero");
-        if (x == INT64_MIN && y == -1) return op == "%" ? value(0) : value(static_cast<double>(x) * -1.0);
-        auto q = x / y, r = x % y;
-        if (r != 0 && ((r < 0) != (y < 0))) { --q; r += y; }
-        return op == "//" ? value(q) : value(r);
-      }
-      const double x = a.as_double(), y = b.as_double();
-      if (y == 0) throw render_error(w, "float division by zero");
-      const double q = std::floor(x / y);
-      return op == "//" ? value(q) : value(x - q * y);
-    }
-    if (op == "**") {
-      if (ints && b.as_int() >= 0) {
-        std::int64_t r = 1, base = a.as_int();
-        for (std::int64_t e = b.as_int(); e > 0; e /= 2) {  // by squaring
-          if ((e & 1) != 0 && __builtin_mul_overflow(r, base, &r)) throw render_error(w, "integer too large");
-          if (e > 1 && __builtin_mul_overflow(base, base, &base)) throw render_error(w, "integer too large");
-        }
-        return r;
-      }
-      return std::pow(a.as_double(), b.as_double());
-    }
-    if (ints) {
-      std::int64_t r = 0;
-      const bool over = op == "+" ? __builtin_add_overflow(a.as_int(), b.as_int(), &r)
-                        : op == "-" ? __builtin_sub_overflow(a.as_int(), b.as_int(), &r)
-                                    : __builtin_mul_overflow(a.as_int(), b.as_int(), &r);
-      if (over) throw render_error(w, "integer too large");
-      return r;
-    }
-    const double x = a.as_double(), y = b.as_double();
-    return op == "+" ? x + y : op == "-" ? x - y : x * y;
+    return detail::arith(op, a, b, where(line), lim_);
   }
-
-  bool contains(const value& item, const value& c, std::size_t line) {
-    if (c.is_string()) {
-      if (!item.is_string()) throw render_error(where(line), "'in <string>' requires string as left operand, not " + type_name(item));
-      return c.str().find(item.str()) != std::string::npos;
-    }
-    if (c.is_dict()) return item.is_string() && dict_find(c.dict(), item.str()) != nullptr;
-    if (c.is<namespace_t>()) throw render_error(where(line), "argument of type 'Namespace' is not iterable");
-    for (const auto& y : iterate(c, where(line)))
-      if (equal(item, y)) return true;
-    return false;
-  }
+  bool contains(const value& item, const value& c, std::size_t line) { return detail::contains(item, c, where(line)); }
 
   call_args eval_args(const expr& e, std::size_t skip) {
     call_args a;
