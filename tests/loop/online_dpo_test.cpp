@@ -154,6 +154,12 @@ TEST_CASE("online DPO with exact sampling and a Bradley–Terry judge converges 
   }
 }
 
+TEST_CASE("an online run is reproduced by its seeds") {
+  const online_run a = run_online(3, 1.0, 2.0, 60, 4), b = run_online(3, 1.0, 2.0, 60, 4), c = run_online(4, 1.0, 2.0, 60, 4);
+  CHECK(a.final_kl == b.final_kl);
+  CHECK(a.final_kl != c.final_kl);
+}
+
 TEST_CASE("online DPO metrics are TRL's, computed over the sampled completions") {
   const auto prob = models::log_linear_problem::make(4, 4, 7, 1.0);
   ll_model policy(backend{}, prob.prompts, prob.responses, prob.dims, prob.features, prob.theta_ref);
