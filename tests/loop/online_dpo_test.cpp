@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "prefopt/backends/eigen.hpp"
 #include "prefopt/losses/ipo.hpp"
 #include "prefopt/losses/sigmoid.hpp"
 #include "prefopt/loop/online_dpo.hpp"
@@ -20,6 +19,7 @@
 #include "prefopt/models/transformer_io.hpp"
 #include "prefopt/optim/sgd.hpp"
 #include "prefopt/train/trainer.hpp"
+#include "support/backends.hpp"
 #include "support/data.hpp"
 
 using namespace prefopt;
@@ -98,10 +98,10 @@ online_run run_online(std::uint64_t seed, double beta, double lr, int steps, int
 }
 } // namespace
 
-TEST_CASE("the log-linear sampler draws exactly from π_θ") {
+TEST_CASE_TEMPLATE("the log-linear sampler draws exactly from π_θ", B, PREFOPT_CPU_BACKENDS) {
   const auto prob = models::log_linear_problem::make(3, 5, 3, 1.0, 2.0);
-  ll_model policy(backend{}, prob.prompts, prob.responses, prob.dims, prob.features, prob.theta_ref);
-  loop::log_linear_sampler<backend> sampler(policy);
+  models::log_linear<B> policy(B{}, prob.prompts, prob.responses, prob.dims, prob.features, prob.theta_ref);
+  loop::log_linear_sampler<B> sampler(policy);
   const auto logp = policy.all_logps();
   std::mt19937_64 rng(5);
   const std::vector<std::int32_t> prompts{0, 1, 2};

@@ -7,7 +7,8 @@
 //   2. judge each prompt's two completions: a scoring judge scores both (TRL's missing_eos_penalty
 //      is subtracted from the score of a completion without the end token) and the first is
 //      chosen when its score is ≥ the second's; a pairwise judge answers 0 (first better) or 1;
-//      a tie (-1) keeps the first as chosen, as equal scores do;
+//      a tie (-1) keeps the first as chosen, as equal scores do (TRL's `rank == 0` test would
+//      take the second);
 //   3. one trainer step on the B pairs (any loss of the trainer; TRL allows sigmoid and ipo)
 //      against the trainer's reference.
 // Metrics: the trainer's (loss, grad_norm, learning_rate, rewards/chosen, rewards/rejected,
