@@ -34,7 +34,9 @@
 //
 // Optional per-pair columns, numbers (null = absent): preference_prob in [0, 1] (soft label: the
 // probability that chosen is preferred), score_chosen, score_rejected, cost (finite), weight
-// (finite, >= 0). Unpaired records keep only weight. Checks that fail give a data_error whose
+// (finite, >= 0). Instead of preference_prob, several annotators' votes or scores
+// (chosen_votes/rejected_votes, chosen_scores/rejected_scores; data/annotators.hpp) give the soft
+// label, and the record keeps them in `votes`. Unpaired records keep only weight. Checks that fail give a data_error whose
 // where() is "file:line: field 'name'" (nested: 'chosen[1].role', 'chosen_input_ids[4]').
 #pragma once
 
@@ -52,6 +54,7 @@
 #include <nlohmann/json.hpp>
 
 #include <prefopt/core/error.hpp>
+#include <prefopt/data/annotators.hpp>
 #include <prefopt/data/jsonl.hpp>
 
 namespace prefopt::data {
@@ -68,6 +71,7 @@ struct preference_record {
   text_or_messages prompt, chosen, rejected;  // all strings or all message lists
   std::optional<double> preference_prob{}, score_chosen{}, score_rejected{}, cost{}, weight{};
   std::size_t line = 0;  // line in the file, for messages
+  std::optional<annotator_votes> votes{};  // annotators' votes, when preference_prob came from them
 };
 
 struct unpaired_record {
@@ -81,6 +85,7 @@ struct tokenized_pair_record {
   std::vector<std::int32_t> prompt, chosen, rejected;
   std::optional<double> preference_prob{}, score_chosen{}, score_rejected{}, cost{}, weight{};
   std::size_t line = 0;
+  std::optional<annotator_votes> votes{};  // annotators' votes, when preference_prob came from them
 };
 
 struct tokenized_unpaired_record {

@@ -122,6 +122,48 @@ inline std::optional<double> parse_number(const nlohmann::json& obj, const std::
   return x;
 }
 
+// chosen_scores / rejected_scores: lists of finite numbers.
+inline std::optional<std::vector<double>> parse_scores(const nlohmann::json& obj, const std::string& key,
+                                                       const record_place& at) {
+  const auto* v = find(obj, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_array()) at.fail(key, "expected a list of numbers (one score per annotator), got " + type_of(*v));
+  std::vector<double> out;
+  for (std::size_t a = 0; a < v->size(); ++a) {
+    const auto& x = (*v)[a];
+    const std::string f = key + "[" + std::to_string(a) + "]";
+    if (!x.is_number()) at.fail(f, "expected a number, got " + type_of(x));
+    if (!std::isfinite(x.get<double>())) at.fail(f, number_text(x.get<double>()) + " is not a finite number");
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+// Annotators' votes or scores → preference_prob with no smoothing (data/annotators.hpp).
+template <class Record> void parse_annotators(Record& rec, const nlohmann::json& obj, const record_place& at) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  const auto vc = parse_number(obj, "chosen_votes", at, 0.0, inf, "must be >= 0");
+  const auto vr = parse_number(obj, "rejected_votes", at, 0.0, inf, "must be >= 0");
+  const auto sc = parse_scores(obj, "chosen_scores", at), sr = parse_scores(obj, "rejected_scores", at);
+  if (!vc && !vr && !sc && !sr) return;
+  if (vc.has_value() != vr.has_value()) at.fail(vc ? "rejected_votes" : "chosen_votes", "missing (chosen_votes needs rejected_votes)");
+  if (sc.has_value() != sr.has_value())
+    at.fail(sc ? "rejected_scores" : "chosen_scores", "missing (chosen_scores needs rejected_scores)");
+  if (vc && sc) at.fail("chosen_scores", "given together with chosen_votes; keep one way of stating the annotators");
+  if (rec.preference_prob) at.fail("preference_prob", "given together with annotators' votes or scores; keep one");
+  if (vc) {
+    rec.votes = annotator_votes{*vc, *vr};
+    if (!(*vc + *vr > 0.0)) at.fail("chosen_votes", "no votes on either side: no label");
+  } else {
+    if (sc->size() != sr->size())
+      at.fail("rejected_scores", std::to_string(sr->size()) + " scores but " + std::to_string(sc->size()) +
+                                     " in chosen_scores: one per annotator on each side");
+    if (sc->empty()) at.fail("chosen_scores", "empty: no annotator's score");
+    rec.votes = votes_of_scores(*sc, *sr);
+  }
+  rec.preference_prob = soft_label(*rec.votes, 0.0);
+}
+
 template <class Record>
 void parse_pair_columns(Record& rec, const nlohmann::json& obj, const record_place& at) {
   constexpr double inf = std::numeric_limits<double>::infinity();
@@ -130,6 +172,7 @@ void parse_pair_columns(Record& rec, const nlohmann::json& obj, const record_pla
   rec.score_rejected = parse_number(obj, "score_rejected", at, -inf, inf, "");
   rec.cost = parse_number(obj, "cost", at, -inf, inf, "");
   rec.weight = parse_number(obj, "weight", at, 0.0, inf, "must be >= 0");
+  parse_annotators(rec, obj, at);
 }
 
 inline bool parse_label(const nlohmann::json& obj, const record_place& at, dataset_format format) {
