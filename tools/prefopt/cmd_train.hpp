@@ -224,7 +224,10 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
       else policy.forward(b, out, o);
     };
     for (auto* d : {&train_data, eval_data})
-      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache, std::size_t(cfg.training.batch_size), forward, {}, world);
+      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache,
+                                         std::size_t(cfg.reference.precompute_batch_size > 0 ? cfg.reference.precompute_batch_size
+                                                                                             : cfg.training.batch_size),
+                                         forward, {}, world);
     ref_model.reset();  // the point of precomputing: no second model in memory while training
     ref = ref_type(train::reference::precomputed{});
   } else {

@@ -24,7 +24,9 @@
 #include "prefopt/data/fit_check.hpp"
 #include "prefopt/data/tokenizer.hpp"
 #include "prefopt/models/memory_estimate.hpp"
+#include "prefopt/io/yaml.hpp"
 #include "prefopt/train/config.hpp"
+#include "prefopt/train/trl_config.hpp"
 
 namespace prefopt::cli {
 
@@ -32,11 +34,22 @@ inline train::run_config load_config(const args& a) {
   train::run_config cfg = train::default_run_config();
   if (a.has("config")) {
     const std::string path = a.get("config");
-    const nlohmann::json j = read_json_file(path);
-    try {
-      reflect::from_json(j, cfg);
-    } catch (const config_error& e) {
-      throw config_error(path + ": " + e.where(), e.why());
+    // YAML (TRL's CLI configs) becomes the same JSON tree, keeping each key's line for errors.
+    io::yaml_document doc;
+    if (io::is_yaml_path(path)) doc = io::read_yaml_file(path);
+    else doc.value = read_json_file(path);
+    if (train::trl::is_trl_config(doc.value)) {
+      train::trl::apply_trl_config(doc.value, cfg, path, &doc.lines);
+    } else {
+      try {
+        reflect::from_json(doc.value, cfg);
+      } catch (const config_error& e) {
+        std::string pointer = "/" + e.where();  // "optimizer.learning_rate" → "/optimizer/learning_rate" (YAML's line)
+        pointer = pointer.substr(0, pointer.find('['));
+        std::replace(pointer.begin(), pointer.end(), '.', '/');
+        const std::size_t line = doc.line_of(pointer);
+        throw config_error(line ? where_in(path, line, e.where()) : path + ": " + e.where(), e.why());
+      }
     }
   }
   for (const auto& s : a.all("set")) reflect::apply_override(cfg, s);
@@ -176,6 +189,7 @@ inline train::run_config data_flags(const args& a) {
   cfg.data.max_length = a.has("max-length") ? std::optional<int>(int(a.integer("max-length", 0))) : std::nullopt;
   return cfg;
 }
+
 
 // Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
 // *read_skipped) unless data.strict makes the first one an error.
