@@ -48,6 +48,11 @@ JSON
 cmp "$WORK/trl/final/adapter_model.safetensors" "$WORK/prefopt/final/adapter_model.safetensors" \
   || fail "the TRL config and its prefopt equivalent trained different adapters"
 
+# The run says which truncation runs; keep_start drops (and counts) pairs whose prompt fills max_length.
+grep -q "truncation keep_start (TRL's default" "$WORK/trl.log" || fail "the log does not name the truncation mode"
+"$PREFOPT" train --config "$WORK/dpo.yaml" --set data.max_length=8 --set training.max_steps=1 --set output.dir="$WORK/short" \
+  --set output.tensorboard=false 2> "$WORK/short.log" || { cat "$WORK/short.log"; fail "the keep_start run failed"; }
+grep -q "dropped as TRL drops them: the prompt fills max_length" "$WORK/short.log" || fail "no dropped pairs reported: $(cat "$WORK/short.log")"
 
 # Errors name TRL's key, with the YAML line.
 printf 'beta: 0.1\nlearing_rate: 1e-6\n' > "$WORK/typo.yaml"

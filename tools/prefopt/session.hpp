@@ -71,6 +71,9 @@ inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conve
   p.options.max_length = cfg.data.max_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_length)) : std::nullopt;
   p.options.max_prompt_length =
       cfg.data.max_prompt_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_prompt_length)) : std::nullopt;
+  p.options.max_completion_length =
+      cfg.data.max_completion_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_completion_length)) : std::nullopt;
+  p.options.truncation = data::truncation_mode_from_name(cfg.data.truncation_mode, "config: field 'data.truncation_mode'");
   if (!text) return p;
   const std::filesystem::path tok_file = cfg.data.tokenizer ? std::filesystem::path(*cfg.data.tokenizer) : model / "tokenizer.json";
   p.tok = data::tokenizer::from_file(tok_file);
@@ -190,6 +193,19 @@ inline train::run_config data_flags(const args& a) {
   return cfg;
 }
 
+// "prefopt: truncation keep_start (TRL's: ...), max_length 1024": which rule cut the data (collate.hpp).
+inline void log_truncation(const train::run_config& cfg, std::ostream& log) {
+  const auto& m = cfg.data.truncation_mode;
+  log << "prefopt: truncation " << m
+      << (m == "keep_start"  ? " (TRL's default: each row keeps its first max_length tokens; a prompt that fills max_length drops the pair)"
+          : m == "keep_end" ? " (TRL's keep_end: each row keeps its last max_length tokens)"
+                            : " (prefopt's: the prompt keeps its end, the completions their start)");
+  if (cfg.data.max_length) log << ", max_length " << *cfg.data.max_length;
+  else log << ", no max_length";
+  if (cfg.data.max_prompt_length) log << ", max_prompt_length " << *cfg.data.max_prompt_length;
+  if (cfg.data.max_completion_length) log << ", max_completion_length " << *cfg.data.max_completion_length;
+  log << "\n";
+}
 
 // Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
 // *read_skipped) unless data.strict makes the first one an error.
@@ -212,6 +228,7 @@ inline data::tokenized_preferences tokenize_file(const std::string& path, const 
   check_fits_model(d, cfg, log, read_skipped);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << "): " << file.report.summary() << "; "
       << d.report.summary() << "\n";
+  log_truncation(cfg, log);
   return d;
 }
 
@@ -232,6 +249,7 @@ inline data::tokenized_unpaired tokenize_unpaired_file(const std::string& path, 
   check_fits_model(d, cfg, log);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << ", as unpaired examples): " << file.report.summary()
       << "; " << d.report.summary() << "\n";
+  log_truncation(cfg, log);
   return d;
 }
 
