@@ -162,7 +162,7 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
       } catch (const error&) {  // reported with its field when the run builds the loss
       }
     }
-    strategy = reference_free ? "none" : lora ? "adapter_disabled" : "frozen";
+    strategy = reference_free ? "none" : cfg.adapter ? "initial_adapter" : lora ? "adapter_disabled" : "frozen";
   }
   r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
   return models::estimate_memory(mc, r);
