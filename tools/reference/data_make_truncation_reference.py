@@ -15,7 +15,7 @@ chosen beside a short rejected, completions longer than max_length, a pair that 
 
 Writes tests/data/collate/truncation_pairs.jsonl and truncation_trl.json.
 Deterministic; rerun with python3 tools/reference/data_make_truncation_reference.py
-(pinned: trl 1.16.0, transformers 5.25, datasets; see tools/reference/README.md).
+(made with trl 1.16.0, transformers 5.25.0, datasets 5.2.0; see tools/reference/README.md).
 """
 import json
 import logging
