@@ -109,6 +109,39 @@ put(d, "kto.json", json.dumps({"model": "m", "data": {"train": "t.jsonl", "max_l
                                "loss": {"type": ["kto"], "desirable_weight": 1.33}, "lora": None}))
 put(d, "empty.json", "{}")
 
+# trl_config: YAML configs, TRL's flat names and prefopt's sections (tests/cli/trl_config_test.sh).
+d = target("trl_config")
+put(d, "dpo.yaml", """# TRL DPOConfig + ModelConfig + ScriptArguments
+model_name_or_path: models/gpt2
+dataset_name: pairs.jsonl
+per_device_train_batch_size: 4
+learning_rate: 1.0e-2
+max_steps: 2
+loss_type: [sigmoid, sft]
+loss_weights: [1.0, 0.5]
+beta: 0.1
+max_length: 64
+truncation_mode: keep_start
+use_peft: true
+lora_r: 4
+lora_target_modules: [c_attn]
+bf16: false
+report_to: none
+save_strategy: "no"
+output_dir: out
+""")
+put(d, "sections.yaml", """model: m
+data:
+  train: t.jsonl
+  truncation_mode: keep_end
+optimizer:
+  learning_rate: 1e-6
+lora: {r: 4, alpha: 8, target_modules: [c_attn]}
+""")
+put(d, "anchors.yaml", "base: &b {beta: 0.1}\nbeta: 0.2\nlearning_rate: &lr 1e-6\nweight_decay: *lr\n")
+put(d, "empty.yaml", "")
+
+
 # checkpoint_state: trainer_state.json as write_checkpoint writes it.
 d = target("checkpoint_state")
 put(d, "state.json", json.dumps({"global_step": 18, "optimizer_steps": 18, "epoch": 1, "next_batch": 6,

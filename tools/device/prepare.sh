@@ -5,7 +5,8 @@
 # (./build.sh deps); carry .device/ with the working tree.
 #   .device/include/{eigen3/Eigen, boost/..., nlohmann, doctest}   headers
 #   .device/share/eigen3/cmake, .device/share/cmake/nlohmann_json, .device/lib/cmake/doctest
-#   .device/include/{zlib,zconf,oniguruma,utf8proc}.h, .device/lib/lib{z,onig,utf8proc}.so*
+#   .device/include/{zlib,zconf,oniguruma,utf8proc}.h, .device/lib/lib{z,onig,utf8proc,yaml-cpp}.so*
+#   .device/include/yaml-cpp/                                      (YAML configs: CMakeLists.txt, prefopt::yaml)
 # Boost: Hana (without its ext/ adapters for Fusion/MPL, which prefopt never includes), Boost.Config
 # (CMake's FindBoost looks for boost/config.hpp) and the Boost headers a compile of prefopt's
 # headers actually opens (g++ -M), nothing else.
@@ -70,7 +71,9 @@ for h in zlib.h zconf.h oniguruma.h utf8proc.h; do
   need "$SRC/include/$h"
   cp "$SRC/include/$h" "$DEV/include/"
 done
-for l in libz libonig libutf8proc; do
+need "$SRC/include/yaml-cpp/yaml.h"
+cp -r "$SRC/include/yaml-cpp" "$DEV/include/"
+for l in libz libonig libutf8proc libyaml-cpp; do
   need "$LIBDIR/$l.so"
   cp -L "$LIBDIR/$l.so" "$DEV/lib/$l.so"
   soname=$(objdump -p "$LIBDIR/$l.so" | awk '$1 == "SONAME" {print $2}')

@@ -192,7 +192,9 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   losses::any_loss loss(cfg.loss);
   const bool lora = !policy.adapters().empty();
   std::string strategy = cfg.reference.strategy;
-  if (strategy == "auto") strategy = loss.reference_free() ? "none" : lora ? "adapter_disabled" : "frozen";
+  // auto: as TRL — a continued adapter (cfg.adapter) is its own reference (TRL's frozen "ref" copy).
+  if (strategy == "auto")
+    strategy = loss.reference_free() ? "none" : lora && cfg.adapter ? "initial_adapter" : lora ? "adapter_disabled" : "frozen";
   // Reference models, as the strategy needs them.
   std::unique_ptr<base_model> ref_model;
   const bool needs_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
@@ -211,24 +213,33 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   else if (strategy == "adapter_disabled") {
     if (!lora) throw config_error("config: field 'reference.strategy'", "adapter_disabled needs LoRA training (set lora or adapter)");
     ref = ref_type(train::reference::adapter_disabled<M>{&policy});
+  } else if (strategy == "initial_adapter") {
+    if (!lora) throw config_error("config: field 'reference.strategy'", "initial_adapter needs LoRA training (set adapter or lora)");
+    ref = ref_type(train::reference::initial_adapter<M>::of(policy));
   } else if (strategy == "synced") {
     ref = ref_type(train::reference::synced<base_model>{ref_model.get(), cfg.reference.sync_steps, cfg.reference.mixup_alpha});
   } else if (strategy == "precomputed") {
     const std::filesystem::path cache = cfg.reference.cache_dir ? std::filesystem::path(*cfg.reference.cache_dir)
                                                                 : std::filesystem::path(cfg.output.dir) / "ref_cache";
-    const std::string key = train::model_fingerprint(cfg.model, cfg.adapter.value_or("")) + (lora ? ":adapters-off" : "");
+    // A continued adapter is precomputed with that adapter on, as TRL does (its "ref" adapter).
+    const bool with_adapter = lora && cfg.adapter.has_value();
+    const std::string key = train::model_fingerprint(cfg.model, cfg.adapter.value_or("")) +
+                            (with_adapter ? ":initial-adapter" : lora ? ":adapters-off" : "");
     auto forward = [&](const models::token_batch& b, models::sequence_logps& out) {
       models::forward_options o = ref_opt;
-      o.adapters = false;
+      o.adapters = with_adapter;
       if (ref_model) ref_model->forward(b, out, o);
       else policy.forward(b, out, o);
     };
     for (auto* d : {&train_data, eval_data})
-      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache, std::size_t(cfg.training.batch_size), forward, {}, world);
+      if (d) train::precompute_reference(*d, key, cfg.data.prefix_sharing, cfg.loss.ld_alpha, cache,
+                                         std::size_t(cfg.reference.precompute_batch_size > 0 ? cfg.reference.precompute_batch_size
+                                                                                             : cfg.training.batch_size),
+                                         forward, {}, world);
     ref_model.reset();  // the point of precomputing: no second model in memory while training
     ref = ref_type(train::reference::precomputed{});
   } else {
-    throw config_error("config: field 'reference.strategy'", "'" + strategy + "' is not one of auto, frozen, precomputed, adapter_disabled, none, synced");
+    throw config_error("config: field 'reference.strategy'", "'" + strategy + "' is not one of auto, frozen, precomputed, adapter_disabled, initial_adapter, none, synced");
   }
   train::runner_options ro = runner_options_of(cfg);
   train::training_args args;

@@ -24,7 +24,9 @@
 #include "prefopt/data/fit_check.hpp"
 #include "prefopt/data/tokenizer.hpp"
 #include "prefopt/models/memory_estimate.hpp"
+#include "prefopt/io/yaml.hpp"
 #include "prefopt/train/config.hpp"
+#include "prefopt/train/trl_config.hpp"
 
 namespace prefopt::cli {
 
@@ -32,11 +34,22 @@ inline train::run_config load_config(const args& a) {
   train::run_config cfg = train::default_run_config();
   if (a.has("config")) {
     const std::string path = a.get("config");
-    const nlohmann::json j = read_json_file(path);
-    try {
-      reflect::from_json(j, cfg);
-    } catch (const config_error& e) {
-      throw config_error(path + ": " + e.where(), e.why());
+    // YAML (TRL's CLI configs) becomes the same JSON tree, keeping each key's line for errors.
+    io::yaml_document doc;
+    if (io::is_yaml_path(path)) doc = io::read_yaml_file(path);
+    else doc.value = read_json_file(path);
+    if (train::trl::is_trl_config(doc.value)) {
+      train::trl::apply_trl_config(doc.value, cfg, path, &doc.lines);
+    } else {
+      try {
+        reflect::from_json(doc.value, cfg);
+      } catch (const config_error& e) {
+        std::string pointer = "/" + e.where();  // "optimizer.learning_rate" → "/optimizer/learning_rate" (YAML's line)
+        pointer = pointer.substr(0, pointer.find('['));
+        std::replace(pointer.begin(), pointer.end(), '.', '/');
+        const std::size_t line = doc.line_of(pointer);
+        throw config_error(line ? where_in(path, line, e.where()) : path + ": " + e.where(), e.why());
+      }
     }
   }
   for (const auto& s : a.all("set")) reflect::apply_override(cfg, s);
@@ -58,6 +71,9 @@ inline text_pipeline open_text_pipeline(const train::run_config& cfg, bool conve
   p.options.max_length = cfg.data.max_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_length)) : std::nullopt;
   p.options.max_prompt_length =
       cfg.data.max_prompt_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_prompt_length)) : std::nullopt;
+  p.options.max_completion_length =
+      cfg.data.max_completion_length ? std::optional<std::size_t>(std::size_t(*cfg.data.max_completion_length)) : std::nullopt;
+  p.options.truncation = data::truncation_mode_from_name(cfg.data.truncation_mode, "config: field 'data.truncation_mode'");
   if (!text) return p;
   const std::filesystem::path tok_file = cfg.data.tokenizer ? std::filesystem::path(*cfg.data.tokenizer) : model / "tokenizer.json";
   p.tok = data::tokenizer::from_file(tok_file);
@@ -146,7 +162,7 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
       } catch (const error&) {  // reported with its field when the run builds the loss
       }
     }
-    strategy = reference_free ? "none" : lora ? "adapter_disabled" : "frozen";
+    strategy = reference_free ? "none" : cfg.adapter ? "initial_adapter" : lora ? "adapter_disabled" : "frozen";
   }
   r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
   return models::estimate_memory(mc, r);
@@ -177,6 +193,20 @@ inline train::run_config data_flags(const args& a) {
   return cfg;
 }
 
+// "prefopt: truncation keep_start (TRL's: ...), max_length 1024": which rule cut the data (collate.hpp).
+inline void log_truncation(const train::run_config& cfg, std::ostream& log) {
+  const auto& m = cfg.data.truncation_mode;
+  log << "prefopt: truncation " << m
+      << (m == "keep_start"  ? " (TRL's default: each row keeps its first max_length tokens; a prompt that fills max_length drops the pair)"
+          : m == "keep_end" ? " (TRL's keep_end: each row keeps its last max_length tokens)"
+                            : " (prefopt's: the prompt keeps its end, the completions their start)");
+  if (cfg.data.max_length) log << ", max_length " << *cfg.data.max_length;
+  else log << ", no max_length";
+  if (cfg.data.max_prompt_length) log << ", max_prompt_length " << *cfg.data.max_prompt_length;
+  if (cfg.data.max_completion_length) log << ", max_completion_length " << *cfg.data.max_completion_length;
+  log << "\n";
+}
+
 // Reads and tokenizes a pair dataset; bad lines are reported to `log` (and counted in
 // *read_skipped) unless data.strict makes the first one an error.
 inline data::tokenized_preferences tokenize_file(const std::string& path, const train::run_config& cfg, text_pipeline* shared,
@@ -198,6 +228,7 @@ inline data::tokenized_preferences tokenize_file(const std::string& path, const 
   check_fits_model(d, cfg, log, read_skipped);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << "): " << file.report.summary() << "; "
       << d.report.summary() << "\n";
+  log_truncation(cfg, log);
   return d;
 }
 
@@ -218,6 +249,7 @@ inline data::tokenized_unpaired tokenize_unpaired_file(const std::string& path, 
   check_fits_model(d, cfg, log);
   log << "prefopt: " << path << " (" << data::to_string(file.format) << ", as unpaired examples): " << file.report.summary()
       << "; " << d.report.summary() << "\n";
+  log_truncation(cfg, log);
   return d;
 }
 

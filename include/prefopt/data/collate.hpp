@@ -19,14 +19,29 @@
 //   pre-tokenized    ids are used exactly as given.
 // Unpaired (KTO) data: a paired file is unpaired first as TRL's KTOTrainer does (formats.hpp unpair()).
 //
-// Truncation (prefopt's rule; TRL's collator keeps the start of prompt + completion instead), for
-// max_length L and optional max_prompt_length P, with longest = the longest completion of the pair:
-//   (a) with P set, the prompt keeps its last P tokens;
-//   (b) if |prompt| + longest > L, the prompt keeps its last max(L − longest, min(|prompt|, L / 2))
-//       tokens (so a long answer cannot squeeze the prompt below half of L);
-//   (c) each completion keeps its first L − |prompt| tokens.
+// Truncation: three modes (collate_options::truncation), for max_length L, optional
+// max_prompt_length P and max_completion_length C; first, in every mode, each completion keeps its
+// first C tokens (TRL 0.x's max_completion_length).
+//   keep_prompt_end  prefopt's rule, the default of run.json, with longest = the pair's longest completion:
+//                    (a) with P set, the prompt keeps its last P tokens;
+//                    (b) if |prompt| + longest > L, the prompt keeps its last
+//                        max(L − longest, min(|prompt|, L / 2)) tokens (a long answer cannot squeeze
+//                        the prompt below half of L);
+//                    (c) each completion keeps its first L − |prompt| tokens.
+//   keep_start       TRL 1.16's default (DPOTrainer): a pair whose prompt alone has L tokens or more is
+//                    dropped (counted: dropped_prompt_fills, TRL's "fully truncated examples"); each
+//                    row prompt + completion keeps its first L tokens, i.e. each completion keeps its
+//                    first L − |prompt|. With P set the prompt first keeps its first P (TRL 0.x).
+//   keep_end         TRL 1.16's keep_end (deprecated there): each row prompt + completion keeps its
+//                    last L tokens; nothing is dropped. TRL cuts the two rows of a pair separately, so
+//                    with completions of different lengths its rows keep different parts of the
+//                    prompt; prefopt keeps one prompt per pair, its last L − longest tokens (the
+//                    longer row exactly as TRL; a completion of L tokens or more keeps its last L − 1
+//                    after the prompt's last token). Pairs where that differs from TRL's rows are
+//                    counted (keep_end_inexact) and reported. With P set the prompt first keeps its last P.
 // A pair whose prompt or a completion is empty, before or after truncation, is skipped and counted
 // (collate_report), never passed on to become a NaN. A dataset left with no example is a data_error.
+// Unpaired (KTO) examples take the same rules with one completion.
 //
 // Per-pair columns (preference_prob, score_chosen, score_rejected, cost, weight) are kept as
 // vectors parallel to the pairs: empty when no kept record has the column, one value per pair
@@ -48,6 +63,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prefopt/core/error.hpp>
@@ -59,6 +75,17 @@
 
 namespace prefopt::data {
 
+enum class truncation_mode { keep_prompt_end, keep_start, keep_end };  // the rules above
+[[nodiscard]] constexpr std::string_view to_string(truncation_mode m) {
+  return m == truncation_mode::keep_start ? "keep_start" : m == truncation_mode::keep_end ? "keep_end" : "keep_prompt_end";
+}
+// "keep_prompt_end", "keep_start", "keep_end"; config_error naming `where` for anything else.
+[[nodiscard]] inline truncation_mode truncation_mode_from_name(std::string_view name, const std::string& where = "truncation_mode") {
+  for (auto m : {truncation_mode::keep_prompt_end, truncation_mode::keep_start, truncation_mode::keep_end})
+    if (name == to_string(m)) return m;
+  throw config_error(where, "'" + std::string(name) + "' is not one of keep_prompt_end (prefopt), keep_start, keep_end (TRL)");
+}
+
 struct collate_options {
   // Appended to text completions (TRL: tokenizer.eos_token), e.g. config_special_token(
   // tokenizer_config, "eos_token"). Required for text records and the gpt2-plain template.
@@ -67,6 +94,8 @@ struct collate_options {
   std::optional<std::int32_t> pad_token_id{};
   std::optional<std::size_t> max_length = 1024;  // TRL's default; nullopt: no truncation
   std::optional<std::size_t> max_prompt_length{};
+  std::optional<std::size_t> max_completion_length{};
+  truncation_mode truncation = truncation_mode::keep_prompt_end;
   std::size_t keep_lines = 5;  // line numbers the report keeps per kind
 };
 
@@ -76,13 +105,15 @@ struct collate_report {
   std::size_t skipped_empty_prompt = 0;      // empty prompt before truncation (e.g. "" or merged away)
   std::size_t skipped_empty_completion = 0;  // empty completion before truncation
   std::size_t skipped_by_truncation = 0;     // prompt or completion truncated to nothing
+  std::size_t dropped_prompt_fills = 0;      // keep_start: the prompt alone has max_length tokens (TRL drops these)
+  std::size_t keep_end_inexact = 0;          // keep_end: kept, but TRL's two rows would keep different prompt parts
   std::size_t truncated_prompt = 0;          // kept examples whose prompt lost tokens
   std::size_t truncated_completion = 0;      // kept examples with a completion that lost tokens
   std::size_t prompt_cuts = 0;               // examples whose split moved into the tokenized prompt
   std::vector<std::size_t> skipped_lines{}, truncated_lines{}, prompt_cut_lines{};  // the first few
 
   [[nodiscard]] std::size_t skipped() const noexcept {
-    return skipped_empty_prompt + skipped_empty_completion + skipped_by_truncation;
+    return skipped_empty_prompt + skipped_empty_completion + skipped_by_truncation + dropped_prompt_fills;
   }
   // "60 records: 58 kept, 2 skipped (1 empty prompt, 0 empty completion, 1 truncated to nothing;
   //  lines 13, 40); truncated: 3 prompts, 5 completions (lines 7, 9); 12 prompt cuts (lines 3, 4)"
@@ -143,8 +174,14 @@ struct tokenized_unpaired {
 
 struct truncation {
   bool prompt = false, completion = false;  // whether each lost tokens
+  bool dropped = false;                     // keep_start: the prompt alone fills max_length (left as it was)
+  bool inexact = false;                     // keep_end: TRL's rows would keep different parts of the prompt
 };
-// The truncation rule above, in place. max_length nullopt: only max_prompt_length applies.
+// The truncation rules above, in place, with options' max_length, max_prompt_length,
+// max_completion_length and truncation. max_length nullopt: only the other two apply.
+inline truncation truncate_pair(models::tokenized_pair& pair, const collate_options& options);
+inline truncation truncate_example(tokenized_example& example, const collate_options& options);
+// keep_prompt_end with these lengths.
 inline truncation truncate_pair(models::tokenized_pair& pair, std::optional<std::size_t> max_length,
                                 std::optional<std::size_t> max_prompt_length = std::nullopt);
 inline truncation truncate_example(tokenized_example& example, std::optional<std::size_t> max_length,

@@ -72,27 +72,67 @@ inline split_example tokenize_record(const text_or_messages& prompt,
   return split_ids(tok.encode(at_record(where, [&] { return render(*chat, pm, true, false); }), false), std::move(full));
 }
 
-// prefopt's truncation rule (collate.hpp) on a prompt and its completions.
+// The truncation rules (collate.hpp) on a prompt and its completions.
 inline truncation truncate(std::vector<std::int32_t>& prompt, std::initializer_list<std::vector<std::int32_t>*> completions,
-                           std::optional<std::size_t> max_length, std::optional<std::size_t> max_prompt_length) {
+                           const collate_options& o) {
   truncation t;
-  auto keep_last = [&](std::size_t n) {
-    if (prompt.size() <= n) return;
-    prompt.erase(prompt.begin(), prompt.end() - std::ptrdiff_t(n));
-    t.prompt = true;
+  auto keep_last = [](std::vector<std::int32_t>& v, std::size_t n) {
+    if (v.size() <= n) return false;
+    v.erase(v.begin(), v.end() - std::ptrdiff_t(n));
+    return true;
   };
-  if (max_prompt_length) keep_last(*max_prompt_length);
-  if (!max_length) return t;
-  const std::size_t L = *max_length;
+  auto keep_first = [](std::vector<std::int32_t>& v, std::size_t n) {
+    if (v.size() <= n) return false;
+    v.resize(n);
+    return true;
+  };
+  if (o.max_completion_length)
+    for (auto* c : completions) t.completion |= keep_first(*c, *o.max_completion_length);
   std::size_t longest = 0;
-  for (const auto* c : completions) longest = std::max(longest, c->size());
-  if (prompt.size() + longest > L) keep_last(std::max(L > longest ? L - longest : 0, std::min(prompt.size(), L / 2)));
-  const std::size_t room = L > prompt.size() ? L - prompt.size() : 0;
-  for (auto* c : completions)
-    if (c->size() > room) {
-      c->resize(room);
-      t.completion = true;
+  auto find_longest = [&] {
+    longest = 0;
+    for (const auto* c : completions) longest = std::max(longest, c->size());
+  };
+  switch (o.truncation) {
+  case truncation_mode::keep_prompt_end: {
+    if (o.max_prompt_length) t.prompt |= keep_last(prompt, *o.max_prompt_length);
+    if (!o.max_length) return t;
+    const std::size_t L = *o.max_length;
+    find_longest();
+    if (prompt.size() + longest > L)
+      t.prompt |= keep_last(prompt, std::max(L > longest ? L - longest : 0, std::min(prompt.size(), L / 2)));
+    const std::size_t room = L > prompt.size() ? L - prompt.size() : 0;
+    for (auto* c : completions) t.completion |= keep_first(*c, room);
+    return t;
+  }
+  case truncation_mode::keep_start: {
+    if (o.max_prompt_length) t.prompt |= keep_first(prompt, *o.max_prompt_length);
+    if (!o.max_length) return t;
+    const std::size_t L = *o.max_length;
+    if (prompt.size() >= L) {  // TRL: dataset.filter(len(prompt_ids) < max_length)
+      t.dropped = true;
+      return t;
     }
+    for (auto* c : completions) t.completion |= keep_first(*c, L - prompt.size());  // row[:L]
+    return t;
+  }
+  case truncation_mode::keep_end: {
+    if (o.max_prompt_length) t.prompt |= keep_last(prompt, *o.max_prompt_length);
+    if (!o.max_length) return t;
+    const std::size_t L = *o.max_length;
+    find_longest();
+    if (prompt.size() + longest <= L) return t;
+    // TRL keeps row[-L:] for each row: min(|prompt|, L − |c|) prompt tokens (none when |c| >= L).
+    const std::size_t keep = longest < L ? L - longest : 1;
+    for (const auto* c : completions) {
+      const std::size_t trl_keep = c->size() >= L ? 0 : std::min(prompt.size(), L - c->size());
+      t.inexact |= trl_keep != std::min(prompt.size(), keep);
+    }
+    t.prompt |= keep_last(prompt, keep);
+    for (auto* c : completions) t.completion |= keep_last(*c, L - prompt.size());
+    return t;
+  }
+  }
   return t;
 }
 
@@ -100,6 +140,8 @@ inline void check_options(const collate_options& o) {
   if (o.max_length && *o.max_length == 0) throw config_error("collate_options: max_length", "must be positive");
   if (o.max_prompt_length && *o.max_prompt_length == 0)
     throw config_error("collate_options: max_prompt_length", "must be positive");
+  if (o.max_completion_length && *o.max_completion_length == 0)
+    throw config_error("collate_options: max_completion_length", "must be positive");
 }
 
 inline std::int32_t pad_id(const tokenizer* tok, const collate_options& o) {
@@ -128,7 +170,13 @@ inline bool admit(collate_report& r, std::vector<std::int32_t>& prompt,
     note(r.skipped_lines, line, o);
     return false;
   }
-  const auto t = truncate(prompt, completions, o.max_length, o.max_prompt_length);
+  const auto t = truncate(prompt, completions, o);
+  if (t.dropped) {
+    ++r.dropped_prompt_fills;
+    note(r.skipped_lines, line, o);
+    return false;
+  }
+  r.keep_end_inexact += t.inexact;
   if (prompt.empty() || any_empty()) {
     ++r.skipped_by_truncation;
     note(r.skipped_lines, line, o);
@@ -184,12 +232,15 @@ inline std::string collate_report::summary() const {
                   " skipped (" + std::to_string(skipped_empty_prompt) + " empty prompt, " +
                   std::to_string(skipped_empty_completion) + " empty completion, " +
                   std::to_string(skipped_by_truncation) + " truncated to nothing";
+  if (dropped_prompt_fills) s += ", " + std::to_string(dropped_prompt_fills) + " dropped as TRL drops them: the prompt fills max_length";
   if (!skipped_lines.empty()) s += "; lines " + detail::join_lines(skipped_lines);
   s += "); truncated: " + std::to_string(truncated_prompt) + " prompts, " + std::to_string(truncated_completion) +
        " completions";
   if (!truncated_lines.empty()) s += " (lines " + detail::join_lines(truncated_lines) + ")";
   s += "; " + std::to_string(prompt_cuts) + " prompt cuts";
   if (!prompt_cut_lines.empty()) s += " (lines " + detail::join_lines(prompt_cut_lines) + ")";
+  if (keep_end_inexact)
+    s += "; keep_end: " + std::to_string(keep_end_inexact) + " pairs keep one prompt where TRL's rows keep different parts";
   return s;
 }
 
@@ -205,14 +256,26 @@ inline tokenized_example tokenize_example(const unpaired_record& r, const tokeni
   return {std::move(s.prompt), std::move(s.completions[0]), r.label};
 }
 
+inline truncation truncate_pair(models::tokenized_pair& p, const collate_options& o) {
+  return detail::truncate(p.prompt, {&p.chosen, &p.rejected}, o);
+}
+
+inline truncation truncate_example(tokenized_example& e, const collate_options& o) {
+  return detail::truncate(e.prompt, {&e.completion}, o);
+}
+
 inline truncation truncate_pair(models::tokenized_pair& p, std::optional<std::size_t> max_length,
                                 std::optional<std::size_t> max_prompt_length) {
-  return detail::truncate(p.prompt, {&p.chosen, &p.rejected}, max_length, max_prompt_length);
+  collate_options o;
+  o.max_length = max_length, o.max_prompt_length = max_prompt_length;
+  return truncate_pair(p, o);
 }
 
 inline truncation truncate_example(tokenized_example& e, std::optional<std::size_t> max_length,
                                    std::optional<std::size_t> max_prompt_length) {
-  return detail::truncate(e.prompt, {&e.completion}, max_length, max_prompt_length);
+  collate_options o;
+  o.max_length = max_length, o.max_prompt_length = max_prompt_length;
+  return truncate_example(e, o);
 }
 
 namespace detail {

@@ -26,11 +26,13 @@ struct data_config {
     (std::optional<std::string>, tokenizer),   // tokenizer.json (default: the model directory's)
     (std::string, chat_template),              // auto (from tokenizer_config.json), chatml, qwen2, qwen2_5, llama3, gpt2_plain, a named template of tokenizer_config.json, or a .jinja file
     (std::optional<int>, max_length),          // prompt + completion tokens (TRL: 1024)
-    (std::optional<int>, max_prompt_length),
+    (std::optional<int>, max_prompt_length),   // the prompt's share (keep_prompt_end: its last tokens; keep_start/keep_end: as TRL 0.x)
     (bool, prefix_sharing),                    // one row per pair: prompt + chosen + rejected
     (int, pad_to_multiple_of),
     (bool, length_bucketing),
-    (bool, strict));                           // stop at the first bad line instead of skipping it
+    (bool, strict),                            // stop at the first bad line instead of skipping it
+    (std::optional<int>, max_completion_length),  // each completion keeps its first this many tokens (TRL 0.x)
+    (std::string, truncation_mode));           // keep_prompt_end (prefopt), keep_start or keep_end (TRL): docs/data.md
 };
 
 struct lora_settings {
@@ -44,10 +46,11 @@ struct lora_settings {
 
 struct reference_settings {
   BOOST_HANA_DEFINE_STRUCT(reference_settings,
-    (std::string, strategy),                   // auto, frozen, precomputed, adapter_disabled, none, synced
+    (std::string, strategy),                   // auto, frozen, precomputed, adapter_disabled, initial_adapter, none, synced
     (std::optional<std::string>, cache_dir),   // precomputed: where the cache lives (default: output/ref_cache)
     (int, sync_steps),                         // synced (TR-DPO): τ
-    (double, mixup_alpha));                    // synced: α
+    (double, mixup_alpha),                     // synced: α
+    (int, precompute_batch_size));             // precomputed: pairs per reference pass (0: training.batch_size)
 };
 
 struct optimizer_settings {
@@ -114,9 +117,9 @@ struct run_config {
 inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false, 0.0}; }
 inline run_config default_for(std::type_identity<run_config>) {
   run_config c;
-  c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false};
+  c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false, std::nullopt, "keep_prompt_end"};
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
-  c.reference = {"auto", std::nullopt, 512, 0.6};
+  c.reference = {"auto", std::nullopt, 512, 0.6, 0};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
   c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0};
   c.output = {"prefopt-out", true, false, "f32", false};
@@ -132,6 +135,11 @@ inline void validate(const run_config& c) {
   if (!(c.data.eval_fraction >= 0.0 && c.data.eval_fraction < 1.0)) bad("data.eval_fraction", "must lie in [0, 1)");
   if (c.data.max_length && *c.data.max_length < 2) bad("data.max_length", "must be at least 2");
   if (c.data.pad_to_multiple_of < 0) bad("data.pad_to_multiple_of", "must be >= 0");
+  if (c.data.max_prompt_length && *c.data.max_prompt_length < 1) bad("data.max_prompt_length", "must be at least 1");
+  if (c.data.max_completion_length && *c.data.max_completion_length < 1) bad("data.max_completion_length", "must be at least 1");
+  if (c.data.truncation_mode != "keep_prompt_end" && c.data.truncation_mode != "keep_start" && c.data.truncation_mode != "keep_end")
+    bad("data.truncation_mode", "'" + c.data.truncation_mode + "' is not one of keep_prompt_end (prefopt), keep_start, keep_end (TRL)");
+  if (c.reference.precompute_batch_size < 0) bad("reference.precompute_batch_size", "must be >= 0 (0: training.batch_size)");
   if (c.loss.type.empty()) bad("loss.type", "name at least one loss");
   if (!c.loss.weights.empty() && c.loss.weights.size() != c.loss.type.size())
     bad("loss.weights", "must have one weight per loss type (" + std::to_string(c.loss.type.size()) + ")");

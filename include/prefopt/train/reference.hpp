@@ -6,9 +6,14 @@
 //                           `prefopt logps`, and cached)
 //   reference::frozen<M>    a second, frozen model instance (typically a copy of the initial policy)
 //   reference::adapter_disabled<M>  a LoRA policy with its adapters switched off
+//   reference::initial_adapter<M>   a LoRA policy continued from a saved adapter, with that initial
+//                           adapter: TRL's reference for a PeftModel passed to DPOTrainer (it adds a
+//                           frozen copy of the adapter named "ref"), so rewards are 0 at step 1
 // Each strategy fills the chosen and rejected reference log-probs of a batch.
 #pragma once
 
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,6 +77,49 @@ template <models::PolicyModel M> struct adapter_disabled {
     o.keep_activations = false;
     o.wpo_weights = false;
     o.adapters = false;
+    models::sequence_logps out;
+    model->forward(b.sequences, out, o);
+    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
+    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+  }
+};
+
+// LoRA continued from an adapter: the policy's base with the adapter as it was when training began.
+// The adapter is small (the policy's trainable parameters), so a copy is kept in the backend's
+// memory and swapped in for the reference forward, then the trained values are put back — one copy
+// of the base, as adapter_disabled. Make it with initial_adapter<M>::of(policy) before training.
+template <models::PolicyModel M> struct initial_adapter {
+  static constexpr bool provides_reference = true;
+  using buffer = typename M::backend_type::template buffer<float>;
+  struct state {
+    buffer initial, trained;
+  };
+  M* model = nullptr;
+  std::shared_ptr<state> saved{};
+
+  static initial_adapter of(M& policy) {
+    auto& be = policy.backend();
+    const auto p = policy.parameters();
+    auto s = std::make_shared<state>(state{be.template allocate<float>(p.size()), be.template allocate<float>(p.size())});
+    be.copy(std::span<const float>(p), s->initial.span());
+    return {&policy, std::move(s)};
+  }
+
+  void compute(const preference_batch<typename M::input_type>& b, const models::forward_options& opt,
+               std::vector<double>& chosen, std::vector<double>& rejected) {
+    if (!model || !saved) throw error("reference::initial_adapter", "not made with initial_adapter::of(policy)");
+    auto& be = model->backend();
+    const auto p = model->parameters();
+    be.copy(std::span<const float>(p), saved->trained.span());
+    be.copy(std::span<const float>(saved->initial.span()), p);
+    struct restore {  // the trained adapter goes back even if the forward throws
+      initial_adapter* self;
+      std::span<float> p;
+      ~restore() { self->model->backend().copy(std::span<const float>(self->saved->trained.span()), p); }
+    } guard{this, p};
+    models::forward_options o = opt;
+    o.keep_activations = false;
+    o.wpo_weights = false;
     models::sequence_logps out;
     model->forward(b.sequences, out, o);
     chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));

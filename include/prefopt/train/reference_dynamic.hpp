@@ -5,7 +5,7 @@
 //                          π_ref ← α·π_θ + (1 − α)·π_ref (Gorbatovski et al., "Learn Your Reference
 //                          Model for Real Good Alignment", 2024; TRL: sync_ref_model,
 //                          ref_model_sync_steps = τ, ref_model_mixup_alpha = α). Not with LoRA.
-//   reference::any<M, R>   one of none, precomputed, frozen, adapter_disabled, synced, picked at run
+//   reference::any<M, R>   one of none, precomputed, frozen, adapter_disabled, synced, initial_adapter, picked at run
 //                          time (configuration files; R: the reference model's type); a loss that needs a reference is checked at
 //                          run time against `none`.
 #pragma once
@@ -49,10 +49,11 @@ public:
   explicit any(frozen<R> s) : s_(s) {}
   explicit any(adapter_disabled<M> s) : s_(s) {}
   explicit any(synced<R> s) : s_(s) {}
+  explicit any(initial_adapter<M> s) : s_(std::move(s)) {}
 
   bool provides_reference() const { return !std::holds_alternative<none>(s_); }
   std::string name() const {
-    static const char* names[] = {"none", "precomputed", "frozen", "adapter_disabled", "synced"};
+    static const char* names[] = {"none", "precomputed", "frozen", "adapter_disabled", "synced", "initial_adapter"};
     return names[s_.index()];
   }
   void compute(const preference_batch<input_type>& b, const models::forward_options& opt, std::vector<double>& chosen,
@@ -68,7 +69,7 @@ public:
   }
 
 private:
-  std::variant<none, precomputed, frozen<R>, adapter_disabled<M>, synced<R>> s_{};
+  std::variant<none, precomputed, frozen<R>, adapter_disabled<M>, synced<R>, initial_adapter<M>> s_{};
 };
 
 } // namespace prefopt::train::reference
