@@ -65,7 +65,7 @@ public:
   // All micro-batches' examples form one loss (the KL baseline over all their KL rows).
   template <class Batch> step_result step(std::span<const Batch> micro) {
     policy_.zero_grad();
-    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, args_, !zero_);
+    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
     unpaired_batch<double> all;
     std::vector<std::size_t> first;
     for (std::size_t m = 0; m < micro.size(); ++m) {  // log-probs of every row, without activations

@@ -130,50 +130,6 @@ template <class Comm, class Model> void check_weights(Comm& comm, Model& policy,
   comm::check_same(comm, comm::hash_values(std::span<const typename decltype(host)::value_type>(host)),
                    "weights after step " + std::to_string(step));
 }
-// The gradient all-reduce of one data parallel step without ZeRO-1 (comm::bucket_reducer). The
-// step's last backward on this rank runs through backward(true, f): with overlap_reduce and a model
-// that announces finished gradients (set_gradients_ready), each bucket starts as soon as it is
-// final; finish() starts the rest and waits for all. Nothing in one process or with ZeRO-1 (whose
-// reduce-scatter runs after backward, train/zero.hpp).
-template <class Comm, class Model> class gradient_reduce {
-public:
-  gradient_reduce(Comm& c, Model& m, const training_args& a, bool active) : c_(c), m_(m), a_(a), active_(active && c.size() > 1) {}
-  gradient_reduce(const gradient_reduce&) = delete;
-  gradient_reduce& operator=(const gradient_reduce&) = delete;
-  ~gradient_reduce() { disarm(); }
-  template <class F> void backward(bool last, F&& f) {
-    if constexpr (announces) {
-      if (active_ && last && a_.overlap_reduce) {
-        auto& r = reducer();
-        m_.set_gradients_ready([&r](std::size_t at, std::size_t n) { r.ready(at, n); });
-        f();
-        disarm();
-        return;
-      }
-    }
-    f();
-  }
-  void finish() {
-    if (active_) reducer().finish();
-  }
-
-private:
-  static constexpr bool announces =
-      requires(Model& m, std::function<void(std::size_t, std::size_t)> f) { m.set_gradients_ready(f); };
-  comm::bucket_reducer<Comm>& reducer() {
-    if (!r_) r_.emplace(c_, m_.gradients(), a_.reduce_bucket);
-    return *r_;
-  }
-  void disarm() {
-    if constexpr (announces) m_.set_gradients_ready({});
-  }
-  Comm& c_;
-  Model& m_;
-  const training_args& a_;
-  bool active_;
-  std::optional<comm::bucket_reducer<Comm>> r_;
-};
-
 // The end of a step of any trainer: one copy of the optimizer state (gradients all-reduced first),
 // or ZeRO-1's split one.
 template <class Comm, class Model, class Optimizer, class State, class Reduce, class After>
@@ -231,7 +187,7 @@ public:
   // micro: this rank's micro-batches (with comm::none, the whole batch's).
   step_result step(std::span<const batch_type> micro) {
     policy_.zero_grad();
-    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, args_, !zero_);
+    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
     const bool distributed = comm_.size() > 1;
     pair_batch<double> mine;  // this rank's pairs, micro-batch after micro-batch
     std::vector<std::size_t> offsets;
