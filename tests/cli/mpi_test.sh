@@ -2,7 +2,8 @@
 # `mpirun -np 2 prefopt train`: the same run as one process (metrics of every step and the final
 # model's log-probs to 1e-6 relative, scale 1) for sigmoid, aot (batch-coupled) and KTO; rank 0
 # alone writes the output folder; the sharded reference precompute writes the single process's
-# cache file byte for byte; set-ups that cannot work are clear errors; a killed rank ends the job.
+# cache file byte for byte; set-ups that cannot work are clear errors; a killed rank ends the job
+# and resuming from the last checkpoint gives the uninterrupted run.
 # Exit 77 (skipped) without mpirun or without MPI in this prefopt.
 source "$(dirname "$0")/common.sh"
 command -v mpirun > /dev/null || { echo "mpirun not found: skipped"; exit 77; }
@@ -48,6 +49,14 @@ for loss in sigmoid aot kto; do
 done
 echo "mpi (sigmoid, aot, kto equal one process): ok"
 
+# the gradient all-reduce after backward (training.overlap_reduce=false) gives the overlapped run's bytes
+"${MPIRUN[@]}" "$PREFOPT" train "${base[@]}" --set 'loss.type=["sigmoid"]' --set training.overlap_reduce=false \
+  --set output.dir="$WORK/blocking" 2> "$WORK/blocking.log" || { cat "$WORK/blocking.log"; fail "overlap_reduce=false on 2 ranks"; }
+cmp "$WORK/two-sigmoid/metrics.jsonl" "$WORK/blocking/metrics.jsonl" || fail "overlap_reduce=false: the metrics differ from the overlapped run"
+cmp "$WORK/two-sigmoid/final/model.safetensors" "$WORK/blocking/final/model.safetensors" \
+  || fail "overlap_reduce=false: the final weights differ from the overlapped run"
+echo "mpi (overlapped all-reduce = the one after backward, bit for bit): ok"
+
 # precomputed reference: the 2-rank cache file is the 1-process one; then the run resumes on 2 ranks
 pre=("${base[@]}" --set reference.strategy=precomputed --set training.save_steps=2)
 "$PREFOPT" train "${pre[@]}" --set output.dir="$WORK/pre1" --set reference.cache_dir="$WORK/cache1" 2> "$WORK/pre1.log" \
@@ -89,18 +98,29 @@ expect_fail "config (run.json with --set): differs between ranks" mpirun -np 1 "
   --set output.dir="$WORK/bad" : -np 1 "$PREFOPT" train "${base[@]}" --set output.dir="$WORK/bad" --set loss.beta=0.2
 echo "mpi (errors): ok"
 
-# a rank killed mid-run: mpirun ends the job with an error; time it
-"${MPIRUN[@]}" "$PREFOPT" train "${base[@]}" --set training.max_steps=100000 --set output.dir="$WORK/killed" 2> "$WORK/killed.log" &
-job=$!
-for _ in $(seq 1 300); do
-  [ -s "$WORK/killed/metrics.jsonl" ] && break
-  sleep 0.1
-done
-victim=$(pgrep -P "$job" -n prefopt || true)
-[ -n "$victim" ] || { kill "$job"; fail "no rank process found under mpirun"; }
-t0=$(date +%s.%N)
-kill -9 "$victim"
-if wait "$job"; then fail "the job did not fail when a rank was killed"; fi
+# A killed rank, then resume: rank 1 SIGKILLs itself after step 3 (PREFOPT_FAULT_KILL, train/fault.hpp;
+# checkpoint-2 exists by then); mpirun must end the job with an error within 30 s; resuming on 2
+# ranks from checkpoint-2 must give the uninterrupted 2-rank run: the same final weights (bytes of
+# the safetensors) and the same metrics, every row.
+kr=("${base[@]}" --set training.max_steps=6 --set training.save_steps=2)
+"${MPIRUN[@]}" "$PREFOPT" train "${kr[@]}" --set output.dir="$WORK/straight" 2> "$WORK/straight.log" \
+  || { cat "$WORK/straight.log"; fail "the uninterrupted 2-rank run failed"; }
+expect_fail "PREFOPT_FAULT_KILL" env PREFOPT_FAULT_KILL="rank=one" "$PREFOPT" train "${kr[@]}" --set output.dir="$WORK/bad"
+if PREFOPT_FAULT_KILL="rank=1,step=3" "${MPIRUN[@]}" "$PREFOPT" train "${kr[@]}" --set output.dir="$WORK/killed" \
+     > "$WORK/killed.out" 2> "$WORK/killed.log"; then
+  fail "the job did not fail when rank 1 was killed"
+fi
 t1=$(date +%s.%N)
-echo "mpi (killed rank): job ended $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s after the kill"
+t0=$(sed -nE 's/.*rank 1 kills itself after step 3 at ([0-9.]+) s.*/\1/p' "$WORK/killed.log")
+[ -n "$t0" ] || { cat "$WORK/killed.log"; fail "rank 1 was not killed by the fault injection"; }
+echo "mpi (killed rank): job ended $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s after rank 1 killed itself"
 awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 30) }' || fail "the job took 30 s or more to end after a rank died"
+[ -d "$WORK/killed/checkpoint-2" ] || fail "no checkpoint-2 before the kill"
+[ ! -e "$WORK/killed/final" ] || fail "a killed run wrote final/"
+"${MPIRUN[@]}" "$PREFOPT" train "${kr[@]}" --set output.dir="$WORK/killed" --set training.resume=true 2> "$WORK/resumed.log" \
+  || { cat "$WORK/resumed.log"; fail "resuming the killed run on 2 ranks failed"; }
+grep -q "resumed from .*checkpoint-2" "$WORK/resumed.log" || fail "did not resume from checkpoint-2: $(cat "$WORK/resumed.log")"
+cmp "$WORK/straight/final/model.safetensors" "$WORK/killed/final/model.safetensors" \
+  || fail "killed + resumed: the final weights differ from the uninterrupted run"
+cmp "$WORK/straight/metrics.jsonl" "$WORK/killed/metrics.jsonl" || fail "killed + resumed: the metrics differ from the uninterrupted run"
+echo "mpi (killed rank, resumed = uninterrupted): ok"

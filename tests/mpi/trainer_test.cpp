@@ -105,6 +105,24 @@ template <class Loss> void paired_equality(Loss loss, std::size_t local, const s
   report(what + (zero ? ", ZeRO-1" : ""), m, w);
 }
 
+// comm::mpi held to equal ranges in reduce-scatter and all-gather, as NCCL is (comm::nccl::equal_ranges).
+struct equal_ranges_mpi : comm::mpi {
+  static constexpr bool equal_ranges = true;
+  int calls = 0;
+  void reduce_scatter_sum(std::span<const float> in, std::span<float> out, const std::vector<std::size_t>& counts) {
+    ++calls;
+    for (auto c : counts) REQUIRE(c == out.size());
+    comm::mpi::reduce_scatter_sum(in, out, counts);
+  }
+  void all_gather_in_place(std::span<float> buf, const std::vector<std::size_t>& counts) {
+    ++calls;
+    for (auto c : counts) REQUIRE(c == counts.front());
+    comm::mpi::all_gather_in_place(buf, counts);
+  }
+};
+static_assert(comm::needs_equal_ranges<equal_ranges_mpi>);
+static_assert(!comm::needs_equal_ranges<comm::mpi>);
+
 // KTO: n examples and n KL rows (the previous example's response): tests/support/unpaired_log_linear.hpp.
 using unpaired = test::unpaired_batch;
 using test::slice;
@@ -178,8 +196,20 @@ TEST_CASE("comm::mpi operations") {
   // the trainer's reduce-scatter in pieces of 2 values per rank (several pieces, the last ones short)
   std::vector<float> grad(7);
   for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = float(i) + float(r);
-  train::detail::reduce_scatter_in_buckets(world, z, std::span<float>(grad), 2);
+  B be;
+  train::detail::reduce_scatter_in_buckets(world, be, z, std::span<float>(grad), 2);
   for (std::size_t i = z.lo; i < z.hi; ++i) CHECK(grad[i] == float(n) * float(i) + float(n * (n - 1) / 2));
+  {  // the same through equal ranges only (NCCL's rule): 7 values over 2 ranks are padded
+    equal_ranges_mpi eq;
+    std::vector<float> g2(7), p2(7, -1.0f);
+    for (std::size_t i = 0; i < g2.size(); ++i) g2[i] = float(i) + float(r);
+    train::detail::reduce_scatter_in_buckets(eq, be, z, std::span<float>(g2), 2);
+    for (std::size_t i = z.lo; i < z.hi; ++i) CHECK(g2[i] == float(n) * float(i) + float(n * (n - 1) / 2));
+    for (std::size_t i = z.lo; i < z.hi; ++i) p2[i] = float(i);
+    train::detail::all_gather_ranges(eq, be, z, std::span<float>(p2));
+    for (std::size_t i = 0; i < p2.size(); ++i) CHECK(p2[i] == float(i));
+    CHECK(eq.calls == 3);  // two reduce-scatters (pieces of 2 per rank: [2, 2], [2, 1 + a zero]), one all-gather
+  }
   std::vector<float> at_root(r == 0 ? 7 : 0);  // checkpoints: the ranges on rank 0 only
   world.gather(std::span<const float>(own), std::span<float>(at_root), z.counts, 0);
   for (std::size_t i = 0; i < at_root.size(); ++i) CHECK(at_root[i] == float(n) * float(i) + float(n * (n - 1) / 2));

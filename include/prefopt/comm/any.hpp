@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/none.hpp"
 #ifdef PREFOPT_HAVE_MPI
 #include "prefopt/comm/mpi.hpp"
@@ -31,6 +33,24 @@ public:
   }
   template <class T> void all_reduce_sum(std::span<T> v) {
     std::visit([&](auto& c) { c.all_reduce_sum(v); }, c_);
+  }
+#ifdef PREFOPT_HAVE_MPI
+  struct request {
+    std::variant<none::request, mpi::request> r;
+  };
+#else
+  struct request {
+    std::variant<none::request> r;
+  };
+#endif
+  request start_all_reduce_sum(std::span<float> v) {
+    return std::visit([&](auto& c) { return request{c.start_all_reduce_sum(v)}; }, c_);
+  }
+  bool test(request& q) {
+    return std::visit([&](auto& c) { return c.test(std::get<typename std::decay_t<decltype(c)>::request>(q.r)); }, c_);
+  }
+  void wait(request& q) {
+    std::visit([&](auto& c) { c.wait(std::get<typename std::decay_t<decltype(c)>::request>(q.r)); }, c_);
   }
   std::vector<double> all_gather(std::span<const double> mine) {
     return std::visit([&](auto& c) { return c.all_gather(mine); }, c_);
@@ -63,5 +83,6 @@ private:
 };
 
 static_assert(Communicator<any>);
+static_assert(AsyncAllReduce<any>);
 
 } // namespace prefopt::comm

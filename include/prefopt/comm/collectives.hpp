@@ -9,18 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/concepts.hpp"
 
 namespace prefopt::comm {
 
-// Sums the flat gradient buffer over the ranks, `bucket` values per collective. The buckets run
-// after backward, one after another (no overlap with backward: the models' backward returns only
-// once the whole buffer is written). Nothing is done in one process.
-template <Communicator C, class T>
-void all_reduce_gradients(C& c, std::span<T> g, std::size_t bucket = std::size_t(1) << 22) {
+// Sums the flat gradient buffer over the ranks after backward, `bucket` values per collective:
+// the buckets of comm::bucket_reducer (buckets.hpp), all started at once, then waited for. The
+// trainers use bucket_reducer directly to start them during backward. Nothing is done in one process.
+template <Communicator C>
+void all_reduce_gradients(C& c, std::span<float> g, std::size_t bucket = std::size_t(1) << 22) {
   if (c.size() == 1) return;
-  bucket = std::max<std::size_t>(bucket, 1);
-  for (std::size_t i = 0; i < g.size(); i += bucket) c.all_reduce_sum(g.subspan(i, std::min(bucket, g.size() - i)));
+  bucket_reducer<C> r(c, g, bucket);
+  r.finish();
 }
 
 // A cheap 64-bit hash of a buffer (FNV-1a over 8-byte words), used to compare weights, configs

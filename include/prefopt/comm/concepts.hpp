@@ -46,4 +46,11 @@ concept Communicator = requires(C& c, const C& cc, std::span<float> f, std::span
   c.barrier();
 };
 
+// A communicator whose reduce-scatter and all-gather take equal ranges only (NCCL's): it says so
+// with `static constexpr bool equal_ranges = true`, and ZeRO-1 (train/zero.hpp) pads for it.
+template <class C> constexpr bool needs_equal_ranges = [] {
+  if constexpr (requires { C::equal_ranges; }) return bool(C::equal_ranges);
+  else return false;
+}();
+
 } // namespace prefopt::comm

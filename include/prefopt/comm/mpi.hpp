@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/concepts.hpp"
 
 namespace prefopt::comm {
@@ -98,6 +99,21 @@ public:
   void all_reduce_sum(std::span<float> v) const { reduce(v); }
   void all_reduce_sum(std::span<double> v) const { reduce(v); }
   void all_reduce_sum(std::span<std::int64_t> v) const { reduce(v); }
+  // The non-blocking all-reduce of a gradient bucket (comm/buckets.hpp), MPI_Iallreduce in place;
+  // at most INT_MAX values. Every rank must start its buckets in the same order.
+  using request = MPI_Request;
+  request start_all_reduce_sum(std::span<float> v) const {
+    if (v.size() > std::size_t(INT_MAX)) throw comm_error("comm::mpi: start_all_reduce_sum", "more than INT_MAX values");
+    MPI_Request r = MPI_REQUEST_NULL;
+    detail::mpi_check(MPI_Iallreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_FLOAT, MPI_SUM, comm_, &r), "MPI_Iallreduce");
+    return r;
+  }
+  bool test(request& r) const {
+    int done = 0;
+    detail::mpi_check(MPI_Test(&r, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    return done != 0;
+  }
+  void wait(request& r) const { detail::mpi_check(MPI_Wait(&r, MPI_STATUS_IGNORE), "MPI_Wait"); }
 
   std::vector<double> all_gather(std::span<const double> mine) const {
     std::vector<std::size_t> counts;
@@ -176,5 +192,6 @@ private:
 };
 
 static_assert(Communicator<mpi>);
+static_assert(AsyncAllReduce<mpi>);
 
 } // namespace prefopt::comm

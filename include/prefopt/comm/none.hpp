@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/concepts.hpp"
 
 namespace prefopt::comm {
@@ -17,6 +18,11 @@ struct none {
   void all_reduce_sum(std::span<float>) const noexcept {}
   void all_reduce_sum(std::span<double>) const noexcept {}
   void all_reduce_sum(std::span<std::int64_t>) const noexcept {}
+  // The non-blocking all-reduce (comm/buckets.hpp): complete at once.
+  struct request {};
+  request start_all_reduce_sum(std::span<float>) const noexcept { return {}; }
+  bool test(request&) const noexcept { return true; }
+  void wait(request&) const noexcept {}
   std::vector<double> all_gather(std::span<const double> mine) const { return {mine.begin(), mine.end()}; }
   std::vector<double> all_gather(std::span<const double> mine, std::vector<std::size_t>& counts) const {
     counts.assign(1, mine.size());
@@ -35,5 +41,6 @@ struct none {
 };
 
 static_assert(Communicator<none>);
+static_assert(AsyncAllReduce<none>);
 
 } // namespace prefopt::comm

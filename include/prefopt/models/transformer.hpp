@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -122,6 +123,12 @@ public:
   // ---- forward / backward ------------------------------------------------------------------
   void forward(const input_type& in, sequence_logps& out, const forward_options& opt = {});
   void backward(std::span<const double> d_logp);
+  // Data parallel overlap (train/trainer.hpp): while set, backward calls ready(offset, count) as
+  // soon as the gradients [offset, offset + count) of gradients() are final for this backward —
+  // the final norm (and an untied head) first, then each layer from the last to the first, the
+  // embeddings last; every value exactly once. The flat layout stores them in the opposite order
+  // (embeddings first), so the buffer completes from its end. Empty: no calls.
+  void set_gradients_ready(std::function<void(std::size_t, std::size_t)> ready) { grads_ready_ = std::move(ready); }
 
   // log softmax of the next-token distribution after token at[r] of `in`, for every vocabulary
   // entry: [rows × V] (sampling; one head product per row instead of V scored targets).
@@ -176,6 +183,7 @@ private:
   void layer_backward(std::size_t i, layer_acts& a, std::span<float> dx, int T);
   void layers_backward_checkpointed(std::span<float> dx, int T);
   void body_backward(int T);
+  void announce_layer(std::size_t l);  // grads_ready_ for layer l's range of gradients()
   void cached_layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, kv_cache<B>& cache,
                             std::span<const std::int32_t> slot, std::span<const std::int32_t> cache_row);
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
@@ -207,6 +215,7 @@ private:
   int T_ = 0, H_ = 0, max_row_ = 0;
   bool has_acts_ = false;
   bool checkpointing_ = false;              // training forwards keep acts_[0] (the workspace) and acts_[l > 0].x only
+  std::function<void(std::size_t, std::size_t)> grads_ready_{};  // set_gradients_ready
 };
 
 template <Backend B> using gpt2 = transformer<B, arch::gpt2>;

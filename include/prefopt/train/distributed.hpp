@@ -2,13 +2,17 @@
 // rank's shard: the per-pair (per-example) vectors are packed into one buffer, all-gathered in
 // rank order (one collective) and unpacked, so every rank evaluates the loss on the same global
 // batch: rank 0's rows first, then rank 1's, ... The vectors are small (a few numbers per pair);
-// the gradient buffer is what is large. Integers and flags travel as doubles, exactly.
+// the gradient buffer is what is large. Integers and flags travel as doubles, exactly. And the
+// gradient all-reduce of a step, its buckets started during the step's last backward.
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/concepts.hpp"
 #include "prefopt/losses/batch.hpp"
 #include "prefopt/losses/kto.hpp"
@@ -59,6 +63,54 @@ unpaired_batch<double> gather_unpaired(C& c, const unpaired_batch<double>& mine,
     f(b.policy), f(b.reference), f(b.desirable), f(b.policy_kl), f(b.reference_kl);
   });
 }
+
+namespace detail {
+// The gradient all-reduce of one data parallel step without ZeRO-1 (comm::bucket_reducer), as the
+// trainers run it. The step's last backward on this rank runs through backward(true, f): with
+// `overlap` (training_args::overlap_reduce) and a model that announces finished gradients
+// (set_gradients_ready), each bucket starts as soon as it is final; finish() starts the rest and
+// waits for all. Nothing in one process or with ZeRO-1 (whose reduce-scatter runs after
+// backward, train/zero.hpp).
+template <class Comm, class Model> class gradient_reduce {
+public:
+  gradient_reduce(Comm& c, Model& m, bool active, bool overlap, std::size_t bucket)
+      : c_(c), m_(m), active_(active && c.size() > 1), overlap_(overlap), bucket_(bucket) {}
+  gradient_reduce(const gradient_reduce&) = delete;
+  gradient_reduce& operator=(const gradient_reduce&) = delete;
+  ~gradient_reduce() { disarm(); }
+  template <class F> void backward(bool last, F&& f) {
+    if constexpr (announces) {
+      if (active_ && last && overlap_) {
+        auto& r = reducer();
+        m_.set_gradients_ready([&r](std::size_t at, std::size_t n) { r.ready(at, n); });
+        f();
+        disarm();
+        return;
+      }
+    }
+    f();
+  }
+  void finish() {
+    if (active_) reducer().finish();
+  }
+
+private:
+  static constexpr bool announces =
+      requires(Model& m, std::function<void(std::size_t, std::size_t)> f) { m.set_gradients_ready(f); };
+  comm::bucket_reducer<Comm>& reducer() {
+    if (!r_) r_.emplace(c_, m_.gradients(), bucket_);
+    return *r_;
+  }
+  void disarm() {
+    if constexpr (announces) m_.set_gradients_ready({});
+  }
+  Comm& c_;
+  Model& m_;
+  bool active_, overlap_;
+  std::size_t bucket_;
+  std::optional<comm::bucket_reducer<Comm>> r_;
+};
+} // namespace detail
 
 // The global batch_context of a single-pass step: pairs and chosen tokens summed over the ranks.
 template <comm::Communicator C> batch_context<double> global_context(C& c, batch_context<double> local) {

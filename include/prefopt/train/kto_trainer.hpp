@@ -11,7 +11,8 @@
 // Metrics: loss, kl, rewards/chosen, rewards/rejected, rewards/margins, logps/*, grad_norm, learning_rate.
 // Data parallel (Comm other than comm::none): as trainer<>, every rank's examples are gathered
 // between the two passes, so the loss and the KL baseline are the global batch's on every rank;
-// each rank runs backward for its own examples and the gradient is summed over the ranks.
+// each rank runs backward for its own examples and the gradient is summed over the ranks (its
+// buckets started during the last backward, as trainer<> does).
 #pragma once
 
 #include <cmath>
@@ -54,6 +55,7 @@ public:
     loss_.validate();
     opt_.validate();
     args_.validate();
+    comm::follow_backend(comm_, policy.backend());
     if (!ref_.model && !ref_.adapters_off)
       throw config_error("reference", "KTO compares with a reference model: give a frozen model or switch adapters off");
   }
@@ -63,6 +65,7 @@ public:
   // All micro-batches' examples form one loss (the KL baseline over all their KL rows).
   template <class Batch> step_result step(std::span<const Batch> micro) {
     policy_.zero_grad();
+    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
     unpaired_batch<double> all;
     std::vector<std::size_t> first;
     for (std::size_t m = 0; m < micro.size(); ++m) {  // log-probs of every row, without activations
@@ -77,9 +80,9 @@ public:
         score(micro[m], true, m);  // again, keeping activations (and the same dropout masks)
         std::vector<double> d(Model::input_sequences(micro[m].sequences), 0.0);
         for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[mine + first[m] + i];
-        policy_.backward(std::span<const double>(d));
+        reduce.backward(m + 1 == micro.size(), [&] { policy_.backward(std::span<const double>(d)); });
       }
-    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics,
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, reduce,
                           [&] { detail::check_weights(comm_, policy_, args_, step_); });
   }
 

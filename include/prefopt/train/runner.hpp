@@ -35,6 +35,7 @@
 #include "prefopt/comm/collectives.hpp"
 #include "prefopt/data/collate.hpp"
 #include "prefopt/train/checkpoint.hpp"
+#include "prefopt/train/fault.hpp"
 #include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/progress.hpp"
 #include "prefopt/train/run_guard.hpp"
@@ -143,6 +144,7 @@ public:
     const bool writer = world().rank() == 0;
     std::ostream& out = writer ? *o_.log : quiet_;
     check_setup();
+    const std::optional<fault_kill> fault = fault_kill_from_env();  // tests only (train/fault.hpp)
     if (writer) std::filesystem::create_directories(o_.output_dir);
     run_summary summary;
     checkpoint_state st;
@@ -246,6 +248,7 @@ public:
         if (end_of_epoch) st.epoch = epoch + 1, st.next_batch = 0;
         if (o_.max_steps > 0 && step >= o_.max_steps) stop = true;
         if (!r.skipped && o_.save_steps > 0 && step % o_.save_steps == 0) save(st);
+        if (!r.skipped) fault_point(fault, world().rank(), step);
       }
       if (!stop && o_.max_steps > 0 && plan.size() == 0) break;
     }

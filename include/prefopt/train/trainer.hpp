@@ -20,18 +20,24 @@
 // rank runs backward for its own pairs only, then the gradient buffer is summed over the ranks
 // (comm/collectives.hpp). Elementwise losses keep one pass per micro-batch with the global
 // batch_context; a single local micro-batch needs one pass for any loss; otherwise the two-pass
-// scheme above runs with the gathered batch in the middle. Every weight_check_steps updates the
-// ranks compare a hash of their weights (comm_error naming the step when they differ).
+// scheme above runs with the gathered batch in the middle. The gradient buckets of the step's last
+// backward on this rank start their all-reduce while that backward runs (comm/buckets.hpp: a
+// model that announces finished gradients, models::transformer; training_args::overlap_reduce),
+// and all are waited for before clipping; with accumulation the earlier micro-batches only
+// accumulate. Every weight_check_steps updates the ranks compare a hash of their weights
+// (comm_error naming the step when they differ).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "prefopt/comm/buckets.hpp"
 #include "prefopt/comm/collectives.hpp"
 #include "prefopt/comm/none.hpp"
 #include "prefopt/core/random.hpp"
@@ -64,6 +70,11 @@ struct training_args {
   // 1: ZeRO-1 with more than one process (train/zero.hpp): the optimizer state is split across the
   // ranks; 0: every rank holds all of it.
   int zero = 0;
+  // More than one process, without ZeRO-1: start each gradient bucket's all-reduce as soon as the
+  // model's backward has finished it (models that announce it: the transformers), instead of after
+  // backward. The sums are bit-equal either way (same buckets, same collective).
+  bool overlap_reduce = true;
+  std::size_t reduce_bucket = std::size_t(1) << 22;  // values per gradient all-reduce (16 MiB of float)
   std::uint64_t dropout_seed(long step, std::size_t micro) const {
     return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
   }
@@ -73,6 +84,7 @@ struct training_args {
       throw config_error("training_args: field 'ld_alpha'", "must lie in [0, 1]");
     if (weight_check_steps < 0) throw config_error("training_args: field 'weight_check_steps'", "must be ≥ 0");
     if (zero != 0 && zero != 1) throw config_error("training_args: field 'zero'", "must be 0 or 1 (ZeRO stage)");
+    if (reduce_bucket == 0) throw config_error("training_args: field 'reduce_bucket'", "must be ≥ 1");
   }
 };
 
@@ -120,11 +132,12 @@ template <class Comm, class Model> void check_weights(Comm& comm, Model& policy,
 }
 // The end of a step of any trainer: one copy of the optimizer state (gradients all-reduced first),
 // or ZeRO-1's split one.
-template <class Comm, class Model, class Optimizer, class State, class After>
+template <class Comm, class Model, class Optimizer, class State, class Reduce, class After>
 step_result update(Comm& comm, const std::optional<zero_shard>& zero, Model& policy, Optimizer& opt, State& state,
-                   const training_args& args, long& step, double loss, std::map<std::string, double> metrics, After&& after) {
+                   const training_args& args, long& step, double loss, std::map<std::string, double> metrics,
+                   gradient_reduce<Comm, Reduce>& reduce, After&& after) {
   if (zero) return zero_update<step_result>(comm, *zero, policy, opt, state, args, step, loss, std::move(metrics), after);
-  comm::all_reduce_gradients(comm, policy.gradients());
+  reduce.finish();
   return clip_and_update(policy, opt, state, args, step, loss, std::move(metrics), after);
 }
 
@@ -162,6 +175,7 @@ public:
     loss_.validate();
     opt_.validate();
     args_.validate();
+    comm::follow_backend(comm_, policy.backend());
     if constexpr (requires { loss_.reference_free(); })
       if (!loss_.reference_free() && !reference_provided())
         throw config_error("reference: field 'strategy'", "the loss compares the policy with a reference model; 'none' "
@@ -173,6 +187,7 @@ public:
   // micro: this rank's micro-batches (with comm::none, the whole batch's).
   step_result step(std::span<const batch_type> micro) {
     policy_.zero_grad();
+    detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
     const bool distributed = comm_.size() > 1;
     pair_batch<double> mine;  // this rank's pairs, micro-batch after micro-batch
     std::vector<std::size_t> offsets;
@@ -190,13 +205,13 @@ public:
         const pair_batch<double> pb = forward_pairs(micro[m], true, m);
         const loss_result<double> r = evaluate(loss_, pb, ctx);
         append(mine, pb, offsets);
-        if (std::isfinite(r.loss)) backward(r.d_policy_chosen, r.d_policy_rejected, 0, pb.size());
+        if (std::isfinite(r.loss)) backward(reduce, r.d_policy_chosen, r.d_policy_rejected, 0, pb.size(), m + 1 == micro.size());
       }
     } else if (micro.size() == 1) {
       // One pass: the activations of the only local micro-batch stay while the loss is evaluated.
       append(mine, forward_pairs(micro[0], true, 0), offsets);
       whole = evaluate(loss_, distributed ? gather() : mine);
-      if (std::isfinite(whole->loss)) backward(whole->d_policy_chosen, whole->d_policy_rejected, first, micro[0].pairs);
+      if (std::isfinite(whole->loss)) backward(reduce, whole->d_policy_chosen, whole->d_policy_rejected, first, micro[0].pairs, true);
     } else {
       for (std::size_t m = 0; m < micro.size(); ++m) append(mine, forward_pairs(micro[m], false, m), offsets);
       whole = evaluate(loss_, distributed ? gather() : mine);
@@ -204,13 +219,13 @@ public:
       if (std::isfinite(r.loss))
         for (std::size_t m = 0; m < micro.size(); ++m) {
           forward_pairs(micro[m], true, m);
-          backward(r.d_policy_chosen, r.d_policy_rejected, first + offsets[m], micro[m].pairs);
+          backward(reduce, r.d_policy_chosen, r.d_policy_rejected, first + offsets[m], micro[m].pairs, m + 1 == micro.size());
         }
     }
     if (distributed && !global) gather();
     const pair_batch<double>& full = distributed ? *global : mine;
     if (!whole) whole = evaluate(loss_, full);
-    return finish(full, *whole);
+    return finish(full, *whole, reduce);
   }
 
   // Loss and metrics of a batch without touching the weights (evaluation on held-out pairs).
@@ -296,11 +311,13 @@ private:
     return pb;
   }
 
-  // Backward for pairs [first, first + n) of d loss / d log-prob (chosen, rejected).
-  void backward(const std::vector<double>& dc, const std::vector<double>& dr, std::size_t first, std::size_t n) {
+  // Backward for pairs [first, first + n) of d loss / d log-prob (chosen, rejected); `last`: the
+  // step's last backward on this rank (its gradient buckets may start their all-reduce).
+  void backward(detail::gradient_reduce<Comm, Model>& reduce, const std::vector<double>& dc, const std::vector<double>& dr,
+                std::size_t first, std::size_t n, bool last) {
     std::vector<double> d(dc.begin() + std::ptrdiff_t(first), dc.begin() + std::ptrdiff_t(first + n));
     d.insert(d.end(), dr.begin() + std::ptrdiff_t(first), dr.begin() + std::ptrdiff_t(first + n));
-    policy_.backward(std::span<const double>(d));
+    reduce.backward(last, [&] { policy_.backward(std::span<const double>(d)); });
   }
 
   static void append(pair_batch<double>& full, const pair_batch<double>& pb, std::vector<std::size_t>& offsets) {
@@ -319,8 +336,8 @@ private:
     cat(full.weight, pb.weight);
   }
 
-  step_result finish(const pair_batch<double>& full, const loss_result<double>& r) {
-    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, [&] {
+  step_result finish(const pair_batch<double>& full, const loss_result<double>& r, detail::gradient_reduce<Comm, Model>& reduce) {
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, reduce, [&] {
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
       if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
       detail::check_weights(comm_, policy_, args_, step_);

@@ -6,7 +6,9 @@
 // norms, the optimizer updates the own range with a state of hi − lo values, and the updated
 // ranges are all-gathered into every rank's parameters. Enabled by training_args::zero = 1 with
 // more than one rank. The optimizer is any whose state is per element (adamw, sgd): it runs on a
-// sub-span with the parameter slices cut to the range.
+// sub-span with the parameter slices cut to the range. Every buffer involved is the backend's: with
+// the CUDA backend and comm::nccl the reduce-scatter, the own-range AdamW and the all-gather run
+// in device memory (ncclReduceScatter / ncclAllGather).
 #pragma once
 
 #include <algorithm>
@@ -52,26 +54,57 @@ namespace detail {
 // The reduce-scatter of the gradient buffer `g` in pieces of at most `piece` values per rank: the
 // pieces k of every rank's range are packed side by side, reduce-scattered, and this rank's sum is
 // written back into its range of g. Memory: (ranks + 1) × piece values, never a copy of g (MPI's
-// reduce-scatter of the whole buffer at once allocated temporaries of its size).
-template <class Comm>
-void reduce_scatter_in_buckets(Comm& comm, const zero_shard& z, std::span<float> g, std::size_t piece = std::size_t(1) << 20) {
+// reduce-scatter of the whole buffer at once allocated temporaries of its size). The staging
+// buffers are the backend's (device memory for the CUDA backend, which comm::nccl reduces there);
+// a communicator that takes equal ranges only (comm::needs_equal_ranges: NCCL) gets every rank's
+// piece padded with zeros to the longest, which leaves the sums unchanged.
+template <class Comm, class Backend>
+void reduce_scatter_in_buckets(Comm& comm, Backend& be, const zero_shard& z, std::span<float> g,
+                               std::size_t piece = std::size_t(1) << 20) {
+  constexpr bool equal = comm::needs_equal_ranges<Comm>;
   const std::size_t ranks = z.counts.size();
   std::vector<std::size_t> first(ranks, 0);
   for (std::size_t r = 1; r < ranks; ++r) first[r] = first[r - 1] + z.counts[r - 1];
   const std::size_t longest = *std::max_element(z.counts.begin(), z.counts.end());
-  std::vector<float> send, recv;
-  std::vector<std::size_t> counts(ranks);
+  auto send = be.template allocate<float>(std::max<std::size_t>(ranks * std::min(piece, longest), 1));
+  auto recv = be.template allocate<float>(std::max<std::size_t>(std::min(piece, longest), 1));
+  std::vector<std::size_t> counts(ranks), width(ranks);
   for (std::size_t at = 0; at < longest; at += piece) {
-    send.clear();
+    std::size_t packed = 0;
     for (std::size_t r = 0; r < ranks; ++r) {
       counts[r] = z.counts[r] > at ? std::min(piece, z.counts[r] - at) : 0;
-      send.insert(send.end(), g.begin() + std::ptrdiff_t(first[r] + at), g.begin() + std::ptrdiff_t(first[r] + at + counts[r]));
+      width[r] = equal ? std::min(piece, longest - at) : counts[r];
+      packed += width[r];
     }
-    const std::size_t mine = counts[std::size_t(comm.rank())];
-    recv.resize(mine);
-    comm.reduce_scatter_sum(std::span<const float>(send), std::span<float>(recv), counts);
-    std::copy(recv.begin(), recv.end(), g.begin() + std::ptrdiff_t(z.lo + at));
+    const auto out = send.span().first(packed);
+    if (equal) be.fill(out, 0.0f);
+    for (std::size_t r = 0, to = 0; r < ranks; to += width[r], ++r)
+      if (counts[r]) be.copy(std::span<const float>(g.subspan(first[r] + at, counts[r])), out.subspan(to, counts[r]));
+    const std::size_t me = std::size_t(comm.rank());
+    comm.reduce_scatter_sum(std::span<const float>(out), recv.span().first(width[me]), width);
+    if (counts[me]) be.copy(std::span<const float>(recv.span().first(counts[me])), g.subspan(z.lo + at, counts[me]));
   }
+}
+
+// Every rank's range of the parameters `p` to every rank. For a communicator of equal ranges only
+// (NCCL) whose ranges are not (a size that is not a multiple of the ranks), through a padded
+// buffer of the backend's of ranks × ceil(n / ranks) values.
+template <class Comm, class Backend> void all_gather_ranges(Comm& comm, Backend& be, const zero_shard& z, std::span<float> p) {
+  if constexpr (comm::needs_equal_ranges<Comm>) {
+    const std::size_t longest = *std::max_element(z.counts.begin(), z.counts.end());
+    bool uneven = false;
+    for (auto c : z.counts) uneven = uneven || c != longest;
+    if (uneven) {
+      const std::size_t ranks = z.counts.size(), me = std::size_t(comm.rank());
+      auto buf = be.template allocate<float>(ranks * longest);
+      if (z.size()) be.copy(std::span<const float>(p.subspan(z.lo, z.size())), buf.span().subspan(me * longest, z.size()));
+      comm.all_gather_in_place(buf.span(), std::vector<std::size_t>(ranks, longest));
+      for (std::size_t r = 0, at = 0; r < ranks; at += z.counts[r], ++r)
+        if (z.counts[r]) be.copy(std::span<const float>(buf.span().subspan(r * longest, z.counts[r])), p.subspan(at, z.counts[r]));
+      return;
+    }
+  }
+  comm.all_gather_in_place(p, z.counts);
 }
 
 // ZeRO-1's end of a step (see clip_and_update for the one-copy version): reduce-scatter, clip by
@@ -85,7 +118,7 @@ Result zero_update(Comm& comm, const zero_shard& z, Model& policy, Optimizer& op
   out.metrics["loss"] = loss;
   auto& be = policy.backend();
   const auto g = policy.gradients();
-  reduce_scatter_in_buckets(comm, z, g);
+  reduce_scatter_in_buckets(comm, be, z, g);
   const std::span<float> own = g.subspan(z.lo, z.size());
   double sq = be.sum_squares(own);
   comm.all_reduce_sum(std::span<double>(&sq, 1));
@@ -99,7 +132,7 @@ Result zero_update(Comm& comm, const zero_shard& z, Model& policy, Optimizer& op
     if (args.max_grad_norm > 0.0 && args.max_grad_norm / (norm + 1e-6) < 1.0) be.scale(own, float(args.max_grad_norm / (norm + 1e-6)));
     const auto p = policy.parameters();
     opt.step(be, state, p.subspan(z.lo, z.size()), own, z.slices, opt.lr * args.schedule.factor(step));
-    comm.all_gather_in_place(p, z.counts);
+    all_gather_ranges(comm, be, z, p);
     ++step;
     after();
   }

@@ -214,7 +214,27 @@ template <Backend B, class Arch> void transformer<B, Arch>::layers_backward_chec
     if (l + 1 < nl) layer_forward(l, acts_[0], dn_.span(), T, true);
     layer_backward(l, acts_[0], dx, T);
     if (l > 0) std::swap(acts_[0].x, acts_[l].x);
+    announce_layer(l);
   }
+}
+
+// Layer l's range of gradients(): its base weights (from its first norm to the next layer's), or
+// its LoRA adapters (laid out layer by layer, lora.hpp).
+template <Backend B, class Arch> void transformer<B, Arch>::announce_layer(std::size_t l) {
+  if (!grads_ready_) return;
+  const auto& layers = layout_.layers;
+  if (base_trainable()) {
+    const std::size_t lo = layers[l].norm1_w, hi = l + 1 < layers.size() ? layers[l + 1].norm1_w : layout_.normf_w;
+    grads_ready_(lo, hi - lo);
+    return;
+  }
+  std::size_t lo = no_offset, hi = 0;
+  for (const linear_ref* r : const_cast<layer_layout&>(layers[l]).linears())
+    if (r->adapter >= 0) {
+      const auto& a = adapters_[std::size_t(r->adapter)];
+      lo = std::min(lo, a.a), hi = std::max(hi, a.b + std::size_t(a.out) * std::size_t(a.rank));
+    }
+  if (lo < hi) grads_ready_(lo, hi - lo);
 }
 
 // ---- the model --------------------------------------------------------------------------------
@@ -332,14 +352,20 @@ template <Backend B, class Arch> void transformer<B, Arch>::body_backward(int T)
   be_.fill(dx, 0.0f);
   // d nf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.
   norm_backward(layout_.normf_w, layout_.normf_b, dn_.span().first(t * C), xf_.span(), meanf_, rstdf_, dx, T);
+  const bool announce = grads_ready_ && base_trainable();
+  if (announce) grads_ready_(layout_.normf_w, layout_.total - layout_.normf_w);  // final norm (+ untied head)
   if (checkpointing_) layers_backward_checkpointed(dx, T);
   else
-    for (std::size_t l = layout_.layers.size(); l-- > 0;) layer_backward(l, acts_[l], dx, T);
+    for (std::size_t l = layout_.layers.size(); l-- > 0;) {
+      layer_backward(l, acts_[l], dx, T);
+      announce_layer(l);
+    }
   if (base_trainable()) {
     be_.embedding_backward(tokens_.span().first(t), dx, C, gspan(layout_.wte, std::size_t(V) * C));
     if constexpr (Arch::id == architecture::gpt2)
       be_.embedding_backward(positions_.span().first(t), dx, C, gspan(layout_.wpe, std::size_t(cfg_.max_positions) * C));
   }
+  if (announce) grads_ready_(0, layout_.layers.empty() ? layout_.normf_w : layout_.layers[0].norm1_w);  // embeddings
 }
 
 template <Backend B, class Arch>
