@@ -27,6 +27,9 @@
 #include "prefopt/train/runner.hpp"
 #include "prefopt/train/trainer.hpp"
 #include "session.hpp"
+#ifdef PREFOPT_CLI_CUDA
+#include "prefopt/backends/cuda.hpp"
+#endif
 
 namespace prefopt::cli {
 
@@ -52,6 +55,7 @@ inline const char* train_help =
     "  training.resume=true continues from the newest checkpoint in output.dir (a finished run only\n"
     "  has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
     "  earlier run's checkpoints, which a fresh run otherwise refuses.\n"
+    "  backend=cuda trains on one NVIDIA GPU (a build with the CUDA backend); the default, eigen, on the CPU.\n"
     "  Under `mpirun -np N prefopt train ...` the ranks train data parallel: training.batch_size is the\n"
     "  global micro-batch (each rank takes batch_size / N pairs) and rank 0 writes every file.\n";
 
@@ -363,6 +367,58 @@ std::pair<Set, std::optional<Set>> load_datasets(const train::run_config& cfg, b
   return {std::move(train_set), std::move(eval_set)};
 }
 
+// What a training or evaluation run reads: the tokenized data (pairs, or unpaired examples for
+// KTO-style losses), its longest row (sizes the memory check) and whether only to evaluate.
+template <class Set> struct run_inputs {
+  Set& train;
+  const Set* eval;
+  std::size_t longest_row;
+  bool evaluate_only;
+};
+
+// A training or evaluation run on backend B. Each backend's instantiation is compiled once, in a
+// translation unit of its own (train_eigen.cpp, train_cuda.cpp): they are the largest pieces of
+// the program, and so they build in parallel with main.cpp and with each other.
+template <class B>
+int train_on(const train::run_config& cfg, const run_inputs<data::tokenized_preferences>& in, comm::any& world) {
+  int rc = 0;
+  with_policy<B>(cfg, [&](auto& policy) { rc = run_training(policy, cfg, in.train, in.eval, in.evaluate_only, world); },
+                 in.longest_row, cfg.data.prefix_sharing ? 1 : 2, !in.evaluate_only);
+  return rc;
+}
+template <class B>
+int train_on(const train::run_config& cfg, const run_inputs<data::tokenized_unpaired>& in, comm::any& world) {
+  int rc = 0;
+  with_policy<B>(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, in.train, in.eval, in.evaluate_only, world); },
+                 in.longest_row, 2, !in.evaluate_only);
+  return rc;
+}
+
+extern template int train_on<backends::eigen>(const train::run_config&, const run_inputs<data::tokenized_preferences>&, comm::any&);
+extern template int train_on<backends::eigen>(const train::run_config&, const run_inputs<data::tokenized_unpaired>&, comm::any&);
+#ifdef PREFOPT_CLI_CUDA
+extern template int train_on<backends::cuda>(const train::run_config&, const run_inputs<data::tokenized_preferences>&, comm::any&);
+extern template int train_on<backends::cuda>(const train::run_config&, const run_inputs<data::tokenized_unpaired>&, comm::any&);
+#endif
+
+// backend: "cuda" — one GPU, one process, where this program was built with CUDA and a device is
+// visible; otherwise an error that says which of these is missing.
+template <class Set> int on_cuda([[maybe_unused]] const train::run_config& cfg, [[maybe_unused]] const run_inputs<Set>& in,
+                                 [[maybe_unused]] comm::any& world) {
+  const std::string field = "config: field 'backend'";
+#ifdef PREFOPT_CLI_CUDA
+  if (world.size() > 1)
+    throw config_error(field, "cuda trains in one process from the command line (under mpirun, use the eigen backend; "
+                              "NCCL data parallelism is the library's comm::nccl)");
+  if (!backends::cuda::device_available())
+    throw config_error(field, "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+  return train_on<backends::cuda>(cfg, in, world);
+#else
+  throw config_error(field, "cuda: this prefopt was built without the CUDA backend (configure with "
+                            "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
+#endif
+}
+
 inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   const args a(argc, argv, 2, {"config", "set", "data"}, {"print-config", "help"});
   if (a.flag("help")) {
@@ -390,11 +446,10 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
     if (!train_u.weight.empty() || (eval_u && !eval_u->weight.empty()))
       throw config_error(cfg.data.train + ": column 'weight'", "per-example weights are not used; remove the column");
     comm::check_same(world, data_hash(train_u), cfg.data.train + ": the tokenized training data");
-    int rc = 0;
     const std::size_t longest_u = std::max(data::longest_row(train_u), eval_u ? data::longest_row(*eval_u) : 0);
-    with_policy(cfg, [&](auto& policy) { rc = run_unpaired_training(policy, cfg, train_u, eval_u ? &*eval_u : nullptr, evaluate_only, world); },
-                longest_u, 2, !evaluate_only);
-    return rc;
+    const run_inputs<data::tokenized_unpaired> in{train_u, eval_u ? &*eval_u : nullptr, longest_u, evaluate_only};
+    if (cfg.backend == "cuda") return on_cuda(cfg, in, world);
+    return train_on<backends::eigen>(cfg, in, world);
   }
   auto sets = load_datasets<data::tokenized_preferences>(
       cfg, evaluate_only, [&](const std::string& f) { return tokenize_file(f, cfg, &pipeline, std::cerr); });
@@ -403,12 +458,11 @@ inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   if (!train_data.weight.empty() || (eval_data && !eval_data->weight.empty()))
     throw config_error(cfg.data.train + ": column 'weight'", "per-pair weights are not used by any loss; remove the column");
   comm::check_same(world, data_hash(train_data), cfg.data.train + ": the tokenized training data");
-  int rc = 0;
   const bool shared = cfg.data.prefix_sharing;
   const std::size_t longest = std::max(data::longest_row(train_data, shared), eval_data ? data::longest_row(*eval_data, shared) : 0);
-  with_policy(cfg, [&](auto& policy) { rc = run_training(policy, cfg, train_data, eval_data ? &*eval_data : nullptr, evaluate_only, world); },
-              longest, shared ? 1 : 2, !evaluate_only);
-  return rc;
+  const run_inputs<data::tokenized_preferences> in{train_data, eval_data ? &*eval_data : nullptr, longest, evaluate_only};
+  if (cfg.backend == "cuda") return on_cuda(cfg, in, world);
+  return train_on<backends::eigen>(cfg, in, world);
 }
 
 } // namespace prefopt::cli

@@ -320,22 +320,31 @@ inline data::tokenized_unpaired split_eval(data::tokenized_unpaired& d, double s
   return e;
 }
 
-// Opens the policy as its concrete type (gpt2/llama, with LoRA when configured) and calls fn(model).
+// Opens the policy as its concrete type (gpt2/llama over B, with LoRA when configured) and calls fn(model).
 // row_length and rows_per_example size the memory estimate checked before the model is built
 // (check_run_memory): the data's longest row (data::longest_row), and the rows one example takes
 // in a batch (2 per pair, 1 with prefix sharing, 2 for an unpaired example and its KL row). With
 // row_length 0, data.max_length (else the model's positions) stands in for the longest row.
-template <class Fn>
+// B: the backend (eigen unless given); a device backend checks the estimate against its device's
+// memory (B{}.memory_bytes()) where training.memory_limit_gib is 0.
+template <class B = backends::eigen, class Fn>
 void with_policy(const train::run_config& cfg, Fn&& fn, std::size_t row_length = 0, std::size_t rows_per_example = 2,
                  bool training = true) {
-  using B = backends::eigen;
   const std::filesystem::path dir(cfg.model);
   const auto mc = models::transformer_config::from_file(dir / "config.json");
   if (row_length == 0) row_length = std::size_t(std::min(cfg.data.max_length.value_or(mc.max_positions), mc.max_positions));
-  check_run_memory(cfg, mc, row_length, rows_per_example, training, std::cerr);
+  const B backend{};
+  if constexpr (B::host_memory) {
+    check_run_memory(cfg, mc, row_length, rows_per_example, training, std::cerr);
+  } else {
+    train::run_config on_device = cfg;
+    if (on_device.training.memory_limit_gib == 0.0)
+      on_device.training.memory_limit_gib = double(backend.memory_bytes()) / double(std::size_t(1) << 30);
+    check_run_memory(on_device, mc, row_length, rows_per_example, training, std::cerr);
+  }
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
-    M m(B{}, mc);
+    M m(backend, mc);
     models::load_weights(m, dir);
     m.set_gradient_checkpointing(training && cfg.training.gradient_checkpointing);
     if (cfg.adapter) {

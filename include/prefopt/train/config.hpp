@@ -104,6 +104,7 @@ struct output_settings {
 struct run_config {
   BOOST_HANA_DEFINE_STRUCT(run_config,
     (std::string, model),                      // directory: config.json + model.safetensors (+ tokenizer.json)
+    (std::string, backend),                    // eigen (CPU) or cuda (one NVIDIA GPU; a build with CUDA)
     (std::optional<std::string>, adapter),     // a PEFT LoRA adapter to start from
     (std::optional<lora_settings>, lora),      // train LoRA adapters instead of the full model
     (data_config, data),
@@ -118,6 +119,7 @@ struct run_config {
 inline lora_settings default_for(std::type_identity<lora_settings>) { return {8, 16.0, {}, false, 0.0}; }
 inline run_config default_for(std::type_identity<run_config>) {
   run_config c;
+  c.backend = "eigen";
   c.data = {"", std::nullopt, 0.0, std::nullopt, "auto", 1024, std::nullopt, true, 0, true, false, std::nullopt, "keep_prompt_end"};
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6, 0};
@@ -132,6 +134,7 @@ inline run_config default_run_config() { return default_for(std::type_identity<r
 inline void validate(const run_config& c) {
   auto bad = [](const std::string& field, const std::string& why) { throw config_error("config: field '" + field + "'", why); };
   if (c.model.empty()) bad("model", "is required (a directory with config.json and model.safetensors)");
+  if (c.backend != "eigen" && c.backend != "cuda") bad("backend", "must be eigen (CPU) or cuda (one NVIDIA GPU), is '" + c.backend + "'");
   if (c.data.train.empty()) bad("data.train", "is required (a JSONL file in one of TRL's formats)");
   if (!(c.data.eval_fraction >= 0.0 && c.data.eval_fraction < 1.0)) bad("data.eval_fraction", "must lie in [0, 1)");
   if (c.data.max_length && *c.data.max_length < 2) bad("data.max_length", "must be at least 2");

@@ -58,6 +58,13 @@ public:
     return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
   }
 
+  // The device's total memory in bytes (the budget `prefopt train` checks a run's estimate against).
+  std::size_t memory_bytes() const {
+    std::size_t free = 0, total = 0;
+    cuda_detail::check(cudaMemGetInfo(&free, &total), "memory_bytes");
+    return total;
+  }
+
   cuda_detail::context& ctx() const { return *ctx_; }
   const std::shared_ptr<cuda_detail::context>& shared_context() const { return ctx_; }
 
