@@ -19,7 +19,9 @@ train() { "$PREFOPT" reward train --config "$WORK/run.json" "$@"; }
 # kill -9 while checkpoint-<step> of output dir $1 is being written (the pause sits between its files and its state)
 kill_at() {
   local dir=$1 step=$2; shift 2
-  PREFOPT_TEST_CHECKPOINT_PAUSE=30 PREFOPT_TEST_CHECKPOINT_PAUSE_STEP=$step train --set output.dir="$dir" "$@" 2> "$dir.killed.log" &
+  # the program itself in the background (not the train function: kill -9 would hit a subshell only)
+  PREFOPT_TEST_CHECKPOINT_PAUSE=30 PREFOPT_TEST_CHECKPOINT_PAUSE_STEP=$step \
+    "$PREFOPT" reward train --config "$WORK/run.json" --set output.dir="$dir" "$@" 2> "$dir.killed.log" &
   local pid=$!
   for _ in $(seq 1 1200); do
     [ -d "$dir/checkpoint-$step.tmp" ] && break
