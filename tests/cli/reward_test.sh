@@ -20,7 +20,7 @@ cat > "$WORK/run.json" <<JSON
   "model": "$DATA/models/llama",
   "data": {"train": "$DATA/cli/pairs_tokenized.jsonl", "eval": "$DATA/cli/pairs_tokenized.jsonl"},
   "optimizer": {"learning_rate": 0.003},
-  "training": {"num_train_epochs": 4, "batch_size": 4, "gradient_accumulation_steps": 2, "logging_steps": 1, "eval_steps": 100},
+  "training": {"num_train_epochs": 4, "batch_size": 4, "gradient_accumulation_steps": 2, "logging_steps": 1, "eval_steps": 0},
   "output": {"dir": "$WORK/full"},
   "reward": {"center_rewards_coefficient": null}
 }

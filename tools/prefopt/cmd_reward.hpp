@@ -1,24 +1,32 @@
 // tools/prefopt/cmd_reward.hpp — `prefopt reward train` and `prefopt reward score`.
 //
 //   prefopt reward train --config run.json [--set key.path=value ...]
-//   prefopt reward score --model DIR --data pairs.jsonl --out scores.jsonl [--batch-size N]
+//   prefopt reward score --model DIR [--adapter DIR] --data pairs.jsonl --out scores.jsonl [--batch-size N]
 // train: a Bradley–Terry reward model as TRL's RewardTrainer trains one (train/reward_trainer.hpp).
-// run.json is `prefopt train`'s configuration (model, data, lora, optimizer, training, output;
-// loss and reference are not used) plus a "reward" object: {"center_rewards_coefficient": null}.
+// run.json is `prefopt train`'s configuration (model, adapter, data, lora, optimizer, training,
+// output; loss and reference are not used) plus a "reward" object: {"center_rewards_coefficient": null}.
 // optimizer.learning_rate defaults to RewardConfig's 1e-4 here. The model is a reward model
-// (score.weight present) or a causal LM that gets a new head drawn from training.seed. Each pair's
-// sequences are prompt + chosen and prompt + rejected; a "margin" column of the data file is
-// TRL's margin. Metrics go to output.dir/metrics.jsonl (+ .csv) under TRL's names; the model to
-// output.dir/final as a *ForSequenceClassification checkpoint (LoRA: final/ is the PEFT adapter
-// with the score head, merged/ the merged classifier).
-// Not done here (prefopt train has them): checkpoints and resume, early stopping, TensorBoard.
-// score: one JSON line per pair {"line", "chosen_score", "rejected_score"}.
+// (score.weight present) or a causal LM that gets a new head drawn from training.seed; `adapter`
+// continues training a LoRA reward model that this command saved (final/: the PEFT adapter with
+// the score head) on that base model. Each pair's sequences are prompt + chosen and prompt +
+// rejected; a "margin" column of the data file is TRL's margin.
+// The run is train::runner's, as `prefopt train`'s: batches planned per epoch from training.seed,
+// metrics under TRL's names in output.dir/metrics.jsonl (+ .csv) and TensorBoard events
+// (output.tensorboard), evaluation every training.eval_steps (0: each epoch), early stopping
+// (training.early_stopping_metric, e.g. eval_loss or eval_accuracy with greater_is_better),
+// checkpoints every training.save_steps (checkpoint-<step>/: the classifier, or the adapter with
+// the score head; optimizer.safetensors; trainer_state.json), training.save_total_limit,
+// training.resume continuing exactly. The model goes to output.dir/final as a
+// *ForSequenceClassification checkpoint (LoRA: final/ is the PEFT adapter with the score head,
+// merged/ the merged classifier).
+// score: one JSON line per pair {"line", "chosen_score", "rejected_score"}; --adapter scores a
+// LoRA reward model (final/ of a LoRA run) on its base model.
 #pragma once
 
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
-#include <random>
+#include <optional>
 #include <string>
 
 #include "cmd_train.hpp"
@@ -31,11 +39,13 @@ namespace prefopt::cli {
 
 inline const char* reward_help =
     "usage: prefopt reward train --config run.json [--set key.path=value ...]\n"
-    "       prefopt reward score --model DIR --data pairs.jsonl[.gz] --out scores.jsonl [--batch-size N] [--strict]\n"
+    "       prefopt reward score --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out scores.jsonl [--batch-size N] [--strict]\n"
     "                            [--tokenizer tokenizer.json] [--chat-template NAME] [--max-length N]  (text data)\n"
     "  train: Bradley-Terry reward model (TRL RewardTrainer); run.json as prefopt train's plus\n"
     "         \"reward\": {\"center_rewards_coefficient\": number or null}; a \"margin\" data column is used.\n"
-    "  score: writes chosen_score / rejected_score per pair line.\n";
+    "         Checkpoints, training.resume=true, early stopping, TensorBoard and adapter (continue a\n"
+    "         LoRA reward model) as in prefopt train.\n"
+    "  score: writes chosen_score / rejected_score per pair line; --adapter: a LoRA reward model's final/.\n";
 
 // The model directory as a reward model of type reward_model<Body> (Body: gpt2 or llama over eigen).
 template <class Fn> void with_reward_model(const std::filesystem::path& dir, std::uint64_t seed, Fn&& fn) {
@@ -49,6 +59,16 @@ template <class Fn> void with_reward_model(const std::filesystem::path& dir, std
   };
   if (cfg.arch == models::architecture::gpt2) run(std::type_identity<models::gpt2<B>>{});
   else run(std::type_identity<models::llama<B>>{});
+}
+
+// `loaded` with LoRA adapters `lc` (drawn from `seed`) on its body and its score head, passed to fn.
+template <class RM, class Fn> void with_lora_reward_model(RM& loaded, const models::lora_config& lc, std::uint64_t seed, Fn&& fn) {
+  using Body = typename RM::body_type;
+  std::vector<float> head(loaded.head_parameters().size());
+  loaded.backend().download(loaded.head_parameters(), std::span<float>(head));
+  models::reward_model<models::lora<Body>> rm(models::lora<Body>(std::move(loaded.body()), lc, seed), loaded.pad_token_id());
+  rm.backend().upload(std::span<const float>(head), rm.head_parameters());
+  fn(rm);
 }
 
 // The "margin" column of the pairs' lines (empty when no line has one).
@@ -71,35 +91,6 @@ inline std::vector<double> read_margins(const std::string& path, const std::vect
     out.push_back(it->second);
   }
   return out;
-}
-
-inline train::reward_pair_batch reward_batch_of(const data::tokenized_preferences& d, const std::vector<double>& margin,
-                                                const std::vector<std::size_t>& idx, std::optional<std::int32_t> pad) {
-  std::vector<models::tokenized_pair> pairs;
-  train::reward_pair_batch b;
-  for (auto i : idx) {
-    pairs.push_back(d.pairs[i]);
-    if (!margin.empty()) b.margin.push_back(margin[i]);
-  }
-  b.sequences = models::pack_reward_pairs(pairs, pad);
-  return b;
-}
-
-template <class RM>
-std::map<std::string, double> evaluate_reward(train::reward_trainer<RM, optim::adamw>& t, const data::tokenized_preferences& d,
-                                              const std::vector<double>& margin, std::size_t batch, std::optional<std::int32_t> pad) {
-  std::map<std::string, double> sum;
-  for (std::size_t s = 0; s < d.size(); s += batch) {
-    std::vector<std::size_t> idx;
-    for (std::size_t i = s; i < std::min(d.size(), s + batch); ++i) idx.push_back(i);
-    const auto m = t.evaluate_batch(reward_batch_of(d, margin, idx, pad));
-    for (const auto& [k, v] : m) {
-      if (k == "min_reward") sum[k] = sum.count(k) ? std::min(sum[k], v) : v;
-      else if (k == "max_reward") sum[k] = sum.count(k) ? std::max(sum[k], v) : v;
-      else sum[k] += v * double(idx.size()) / double(d.size());
-    }
-  }
-  return sum;
 }
 
 inline int cmd_reward_train(int argc, char** argv) {
@@ -143,7 +134,6 @@ inline int cmd_reward_train(int argc, char** argv) {
   }
   bt.validate();
   train::validate(cfg);
-  if (cfg.adapter) throw config_error(path + ": field 'adapter'", "reward training cannot start from an adapter yet; use lora, or merge it first");
   if (cfg.optimizer.type != "adamw") throw config_error(path + ": field 'optimizer.type'", "reward training uses adamw");
   apply_thread_setting(cfg.training.threads, std::cerr);
   text_pipeline pipeline;
@@ -155,9 +145,8 @@ inline int cmd_reward_train(int argc, char** argv) {
   else if (sets.second && !margin.empty()) throw config_error(path + ": field 'data.eval_fraction'", "with a margin column, give data.eval instead");
   if (train_data.size() == 0) throw data_error(cfg.data.train, "no usable pairs");
   const auto ro = runner_options_of(cfg);
-  const std::size_t per_step = ro.batch_size * std::size_t(ro.gradient_accumulation_steps);
-  const long steps_per_epoch = long((train_data.size() + per_step - 1) / per_step);
-  const long total = ro.max_steps > 0 ? ro.max_steps : long(ro.epochs) * steps_per_epoch;
+  const long total = ro.max_steps > 0 ? ro.max_steps
+                                      : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size, ro.gradient_accumulation_steps);
   train::training_args args;
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
@@ -167,57 +156,19 @@ inline int cmd_reward_train(int argc, char** argv) {
                          .eps = cfg.optimizer.eps, .weight_decay = cfg.optimizer.weight_decay};
   with_reward_model(cfg.model, args.seed, [&](auto& loaded, bool classifier) {
     if (!loaded.pad_token_id()) loaded.set_pad_token_id(train_data.pad_token_id);
-    auto go = [&](auto& rm) {
-      const auto pad = rm.pad_token_id();
+    auto go = [&](auto& rm, const std::string& start) {
       train::reward_trainer t(rm, bt, opt, args);
-      train::metrics_log log(cfg.output.dir);
-      std::cerr << "prefopt: reward model (" << rm.body().config().model_type << (classifier ? "" : ", new score head")
+      t.policy().base_model_name_or_path = cfg.model;
+      const train::reward_dataset train_set{&train_data, margin, rm.pad_token_id()};
+      std::optional<train::reward_dataset> eval_set;
+      if (sets.second) eval_set = train::reward_dataset{&*sets.second, eval_margin, rm.pad_token_id()};
+      train::runner r(t, train_set, eval_set ? &*eval_set : nullptr, ro);
+      std::cerr << "prefopt: reward model (" << rm.body().config().model_type << start
                 << (rm.body().adapters().empty() ? "" : " + LoRA") << "), "
                 << rm.body_parameters().size() + rm.head_parameters().size() << " trainable parameters; " << train_data.size()
-                << " training pairs; " << total << " steps\n";
-      std::vector<std::size_t> order(train_data.size());
-      std::mt19937_64 rng(args.seed);
-      std::map<std::string, double> acc;
-      long acc_n = 0, skipped = 0;
-      for (long step = 0, epoch = 0; step < total; ++epoch) {
-        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-        for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[std::size_t(rng() % i)]);
-        for (std::size_t s = 0; s < order.size() && step < total; s += per_step) {
-          std::vector<train::reward_pair_batch> micro;
-          for (std::size_t m = s; m < std::min(order.size(), s + per_step); m += ro.batch_size) {
-            std::vector<std::size_t> idx(order.begin() + std::ptrdiff_t(m), order.begin() + std::ptrdiff_t(std::min(order.size(), m + ro.batch_size)));
-            micro.push_back(reward_batch_of(train_data, margin, idx, pad));
-          }
-          const auto r = t.step(std::span<const train::reward_pair_batch>(micro));
-          if (r.skipped) {
-            ++skipped;
-            std::cerr << "prefopt: step skipped: " << r.skip_reason << "\n";
-            if (ro.max_consecutive_skipped_steps > 0 && skipped >= ro.max_consecutive_skipped_steps)
-              throw error("prefopt reward train", std::to_string(skipped) + " steps in a row skipped (training.max_consecutive_skipped_steps)");
-            continue;
-          }
-          skipped = 0;
-          ++step;
-          for (const auto& [k, v] : r.metrics) acc[k] += v;
-          ++acc_n;
-          const double ep = double(epoch) + double(std::min(order.size(), s + per_step)) / double(order.size());
-          if (ro.logging_steps > 0 && (step % ro.logging_steps == 0 || step == total)) {
-            train::metric_values row;
-            for (const char* k : {"loss", "grad_norm", "learning_rate", "num_tokens", "min_reward", "mean_reward", "max_reward", "accuracy", "margin"})
-              if (acc.count(k)) row.emplace_back(k, k == std::string("learning_rate") || k == std::string("num_tokens") ? r.metrics.at(k) : acc[k] / double(acc_n));
-            row.emplace_back("epoch", ep);
-            log.log(step, row);
-            acc.clear(), acc_n = 0;
-          }
-          const bool epoch_end = s + per_step >= order.size();  // eval_steps 0: evaluate after each epoch
-          if (sets.second && ((ro.eval_steps > 0 ? step % ro.eval_steps == 0 : epoch_end) || step == total)) {
-            train::metric_values row;
-            for (const auto& [k, v] : evaluate_reward(t, *sets.second, eval_margin, ro.batch_size, pad)) row.emplace_back("eval_" + k, v);
-            row.emplace_back("epoch", ep);
-            log.log(step, row);
-          }
-        }
-      }
+                << " training pairs" << (eval_set ? ", " + std::to_string(eval_set->size()) + " eval pairs" : std::string()) << "; "
+                << total << " steps\n";
+      const train::run_summary s = r.run();
       const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
       if constexpr (requires { rm.body().merge_into_base(); }) {
         write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
@@ -227,28 +178,28 @@ inline int cmd_reward_train(int argc, char** argv) {
       } else {
         write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
       }
-      std::cerr << "prefopt: " << t.global_step() << " steps; reward model saved to " << final_dir.string() << "\n";
+      std::cerr << summary_line(s, final_dir);
     };
-    using Body = typename std::remove_cvref_t<decltype(loaded)>::body_type;
-    if (cfg.lora) {
+    if (cfg.adapter) {  // continue a LoRA reward model: its adapters and score head
+      with_lora_reward_model(loaded, read_adapter_config(*cfg.adapter), args.seed, [&](auto& rm) {
+        models::load_reward_adapter(rm, *cfg.adapter);
+        go(rm, ", from adapter " + *cfg.adapter);
+      });
+    } else if (cfg.lora) {
       const auto mc = loaded.body().config();
       models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = cfg.lora->dropout,
                              .target_modules = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules,
                              .use_rslora = cfg.lora->use_rslora};
-      std::vector<float> head(loaded.head_parameters().size());
-      loaded.backend().download(loaded.head_parameters(), std::span<float>(head));
-      models::reward_model<models::lora<Body>> rm(models::lora<Body>(std::move(loaded.body()), lc, args.seed), loaded.pad_token_id());
-      rm.backend().upload(std::span<const float>(head), rm.head_parameters());
-      go(rm);
+      with_lora_reward_model(loaded, lc, args.seed, [&](auto& rm) { go(rm, classifier ? "" : ", new score head"); });
     } else {
-      go(loaded);
+      go(loaded, classifier ? "" : ", new score head");
     }
   });
   return 0;
 }
 
 inline int cmd_reward_score(int argc, char** argv) {
-  const args a(argc, argv, 3, {"model", "data", "out", "batch-size", "tokenizer", "chat-template", "max-length"}, {"strict", "help"});
+  const args a(argc, argv, 3, {"model", "adapter", "data", "out", "batch-size", "tokenizer", "chat-template", "max-length"}, {"strict", "help"});
   if (a.flag("help")) {
     std::cout << reward_help;
     return 0;
@@ -259,16 +210,26 @@ inline int cmd_reward_score(int argc, char** argv) {
   train::run_config cfg = data_flags(a);
   const data::tokenized_preferences d = tokenize_file(data_path, cfg, nullptr, std::cerr);
   const auto dir = std::filesystem::path(cfg.model);
-  if (!models::checkpoint_reader(dir).contains("score.weight"))
+  const std::string adapter = a.get("adapter");
+  if (adapter.empty() && !models::checkpoint_reader(dir).contains("score.weight"))
     throw format_error(dir.string() + ": tensor 'score.weight'", "missing: not a reward model (train one with prefopt reward train)");
   std::string out;
-  with_reward_model(dir, 0, [&](auto& rm, bool) {
+  auto score = [&](auto& rm) {
     for (std::size_t s = 0; s < d.size(); s += std::size_t(batch)) {
       std::vector<models::tokenized_pair> pairs(d.pairs.begin() + std::ptrdiff_t(s), d.pairs.begin() + std::ptrdiff_t(std::min(d.size(), s + std::size_t(batch))));
       const auto sc = rm.forward(models::pack_reward_pairs(pairs, rm.pad_token_id()), {.keep_activations = false});
       for (std::size_t i = 0; i < pairs.size(); ++i)
         out += nlohmann::json{{"line", d.lines[s + i]}, {"chosen_score", sc[i]}, {"rejected_score", sc[pairs.size() + i]}}.dump() + "\n";
     }
+  };
+  with_reward_model(dir, 0, [&](auto& rm, bool) {
+    if (adapter.empty()) return score(rm);
+    // as reward training set it: the model's pad token, else the data's (the tokenizer's)
+    if (!rm.pad_token_id()) rm.set_pad_token_id(d.pad_token_id);
+    with_lora_reward_model(rm, read_adapter_config(adapter), 0, [&](auto& lrm) {
+      models::load_reward_adapter(lrm, adapter);
+      score(lrm);
+    });
   });
   io::write_atomically(out_path, std::string_view(out));
   std::fprintf(stderr, "prefopt reward score: %zu pairs scored, written to %s\n", d.size(), out_path.c_str());

@@ -110,13 +110,16 @@ private:
   }
 };
 
-// Saves a model's trainable state: a LoRA model its adapter, any other transformer its weights.
+// Saves a model's trainable state: a LoRA model its adapter, any other transformer its weights,
+// a type with save_state / load_state (a reward model, train/reward_trainer.hpp) what it says.
 template <class M> void save_model_state(M& m, const std::filesystem::path& dir, io::dtype stored = io::dtype::f32) {
-  if constexpr (requires { m.save_adapter(dir); }) m.save_adapter(dir);
+  if constexpr (requires { m.save_state(dir, stored); }) m.save_state(dir, stored);
+  else if constexpr (requires { m.save_adapter(dir); }) m.save_adapter(dir);
   else models::save_pretrained(m, dir, stored);
 }
 template <class M> void load_model_state(M& m, const std::filesystem::path& dir) {
-  if constexpr (requires { m.load_adapter(dir); }) m.load_adapter(dir);
+  if constexpr (requires { m.load_state(dir); }) m.load_state(dir);
+  else if constexpr (requires { m.load_adapter(dir); }) m.load_adapter(dir);
   else models::load_weights(m, dir);
 }
 

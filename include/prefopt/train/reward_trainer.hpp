@@ -12,10 +12,18 @@
 // Gradient accumulation is exact: every term is a mean over pairs, so micro-batch k's gradient is
 // scaled by its share of the step's pairs. Two parameter groups (the body, the score head) get one
 // global-norm clip and their own optimizer state each.
+//
+// A whole run (epochs, evaluation, metrics, TensorBoard, checkpoints, resume, early stopping) is
+// train::runner's, the one `prefopt train` uses: reward_dataset is the data it plans batches over,
+// and the trainer offers what the runner checkpoints — policy() (the reward model's saved state:
+// a *ForSequenceClassification checkpoint, or for LoRA the PEFT adapter with the score head),
+// optimizer_state() (both groups' buffers, named body.* and score.*), optimizer_steps(), loss()
+// (whose state is the token count behind num_tokens) and reference() (none).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <span>
@@ -24,6 +32,8 @@
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/numerics.hpp"
+#include "prefopt/data/collate.hpp"
+#include "prefopt/models/reward_io.hpp"
 #include "prefopt/models/reward_model.hpp"
 #include "prefopt/train/trainer.hpp"
 
@@ -74,14 +84,82 @@ struct reward_pair_batch {
   [[nodiscard]] std::size_t pairs() const { return sequences.sequences() / 2; }
 };
 
+// Pairs as train::runner plans them for a reward trainer: the tokenized pairs, their margins
+// (empty, or one per pair) and the pad token the reward model reads the last position with.
+struct reward_dataset {
+  const data::tokenized_preferences* pairs = nullptr;
+  std::vector<double> margin{};
+  std::optional<std::int32_t> pad_token_id{};
+  [[nodiscard]] std::size_t size() const { return pairs ? pairs->size() : 0; }
+};
+
+// The runner's hooks for reward_dataset (found by argument-dependent lookup). Batches are planned
+// by prompt + the longer completion; prefix sharing and pad_to_multiple_of do not apply (a
+// reward model scores prompt + chosen and prompt + rejected as two whole sequences).
+inline std::vector<std::size_t> lengths_of(const reward_dataset& d, bool) { return data::row_lengths(*d.pairs, false); }
+template <class Trainer>
+reward_pair_batch batch_of(const Trainer&, const reward_dataset& d, std::span<const std::size_t> idx, bool, int) {
+  std::vector<models::tokenized_pair> pairs;
+  reward_pair_batch b;
+  for (auto i : idx) {
+    pairs.push_back(d.pairs->pairs[i]);
+    if (!d.margin.empty()) b.margin.push_back(d.margin[i]);
+  }
+  b.sequences = models::pack_reward_pairs(pairs, d.pad_token_id);
+  return b;
+}
+template <class Trainer>
+reward_pair_batch shard_of(const Trainer& t, const reward_dataset& d, std::span<const std::size_t> idx, std::size_t from,
+                           std::size_t to, bool, int pad) {
+  return batch_of(t, d, idx.subspan(from, to - from), false, pad);
+}
+
+// What a checkpoint (train/checkpoint.hpp, save_model_state / load_model_state) holds of a reward
+// model: LoRA, the PEFT adapter with the score head (models::save_reward_adapter); otherwise the
+// whole *ForSequenceClassification checkpoint (models::save_reward_model).
+template <class RM> struct reward_model_state {
+  RM& rm;
+  std::string base_model_name_or_path{};  // written into a LoRA checkpoint's adapter_config.json
+  auto& backend() { return rm.backend(); }
+  void save_state(const std::filesystem::path& dir, io::dtype stored) {
+    if constexpr (requires { models::save_reward_adapter(rm, dir); }) models::save_reward_adapter(rm, dir, base_model_name_or_path);
+    else models::save_reward_model(rm, dir, stored);
+  }
+  void load_state(const std::filesystem::path& dir) {
+    if constexpr (requires { models::load_reward_adapter(rm, dir); }) {
+      models::load_reward_adapter(rm, dir);
+    } else {
+      const models::checkpoint_reader ck(dir);
+      models::detail::load_body(rm.body(), ck);
+      const std::size_t C = std::size_t(rm.hidden());
+      ck.require("score.weight", {1, C});
+      std::vector<float> w(C);
+      ck.read_into("score.weight", std::span<float>(w));
+      rm.backend().upload(std::span<const float>(w), rm.head_parameters());
+    }
+  }
+};
+
+// The loss with what a checkpoint keeps of it as loss_state: the tokens seen so far (num_tokens).
+struct reward_loss_state {
+  bradley_terry loss{};
+  long long tokens = 0;
+  [[nodiscard]] std::vector<double> state() const { return {double(tokens)}; }
+  void set_state(const std::vector<double>& s) {
+    if (s.size() != 1 || !(s[0] >= 0.0) || s[0] > 9.0e15 || s[0] != std::floor(s[0]))
+      throw format_error("trainer_state.json: field 'loss_state'", "a reward run keeps one whole token count there");
+    tokens = static_cast<long long>(s[0]);
+  }
+};
+
 template <class Model, class Optimizer> class reward_trainer {
 public:
   using backend_type = typename Model::backend_type;
   reward_trainer(Model& rm, bradley_terry loss, Optimizer opt, training_args args = {})
-      : rm_(rm), loss_(loss), opt_(std::move(opt)), args_(args),
+      : rm_(rm), loss_{loss, 0}, opt_(std::move(opt)), args_(args),
         body_state_(opt_.make_state(rm.backend(), rm.body_parameters().size())),
-        head_state_(opt_.make_state(rm.backend(), rm.head_parameters().size())) {
-    loss_.validate();
+        head_state_(opt_.make_state(rm.backend(), rm.head_parameters().size())), saved_{rm, {}} {
+    loss_.loss.validate();
     opt_.validate();
     args_.validate();
   }
@@ -102,16 +180,16 @@ public:
       const std::size_t B = mb.pairs();
       if (s.size() != 2 * B) throw shape_error("reward_trainer", "a pair batch has an even number of sequences");
       const std::span<const double> c(s.data(), B), r(s.data() + B, B);
-      const reward_loss_result lr = bradley_terry_loss(loss_, c, r, mb.margin, N);
+      const reward_loss_result lr = bradley_terry_loss(loss_.loss, c, r, mb.margin, N);
       loss += lr.loss;
       rc.insert(rc.end(), c.begin(), c.end()), rr.insert(rr.end(), r.begin(), r.end());
-      for (const auto& t : mb.sequences.tokens.segment) tokens_ += t >= 0 ? 1 : 0;
+      for (const auto& t : mb.sequences.tokens.segment) loss_.tokens += t >= 0 ? 1 : 0;
       std::vector<double> d(lr.d_chosen);
       d.insert(d.end(), lr.d_rejected.begin(), lr.d_rejected.end());
       if (std::isfinite(lr.loss)) rm_.backward(d);
     }
     auto metrics = score_metrics(rc, rr);
-    metrics["num_tokens"] = double(tokens_);
+    metrics["num_tokens"] = double(loss_.tokens);
     step_result out;
     out.metrics = std::move(metrics);
     out.metrics["loss"] = loss;
@@ -142,7 +220,7 @@ public:
     const std::size_t B = b.pairs();
     const std::span<const double> c(s.data(), B), r(s.data() + B, B);
     auto m = score_metrics({c.begin(), c.end()}, {r.begin(), r.end()});
-    m["loss"] = bradley_terry_loss(loss_, c, r, b.margin).loss;
+    m["loss"] = bradley_terry_loss(loss_.loss, c, r, b.margin).loss;
     return m;
   }
 
@@ -171,14 +249,38 @@ public:
   Model& model() { return rm_; }
   const training_args& args() const { return args_; }
 
+  // What train::runner checkpoints and restores (see the top of this file).
+  reward_model_state<Model>& policy() { return saved_; }
+  reward_loss_state& loss() { return loss_; }
+  struct no_reference {};
+  no_reference& reference() { return no_reference_; }
+  long optimizer_steps() const {
+    if constexpr (requires { body_state_.steps; }) return body_state_.steps;
+    else return step_;
+  }
+  void set_optimizer_steps(long s) {
+    if constexpr (requires { body_state_.steps; }) body_state_.steps = s, head_state_.steps = s;
+  }
+  struct both_groups {
+    reward_trainer& t;
+    std::vector<optim::state_view> buffers() {
+      std::vector<optim::state_view> all;
+      for (auto& b : t.body_state_.buffers()) all.push_back({"body." + b.name, b.data});
+      for (auto& b : t.head_state_.buffers()) all.push_back({"score." + b.name, b.data});
+      return all;
+    }
+  };
+  both_groups optimizer_state() { return {*this}; }
+
 private:
   Model& rm_;
-  bradley_terry loss_;
+  reward_loss_state loss_;
   Optimizer opt_;
   training_args args_;
   decltype(std::declval<Optimizer&>().make_state(std::declval<backend_type&>(), std::size_t{})) body_state_, head_state_;
+  reward_model_state<Model> saved_;
+  no_reference no_reference_{};
   long step_ = 0;
-  long long tokens_ = 0;
 };
 
 } // namespace prefopt::train

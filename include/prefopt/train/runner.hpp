@@ -425,7 +425,7 @@ private:
     zero_state full = zero_state_buffers();
     if (full.views.empty()) {
       load_buffers(policy.backend(), t_.optimizer_state().buffers(), dir / "optimizer.safetensors");
-    } else {  // ZeRO-1: the whole state from the file, this rank's range into its buffers
+    } else if constexpr (requires { t_.zero(); }) {  // ZeRO-1: the whole state from the file, this rank's range into its buffers
       struct host_backend {
         void upload(std::span<const float> from, std::span<float> to) const { std::copy(from.begin(), from.end(), to.begin()); }
       } host;
