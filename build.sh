@@ -23,7 +23,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 # of OpenBLAS runs single-threaded inside their parallel regions instead of oversubscribing.
 packages=(build-essential cmake ninja-build pkg-config libeigen3-dev libxtensor-dev libxtensor-blas-dev
           libboost-dev doctest-dev nlohmann-json3-dev libopenblas-openmp-dev
-          zlib1g-dev libonig-dev libutf8proc-dev libyaml-cpp-dev libopenmpi-dev openmpi-bin)
+          zlib1g-dev libonig-dev libutf8proc-dev libyaml-cpp-dev libopenmpi-dev openmpi-bin libcli11-dev)
 
 # The fuzz verb's extra packages (demo and test never need them): Clang 14, its sanitizer and
 # libFuzzer runtimes, and llvm-symbolizer (in llvm-14) for readable stack traces. The sanitize verb

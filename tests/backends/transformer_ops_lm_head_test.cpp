@@ -21,15 +21,17 @@ namespace {
 constexpr float nan_f = std::numeric_limits<float>::quiet_NaN();
 
 struct stats_out {
-  fvec lse, logp, log_sum_sq, entropy, mean_logit;
+  fvec lse, logp, log_sum_sq, entropy, mean_logit, top1;
   explicit stats_out(std::size_t rows, bool all = true)
       : lse(rows, nan_f), logp(rows, nan_f), log_sum_sq(all ? rows : 0, nan_f), entropy(all ? rows : 0, nan_f),
-        mean_logit(all ? rows : 0, nan_f) {}
-  lm_head_stats spans() { return {mspan(lse), mspan(logp), mspan(log_sum_sq), mspan(entropy), mspan(mean_logit)}; }
+        mean_logit(all ? rows : 0, nan_f), top1(all ? rows : 0, nan_f) {}
+  lm_head_stats spans() {
+    return {mspan(lse), mspan(logp), mspan(log_sum_sq), mspan(entropy), mspan(mean_logit), mspan(top1)};
+  }
 };
 } // namespace
 
-TEST_CASE_TEMPLATE("lm_head_stats: lse, logp (0 without target), log Σp², entropy, mean logit", B,
+TEST_CASE_TEMPLATE("lm_head_stats: lse, logp (0 without target), log Σp², entropy, mean logit, top-1", B,
                    PREFOPT_CPU_BACKENDS) {
   B be;
   struct size {
@@ -46,6 +48,11 @@ TEST_CASE_TEMPLATE("lm_head_stats: lse, logp (0 without target), log Σp², entr
     for (std::size_t r = 0; r < R; ++r) targets[r] = std::int32_t((r * 7919) % V);
     targets[0] = -1;
     targets[2] = std::int32_t(V - 1);
+    if (R > 5) {
+      targets[3] = 5;                                               // peaked at the target: top-1
+      z[4 * V + 2] = 90.0f, z[4 * V + 3] = 90.0f, targets[4] = 3;   // ties an earlier maximum: not top-1
+      z[5 * V + 2] = 90.0f, z[5 * V + 3] = 90.0f, targets[5] = 2;   // the first of two maxima: top-1
+    }
     stats_out out(R);
     be.lm_head_stats(cspan(z), cspan(targets), sz.rows, sz.V, out.spans());
     const lm_stats want = lm_head(to_double(z), targets, R, V);
@@ -55,6 +62,9 @@ TEST_CASE_TEMPLATE("lm_head_stats: lse, logp (0 without target), log Σp², entr
     CHECK(max_rel(out.log_sum_sq, want.log_sum_sq) < 1e-6);
     CHECK(max_rel(out.entropy, want.entropy) < 1e-6);
     CHECK(max_rel(out.mean_logit, want.mean_logit) < 1e-6);
+    CHECK(to_double(out.top1) == want.top1);
+    CHECK(out.top1[0] == 0.0f);
+    if (R > 5) CHECK(fvec(out.top1.begin() + 3, out.top1.begin() + 6) == fvec{1.0f, 0.0f, 1.0f});
 
     stats_out only(R, false);  // optional statistics skipped when their spans are empty
     be.lm_head_stats(cspan(z), cspan(targets), sz.rows, sz.V, only.spans());

@@ -206,7 +206,7 @@ inline vec attention(const attention_case& c, const vec& q, const vec& k, const 
 }
 
 struct lm_stats {
-  vec lse, logp, log_sum_sq, entropy, mean_logit;
+  vec lse, logp, log_sum_sq, entropy, mean_logit, top1;
 };
 inline lm_stats lm_head(const vec& z, const ivec& targets, std::size_t rows, std::size_t V) {
   lm_stats s;
@@ -227,6 +227,8 @@ inline lm_stats lm_head(const vec& z, const ivec& targets, std::size_t rows, std
     s.log_sum_sq.push_back(std::log(sq));
     s.entropy.push_back(ent);
     s.mean_logit.push_back(sum / double(V));
+    // torch.argmax: the first index of the maximum
+    s.top1.push_back(targets[r] >= 0 && std::max_element(zr, zr + V) - zr == targets[r] ? 1.0 : 0.0);
   }
   return s;
 }

@@ -136,8 +136,9 @@ TEST_CASE("softmax_stats: per-thread tiles merged as a tree equal the eigen LM-h
   for (int j = 0; j < V; ++j) z[std::size_t(2) * V + j] = -INFINITY;  // row 2: all −∞ but one
   z[std::size_t(2) * V + 12345] = 1.0f;
   const std::vector<std::int32_t> targets{100, 1, 12345, -1, 50256, 7};
-  fvec lse(rows), logp(rows), lss(rows), ent(rows), mean(rows);
-  be.lm_head_stats(z, targets, rows, V, {lse, logp, lss, ent, mean});
+  fvec lse(rows), logp(rows), lss(rows), ent(rows), mean(rows), top(rows);
+  z[std::size_t(5) * V + 7] = 80.0f, z[std::size_t(5) * V + 9000] = 80.0f;  // row 5: the target ties a later maximum
+  be.lm_head_stats(z, targets, rows, V, {lse, logp, lss, ent, mean, top});
   for (int r = 0; r < rows; ++r) {
     const float* zr = z.data() + std::size_t(r) * V;
     std::vector<dm::softmax_stats> part(threads);
@@ -153,7 +154,14 @@ TEST_CASE("softmax_stats: per-thread tiles merged as a tree equal the eigen LM-h
     CHECK(float(s.entropy()) == doctest::Approx(ent[std::size_t(r)]).epsilon(1e-5).scale(1.0));
     const std::int32_t tr = targets[std::size_t(r)];
     if (tr >= 0) CHECK(float(double(zr[tr]) - s.lse()) == doctest::Approx(logp[std::size_t(r)]).epsilon(1e-6));
+    // top1 as the kernel forms it: each thread ORs beats_target over its tile, the block ORs them
+    bool beaten = false;
+    for (int t = 0; t < threads && tr >= 0; ++t)
+      for (int j = t; j < V; j += threads) beaten = beaten || dm::beats_target(zr[j], j, zr[tr], tr);
+    const float want_top = tr >= 0 && dm::target_is_top1(beaten, zr[tr]) ? 1.0f : 0.0f;
+    CHECK(want_top == top[std::size_t(r)]);
   }
+  CHECK(top == fvec{1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 1.0f});  // row 0: dominant; row 2: the only finite one; row 5: tie, earlier
 }
 
 TEST_CASE("softmax_stats merges agree in any grouping to float rounding (vocabulary tiles)") {

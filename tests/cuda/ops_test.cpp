@@ -260,22 +260,23 @@ TEST_CASE("lm_head_stats (all statistics) and lm_head_backward in place") {
   z[17] = 60.0f;
   z[std::size_t(V) + 4] = -INFINITY;  // a masked vocabulary entry: p = 0
   const ivec targets{0, 3, -1, 5002, 17, 3, 3, -100, 2500};
-  fvec lse(rows), logp(rows), lss(rows), ent(rows), mean(rows), dz(z.size());
+  fvec lse(rows), logp(rows), lss(rows), ent(rows), mean(rows), top(rows), dz(z.size());
   auto gt = up(g, targets);
   auto gz = up(g, z), gl = up(g, lse), glp = up(g, logp), gls = up(g, lss), ge = up(g, ent),
-       gm = up(g, mean), gd = up(g, dlogp);
-  g.lm_head_stats(gz.span(), gt.span(), rows, V, {gl.span(), glp.span(), gls.span(), ge.span(), gm.span()});
-  e.lm_head_stats(cs(z), ci(targets), rows, V, {ms(lse), ms(logp), ms(lss), ms(ent), ms(mean)});
+       gm = up(g, mean), gtop = up(g, top), gd = up(g, dlogp);
+  g.lm_head_stats(gz.span(), gt.span(), rows, V, {gl.span(), glp.span(), gls.span(), ge.span(), gm.span(), gtop.span()});
+  e.lm_head_stats(cs(z), ci(targets), rows, V, {ms(lse), ms(logp), ms(lss), ms(ent), ms(mean), ms(top)});
   CHECK(max_rel(down(g, gl), lse) < 1e-6);
   CHECK(max_rel(down(g, glp), logp) < 1e-6);
   CHECK(max_rel(down(g, gls), lss) < 1e-5);
   CHECK(max_rel(down(g, ge), ent) < 1e-5);
   CHECK(max_rel(down(g, gm), mean) < 1e-6);
+  CHECK(down(g, gtop) == top);  // the first index of the maximum, as the eigen backend's
   g.lm_head_backward(gz.span(), gt.span(), gl.span(), gd.span(), rows, V, gz.span());  // in place, as models/lm_head.hpp
   e.lm_head_backward(cs(z), ci(targets), cs(lse), cs(dlogp), rows, V, ms(dz));
   CHECK(max_rel(down(g, gz), dz) < 1e-6);
   auto bad = up(g, ivec{0, V, 1, 2, 3, 4, 5, 6, 7});
-  CHECK_THROWS_WITH_AS(g.lm_head_stats(gz.span(), bad.span(), rows, V, {gl.span(), glp.span(), {}, {}, {}}),
+  CHECK_THROWS_WITH_AS(g.lm_head_stats(gz.span(), bad.span(), rows, V, {gl.span(), glp.span(), {}, {}, {}, {}}),
                        doctest::Contains("element 1"), shape_error);
 }
 

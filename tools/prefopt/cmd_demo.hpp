@@ -43,15 +43,15 @@
 
 namespace prefopt::cli {
 
-inline const char* demo_help =
-    "usage: prefopt demo [--out DIR] [--seed N] [--quick]\n"
-    "  Trains a small GPT-2 on a bundled synthetic review corpus (SFT = the reference policy), samples\n"
-    "  preference pairs from it with a sentiment-lexicon reward, runs DPO, IPO and conservative DPO at\n"
-    "  several beta, and reports held-out reward vs KL(pi || pi_ref): results.json, results.csv,\n"
-    "  reward_vs_kl.svg, and the SFT and best models (Hugging Face layout + vocab.json) in DIR\n"
-    "  (default demo-out); each run's training curves in DIR/runs/<run>/ (metrics.jsonl, metrics.csv,\n"
-    "  TensorBoard events: tensorboard --logdir DIR/runs). --quick runs a tiny version in seconds.\n"
-    "  Same --seed, same numbers.\n";
+inline const cli::command_info demo_info{
+    "prefopt demo",
+    "Trains a small GPT-2 on a bundled synthetic review corpus (SFT = the reference policy), samples\n"
+    "preference pairs from it with a sentiment-lexicon reward, runs DPO, IPO and conservative DPO at\n"
+    "several beta, and reports held-out reward vs KL(pi || pi_ref): results.json, results.csv,\n"
+    "reward_vs_kl.svg, and the SFT and best models (Hugging Face layout + vocab.json) in DIR\n"
+    "(default demo-out); each run's training curves in DIR/runs/<run>/ (metrics.jsonl, metrics.csv,\n"
+    "TensorBoard events: tensorboard --logdir DIR/runs). --quick runs a tiny version in seconds.\n"
+    "Same --seed, same numbers."};
 
 namespace demo {
 
@@ -158,11 +158,11 @@ inline void save_model(model& m, const vocabulary& v, const std::filesystem::pat
 
 inline int cmd_demo(int argc, char** argv) {
   using namespace demo;
-  const args a(argc, argv, 2, {"out", "seed"}, {"quick", "help"});
-  if (a.flag("help")) {
-    std::cout << demo_help;
-    return 0;
-  }
+  const args a(argc, argv, 2, demo_info,
+               {{"out", "DIR", "output folder (default demo-out)"},
+                {"seed", "N", "seed of every random draw (default 1)"},
+                {"quick", "", "a tiny version that runs in seconds"}});
+  if (a.flag("help")) return 0;
   if (!a.positional().empty()) throw config_error(a.positional().front(), "unexpected argument (see --help)");
   const std::filesystem::path out = a.get("out", "demo-out");
   const long seed = a.integer("seed", 1);

@@ -28,13 +28,10 @@
 
 namespace prefopt::cli {
 
-inline const char* generate_help =
-    "usage: prefopt generate --model DIR [--adapter DIR] [--no-adapter] --data prompts.jsonl[.gz] --out out.jsonl\n"
-    "                        [--n K] [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
-    "                        [--repetition-penalty R] [--stop TEXT]... [--eos-id ID] [--seed S] [--batch-size N]\n"
-    "                        [--no-cache] [--tokenizer tokenizer.json] [--chat-template NAME]\n"
-    "  Samples K completions per prompt (TRL's prompt column: text, messages, or prompt_input_ids).\n"
-    "  --temperature 0 is greedy. EOS: --eos-id, else generation_config.json, else the tokenizer's eos_token.\n";
+inline const cli::command_info generate_info{
+    "prefopt generate",
+    "Samples K completions per prompt (TRL's prompt column: text, messages, or prompt_input_ids).\n"
+    "--temperature 0 is greedy. EOS: --eos-id, else generation_config.json, else the tokenizer's eos_token."};
 
 namespace detail {
 
@@ -66,14 +63,27 @@ inline std::optional<std::int32_t> generation_eos(const std::filesystem::path& d
 } // namespace detail
 
 inline int cmd_generate(int argc, char** argv) {
-  const args a(argc, argv, 2,
-               {"model", "adapter", "data", "out", "n", "max-new-tokens", "temperature", "top-k", "top-p", "min-p",
-                "repetition-penalty", "stop", "eos-id", "seed", "batch-size", "tokenizer", "chat-template"},
-               {"no-cache", "no-adapter", "help"});
-  if (a.flag("help")) {
-    std::cout << generate_help;
-    return 0;
-  }
+  const args a(argc, argv, 2, generate_info,
+               {{"model", "DIR", "model directory (config.json, model.safetensors, tokenizer.json); required"},
+                {"adapter", "DIR", "a PEFT LoRA adapter to apply"},
+                {"no-adapter", "", "generate with the adapter switched off"},
+                {"data", "FILE", "prompts, JSONL (.gz too); required"},
+                {"out", "FILE", "where the completions go, JSONL; required"},
+                {"n", "K", "completions per prompt (default 1)"},
+                {"max-new-tokens", "N", "tokens generated at most per completion (default 64)"},
+                {"temperature", "T", "sampling temperature; 0: greedy (default 1)"},
+                {"top-k", "K", "keep the K most likely tokens; 0: all (default 0)"},
+                {"top-p", "P", "nucleus sampling mass (default 1)"},
+                {"min-p", "P", "drop tokens below P times the top probability (default 0)"},
+                {"repetition-penalty", "R", "Hugging Face's repetition penalty (default 1)"},
+                {"stop", "TEXT...", "stop string; repeat the option for several"},
+                {"eos-id", "ID", "end-of-sequence token id"},
+                {"seed", "S", "seed of the sampling (default 0)"},
+                {"batch-size", "N", "prompts per batch (default 16)"},
+                {"no-cache", "", "recompute every token without the KV cache"},
+                {"tokenizer", "FILE", "tokenizer.json when the model directory has none"},
+                {"chat-template", "NAME", "chat template for conversational prompts"}});
+  if (a.flag("help")) return 0;
   const std::string model_dir = a.require("model"), data_path = a.require("data"), out_path = a.require("out");
   const long n = a.integer("n", 1), batch = a.integer("batch-size", 16);
   if (n <= 0) throw config_error("--n", "must be > 0");

@@ -20,19 +20,22 @@
 
 namespace prefopt::cli {
 
-inline const char* logps_help =
-    "usage: prefopt logps --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out out.jsonl\n"
-    "                     [--batch-size N] [--prefix-sharing] [--strict]\n"
-    "                     [--tokenizer tokenizer.json] [--chat-template NAME] [--max-length N]  (text data)\n"
-    "  Writes chosen_logps / rejected_logps (sums over completion tokens) and token counts per line.\n";
+inline const cli::command_info logps_info{
+    "prefopt logps", "Writes chosen_logps / rejected_logps (sums over completion tokens) and token counts per line."};
 
 inline int cmd_logps(int argc, char** argv) {
-  const args a(argc, argv, 2, {"model", "adapter", "data", "out", "batch-size", "tokenizer", "chat-template", "max-length"},
-               {"strict", "prefix-sharing", "help"});
-  if (a.flag("help")) {
-    std::cout << logps_help;
-    return 0;
-  }
+  const args a(argc, argv, 2, logps_info,
+               {{"model", "DIR", "model directory (config.json, model.safetensors); required"},
+                {"adapter", "DIR", "a PEFT LoRA adapter to apply"},
+                {"data", "FILE", "preference pairs, JSONL in a TRL format (.gz too); required"},
+                {"out", "FILE", "where the log-probs go, JSONL; required"},
+                {"batch-size", "N", "pairs per forward pass (default 8)"},
+                {"prefix-sharing", "", "pack prompt, chosen and rejected in one row (same numbers, less work)"},
+                {"strict", "", "stop at the first bad line instead of skipping and counting it"},
+                {"tokenizer", "FILE", "tokenizer.json for text data when the model directory has none"},
+                {"chat-template", "NAME", "chat template for conversational data"},
+                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"}});
+  if (a.flag("help")) return 0;
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
   if (batch <= 0) throw config_error("--batch-size", "must be > 0");

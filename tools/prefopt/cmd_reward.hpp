@@ -39,13 +39,18 @@ namespace prefopt::cli {
 
 inline const char* reward_help =
     "usage: prefopt reward train --config run.json [--set key.path=value ...]\n"
-    "       prefopt reward score --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out scores.jsonl [--batch-size N] [--strict]\n"
-    "                            [--tokenizer tokenizer.json] [--chat-template NAME] [--max-length N]  (text data)\n"
-    "  train: Bradley-Terry reward model (TRL RewardTrainer); run.json as prefopt train's plus\n"
-    "         \"reward\": {\"center_rewards_coefficient\": number or null}; a \"margin\" data column is used.\n"
-    "         Checkpoints, training.resume=true, early stopping, TensorBoard and adapter (continue a\n"
-    "         LoRA reward model) as in prefopt train.\n"
-    "  score: writes chosen_score / rejected_score per pair line; --adapter: a LoRA reward model's final/.\n";
+    "       prefopt reward score --model DIR [--adapter DIR] --data pairs.jsonl[.gz] --out scores.jsonl [options]\n"
+    "  train: Bradley-Terry reward model (TRL RewardTrainer)\n"
+    "  score: chosen_score / rejected_score per pair line\n"
+    "run `prefopt reward train --help` or `prefopt reward score --help` for their options\n";
+inline const cli::command_info reward_train_info{
+    "prefopt reward train",
+    "Trains a Bradley-Terry reward model (TRL RewardTrainer); run.json as prefopt train's plus\n"
+    "\"reward\": {\"center_rewards_coefficient\": number or null}; a \"margin\" data column is used.\n"
+    "Checkpoints, training.resume=true, early stopping, TensorBoard and adapter (continue a LoRA\n"
+    "reward model) as in prefopt train."};
+inline const cli::command_info reward_score_info{"prefopt reward score",
+                                                 "Writes chosen_score / rejected_score per pair line."};
 
 // The model directory as a reward model of type reward_model<Body> (Body: gpt2 or llama over eigen).
 template <class Fn> void with_reward_model(const std::filesystem::path& dir, std::uint64_t seed, Fn&& fn) {
@@ -94,11 +99,10 @@ inline std::vector<double> read_margins(const std::string& path, const std::vect
 }
 
 inline int cmd_reward_train(int argc, char** argv) {
-  const args a(argc, argv, 3, {"config", "set"}, {"help"});
-  if (a.flag("help")) {
-    std::cout << reward_help;
-    return 0;
-  }
+  const args a(argc, argv, 3, reward_train_info,
+               {{"config", "FILE", "run configuration, JSON (prefopt train --print-config shows every option); required"},
+                {"set", "KEY=VALUE...", "override one option, e.g. training.batch_size=4; repeat for several"}});
+  if (a.flag("help")) return 0;
   train::run_config cfg = train::default_run_config();
   cfg.optimizer.learning_rate = 1e-4;  // RewardConfig's default
   train::bradley_terry bt;
@@ -199,11 +203,17 @@ inline int cmd_reward_train(int argc, char** argv) {
 }
 
 inline int cmd_reward_score(int argc, char** argv) {
-  const args a(argc, argv, 3, {"model", "adapter", "data", "out", "batch-size", "tokenizer", "chat-template", "max-length"}, {"strict", "help"});
-  if (a.flag("help")) {
-    std::cout << reward_help;
-    return 0;
-  }
+  const args a(argc, argv, 3, reward_score_info,
+               {{"model", "DIR", "reward model directory (with score.weight), or the base model with --adapter; required"},
+                {"adapter", "DIR", "a LoRA reward model's final/ folder (PEFT adapter with the score head)"},
+                {"data", "FILE", "preference pairs, JSONL in a TRL format (.gz too); required"},
+                {"out", "FILE", "where the scores go, JSONL; required"},
+                {"batch-size", "N", "pairs per forward pass (default 8)"},
+                {"strict", "", "stop at the first bad line instead of skipping and counting it"},
+                {"tokenizer", "FILE", "tokenizer.json for text data when the model directory has none"},
+                {"chat-template", "NAME", "chat template for conversational data"},
+                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"}});
+  if (a.flag("help")) return 0;
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
   if (batch <= 0) throw config_error("--batch-size", "must be > 0");

@@ -47,17 +47,16 @@ template <class M> const char* checkpointing_label(const M& policy) {
   return policy.gradient_checkpointing() ? " + gradient checkpointing" : "";
 }
 
-inline const char* train_help =
-    "usage: prefopt train --config run.json [--set key.path=value ...] [--print-config]\n"
-    "       prefopt eval  --config run.json [--set ...] [--data eval.jsonl]\n"
-    "  --print-config prints every option with its value (defaults: TRL's DPOConfig) and exits.\n"
-    "  --set overrides one option, e.g. --set loss.type='[\"sigmoid\",\"sft\"]' --set training.batch_size=4\n"
-    "  training.resume=true continues from the newest checkpoint in output.dir (a finished run only\n"
-    "  has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
-    "  earlier run's checkpoints, which a fresh run otherwise refuses.\n"
-    "  backend=cuda trains on one NVIDIA GPU (a build with the CUDA backend); the default, eigen, on the CPU.\n"
-    "  Under `mpirun -np N prefopt train ...` the ranks train data parallel: training.batch_size is the\n"
-    "  global micro-batch (each rank takes batch_size / N pairs) and rank 0 writes every file.\n";
+inline const char* train_about =
+    "Preference optimization of a model directory on a JSONL dataset, from run.json (eval: the loss and\n"
+    "TRL's metrics on held-out pairs). --set overrides one option, e.g.\n"
+    "--set loss.type='[\"sigmoid\",\"sft\"]' --set training.batch_size=4.\n"
+    "training.resume=true continues from the newest checkpoint in output.dir (a finished run only\n"
+    "has its final output completed); output.overwrite=true starts afresh in a folder holding an\n"
+    "earlier run's checkpoints, which a fresh run otherwise refuses.\n"
+    "backend=cuda trains on one NVIDIA GPU (a build with the CUDA backend); the default, eigen, on the CPU.\n"
+    "Under `mpirun -np N prefopt train ...` the ranks train data parallel: training.batch_size is the\n"
+    "global micro-batch (each rank takes batch_size / N pairs) and rank 0 writes every file.";
 
 // The ranks of this run: MPI's world when started by mpirun (and built with MPI), else one process.
 inline comm::any communicator() {
@@ -371,7 +370,7 @@ std::pair<Set, std::optional<Set>> load_datasets(const train::run_config& cfg, b
 // KTO-style losses), its longest row (sizes the memory check) and whether only to evaluate.
 template <class Set> struct run_inputs {
   Set& train;
-  const Set* eval;
+  Set* eval;
   std::size_t longest_row;
   bool evaluate_only;
 };
@@ -420,11 +419,12 @@ template <class Set> int on_cuda([[maybe_unused]] const train::run_config& cfg, 
 }
 
 inline int cmd_train(int argc, char** argv, bool evaluate_only) {
-  const args a(argc, argv, 2, {"config", "set", "data"}, {"print-config", "help"});
-  if (a.flag("help")) {
-    std::cout << train_help;
-    return 0;
-  }
+  const args a(argc, argv, 2, {evaluate_only ? "prefopt eval" : "prefopt train", train_about},
+               {{"config", "FILE", "run configuration, JSON (model, data, loss, reference, optimizer, training)"},
+                {"set", "KEY=VALUE...", "override one option (key.path=value, value in JSON); repeat for several"},
+                {"data", "FILE", "eval: the held-out pairs (default: data.eval of the configuration)"},
+                {"print-config", "", "print every option with its value (defaults: TRL's DPOConfig) and exit"}});
+  if (a.flag("help")) return 0;
   train::run_config cfg = load_config(a);
   if (a.flag("print-config")) {
     std::cout << reflect::to_json(cfg).dump(2) << "\n";

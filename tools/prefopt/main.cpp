@@ -5,7 +5,9 @@
 //   prefopt generate  completions of a prompt dataset (KV cache, sampling)
 //   prefopt demo    the bundled default training run
 //   prefopt reward  Bradley–Terry reward models: train, score
-// Run `prefopt <command> --help` for a command's options.
+// Run `prefopt <command> --help` for a command's options, `prefopt --version` for the version
+// (CMake's project version). Options are parsed by CLI11 (args.hpp, which shows how a command
+// declares them); a malformed command line exits with status 2, any other error with 1.
 // Started by mpirun (built with prefopt::mpi), the process joins MPI; ranks other than 0 log
 // nothing on std::cerr (errors still reach stderr), and an error on any rank ends the whole job
 // (MPI_Abort) rather than leaving the other ranks waiting in a collective.
@@ -23,17 +25,21 @@
 #include "cmd_train.hpp"
 
 namespace {
-const char* usage =
-    "usage: prefopt <command> [options]\n"
-    "commands:\n"
-    "  train    preference optimization of a model directory on a JSONL dataset (--config run.json)\n"
-    "  eval     the loss and TRL metrics of a model on held-out pairs\n"
-    "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
-    "  generate K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)\n"
-    "  reward   Bradley-Terry reward models: `reward train --config run.json`, `reward score`\n"
-    "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
-    "run `prefopt <command> --help` for the options of a command\n";
-}
+using prefopt::cli::command_entry;
+// The commands: name, one line for `prefopt --help`, and the function that runs it (argv[1] is the
+// command's name; its options start at argv[2]). A new command is one row here.
+const command_entry commands[] = {
+    {"train", "preference optimization of a model directory on a JSONL dataset (--config run.json)",
+     [](int argc, char** argv) { return prefopt::cli::cmd_train(argc, argv, false); }},
+    {"eval", "the loss and TRL metrics of a model on held-out pairs",
+     [](int argc, char** argv) { return prefopt::cli::cmd_train(argc, argv, true); }},
+    {"logps", "per-pair chosen/rejected log-probs of a model on a dataset of pairs", prefopt::cli::cmd_logps},
+    {"generate", "K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)",
+     prefopt::cli::cmd_generate},
+    {"reward", "Bradley-Terry reward models: `reward train --config run.json`, `reward score`", prefopt::cli::cmd_reward},
+    {"demo", "the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL", prefopt::cli::cmd_demo},
+};
+} // namespace
 
 namespace {
 // Ends the job on an error: under mpirun with several ranks, MPI_Abort stops every rank at once.
@@ -53,7 +59,7 @@ int failed(int rc) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs(usage, stderr);
+    std::fputs(prefopt::cli::program_help(commands, PREFOPT_VERSION).c_str(), stderr);
     return 2;
   }
 #ifdef PREFOPT_HAVE_MPI
@@ -71,18 +77,22 @@ int main(int argc, char** argv) {
 #endif
   const std::string cmd = argv[1];
   try {
-    if (cmd == "demo") return prefopt::cli::cmd_demo(argc, argv);
-    if (cmd == "logps") return prefopt::cli::cmd_logps(argc, argv);
-    if (cmd == "generate") return prefopt::cli::cmd_generate(argc, argv);
-    if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
-    if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
-    if (cmd == "reward") return prefopt::cli::cmd_reward(argc, argv);
+    for (const auto& c : commands)
+      if (cmd == c.name) return c.run(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      std::fputs(usage, stdout);
+      std::fputs(prefopt::cli::program_help(commands, PREFOPT_VERSION).c_str(), stdout);
       return 0;
     }
-    std::fprintf(stderr, "prefopt: unknown command '%s'\n%s", cmd.c_str(), usage);
+    if (cmd == "--version") {
+      std::printf("prefopt %s\n", PREFOPT_VERSION);
+      return 0;
+    }
+    std::fprintf(stderr, "prefopt: unknown command '%s'\n%s", cmd.c_str(),
+                 prefopt::cli::program_help(commands, PREFOPT_VERSION).c_str());
     return 2;
+  } catch (const prefopt::cli::usage_error& e) {  // a malformed command line
+    std::fprintf(stderr, "prefopt %s: error: %s\n", cmd.c_str(), e.what());
+    return failed(2);
   } catch (const prefopt::error& e) {
     std::fprintf(stderr, "prefopt %s: error: %s\n", cmd.c_str(), e.what());
     return failed(1);

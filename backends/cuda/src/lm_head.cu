@@ -2,7 +2,8 @@
 //
 // Statistics: one block per row; thread j keeps device_math::softmax_stats over the vocabulary
 // entries j, j + 256, ... (its tile), and the block merges the 256 partial statistics as a tree
-// in shared memory (the partial log-sum-exp merge). Backward: one thread per logit,
+// in shared memory (the partial log-sum-exp merge); top1: each thread ORs device_math::beats_target
+// over its tile and __syncthreads_or combines them. Backward: one thread per logit,
 // dz = −g·e^(z − lse) (+ g at the target), in place when dlogits aliases logits.
 #include <cmath>
 
@@ -16,7 +17,7 @@ namespace dm = prefopt::device_math;
 
 namespace {
 __global__ void lm_head_stats_k(const float* logits, const std::int32_t* targets, int V, float* lse, float* logp,
-                                float* log_sum_sq, float* entropy, float* mean_logit, std::int32_t* bad) {
+                                float* log_sum_sq, float* entropy, float* mean_logit, float* top1, std::int32_t* bad) {
   // Raw storage: a __shared__ array of a type with default member initializers is not allowed.
   __shared__ alignas(dm::softmax_stats) unsigned char raw[threads * sizeof(dm::softmax_stats)];
   dm::softmax_stats* part = reinterpret_cast<dm::softmax_stats*>(raw);
@@ -25,6 +26,13 @@ __global__ void lm_head_stats_k(const float* logits, const std::int32_t* targets
   dm::softmax_stats st;
   for (int j = threadIdx.x; j < V; j += threads) st.add(z[j]);
   part[threadIdx.x] = st;
+  const std::int32_t target = targets[r];
+  int beaten = 0;
+  if (top1 && target >= 0 && target < V) {
+    const float zt = z[target];
+    for (int j = threadIdx.x; j < V && !beaten; j += threads) beaten = dm::beats_target(z[j], j, zt, target);
+  }
+  if (top1) beaten = __syncthreads_or(beaten);  // top1 is the same for every thread of the block
   __syncthreads();
   for (int stride = threads / 2; stride > 0; stride >>= 1) {
     if (int(threadIdx.x) < stride) part[threadIdx.x].merge(part[threadIdx.x + stride]);
@@ -40,6 +48,7 @@ __global__ void lm_head_stats_k(const float* logits, const std::int32_t* targets
   if (log_sum_sq) log_sum_sq[r] = float(all.log_sum_sq());
   if (entropy) entropy[r] = float(all.entropy());
   if (mean_logit) mean_logit[r] = float(all.zsum / double(V));
+  if (top1) top1[r] = tr >= 0 && tr < V && dm::target_is_top1(beaten != 0, z[tr]) ? 1.0f : 0.0f;
 }
 __global__ void lm_head_backward_k(const float* logits, const std::int32_t* targets, const float* lse, const float* dlogp,
                                    int rows, int V, float* dlogits, std::int32_t* bad) {
@@ -61,9 +70,11 @@ __global__ void lm_head_backward_k(const float* logits, const std::int32_t* targ
 } // namespace
 
 cudaError_t lm_head_stats(const float* logits, const std::int32_t* targets, int rows, int V, float* lse, float* logp,
-                          float* log_sum_sq, float* entropy, float* mean_logit, std::int32_t* bad, cudaStream_t s) {
+                          float* log_sum_sq, float* entropy, float* mean_logit, float* top1, std::int32_t* bad,
+                          cudaStream_t s) {
   if (rows > 0)
-    lm_head_stats_k<<<unsigned(rows), threads, 0, s>>>(logits, targets, V, lse, logp, log_sum_sq, entropy, mean_logit, bad);
+    lm_head_stats_k<<<unsigned(rows), threads, 0, s>>>(logits, targets, V, lse, logp, log_sum_sq, entropy, mean_logit,
+                                                       top1, bad);
   return cudaGetLastError();
 }
 cudaError_t lm_head_backward(const float* logits, const std::int32_t* targets, const float* lse, const float* dlogp,

@@ -76,6 +76,13 @@ PREFOPT_HD inline float norm_dx(float g, float w, float xhat, float rstd, float 
   return rstd * (g * w - a - xhat * b);
 }
 
+// Whether the target (index t, logit zt) is the row's argmax as torch.argmax picks it, the first
+// index of the maximum (TRL's is_top1 → mean_token_accuracy): entry j beats it when z_j > zt, or
+// z_j == zt at an earlier index. A thread ORs beats_target over its entries, the block ORs the
+// threads; then target_is_top1(any, zt). A NaN target logit is never top-1.
+PREFOPT_HD inline bool beats_target(float zj, int j, float zt, int t) { return zj > zt || (zj == zt && j < t); }
+PREFOPT_HD inline bool target_is_top1(bool any_beats, float zt) { return !any_beats && zt == zt; }
+
 // Online softmax statistics over one row of logits: a running max m and the sums
 // s = Σ e^(z−m), s2 = Σ e^(2(z−m)), sz = Σ e^(z−m)(z−m), zsum = Σ z, rescaled when m grows.
 // Partial statistics of disjoint parts of a row merge in any grouping (merge) — how the LM-head

@@ -168,6 +168,7 @@ inline row_dims lm_head_stats(std::size_t logits, std::size_t targets, int rows,
   require_optional(st.log_sum_sq.size(), d.rows, op, "stats.log_sum_sq");
   require_optional(st.entropy.size(), d.rows, op, "stats.entropy");
   require_optional(st.mean_logit.size(), d.rows, op, "stats.mean_logit");
+  require_optional(st.top1.size(), d.rows, op, "stats.top1");
   return d;
 }
 // logits [rows × V], targets, lse, dlogp [rows] → dlogits [rows × V]

@@ -65,10 +65,12 @@ struct cached_attention_shape {
 // LM-head row statistics over one chunk of logits [rows × V] (see lm_head_* below):
 // lse[r] = logsumexp(z_r); logp[r] = z_r[target_r] − lse[r] (0 where target_r < 0);
 // optional (non-empty spans): log_sum_sq[r] = log Σ_v p_v² (WPO), entropy[r] = −Σ p log p,
-// mean_logit[r] = mean_v z_r[v] (TRL's logits/* metrics); an empty span skips that statistic.
+// mean_logit[r] = mean_v z_r[v] (TRL's logits/* metrics), top1[r] = 1 where the target is the
+// row's argmax as torch.argmax picks it (the first index of the maximum; a NaN target logit is
+// not), else 0 (0 without target: TRL's mean_token_accuracy); an empty span skips that statistic.
 // A target ≥ V throws; any negative target means "no target".
 struct lm_head_stats {
-  std::span<float> lse, logp, log_sum_sq, entropy, mean_logit;
+  std::span<float> lse, logp, log_sum_sq, entropy, mean_logit, top1;
 };
 
 namespace backend_ops {

@@ -31,6 +31,10 @@ struct forward_options {
   // with token sequences apply it; it needs the pair layout above.
   std::optional<double> ld_alpha{};
   bool wpo_weights = false;       // also compute WPO's aligned mean log-prob per sequence
+  // Also sum TRL's token statistics per sequence (sequence_logps::entropy_sum, ...). Models with a
+  // vocabulary head fill them; it costs the head one more pass over each chunk's logits while they
+  // are in cache (no extra gemm). Others leave them empty.
+  bool token_stats = false;
   // A training forward: models with dropout (LoRA's lora_dropout) draw their masks from this seed
   // (core/random.hpp) and backward redraws the same ones. Unset: no dropout — inference, the
   // reference policy, evaluation. The trainer derives it from training_args::seed and the step.
@@ -42,6 +46,10 @@ struct sequence_logps {
   std::vector<double> logp{};      // Σ over completion tokens of log π(token | prefix) (LD-weighted if asked)
   std::vector<int> tokens{};       // completion token counts
   std::vector<double> wpo_aligned{}; // (1/n)·Σ_t [log p_t − log Σ_v p_v²] when forward_options::wpo_weights
+  // With forward_options::token_stats (else empty), sums over each sequence's completion tokens of:
+  // the predictive entropy −Σ_v p_v log p_v (nats), the mean logit over the vocabulary, and 1 where
+  // the token is the argmax (torch.argmax's first index) — TRL's entropy, logits/*, mean_token_accuracy.
+  std::vector<double> entropy_sum{}, mean_logit_sum{}, top1_sum{};
   [[nodiscard]] std::size_t size() const noexcept { return logp.size(); }
 };
 

@@ -4,7 +4,7 @@
 // embedding W [V × C], the head needs per row the target's log-prob log softmax(h·Wᵀ)[target].
 // It never holds the H × V logits: rows go through in chunks (rows_per_chunk); each chunk's
 // logits [chunk × V] are computed (one gemm), reduced to the row statistics (logsumexp, target
-// logit, optional WPO/entropy/mean-logit statistics) and dropped. Backward recomputes a chunk's
+// logit, optional WPO/entropy/mean-logit/top-1 statistics) and dropped. Backward recomputes a chunk's
 // logits (not the first chunk's when the forward kept them: see forward), turns them into
 // d logits = dlogp·(onehot(target) − softmax), and accumulates
 // dh = dlogits·W and dW += dlogitsᵀ·h. Peak head memory is chunk × V floats, not H × V
@@ -100,7 +100,7 @@ private:
   }
   static lm_head_stats slice(const lm_head_stats& s, int r0, int n) {
     return {part(s.lse, r0, n), part(s.logp, r0, n), part(s.log_sum_sq, r0, n), part(s.entropy, r0, n),
-            part(s.mean_logit, r0, n)};
+            part(s.mean_logit, r0, n), part(s.top1, r0, n)};
   }
   void ensure(B& be, int rows, int vocab) {
     const std::size_t need = peak_floats(rows, vocab);

@@ -19,6 +19,7 @@
 // are those of the unpadded batch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -72,6 +73,19 @@ struct token_batch {
     const auto length = row_offsets.back() - row_offsets[row_offsets.size() - 2];
     for (auto n = (multiple - length % multiple) % multiple; n > 0; --n) push(pad_id, 0, -1);
     row_offsets.back() = std::int32_t(tokens.size());
+  }
+
+  // Tokens of each output sequence as a row of its own holds them, prompt + completion without
+  // padding (a shared prompt counts once per sequence): what TRL's attention_mask counts (num_tokens).
+  // The token predicted by hidden row i sits at position positions[i] + 1, so a sequence's length
+  // is its last predicted position + 1.
+  [[nodiscard]] std::vector<int> sequence_lengths() const {
+    std::vector<int> n(std::size_t(sequences), 0);
+    for (std::size_t h = 0; h < predict_sequence.size(); ++h) {
+      int& len = n[std::size_t(predict_sequence[h])];
+      len = std::max(len, int(positions[std::size_t(predict_from[h])]) + 2);
+    }
+    return n;
   }
 
   // Completion tokens scored per output sequence.

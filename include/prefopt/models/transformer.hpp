@@ -207,6 +207,7 @@ private:
   std::vector<layer_acts> acts_;
   fbuf xf_, nf_, meanf_, rstdf_;            // [T × C] final residual and its norm
   fbuf hrows_, dhrows_, lse_, logp_, lss_;  // [H × C], [H × C], [H] ×3
+  fbuf entropy_, mean_logit_, top1_;        // [H] ×3, with forward_options::token_stats
   // backward workspace: dx_, dn_ [T × C]; df1_..df3_ [T × F]; datt_, dq_ [T × Hq·D]; dk_, dv_ [T × Hkv·D]
   fbuf dx_, dn_, df1_, df2_, df3_, datt_, dq_, dk_, dv_, lora_dxa_, dnorm_w_, dnorm_b_;
   ibuf tokens_, positions_, segment_, row_offsets_, predict_from_, predict_token_;

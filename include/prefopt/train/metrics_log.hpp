@@ -1,8 +1,9 @@
 // prefopt/train/metrics_log.hpp — training metrics as metrics.jsonl + metrics.csv (+ TensorBoard).
 //
 // Each log(step, values) call is one row, under TRL's metric names (loss, rewards/chosen,
-// rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, grad_norm, learning_rate,
-// epoch, eval_loss, ...), in the order given:
+// rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, entropy, logits/chosen,
+// mean_token_accuracy, num_tokens, grad_norm, learning_rate, epoch, eval_loss, ...; their
+// definitions: train/token_metrics.hpp and docs/training.md), in the order given:
 //   metrics.jsonl  one JSON object per line: {"step": 120, "epoch": 0.5, "loss": 0.6931, ...}
 //   metrics.csv    header = every key seen so far in first-seen order, "step" first; a row leaves the
 //                  cells of keys it lacks empty. When a row brings a new key the whole file is

@@ -218,13 +218,15 @@ public:
         } else {
           st.consecutive_skipped = 0;
           epoch_updated = true;
-          for (const auto& [key, v] : r.metrics) st.log_window[key] += v;
+          for (const auto& [key, v] : r.metrics)
+            if (key != "num_tokens") st.log_window[key] += v;  // a running count: the row takes its last value
           ++st.log_window_steps;
         }
         const double epoch_pos = epoch + double(std::min(plan.size(), b0 + k)) / double(plan.size());
         if (!r.skipped && (step % o_.logging_steps == 0 || step == total)) {
           metric_values row{{"epoch", epoch_pos}};
           for (auto& [key, v] : st.log_window) row.emplace_back(key, v / double(st.log_window_steps));
+          if (const auto n = r.metrics.find("num_tokens"); n != r.metrics.end()) row.emplace_back(n->first, n->second);
           if (st.skipped_steps) row.emplace_back("skipped_steps", double(st.skipped_steps));
           if (log) log->log(step, row);
           summary.last_train = st.log_window;
@@ -293,6 +295,7 @@ public:
       pairs = values.back();
     }
     for (auto& [key, v] : sum) v /= std::max(pairs, 1.0);
+    if constexpr (requires { t_.num_tokens(); }) sum["eval_num_tokens"] = t_.num_tokens();  // TRL: the training count
     return sum;
   }
 
@@ -358,6 +361,7 @@ private:
   // the weights, optimizer and loss state are the same), replaces only its trainer state.
   void save(checkpoint_state& st) {
     zero_state full = gather_zero_state();  // ZeRO-1: a collective, on every rank
+    if constexpr (requires { t_.num_tokens(); }) st.extra["num_tokens"] = t_.num_tokens();
     if (world().rank() != 0) {  // rank 0 writes every file; the others only note the step
       saved_step_ = st.global_step;
       return;
@@ -440,6 +444,8 @@ private:
       if (ref) models::load_weights(*ref, dir / "reference");
     t_.set_global_step(st.global_step);
     t_.set_optimizer_steps(st.optimizer_steps);
+    if constexpr (requires { t_.set_num_tokens(0.0); })
+      if (const auto n = st.extra.find("num_tokens"); n != st.extra.end() && n->is_number()) t_.set_num_tokens(n->get<double>());
     detail::set_loss_state(t_.loss(), st.loss_state);
     return st;
   }

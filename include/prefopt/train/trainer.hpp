@@ -12,7 +12,9 @@
 // micro-batch's log-probs without activations, evaluate the loss on the whole batch, then redo
 // each forward with activations and run its backward with its slice of d loss / d log-prob.
 // A non-finite loss or gradient norm skips the update (the weights are not touched) and says so.
-// Metrics use TRL's names: loss, grad_norm, learning_rate, rewards/*, logps/*.
+// Metrics use TRL's names: loss, grad_norm, learning_rate, rewards/*, logps/*, and with
+// training_args::token_metrics entropy, logits/*, mean_token_accuracy, num_tokens
+// (train/token_metrics.hpp has their definitions).
 //
 // Data parallel (a Comm other than comm::none, e.g. comm::mpi): each rank steps on its own shard
 // of the global batch. The per-pair vectors of every rank are gathered (train/distributed.hpp) so
@@ -48,6 +50,7 @@
 #include "prefopt/optim/schedule.hpp"
 #include "prefopt/train/batch.hpp"
 #include "prefopt/train/distributed.hpp"
+#include "prefopt/train/token_metrics.hpp"
 #include "prefopt/train/zero.hpp"
 #include "prefopt/train/reference.hpp"
 
@@ -75,6 +78,10 @@ struct training_args {
   // backward. The sums are bit-equal either way (same buckets, same collective).
   bool overlap_reduce = true;
   std::size_t reduce_bucket = std::size_t(1) << 22;  // values per gradient all-reduce (16 MiB of float)
+  // TRL's token metrics (entropy, logits/chosen, logits/rejected, mean_token_accuracy) on every
+  // step and evaluation batch: the LM head reads each chunk's logits once more while they are in
+  // cache (no extra gemm). num_tokens is counted either way.
+  bool token_metrics = true;
   std::uint64_t dropout_seed(long step, std::size_t micro) const {
     return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
   }
@@ -188,6 +195,7 @@ public:
   step_result step(std::span<const batch_type> micro) {
     policy_.zero_grad();
     detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
+    token_totals tok;
     const bool distributed = comm_.size() > 1;
     pair_batch<double> mine;  // this rank's pairs, micro-batch after micro-batch
     std::vector<std::size_t> offsets;
@@ -202,18 +210,18 @@ public:
       // One pass per micro-batch, each evaluated with the global batch's context.
       const batch_context<double> ctx = global_context(comm_, single_pass_context(micro));
       for (std::size_t m = 0; m < micro.size(); ++m) {
-        const pair_batch<double> pb = forward_pairs(micro[m], true, m);
+        const pair_batch<double> pb = forward_pairs(micro[m], true, m, &tok);
         const loss_result<double> r = evaluate(loss_, pb, ctx);
         append(mine, pb, offsets);
         if (std::isfinite(r.loss)) backward(reduce, r.d_policy_chosen, r.d_policy_rejected, 0, pb.size(), m + 1 == micro.size());
       }
     } else if (micro.size() == 1) {
       // One pass: the activations of the only local micro-batch stay while the loss is evaluated.
-      append(mine, forward_pairs(micro[0], true, 0), offsets);
+      append(mine, forward_pairs(micro[0], true, 0, &tok), offsets);
       whole = evaluate(loss_, distributed ? gather() : mine);
       if (std::isfinite(whole->loss)) backward(reduce, whole->d_policy_chosen, whole->d_policy_rejected, first, micro[0].pairs, true);
     } else {
-      for (std::size_t m = 0; m < micro.size(); ++m) append(mine, forward_pairs(micro[m], false, m), offsets);
+      for (std::size_t m = 0; m < micro.size(); ++m) append(mine, forward_pairs(micro[m], false, m, &tok), offsets);
       whole = evaluate(loss_, distributed ? gather() : mine);
       const loss_result<double>& r = *whole;
       if (std::isfinite(r.loss))
@@ -225,16 +233,25 @@ public:
     if (distributed && !global) gather();
     const pair_batch<double>& full = distributed ? *global : mine;
     if (!whole) whole = evaluate(loss_, full);
-    return finish(full, *whole, reduce);
+    tok.all_reduce(comm_);
+    if (tok.has_lengths) num_tokens_ += tok.input_tokens();
+    return finish(full, *whole, reduce, tok);
   }
 
   // Loss and metrics of a batch without touching the weights (evaluation on held-out pairs).
   std::map<std::string, double> evaluate_batch(const batch_type& b) {
-    const pair_batch<double> pb = forward_pairs(b, false);
+    token_totals tok;
+    const pair_batch<double> pb = forward_pairs(b, false, std::nullopt, &tok);
     loss_result<double> r = evaluate(loss_, pb);
     r.metrics["loss"] = r.loss;
+    tok.put(r.metrics);
     return r.metrics;
   }
+
+  // Prompt + completion tokens of every chosen and rejected sequence trained on so far, all ranks
+  // (TRL's num_tokens); a checkpoint keeps it.
+  double num_tokens() const { return num_tokens_; }
+  void set_num_tokens(double n) { num_tokens_ = n; }
 
   long global_step() const { return step_; }
   void set_global_step(long s) { step_ = s; }
@@ -276,7 +293,9 @@ private:
   }
 
   // micro: the micro-batch index of a training forward (dropout on); none: evaluation.
-  pair_batch<double> forward_pairs(const batch_type& b, bool keep, std::optional<std::size_t> micro = std::nullopt) {
+  // tok: where the token statistics of this forward go (not computed when null).
+  pair_batch<double> forward_pairs(const batch_type& b, bool keep, std::optional<std::size_t> micro = std::nullopt,
+                                   token_totals* tok = nullptr) {
     models::forward_options opt;
     opt.keep_activations = keep;
     opt.ld_alpha = args_.ld_alpha;
@@ -288,8 +307,10 @@ private:
     ref_.compute(b, opt, ref_chosen, ref_rejected);
     models::sequence_logps out;
     if (micro && !args_.disable_dropout) opt.dropout_seed = args_.dropout_seed(step_, *micro);
+    opt.token_stats = tok && args_.token_metrics;
     policy_.forward(b.sequences, out, opt);
     const std::size_t n = b.pairs;
+    if (tok) tok->add(out, n, micro ? sequence_lengths_of(b.sequences) : std::vector<int>{});
     if (out.size() != 2 * n)
       throw shape_error("trainer: batch", "the model returned " + std::to_string(out.size()) + " sequences for " +
                                               std::to_string(n) + " pairs (expected chosen then rejected)");
@@ -336,8 +357,12 @@ private:
     cat(full.weight, pb.weight);
   }
 
-  step_result finish(const pair_batch<double>& full, const loss_result<double>& r, detail::gradient_reduce<Comm, Model>& reduce) {
-    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, reduce, [&] {
+  step_result finish(const pair_batch<double>& full, const loss_result<double>& r, detail::gradient_reduce<Comm, Model>& reduce,
+                     const token_totals& tok) {
+    std::map<std::string, double> metrics = r.metrics;
+    tok.put(metrics);
+    if (tok.has_lengths) metrics["num_tokens"] = num_tokens_;
+    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, std::move(metrics), reduce, [&] {
       if constexpr (losses::StatefulLoss<Loss>) loss_.update(full);
       if constexpr (requires { ref_.after_step(policy_, step_); }) ref_.after_step(policy_, step_);
       detail::check_weights(comm_, policy_, args_, step_);
@@ -353,6 +378,7 @@ private:
   std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
+  double num_tokens_ = 0.0;
 };
 
 } // namespace prefopt::train

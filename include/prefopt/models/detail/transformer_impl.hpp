@@ -280,8 +280,12 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   grow(hrows_, std::size_t(std::max(H, 1)) * C), grow(lse_, std::max(H, 1)), grow(logp_, std::max(H, 1)), grow(lss_, std::max(H, 1));
   be_.embedding_forward(predict_from_.span().first(std::size_t(H)), nf_.span().first(t * C), C,
                         hrows_.span().first(std::size_t(H) * C));
-  lm_head_stats st{lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
-                   opt.wpo_weights ? lss_.span().first(std::size_t(H)) : std::span<float>{}, {}, {}};
+  const std::size_t hs = std::size_t(H);
+  if (opt.token_stats) grow(entropy_, std::max(H, 1)), grow(mean_logit_, std::max(H, 1)), grow(top1_, std::max(H, 1));
+  auto when = [&](bool on, fbuf& b) { return on ? b.span().first(hs) : std::span<float>{}; };
+  lm_head_stats st{lse_.span().first(hs),          logp_.span().first(hs),
+                   when(opt.wpo_weights, lss_),    when(opt.token_stats, entropy_),
+                   when(opt.token_stats, mean_logit_), when(opt.token_stats, top1_)};
   head_.forward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
                 predict_token_.span().first(std::size_t(H)), H, C, V, st, keep);
   std::vector<float> lp(static_cast<std::size_t>(H)), ls;
@@ -311,6 +315,18 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
     out.wpo_aligned.assign(S, 0.0);
     for (int h = 0; h < H; ++h) out.wpo_aligned[std::size_t(predict_sequence_[std::size_t(h)])] += double(lp[std::size_t(h)]) - ls[std::size_t(h)];
     for (std::size_t s = 0; s < S; ++s) out.wpo_aligned[s] /= std::max(1, out.tokens[s]);
+  }
+  out.entropy_sum.clear(), out.mean_logit_sum.clear(), out.top1_sum.clear();
+  if (opt.token_stats) {  // TRL's token metrics: per-sequence sums over the completion tokens
+    std::vector<float> e(hs), m(hs), k(hs);
+    be_.download(entropy_.span().first(hs), std::span<float>(e));
+    be_.download(mean_logit_.span().first(hs), std::span<float>(m));
+    be_.download(top1_.span().first(hs), std::span<float>(k));
+    out.entropy_sum.assign(S, 0.0), out.mean_logit_sum.assign(S, 0.0), out.top1_sum.assign(S, 0.0);
+    for (std::size_t h = 0; h < hs; ++h) {
+      const auto s = std::size_t(predict_sequence_[h]);
+      out.entropy_sum[s] += e[h], out.mean_logit_sum[s] += m[h], out.top1_sum[s] += k[h];
+    }
   }
   has_acts_ = keep;
 }

@@ -86,7 +86,8 @@ cudaError_t cached_attention(const flash::cached_attention& a, const float* q, c
 // LM head (lse_stats over tiles of the vocabulary, device_math::softmax_stats); optional
 // outputs may be null.
 cudaError_t lm_head_stats(const float* logits, const std::int32_t* targets, int rows, int V, float* lse, float* logp,
-                          float* log_sum_sq, float* entropy, float* mean_logit, std::int32_t* bad, cudaStream_t s);
+                          float* log_sum_sq, float* entropy, float* mean_logit, float* top1, std::int32_t* bad,
+                          cudaStream_t s);
 cudaError_t lm_head_backward(const float* logits, const std::int32_t* targets, const float* lse, const float* dlogp,
                              int rows, int V, float* dlogits, std::int32_t* bad, cudaStream_t s);
 

@@ -21,7 +21,8 @@ template <class Self> struct cuda_lm_head_ops {
     reset_flag(cx, op);
     auto opt = [](std::span<float> s) { return s.empty() ? nullptr : s.data(); };
     check(cuda_kernels::lm_head_stats(logits.data(), targets.data(), rows, V, st.lse.data(), st.logp.data(),
-                                      opt(st.log_sum_sq), opt(st.entropy), opt(st.mean_logit), cx.flag(), cx.stream()),
+                                      opt(st.log_sum_sq), opt(st.entropy), opt(st.mean_logit), opt(st.top1), cx.flag(),
+                                      cx.stream()),
           op);
     throw_if_flagged(cx, op, "targets", "is at least the vocabulary size " + std::to_string(V));
   }

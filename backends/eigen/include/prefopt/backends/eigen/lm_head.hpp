@@ -6,6 +6,9 @@
 // vectorized float sums of 128 values, added in double (chunked_sum); Σ z in double (logits near
 // −FLT_MAX, as masks, would overflow a float partial sum).
 //   lse = m + log S, log Σ p² = log S2 − 2 log S, entropy = log S − Z/S, mean = Σz / V.
+// top1 (the target is the first index of the row maximum) compares the target logit with the
+// running max m and with the max of the entries before the target: one more read of at most the
+// row, while it is still in cache.
 // A −∞ logit (a masked vocabulary entry) has p = 0 and adds nothing to S, S2 or Z (exp_or_zero);
 // its mean is −∞ and its logp, if it is the target, −∞.
 // The optional sums run only when their output span is non-empty. OpenMP across rows.
@@ -19,6 +22,7 @@
 #include <string>
 
 #include "prefopt/backends/eigen/common.hpp"
+#include "prefopt/core/device_math.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::detail {
@@ -54,7 +58,8 @@ struct eigen_lm_head_ops {
     const op_checks::row_dims d = op_checks::lm_head_stats(logits.size(), targets.size(), rows, V, st);
     const std::size_t R = d.rows, n = d.cols;
     check_targets(targets, R, n, op);
-    const bool want_sq = !st.log_sum_sq.empty(), want_ent = !st.entropy.empty(), want_mean = !st.mean_logit.empty();
+    const bool want_sq = !st.log_sum_sq.empty(), want_ent = !st.entropy.empty(), want_mean = !st.mean_logit.empty(),
+               want_top1 = !st.top1.empty();
 #pragma omp parallel for schedule(static) if (R * n > parallel_grain)
     for (std::ptrdiff_t r = 0; r < std::ptrdiff_t(R); ++r) {
       const float* z = logits.data() + std::size_t(r) * n;
@@ -87,6 +92,16 @@ struct eigen_lm_head_ops {
       if (want_sq) st.log_sum_sq[std::size_t(r)] = float(std::log(s2) - 2.0 * log_s);
       if (want_ent) st.entropy[std::size_t(r)] = float(log_s - sz / s);
       if (want_mean) st.mean_logit[std::size_t(r)] = float(zsum / double(n));
+      if (want_top1) {
+        bool top = false;
+        if (tr >= 0) {
+          const float zt = z[tr];
+          // beaten: some logit is larger (zt < m), or an earlier one is as large
+          const bool beaten = zt < m || (tr > 0 && carray_map(z, Eigen::Index(tr)).maxCoeff() >= zt);
+          top = device_math::target_is_top1(beaten, zt);
+        }
+        st.top1[std::size_t(r)] = top ? 1.0f : 0.0f;
+      }
     }
   }
 

@@ -2,7 +2,8 @@
 //
 // Row by row in double, numpy style: m = max(z), e = exp(z − m), S = sum(e), lse = m + log S,
 // logp = z[target] − lse, log Σp² = log sum(e²) − 2 log S, entropy = log S − sum(e·(z − m))/S,
-// mean_logit = mean(z); dlogits = dlogp·(onehot(target) − exp(z − lse)).
+// mean_logit = mean(z), top1 = no entry beats the target (device_math::beats_target: larger, or
+// equal at an earlier index); dlogits = dlogp·(onehot(target) − exp(z − lse)).
 #pragma once
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "prefopt/backends/xtensor/common.hpp"
+#include "prefopt/core/device_math.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::xdetail {
@@ -34,6 +36,17 @@ struct xtensor_lm_head_ops {
       if (!st.log_sum_sq.empty()) st.log_sum_sq[r] = float(std::log(xt::sum(e * e)()) - 2.0 * log_s);
       if (!st.entropy.empty()) st.entropy[r] = float(log_s - xt::sum(xt::where(e > 0.0, e * (z - m), 0.0))() / std::exp(log_s));
       if (!st.mean_logit.empty()) st.mean_logit[r] = float(xt::mean(z)());
+      if (!st.top1.empty()) {
+        bool top = false;
+        if (targets[r] >= 0) {
+          const int t = targets[r];
+          const float zt = logits[r * n + std::size_t(t)];
+          bool beaten = false;
+          for (std::size_t j = 0; j < n && !beaten; ++j) beaten = device_math::beats_target(logits[r * n + j], int(j), zt, t);
+          top = device_math::target_is_top1(beaten, zt);
+        }
+        st.top1[r] = top ? 1.0f : 0.0f;
+      }
     }
   }
 
