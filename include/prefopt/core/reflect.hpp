@@ -88,7 +88,8 @@ template <class T> void struct_from_json(const nlohmann::json& j, T& out, const 
 
 template <class T> void value_from_json(const nlohmann::json& j, T& out, const std::string& path) {
   auto wrong = [&](const char* want) {
-    throw config_error(path, std::string("expected ") + want + ", got " + kind(j) + " " + j.dump());
+    throw config_error(path, std::string("expected ") + want + ", got " + kind(j) + " " +
+                                 j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   };
   if constexpr (is_struct_v<T>) {
     struct_from_json(j, out, path);

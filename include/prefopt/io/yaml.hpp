@@ -18,6 +18,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/json.hpp"
+#include "prefopt/io/detail/utf8.hpp"
 
 namespace prefopt::io {
 
@@ -134,6 +136,12 @@ struct yaml_converter {
 // Parses `text`; `file` names it in every error ("run.yaml:12: ...").
 [[nodiscard]] inline yaml_document read_yaml(const std::string& text, const std::string& file, const yaml_limits& limits = {}) {
   yaml_document doc;
+  // YAML is Unicode text: a byte that is not UTF-8 is an error at its line (found by fuzzing: such
+  // a byte reached the config as a string that no JSON writer could print).
+  if (const auto bad = detail::first_invalid_utf8(text)) {
+    const auto line = std::size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(*bad), '\n')) + 1;
+    throw config_error(where_in(file, line), "not valid YAML: a byte that is not UTF-8 (offset " + std::to_string(*bad) + ")");
+  }
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);
