@@ -183,10 +183,13 @@ inline train::runner_options runner_options_of(const train::run_config& c) {
   return r;
 }
 
-// Trains (or, with evaluate_only, evaluates) `policy` as the configuration says.
+// Trains (or, with evaluate_only, evaluates) `policy` as the configuration says. A reference copy
+// is loaded from `reference_model` when given (prefopt iterate: the initial model), else cfg.model.
 template <class M>
 int run_training(M& policy, const train::run_config& cfg, data::tokenized_preferences& train_data,
-                 data::tokenized_preferences* eval_data, bool evaluate_only, comm::any& world) {
+                 data::tokenized_preferences* eval_data, bool evaluate_only, comm::any& world,
+                 const std::string& reference_model = {}) {
+  const std::string& ref_dir = reference_model.empty() ? cfg.model : reference_model;
   using base_model = models::base_model_t<M>;
   std::ostream& log = std::cerr;
   losses::any_loss loss(cfg.loss);
@@ -199,7 +202,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   if (needs_copy) {
     if (strategy == "synced" && lora) throw config_error("config: field 'reference.strategy'", "synced (TR-DPO) does not work with LoRA");
     ref_model = std::make_unique<base_model>(policy.backend(), policy.config());
-    models::load_weights(*ref_model, cfg.model);
+    models::load_weights(*ref_model, ref_dir);
   }
   models::forward_options ref_opt;
   ref_opt.keep_activations = false;
@@ -216,7 +219,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   } else if (strategy == "precomputed") {
     const std::filesystem::path cache = cfg.reference.cache_dir ? std::filesystem::path(*cfg.reference.cache_dir)
                                                                 : std::filesystem::path(cfg.output.dir) / "ref_cache";
-    const std::string key = train::model_fingerprint(cfg.model, cfg.adapter.value_or("")) + (lora ? ":adapters-off" : "");
+    const std::string key = train::model_fingerprint(ref_dir, cfg.adapter.value_or("")) + (lora ? ":adapters-off" : "");
     auto forward = [&](const models::token_batch& b, models::sequence_logps& out) {
       models::forward_options o = ref_opt;
       o.adapters = false;

@@ -5,6 +5,7 @@
 //   prefopt generate  completions of a prompt dataset (KV cache, sampling)
 //   prefopt demo    the bundled default training run
 //   prefopt reward  Bradley–Terry reward models: train, score
+//   prefopt iterate iterative DPO rounds (sample, judge, pair, train, evaluate)
 // Run `prefopt <command> --help` for a command's options.
 // Started by mpirun (built with prefopt::mpi), the process joins MPI; ranks other than 0 log
 // nothing on std::cerr (errors still reach stderr), and an error on any rank ends the whole job
@@ -18,6 +19,7 @@
 
 #include "cmd_demo.hpp"
 #include "cmd_generate.hpp"
+#include "cmd_iterate.hpp"
 #include "cmd_logps.hpp"
 #include "cmd_reward.hpp"
 #include "cmd_train.hpp"
@@ -31,6 +33,7 @@ const char* usage =
     "  logps    per-pair chosen/rejected log-probs of a model on a dataset of pairs\n"
     "  generate K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)\n"
     "  reward   Bradley-Terry reward models: `reward train --config run.json`, `reward score`\n"
+    "  iterate  iterative DPO rounds: sample, judge, pair, train, evaluate (--config run.json)\n"
     "  demo     the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL\n"
     "run `prefopt <command> --help` for the options of a command\n";
 }
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return prefopt::cli::cmd_train(argc, argv, false);
     if (cmd == "eval") return prefopt::cli::cmd_train(argc, argv, true);
     if (cmd == "reward") return prefopt::cli::cmd_reward(argc, argv);
+    if (cmd == "iterate") return prefopt::cli::cmd_iterate(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(usage, stdout);
       return 0;
