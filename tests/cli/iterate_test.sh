@@ -103,6 +103,32 @@ for d in killed staged; do
   cmp "$WORK/straight/rounds/round-2/metrics.json" "$WORK/$d/rounds/round-2/metrics.json" || fail "$d: round 2 metrics differ"
 done
 
+# LoRA rounds judged by a reward model (the tiny GPT-2 classifier with a character-level
+# tokenizer), training on this round's and the previous round's pairs.
+mkdir -p "$WORK/rm"
+cp "$DATA/reward/gpt2/config.json" "$DATA/reward/gpt2/model.safetensors" "$DATA/tokenizer/charlevel/tokenizer.json" "$WORK/rm/"
+echo '{"eos_token": "<unk>"}' > "$WORK/rm/tokenizer_config.json"
+run lora --set 'lora={"r": 4, "alpha": 8}' --set data.max_length=40 --set loop.keep_previous_rounds=1 \
+  --set 'loop.judge={"type": "reward_model", "model": "'"$WORK/rm"'", "batch_size": 5}' 2> "$WORK/lora.log" \
+  || { cat "$WORK/lora.log"; fail "LoRA run with a reward model judge failed"; }
+d=$WORK/lora/rounds
+[ -s "$d/round-2/final/adapter_model.safetensors" ] && [ -s "$d/round-2/final/adapter_config.json" ] || fail "no adapter saved by round 2"
+[ ! -e "$d/round-1/train_pairs.jsonl" ] || [ "$(wc -l < "$d/round-1/train_pairs.jsonl")" -eq "$(wc -l < "$d/round-1/pairs.jsonl")" ] || fail "round 1 trained on more than its pairs"
+[ "$(wc -l < "$d/round-2/train_pairs.jsonl")" -eq $(( $(wc -l < "$d/round-1/pairs.jsonl") + $(wc -l < "$d/round-2/pairs.jsonl") )) ] \
+  || fail "round 2 did not keep round 1's pairs"
+grep -q "reference adapter_disabled" "$WORK/lora.log" || fail "LoRA rounds should use the base model as reference"
+grep -q '"judge": "reward_model"' "$d/round-2/metrics.json" || fail "metrics do not name the judge"
+cmp -s "$d/round-1/final/adapter_model.safetensors" "$d/round-2/final/adapter_model.safetensors" && fail "round 2 did not change the adapter"
+expect_fail "previous needs full fine-tuning" run lora_prev --set 'lora={"r": 4, "alpha": 8}' --set loop.reference=previous
+
+# A pairwise command (the first completion always wins) as K-way scores by round robin, the
+# previous round's policy as reference: wins 3, 2, 1, 0 -> best vs worst is completion 0 over 3.
+run pairwise --set loop.reference=previous --set loop.pairs.strategy=best_vs_worst \
+  --set 'loop.judge={"type": "pairwise_command", "command": ["/bin/sh", "-c", "while read -r l; do echo 0; done"]}' \
+  2> "$WORK/pairwise.log" || { cat "$WORK/pairwise.log"; fail "pairwise judge run failed"; }
+grep -q '"scores":\[3.0,2.0,1.0,0.0\]' "$WORK/pairwise/rounds/round-1/scores.jsonl" || fail "round robin scores: $(head -1 "$WORK/pairwise/rounds/round-1/scores.jsonl")"
+[ "$(wc -l < "$WORK/pairwise/rounds/round-2/pairs.jsonl")" -eq 6 ] || fail "best vs worst should give one pair per prompt"
+
 # A judge that fails stops the run with an error naming the command; what was sampled is kept.
 expect_fail "judge '/bin/sh -c exit 4': exited with status 4" run broken --set 'loop.judge.command=["/bin/sh","-c","exit 4"]'
 [ -s "$WORK/broken/rounds/round-1/samples.jsonl" ] || fail "the samples before a judge failure were lost"
