@@ -99,7 +99,8 @@ struct pair_set {
   std::size_t ties = 0;
 };
 
-// Two samples per prompt from π_ref, the higher reward chosen, ties skipped.
+// Two samples per prompt from `ref` (π_ref, or an iterative round's policy), the higher reward
+// chosen, ties skipped.
 template <class M>
 pair_set sample_preferences(M& ref, const vocabulary& v, const std::vector<tokens>& prompts, int max_new, std::uint64_t seed) {
   std::vector<tokens> twice;
@@ -125,18 +126,21 @@ pair_set sample_preferences(M& ref, const vocabulary& v, const std::vector<token
 
 // One DPO-family configuration.
 struct run_spec {
-  std::string loss;                 // "dpo" (sigmoid), "ipo", "cdpo" (probabilistic, constant label)
+  std::string loss;                 // "dpo" (sigmoid), "ipo", "cdpo" (probabilistic, constant label), "iter" (iterative DPO)
   double beta = 0.1;
   double label_smoothing = 0.0;     // cdpo's ε
+  int round = 0;                    // iter: the round (1, 2, ...)
   std::string name() const {
     char b[64];
-    std::snprintf(b, sizeof b, "%s b=%g", loss.c_str(), beta);
+    if (loss == "iter") std::snprintf(b, sizeof b, "iter r%d b=%g", round, beta);
+    else std::snprintf(b, sizeof b, "%s b=%g", loss.c_str(), beta);
     return b;
   }
-  // The run's folder under runs/ (metrics and TensorBoard events), e.g. "dpo_beta0.3".
+  // The run's folder under runs/ (metrics and TensorBoard events), e.g. "dpo_beta0.3", "iter_round2".
   std::string folder() const {
     char b[64];
-    std::snprintf(b, sizeof b, "%s_beta%g", loss.c_str(), beta);
+    if (loss == "iter") std::snprintf(b, sizeof b, "iter_round%d", round);
+    else std::snprintf(b, sizeof b, "%s_beta%g", loss.c_str(), beta);
     return b;
   }
 };
