@@ -69,6 +69,13 @@ cmp -s "$WORK/straight/rounds/round-1/samples.jsonl" "$WORK/straight/rounds/roun
 # A finished run started again does nothing.
 run straight 2> "$WORK/again.log" || fail "rerun of a finished run failed"
 grep -q "round 2 is complete; skipped" "$WORK/again.log" || fail "finished rounds not skipped: $(cat "$WORK/again.log")"
+# ... but not with another configuration, unless told to start afresh.
+expect_fail "holds the rounds of a run with another configuration" run straight --set loop.samples_per_prompt=3
+cp -r "$WORK/straight" "$WORK/fresh"
+PREFOPT_TEST_ITERATE_EXIT=1:samples run fresh --set loop.samples_per_prompt=3 --set output.overwrite=true 2> "$WORK/fresh.log" && fail "fault point 1:samples did not stop the run"
+grep -q "removed the rounds of an earlier run" "$WORK/fresh.log" || fail "overwrite did not remove the earlier rounds"
+[ ! -e "$WORK/fresh/rounds/round-2" ] && [ "$(head -1 "$WORK/fresh/rounds/round-1/samples.jsonl" | grep -o '"logp":\[[^]]*\]' | tr ',' '\n' | wc -l)" -eq 3 ] \
+  || fail "overwrite did not start afresh with 3 samples per prompt"
 
 # Stopped between rounds (after round 1), then killed inside round 2's training (while writing
 # checkpoint-3, after checkpoint-2 is complete), then resumed.
@@ -128,6 +135,13 @@ run pairwise --set loop.reference=previous --set loop.pairs.strategy=best_vs_wor
   2> "$WORK/pairwise.log" || { cat "$WORK/pairwise.log"; fail "pairwise judge run failed"; }
 grep -q '"scores":\[3.0,2.0,1.0,0.0\]' "$WORK/pairwise/rounds/round-1/scores.jsonl" || fail "round robin scores: $(head -1 "$WORK/pairwise/rounds/round-1/scores.jsonl")"
 [ "$(wc -l < "$WORK/pairwise/rounds/round-2/pairs.jsonl")" -eq 6 ] || fail "best vs worst should give one pair per prompt"
+
+# A lexicon judge: no sampled word is in this lexicon, so every score is 0, every pair a tie, and
+# the round stops with an error after storing its scores.
+echo '{"zzqqxx": 1.0, "qqzzyy": -1.0}' > "$WORK/lexicon.json"
+expect_fail "round 1 gave no preference pair" run lexicon --set 'loop.judge={"type": "lexicon", "lexicon": "'"$WORK/lexicon.json"'"}'
+[ "$(grep -c '"scores":\[0.0,0.0,0.0,0.0\]' "$WORK/lexicon/rounds/round-1/scores.jsonl")" -eq 6 ] || fail "lexicon scores: $(head -1 "$WORK/lexicon/rounds/round-1/scores.jsonl")"
+expect_fail "field 'loop.judge.lexicon'" run lexicon2 --set 'loop.judge={"type": "lexicon"}'
 
 # A judge that fails stops the run with an error naming the command; what was sampled is kept.
 expect_fail "judge '/bin/sh -c exit 4': exited with status 4" run broken --set 'loop.judge.command=["/bin/sh","-c","exit 4"]'

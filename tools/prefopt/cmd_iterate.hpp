@@ -13,6 +13,8 @@
 //   final/          the trained model (or LoRA adapter): the next round's policy
 //   metrics.json    counts, mean judge score of the samples, held-out score and KL to the initial model
 //   complete        written last (atomically): the round is done
+// <output.dir>/iterate_config.json keeps the effective configuration: a folder holding another
+// configuration's rounds is refused (loop.rounds may grow) unless output.overwrite is set.
 // Each file is written atomically once its stage is done, so a restarted run skips complete
 // rounds, reuses the stored stages of an incomplete one and resumes its training from the newest
 // checkpoint. Every draw is seeded by (training.seed, round, prompt line, sample), so a run is
@@ -25,6 +27,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,7 @@
 #include "cmd_reward.hpp"
 #include "cmd_train.hpp"
 #include "prefopt/loop/command_judge.hpp"
+#include "prefopt/loop/lexicon_judge.hpp"
 #include "prefopt/loop/pairs.hpp"
 #include "prefopt/loop/pairwise.hpp"
 #include "prefopt/loop/reward_model_judge.hpp"
@@ -50,12 +54,13 @@ struct loop_generation {
 };
 struct loop_judge {
   BOOST_HANA_DEFINE_STRUCT(loop_judge,
-    (std::string, type),                       // reward_model, command, pairwise_command
+    (std::string, type),                       // reward_model, command, pairwise_command, lexicon
     (std::optional<std::string>, model),       // reward_model: the reward model directory
     (std::optional<std::string>, tokenizer),   // reward_model: tokenizer.json (default: the model's, else the policy's)
     (std::vector<std::string>, command),       // command: argv (no shell; ["/bin/sh", "-c", "..."] for one)
     (double, timeout_s),                       // command: for one call of the command
-    (int, batch_size));                        // reward_model: sequences scored together
+    (int, batch_size),                         // reward_model: sequences scored together
+    (std::optional<std::string>, lexicon));    // lexicon: a JSON file {"word": weight, ...}
 };
 struct loop_pairs {
   BOOST_HANA_DEFINE_STRUCT(loop_pairs,
@@ -80,7 +85,7 @@ struct iterate_config {
 };
 inline iterate_config default_iterate_config() {
   iterate_config c;
-  c.loop = {2, "", std::nullopt, 4, 2, {32, 1.0, 0, 1.0, 0.0, 1.0, 16}, {"command", std::nullopt, std::nullopt, {}, 300.0, 16},
+  c.loop = {2, "", std::nullopt, 4, 2, {32, 1.0, 0, 1.0, 0.0, 1.0, 16}, {"command", std::nullopt, std::nullopt, {}, 300.0, 16, std::nullopt},
             {"best_vs_worst", 0.0}, 0, "initial"};
   return c;
 }
@@ -91,7 +96,7 @@ inline const char* iterate_help =
     "  preference pairs, train (prefopt train's loss/reference/optimizer/training sections), evaluate\n"
     "  on held-out prompts (mean judge score, KL to the initial model). The \"loop\" section: rounds,\n"
     "  prompts, eval_prompts, samples_per_prompt, eval_samples_per_prompt, generation {...},\n"
-    "  judge {type: reward_model|command|pairwise_command, ...}, pairs {strategy, margin},\n"
+    "  judge {type: reward_model|command|pairwise_command|lexicon, ...}, pairs {strategy, margin},\n"
     "  keep_previous_rounds, reference (initial|previous). A restarted run resumes where it stopped.\n";
 
 namespace iterate {
@@ -244,7 +249,18 @@ inline std::vector<std::vector<double>> judge(const loop_judge& j, const train::
   if (j.type == "command") return loop::command_judge({.argv = j.command, .timeout = timeout}).score(batch);
   if (j.type == "pairwise_command")
     return loop::round_robin{loop::pairwise_command_judge({.argv = j.command, .timeout = timeout})}.score(batch);
-  if (j.type != "reward_model") throw config_error("config: field 'loop.judge.type'", "'" + j.type + "' is not one of reward_model, command, pairwise_command");
+  if (j.type == "lexicon") {
+    const nlohmann::json w = read_json_file(*j.lexicon);
+    if (!w.is_object()) throw config_error(*j.lexicon, "a lexicon is a JSON object {\"word\": weight, ...}");
+    std::map<std::string, double> weights;
+    for (const auto& [word, v] : w.items()) {
+      if (!v.is_number()) throw config_error(*j.lexicon + ": field '" + word + "'", "expected a number");
+      weights[word] = v.get<double>();
+    }
+    return loop::lexicon_judge(std::move(weights), "lexicon " + *j.lexicon).score(batch);
+  }
+  if (j.type != "reward_model")
+    throw config_error("config: field 'loop.judge.type'", "'" + j.type + "' is not one of reward_model, command, pairwise_command, lexicon");
   train::run_config rc = cfg;  // the reward model's own tokenizer and EOS token when it has them
   rc.model = *j.model;
   if (j.tokenizer) rc.data.tokenizer = *j.tokenizer;
@@ -269,6 +285,7 @@ inline void validate(const loop_settings& l) {
   if (!(l.judge.timeout_s > 0.0)) bad("judge.timeout_s", "must be > 0");
   if ((l.judge.type == "command" || l.judge.type == "pairwise_command") && l.judge.command.empty()) bad("judge.command", "is required for a command judge");
   if (l.judge.type == "reward_model" && !l.judge.model) bad("judge.model", "is required for a reward_model judge");
+  if (l.judge.type == "lexicon" && !l.judge.lexicon) bad("judge.lexicon", "is required for a lexicon judge");
   (void)loop::parse_pair_strategy(l.pairs.strategy, "config: field 'loop.pairs.strategy'");
   if (!(l.pairs.margin >= 0.0)) bad("pairs.margin", "must be >= 0");
 }
@@ -337,9 +354,23 @@ inline int cmd_iterate(int argc, char** argv) {
   std::optional<iterate::prompt_set> eval_prompts;
   if (L.eval_prompts) eval_prompts = iterate::read_prompts(*L.eval_prompts, tp);
   const fs::path root(cfg.output.dir);
-  fs::create_directories(root / "rounds");
   nlohmann::json effective = reflect::to_json(cfg);
   effective["loop"] = reflect::to_json(ic)["loop"];
+  // A folder holding another configuration's rounds is not continued (loop.rounds may grow):
+  // output.overwrite=true removes those rounds and starts afresh.
+  if (fs::exists(root / "iterate_config.json")) {
+    nlohmann::json before = read_json_file(root / "iterate_config.json"), now = effective;
+    before["loop"].erase("rounds"), now["loop"].erase("rounds");
+    for (auto* j : {&before, &now}) (*j)["training"].erase("resume"), (*j)["output"].erase("overwrite"), (*j)["output"].erase("dir");
+    if (before != now) {
+      if (!cfg.output.overwrite)
+        throw config_error(root.string(), "holds the rounds of a run with another configuration (iterate_config.json); choose "
+                                          "another output.dir, or set output.overwrite=true to remove them and start afresh");
+      fs::remove_all(root / "rounds");
+      std::cerr << "prefopt iterate: output.overwrite: removed the rounds of an earlier run from " << root.string() << "\n";
+    }
+  }
+  fs::create_directories(root / "rounds");
   io::write_atomically(root / "iterate_config.json", std::string_view(effective.dump(2) + "\n"));
   const auto seed = std::uint64_t(cfg.training.seed);
   auto round_dir = [&](int r) { return root / "rounds" / ("round-" + std::to_string(r)); };
