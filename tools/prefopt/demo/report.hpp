@@ -96,6 +96,7 @@ inline style style_of(const std::string& loss) {
   if (loss == "ipo") return {"#d95f02", "IPO"};
   if (loss == "cdpo") return {"#1b9e77", "conservative DPO"};
   if (loss == "iter") return {"#7570b3", "iterative DPO"};
+  if (loss == "iter_rm") return {"#e7298a", "iterative, RM judge"};
   return {"#222222", "\u03c0_ref (SFT)"};
 }
 // A marker centred at (x, y): circle (dpo), square (ipo), triangle (cdpo), diamond (π_ref).
@@ -106,7 +107,7 @@ inline std::string marker(const std::string& loss, double x, double y, double r 
   if (loss == "dpo") o << "<circle cx=\"" << fixed(x) << "\" cy=\"" << fixed(y) << "\" r=\"" << r << "\"" << paint << "/>";
   else if (loss == "ipo")
     o << "<rect x=\"" << fixed(x - r) << "\" y=\"" << fixed(y - r) << "\" width=\"" << 2 * r << "\" height=\"" << 2 * r << "\"" << paint << "/>";
-  else if (loss == "iter")  // a triangle pointing down
+  else if (loss == "iter" || loss == "iter_rm")  // a triangle pointing down
     o << "<polygon points=\"" << fixed(x) << "," << fixed(y + 1.2 * r) << " " << fixed(x - 1.1 * r) << "," << fixed(y - 0.8 * r) << " "
       << fixed(x + 1.1 * r) << "," << fixed(y - 0.8 * r) << "\"" << paint << "/>";
   else if (loss == "cdpo")
@@ -201,7 +202,7 @@ inline std::string svg(const std::vector<run_result>& rows, const std::string& s
   }
   for (const auto& r : rows) {
     const double x = X(r.eval.kl), y = Y(r.eval.reward);
-    const bool round = r.spec.loss == "iter";
+    const bool round = r.spec.loss == "iter" || r.spec.loss == "iter_rm";
     const std::string text = r.is_reference() ? "\u03c0_ref" : round ? "round " + std::to_string(r.spec.round) : "\u03b2=" + num(r.spec.beta);
     const double w = 6.2 * double(r.is_reference() ? 5 : round ? text.size() : text.size() - 1), h = 11;  // β is two bytes
     // candidate baselines: right-up, right-down, left-up, left-down, above, below
@@ -225,7 +226,8 @@ inline std::string svg(const std::vector<run_result>& rows, const std::string& s
   const double lx = left + pw + 18;
   double ly = top + 10;
   std::vector<std::string> legend{"dpo", "ipo", "cdpo"};
-  if (std::any_of(rows.begin(), rows.end(), [](const run_result& r) { return r.spec.loss == "iter"; })) legend.push_back("iter");
+  for (const char* it : {"iter", "iter_rm"})
+    if (std::any_of(rows.begin(), rows.end(), [&](const run_result& r) { return r.spec.loss == it; })) legend.push_back(it);
   legend.push_back("sft");
   o << "<rect x=\"" << lx - 8 << "\" y=\"" << ly - 10 << "\" width=\"" << right - 24 << "\" height=\"" << 22 * double(legend.size()) + 34
     << "\" fill=\"white\" stroke=\"#999\"/>\n";
