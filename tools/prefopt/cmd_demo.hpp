@@ -11,7 +11,13 @@
 //      and conservative DPO (label smoothing ε = 0.15) at β = 0.1, 0.3, 1, each from a clone of π_ref
 //      (AdamW, lr 7e-4, 3 epochs of 32-pair batches);
 //   5. on held-out prompts, before and after each run: mean reward of sampled continuations and
-//      KL(π‖π_ref) estimated from the samples.
+//      KL(π‖π_ref) estimated from the samples;
+//   6. iterative DPO (the loop of docs/loop.md, in memory): rounds that each sample two
+//      continuations per training prompt from the current policy, judge them, and train DPO
+//      (β = 0.3, reference π_ref) on the new pairs — held-out (lexicon) reward and KL after every
+//      round, as rows "iter r<n>" of the table and a line in the plot; judged by the lexicon, then
+//      again ("iter-rm r<n>") by a reward model (the SFT body + a score head, Bradley–Terry on the
+//      pairs of step 3).
 // Writes results.json, results.csv, reward_vs_kl.svg, sft/ and best/ (save_pretrained + vocab.json,
 // tokenizer.json and tokenizer_config.json, so transformers' Auto classes load them), and each
 // training run's curves in runs/<run>/ (metrics.jsonl, metrics.csv, TensorBoard events) into --out, prints a line per phase and the reward-vs-KL table. Exits with 3 if a DPO run did
@@ -32,11 +38,13 @@
 #include "args.hpp"
 #include "demo/report.hpp"
 #include "prefopt/backends/eigen.hpp"
+#include "prefopt/core/random.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/losses/ipo.hpp"
 #include "prefopt/losses/probabilistic.hpp"
 #include "prefopt/losses/sigmoid.hpp"
 #include "prefopt/models/init.hpp"
+#include "prefopt/models/reward_io.hpp"
 #include "prefopt/models/transformer_io.hpp"
 #include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/tensorboard.hpp"
@@ -47,7 +55,8 @@ inline const cli::command_info demo_info{
     "prefopt demo",
     "Trains a small GPT-2 on a bundled synthetic review corpus (SFT = the reference policy), samples\n"
     "preference pairs from it with a sentiment-lexicon reward, runs DPO, IPO and conservative DPO at\n"
-    "several beta, and reports held-out reward vs KL(pi || pi_ref): results.json, results.csv,\n"
+    "several beta, then rounds of iterative DPO (sample from the current policy, judge, train), and\n"
+    "reports held-out reward vs KL(pi || pi_ref): results.json, results.csv,\n"
     "reward_vs_kl.svg, and the SFT and best models (Hugging Face layout + vocab.json) in DIR\n"
     "(default demo-out); each run's training curves in DIR/runs/<run>/ (metrics.jsonl, metrics.csv,\n"
     "TensorBoard events: tensorboard --logdir DIR/runs). --quick runs a tiny version in seconds.\n"
@@ -61,6 +70,8 @@ struct settings {
   sft_settings sft{.steps = 500};
   dpo_settings dpo{.epochs = 3, .batch = 32, .lr = 7e-4};
   std::vector<run_spec> runs;
+  int iterative_rounds = 3;
+  double iterative_beta = 0.3;
 
   static settings full() {
     settings s;
@@ -77,6 +88,7 @@ struct settings {
     s.sft.warmup = 20;
     s.dpo.lr = 1e-3;
     s.runs = {{"dpo", 0.3}, {"ipo", 0.3}, {"cdpo", 0.3, 0.15}};
+    s.iterative_rounds = 2;
     return s;
   }
 };
@@ -126,6 +138,7 @@ inline nlohmann::json to_json(const run_result& r) {
           {"stop_rate", r.eval.stop_rate},
           {"train", {{"steps", r.train.steps}, {"final_loss", r.train.final_loss}, {"final_accuracy", r.train.final_accuracy},
                      {"final_margin", r.train.final_margin}}},
+          {"round", r.spec.loss == "iter" ? nlohmann::json(r.spec.round) : nlohmann::json()},
           {"seconds", r.seconds},
           {"examples", r.eval.examples}};
 }
@@ -267,6 +280,44 @@ inline int cmd_demo(int argc, char** argv) {
     }
   }
 
+  // 4b. iterative DPO: each round samples from the policy the previous round trained, judged by
+  // the lexicon reward ("iter") or by a reward model trained on π_ref's pairs ("iter_rm");
+  // held-out reward is always the lexicon's.
+  auto iterate = [&](const std::string& kind, const judge_fn& judge, std::uint64_t iter_seed) {
+    model policy = models::clone(ref);
+    for (int round = 1; round <= s.iterative_rounds; ++round) {
+      const pair_set round_pairs = sample_preferences(policy, v, train_prompts, max_new, mix_seed(iter_seed, std::uint64_t(2 * round)), judge);
+      if (round_pairs.pairs.empty()) throw error("demo", kind + " round " + std::to_string(round) + ": every sampled pair was a tie");
+      run_result r;
+      r.spec = {kind, s.iterative_beta, 0.0, round};
+      run_log log(out / "runs" / r.spec.folder());
+      r.train = train_preferences(policy, ref, losses::sigmoid{.beta = s.iterative_beta}, round_pairs, s.dpo,
+                                  mix_seed(iter_seed, std::uint64_t(2 * round + 1)), &log.metrics());
+      r.eval = evaluate(policy, ref, v, held_out, s.samples_per_prompt, max_new, eval_seed);
+      r.seconds = t.lap();
+      results.push_back(r);
+      phase(std::string(kind == "iter" ? "iterative DPO (lexicon judge)" : "iterative DPO (reward model judge)") + " round " +
+            std::to_string(round) + ": " + std::to_string(round_pairs.pairs.size()) + " pairs (" + std::to_string(round_pairs.ties) +
+            " ties skipped), " + std::to_string(r.train.steps) + " steps, loss " + format("%.4f", r.train.final_loss) +
+            "; held-out reward " + format("%.3f", r.eval.reward) + " +- " + format("%.3f", r.eval.reward_se) + ", KL " +
+            format("%.3f", r.eval.kl) + " +- " + format("%.3f", r.eval.kl_se) + " (" + format("%.1f", r.seconds) + " s)");
+      if (r.eval.reward > results[best_index].eval.reward) {
+        best.emplace(models::clone(policy));
+        best_index = results.size() - 1;
+      }
+    }
+  };
+  iterate("iter", {}, seeds());
+  double rm_accuracy = 0.0;
+  {
+    auto rm = models::reward_from_causal_lm<model>(backends::eigen{}, out / "sft", seeds());
+    rm_accuracy = train_reward_model(rm, pairs, s.dpo, seeds());
+    timings["reward_model"] = t.lap();
+    phase("reward model (SFT body + score head, Bradley-Terry on pi_ref's " + std::to_string(pairs.pairs.size()) +
+          " pairs): training accuracy " + format("%.3f", rm_accuracy) + " (" + format("%.1f", timings["reward_model"].get<double>()) + " s)");
+    iterate("iter_rm", reward_model_judge(rm), seeds());
+  }
+
   // 5. outputs
   const std::string subtitle = std::string(quick ? "quick run, " : "") + "seed " + std::to_string(seed) + ", " +
                                std::to_string(s.held_out_prompts * s.samples_per_prompt) + " samples of " +
@@ -279,7 +330,9 @@ inline int cmd_demo(int argc, char** argv) {
                    {"corpus_sentences", s.corpus}, {"sft_steps", s.sft.steps}, {"sft_batch", s.sft.batch}, {"sft_lr", s.sft.lr},
                    {"train_prompts", s.train_prompts}, {"held_out_prompts", s.held_out_prompts},
                    {"samples_per_prompt", s.samples_per_prompt}, {"dpo_epochs", s.dpo.epochs}, {"dpo_batch", s.dpo.batch},
-                   {"dpo_lr", s.dpo.lr}, {"preference", "higher lexicon reward chosen, ties skipped"},
+                   {"dpo_lr", s.dpo.lr}, {"iterative_rounds", s.iterative_rounds}, {"iterative_beta", s.iterative_beta},
+                   {"reward_model_training_accuracy", rm_accuracy},
+                   {"preference", "higher lexicon reward chosen, ties skipped"},
                    {"ipo", "the paper's form: margin of sequence log-ratios (normalize_by_length = false)"},
                    {"reward", "mean lexicon polarity of the continuation's adjectives (strong 1, mild 0.5, neutral 0)"},
                    {"kl", "mean over samples y ~ pi of log pi(y|x) - log pi_ref(y|x), end token included"}};

@@ -186,10 +186,13 @@ inline train::runner_options runner_options_of(const train::run_config& c) {
   return r;
 }
 
-// Trains (or, with evaluate_only, evaluates) `policy` as the configuration says.
+// Trains (or, with evaluate_only, evaluates) `policy` as the configuration says. A reference copy
+// is loaded from `reference_model` when given (prefopt iterate: the initial model), else cfg.model.
 template <class M>
 int run_training(M& policy, const train::run_config& cfg, data::tokenized_preferences& train_data,
-                 data::tokenized_preferences* eval_data, bool evaluate_only, comm::any& world) {
+                 data::tokenized_preferences* eval_data, bool evaluate_only, comm::any& world,
+                 const std::string& reference_model = {}) {
+  const std::string& ref_dir = reference_model.empty() ? cfg.model : reference_model;
   using base_model = models::base_model_t<M>;
   std::ostream& log = std::cerr;
   losses::any_loss loss(cfg.loss);
@@ -204,7 +207,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   if (needs_copy) {
     if (strategy == "synced" && lora) throw config_error("config: field 'reference.strategy'", "synced (TR-DPO) does not work with LoRA");
     ref_model = std::make_unique<base_model>(policy.backend(), policy.config());
-    models::load_weights(*ref_model, cfg.model);
+    models::load_weights(*ref_model, ref_dir);
   }
   models::forward_options ref_opt;
   ref_opt.keep_activations = false;
@@ -226,7 +229,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
                                                                 : std::filesystem::path(cfg.output.dir) / "ref_cache";
     // A continued adapter is precomputed with that adapter on, as TRL does (its "ref" adapter).
     const bool with_adapter = lora && cfg.adapter.has_value();
-    const std::string key = train::model_fingerprint(cfg.model, cfg.adapter.value_or("")) +
+    const std::string key = train::model_fingerprint(ref_dir, cfg.adapter.value_or("")) +
                             (with_adapter ? ":initial-adapter" : lora ? ":adapters-off" : "");
     auto forward = [&](const models::token_batch& b, models::sequence_logps& out) {
       models::forward_options o = ref_opt;
@@ -420,7 +423,7 @@ template <class Set> int on_cuda([[maybe_unused]] const train::run_config& cfg, 
 
 inline int cmd_train(int argc, char** argv, bool evaluate_only) {
   const args a(argc, argv, 2, {evaluate_only ? "prefopt eval" : "prefopt train", train_about},
-               {{"config", "FILE", "run configuration, JSON (model, data, loss, reference, optimizer, training)"},
+               {{"config", "FILE", "run configuration, JSON or YAML (prefopt's sections, or TRL's DPOConfig names)"},
                 {"set", "KEY=VALUE...", "override one option (key.path=value, value in JSON); repeat for several"},
                 {"data", "FILE", "eval: the held-out pairs (default: data.eval of the configuration)"},
                 {"print-config", "", "print every option with its value (defaults: TRL's DPOConfig) and exit"}});

@@ -5,6 +5,7 @@
 //   prefopt generate  completions of a prompt dataset (KV cache, sampling)
 //   prefopt demo    the bundled default training run
 //   prefopt reward  Bradley–Terry reward models: train, score
+//   prefopt iterate iterative DPO rounds (sample, judge, pair, train, evaluate)
 // Run `prefopt <command> --help` for a command's options, `prefopt --version` for the version
 // (CMake's project version). Options are parsed by CLI11 (args.hpp, which shows how a command
 // declares them); a malformed command line exits with status 2, any other error with 1.
@@ -20,6 +21,7 @@
 
 #include "cmd_demo.hpp"
 #include "cmd_generate.hpp"
+#include "cmd_iterate.hpp"
 #include "cmd_logps.hpp"
 #include "cmd_reward.hpp"
 #include "cmd_train.hpp"
@@ -37,6 +39,7 @@ const command_entry commands[] = {
     {"generate", "K completions per prompt of a prompt dataset (KV cache; temperature, top-k/p, min-p, ...)",
      prefopt::cli::cmd_generate},
     {"reward", "Bradley-Terry reward models: `reward train --config run.json`, `reward score`", prefopt::cli::cmd_reward},
+    {"iterate", "iterative DPO rounds: sample, judge, pair, train, evaluate (--config run.json)", prefopt::cli::cmd_iterate},
     {"demo", "the bundled default: SFT, then DPO/IPO/cDPO on a sentiment task, reward vs KL", prefopt::cli::cmd_demo},
 };
 } // namespace

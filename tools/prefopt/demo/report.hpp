@@ -1,6 +1,7 @@
 // tools/prefopt/demo/report.hpp — the demo's outputs: a reward-vs-KL table, results.csv, and
 // reward_vs_kl.svg (written by hand: axes with ticks and labels, error bars of one standard error,
-// one marker shape and color per loss, β next to each point, π_ref at KL 0, a legend).
+// one marker shape and color per loss, β (or an iterative round) next to each point, π_ref at KL 0,
+// a legend).
 #pragma once
 
 #include <algorithm>
@@ -94,6 +95,8 @@ inline style style_of(const std::string& loss) {
   if (loss == "dpo") return {"#1f77b4", "DPO (sigmoid)"};
   if (loss == "ipo") return {"#d95f02", "IPO"};
   if (loss == "cdpo") return {"#1b9e77", "conservative DPO"};
+  if (loss == "iter") return {"#7570b3", "iterative DPO"};
+  if (loss == "iter_rm") return {"#e7298a", "iterative, RM judge"};
   return {"#222222", "\u03c0_ref (SFT)"};
 }
 // A marker centred at (x, y): circle (dpo), square (ipo), triangle (cdpo), diamond (π_ref).
@@ -104,6 +107,9 @@ inline std::string marker(const std::string& loss, double x, double y, double r 
   if (loss == "dpo") o << "<circle cx=\"" << fixed(x) << "\" cy=\"" << fixed(y) << "\" r=\"" << r << "\"" << paint << "/>";
   else if (loss == "ipo")
     o << "<rect x=\"" << fixed(x - r) << "\" y=\"" << fixed(y - r) << "\" width=\"" << 2 * r << "\" height=\"" << 2 * r << "\"" << paint << "/>";
+  else if (loss == "iter" || loss == "iter_rm")  // a triangle pointing down
+    o << "<polygon points=\"" << fixed(x) << "," << fixed(y + 1.2 * r) << " " << fixed(x - 1.1 * r) << "," << fixed(y - 0.8 * r) << " "
+      << fixed(x + 1.1 * r) << "," << fixed(y - 0.8 * r) << "\"" << paint << "/>";
   else if (loss == "cdpo")
     o << "<polygon points=\"" << fixed(x) << "," << fixed(y - 1.2 * r) << " " << fixed(x - 1.1 * r) << "," << fixed(y + 0.8 * r) << " "
       << fixed(x + 1.1 * r) << "," << fixed(y + 0.8 * r) << "\"" << paint << "/>";
@@ -167,12 +173,12 @@ inline std::string svg(const std::vector<run_result>& rows, const std::string& s
     << "\" text-anchor=\"middle\">KL(\u03c0 \u2016 \u03c0_ref) per continuation (nats), estimated from samples of \u03c0</text>\n"
     << "<text transform=\"translate(22," << top + ph / 2
     << ") rotate(-90)\" text-anchor=\"middle\">mean reward (lexicon polarity, \u22121 to 1)</text>\n";
-  // one polyline per loss, in order of β (a frontier traced by the regularization strength)
+  // one polyline per loss, in order of β (a frontier traced by the regularization strength); iterative DPO's in order of rounds
   std::map<std::string, std::vector<const run_result*>> by_loss;
   for (const auto& r : rows)
     if (!r.is_reference()) by_loss[r.spec.loss].push_back(&r);
   for (auto& [loss, v] : by_loss) {
-    std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->spec.beta < b->spec.beta; });
+    std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->spec.round != b->spec.round ? a->spec.round < b->spec.round : a->spec.beta < b->spec.beta; });
     o << "<polyline fill=\"none\" stroke=\"" << style_of(loss).color << "\" stroke-opacity=\"0.5\" stroke-dasharray=\"4 3\" points=\"";
     for (const auto* r : v) o << fixed(X(r->eval.kl)) << "," << fixed(Y(r->eval.reward)) << " ";
     o << "\"/>\n";
@@ -196,8 +202,9 @@ inline std::string svg(const std::vector<run_result>& rows, const std::string& s
   }
   for (const auto& r : rows) {
     const double x = X(r.eval.kl), y = Y(r.eval.reward);
-    const std::string text = r.is_reference() ? "\u03c0_ref" : "\u03b2=" + num(r.spec.beta);
-    const double w = 6.2 * double(r.is_reference() ? 5 : text.size() - 1), h = 11;  // β is two bytes
+    const bool round = r.spec.loss == "iter" || r.spec.loss == "iter_rm";
+    const std::string text = r.is_reference() ? "\u03c0_ref" : round ? "round " + std::to_string(r.spec.round) : "\u03b2=" + num(r.spec.beta);
+    const double w = 6.2 * double(r.is_reference() ? 5 : round ? text.size() : text.size() - 1), h = 11;  // β is two bytes
     // candidate baselines: right-up, right-down, left-up, left-down, above, below
     const double cand[][2] = {{x + 8, y - 6}, {x + 8, y + 15}, {x - 8 - w, y - 6}, {x - 8 - w, y + 15}, {x - w / 2, y - 10}, {x - w / 2, y + 20}};
     box chosen{cand[0][0], cand[0][1] - h, cand[0][0] + w, cand[0][1]};
@@ -218,9 +225,13 @@ inline std::string svg(const std::vector<run_result>& rows, const std::string& s
   // legend
   const double lx = left + pw + 18;
   double ly = top + 10;
-  o << "<rect x=\"" << lx - 8 << "\" y=\"" << ly - 10 << "\" width=\"" << right - 24 << "\" height=\"" << 22 * 4 + 34
+  std::vector<std::string> legend{"dpo", "ipo", "cdpo"};
+  for (const char* it : {"iter", "iter_rm"})
+    if (std::any_of(rows.begin(), rows.end(), [&](const run_result& r) { return r.spec.loss == it; })) legend.push_back(it);
+  legend.push_back("sft");
+  o << "<rect x=\"" << lx - 8 << "\" y=\"" << ly - 10 << "\" width=\"" << right - 24 << "\" height=\"" << 22 * double(legend.size()) + 34
     << "\" fill=\"white\" stroke=\"#999\"/>\n";
-  for (const char* loss : {"dpo", "ipo", "cdpo", "sft"}) {
+  for (const auto& loss : legend) {
     o << marker(loss, lx + 6, ly + 6) << "<text x=\"" << lx + 20 << "\" y=\"" << ly + 10 << "\">" << style_of(loss).title << "</text>\n";
     ly += 22;
   }

@@ -6,6 +6,8 @@
 // Preferences: two continuations per training prompt sampled from π_ref (temperature 1); the one
 // with the higher reward is chosen (deterministically; ties are skipped).
 // DPO family: train::trainer with a frozen reference (a clone of π_ref), prefix-shared pairs.
+// Reward model: the SFT body with a new score head, Bradley–Terry (train::reward_trainer) on the
+// lexicon-labelled pairs of π_ref's samples; a judge of the iterative rounds in place of the lexicon.
 // Evaluation: k continuations per held-out prompt sampled from π with the same seed for every
 // model (common random numbers); reward = mean lexicon reward; KL(π‖π_ref) estimated as the mean
 // over those samples of log π(y|x) − log π_ref(y|x) (sequence log-probs, end token included).
@@ -20,11 +22,13 @@
 #include "demo/corpus.hpp"
 #include "prefopt/models/clone.hpp"
 #include "prefopt/models/generate.hpp"
+#include "prefopt/models/reward_model.hpp"
 #include "prefopt/optim/adamw.hpp"
 #include "prefopt/optim/clip.hpp"
 #include "prefopt/optim/schedule.hpp"
 #include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/reference.hpp"
+#include "prefopt/train/reward_trainer.hpp"
 #include "prefopt/train/trainer.hpp"
 
 namespace prefopt::cli::demo {
@@ -99,18 +103,29 @@ struct pair_set {
   std::size_t ties = 0;
 };
 
-// Two samples per prompt from π_ref, the higher reward chosen, ties skipped.
+// A judge of continuations: one score per (prompt, continuation); empty: the lexicon reward.
+using judge_fn = std::function<std::vector<double>(const std::vector<tokens>& prompts, const std::vector<tokens>& continuations)>;
+
+// Two samples per prompt from `ref` (π_ref, or an iterative round's policy), the higher score
+// (the lexicon reward, or `judge`'s) chosen, ties skipped.
 template <class M>
-pair_set sample_preferences(M& ref, const vocabulary& v, const std::vector<tokens>& prompts, int max_new, std::uint64_t seed) {
+pair_set sample_preferences(M& ref, const vocabulary& v, const std::vector<tokens>& prompts, int max_new, std::uint64_t seed,
+                            const judge_fn& judge = {}) {
   std::vector<tokens> twice;
   for (const auto& p : prompts) twice.push_back(p), twice.push_back(p);
   std::mt19937_64 rng(seed);
   const auto s = models::generate(ref, twice, rng, {.temperature = 1.0, .max_new_tokens = max_new, .eos_id = v.eos(), .batch_rows = 128});
+  std::vector<double> scores;
+  if (judge) {
+    std::vector<tokens> conts;
+    for (const auto& x : s) conts.push_back(x.tokens);
+    scores = judge(twice, conts);
+  }
   pair_set out;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     const auto& a = s[2 * i].tokens;
     const auto& b = s[2 * i + 1].tokens;
-    const double ra = reward(v, a), rb = reward(v, b);
+    const double ra = judge ? scores[2 * i] : reward(v, a), rb = judge ? scores[2 * i + 1] : reward(v, b);
     if (ra == rb) {
       ++out.ties;
       continue;
@@ -125,18 +140,22 @@ pair_set sample_preferences(M& ref, const vocabulary& v, const std::vector<token
 
 // One DPO-family configuration.
 struct run_spec {
-  std::string loss;                 // "dpo" (sigmoid), "ipo", "cdpo" (probabilistic, constant label)
+  std::string loss;                 // "dpo" (sigmoid), "ipo", "cdpo" (probabilistic, constant label), "iter" / "iter_rm"
+                                    // (iterative DPO judged by the lexicon / by a reward model)
   double beta = 0.1;
   double label_smoothing = 0.0;     // cdpo's ε
+  int round = 0;                    // iter: the round (1, 2, ...)
   std::string name() const {
     char b[64];
-    std::snprintf(b, sizeof b, "%s b=%g", loss.c_str(), beta);
+    if (loss == "iter" || loss == "iter_rm") std::snprintf(b, sizeof b, "%s r%d b=%g", loss == "iter" ? "iter" : "iter-rm", round, beta);
+    else std::snprintf(b, sizeof b, "%s b=%g", loss.c_str(), beta);
     return b;
   }
-  // The run's folder under runs/ (metrics and TensorBoard events), e.g. "dpo_beta0.3".
+  // The run's folder under runs/ (metrics and TensorBoard events), e.g. "dpo_beta0.3", "iter_round2".
   std::string folder() const {
     char b[64];
-    std::snprintf(b, sizeof b, "%s_beta%g", loss.c_str(), beta);
+    if (loss == "iter" || loss == "iter_rm") std::snprintf(b, sizeof b, "%s_round%d", loss.c_str(), round);
+    else std::snprintf(b, sizeof b, "%s_beta%g", loss.c_str(), beta);
     return b;
   }
 };
@@ -187,6 +206,51 @@ train_summary train_preferences(M& policy, M& ref, Loss loss, const pair_set& da
     out.final_loss = l / n, out.final_accuracy = acc / n, out.final_margin = margin / n;
   }
   return out;
+}
+
+// Bradley–Terry training of a reward model on pairs (TRL's RewardTrainer loss), `s.epochs` epochs
+// of `s.batch` pairs with AdamW at s.lr and a linear schedule. Returns the mean accuracy
+// (score of chosen > score of rejected) over the last epoch.
+template <class RM> double train_reward_model(RM& rm, const pair_set& data, const dpo_settings& s, std::uint64_t seed) {
+  const long per_epoch = long((data.pairs.size() + std::size_t(s.batch) - 1) / std::size_t(s.batch));
+  train::training_args args;
+  args.schedule = {.kind = optim::schedule_kind::linear, .total_steps = per_epoch * s.epochs, .warmup_steps = std::max(1L, per_epoch / 4)};
+  train::reward_trainer<RM, optim::adamw> t(rm, train::bradley_terry{}, optim::adamw{.lr = s.lr}, args);
+  std::vector<std::size_t> order(data.pairs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  double accuracy = 0.0;
+  for (int e = 0; e < s.epochs; ++e) {
+    shuffle(order, rng);
+    double acc = 0.0;
+    int n = 0;
+    for (std::size_t at = 0; at < order.size(); at += std::size_t(s.batch)) {
+      std::vector<models::tokenized_pair> pairs;
+      for (std::size_t i = at; i < std::min(order.size(), at + std::size_t(s.batch)); ++i) pairs.push_back(data.pairs[order[i]]);
+      const auto r = t.step(train::reward_pair_batch{models::pack_reward_pairs(pairs, rm.pad_token_id()), {}});
+      if (r.skipped) throw error("demo: reward model", "training step skipped: " + r.skip_reason);
+      acc += r.metrics.at("accuracy"), ++n;
+    }
+    accuracy = acc / n;
+  }
+  return accuracy;
+}
+
+// A reward model as a judge_fn: prompt + continuation scored at its last token, 256 at a time.
+template <class RM> judge_fn reward_model_judge(RM& rm) {
+  return [&rm](const std::vector<tokens>& prompts, const std::vector<tokens>& continuations) {
+    std::vector<double> out;
+    for (std::size_t at = 0; at < prompts.size(); at += 256) {
+      std::vector<tokens> seqs;
+      for (std::size_t i = at; i < std::min(prompts.size(), at + 256); ++i) {
+        seqs.push_back(prompts[i]);
+        seqs.back().insert(seqs.back().end(), continuations[i].begin(), continuations[i].end());
+      }
+      const auto sc = rm.forward(rm.pack(seqs), {.keep_activations = false});
+      out.insert(out.end(), sc.begin(), sc.end());
+    }
+    return out;
+  };
 }
 
 struct eval_result {
