@@ -133,8 +133,8 @@ inline constexpr field fields[] = {
   {"gradient_checkpointing_kwargs", ta, ignored, "one checkpointing scheme"},
   {"bf16", ta, restricted, "prefopt computes in f32 (TRL's null means bf16 autocast: compare with bf16: false)", "null | false"},
   {"fp16", ta, restricted, "prefopt computes in f32", "false"},
-  {"tf32", ta, ignored, "CPU arithmetic is full f32"},
-  {"use_cpu", ta, ignored, "prefopt train runs on the CPU"},
+  {"tf32", ta, ignored, "arithmetic is full f32 (the cuda backend does not use TF32)"},
+  {"use_cpu", ta, ignored, "the device is prefopt's backend option (eigen, the CPU, by default)"},
   {"resume_from_checkpoint", ta, converted, "true: training.resume (the newest checkpoint in output_dir); null or false: no"},
   // ---- logging, evaluation and saving (TrainingArguments)
   {"output_dir", ta, mapped, "output.dir"},
