@@ -7,7 +7,8 @@
 // Round r (1..R) lives in <output.dir>/rounds/round-<r>/:
 //   samples.jsonl   K completions per prompt from the current policy (token ids, text, log-prob)
 //   scores.jsonl    the judge's score of each
-//   pairs.jsonl     preference pairs (TRL format + scores + token ids), what the round trains on
+//   pairs.jsonl     preference pairs (TRL format + scores + token ids), what the round trains on;
+//                   with loop.select, only from the prompts the selection kept
 //   train_pairs.jsonl  with keep_previous_rounds > 0: these pairs and the earlier rounds'
 //   checkpoint-*/, metrics.jsonl, metrics.csv   the round's DPO training (prefopt train's files)
 //   final/          the trained model (or LoRA adapter): the next round's policy
@@ -40,7 +41,8 @@ inline const cli::command_info iterate_info{
     "on held-out prompts (mean judge score, KL to the initial model). The \"loop\" section: rounds,\n"
     "prompts, eval_prompts, samples_per_prompt, eval_samples_per_prompt, generation {...},\n"
     "judge {type: reward_model|command|pairwise_command|lexicon, ...}, pairs {strategy, margin},\n"
-    "keep_previous_rounds, reference (initial|previous). A restarted run resumes where it stopped."};
+    "keep_previous_rounds, reference (initial|previous), select {rule: none|spread, fraction}. A restarted\n"
+    "run resumes where it stopped."};
 
 inline int cmd_iterate(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -100,6 +102,11 @@ inline int cmd_iterate(int argc, char** argv) {
   // output.overwrite=true removes those rounds and starts afresh.
   if (fs::exists(root / "iterate_config.json")) {
     nlohmann::json before = read_json_file(root / "iterate_config.json"), now = effective;
+    // Keys added to the loop section since a run was started take their defaults there.
+    const nlohmann::json defaults = reflect::to_json(default_iterate_config())["loop"];
+    if (before.contains("loop") && before["loop"].is_object())
+      for (const auto& [key, value] : defaults.items())
+        if (!before["loop"].contains(key)) before["loop"][key] = value;
     before["loop"].erase("rounds"), now["loop"].erase("rounds");
     for (auto* j : {&before, &now}) (*j)["training"].erase("resume"), (*j)["output"].erase("overwrite"), (*j)["output"].erase("dir");
     if (before != now) {
@@ -161,9 +168,16 @@ inline int cmd_iterate(int argc, char** argv) {
       io::write_atomically(dir / "scores.jsonl", std::string_view(out));
     }
     iterate::fault_point(r, "scores");
-    // 3. pairs
+    // 3. active selection of the prompts, then their pairs
+    const std::vector<std::size_t> kept = iterate::select_prompts(L.select, scores);
+    std::vector<std::vector<double>> kept_scores;
+    for (const std::size_t i : kept) kept_scores.push_back(scores[i]);
+    if (L.select.rule != "none")
+      std::cerr << "prefopt iterate: round " << r << ": active selection (" << L.select.rule << ", fraction " << L.select.fraction
+                << ") kept " << kept.size() << " of " << scores.size() << " prompts\n";
     loop::pair_report report;
-    const auto pairs = loop::make_pairs(scores, {loop::parse_pair_strategy(L.pairs.strategy, "loop.pairs.strategy"), L.pairs.margin}, &report);
+    auto pairs = loop::make_pairs(kept_scores, {loop::parse_pair_strategy(L.pairs.strategy, "loop.pairs.strategy"), L.pairs.margin}, &report);
+    for (auto& p : pairs) p.prompt = kept[p.prompt];
     if (!fs::exists(dir / "pairs.jsonl")) {
       std::string out;
       for (const auto& p : pairs) {
@@ -207,9 +221,10 @@ inline int cmd_iterate(int argc, char** argv) {
     // 5. evaluate and record
     const auto trained = lora ? std::pair<std::string, std::string>{cfg.model, (dir / "final").string()}
                               : std::pair<std::string, std::string>{(dir / "final").string(), ""};
-    nlohmann::json m = {{"round", r}, {"prompts", report.prompts}, {"samples", report.prompts * std::size_t(L.samples_per_prompt)},
+    nlohmann::json m = {{"round", r}, {"prompts", scores.size()}, {"samples", scores.size() * std::size_t(L.samples_per_prompt)},
                         {"pairs", report.pairs}, {"ties", report.ties}, {"below_margin", report.below_margin},
                         {"train_pairs", train_data.size()}, {"judge", L.judge.type}};
+    if (L.select.rule != "none") m["select_rule"] = L.select.rule, m["selected_prompts"] = kept.size();
     std::vector<double> flat;
     for (const auto& s : scores) flat.insert(flat.end(), s.begin(), s.end());
     m["sample_score_mean"] = iterate::mean(flat);
