@@ -26,6 +26,17 @@ run() { "$PREFOPT" iterate --config "$WORK/run.json" --set output.dir="$WORK/$1"
 run all 2> "$WORK/all.log" || { cat "$WORK/all.log"; fail "run without selection failed"; }
 if grep -q "active selection" "$WORK/all.log"; then fail "a run without loop.select logged a selection"; fi
 if grep -q '"selected_prompts"' "$WORK/all/rounds/round-1/metrics.json"; then fail "metrics.json of a run without loop.select names a selection"; fi
+# A folder whose iterate_config.json predates loop.select, mode, online_steps and
+# missing_eos_penalty is continued (they take their defaults), not refused as another configuration.
+awk 'skip { if ($0 ~ /^    }$/) skip = 0; next }
+     /^    "(missing_eos_penalty|mode|online_steps)":/ { next }
+     /^    "select": \{/ { sub(/,$/, "", prev); skip = 1; next }
+     { if (have) print prev; prev = $0; have = 1 }
+     END { print prev }' "$WORK/all/iterate_config.json" > "$WORK/old_config.json"
+if grep -qE '"(select|mode|online_steps|missing_eos_penalty)"' "$WORK/old_config.json"; then fail "old configuration: $(cat "$WORK/old_config.json")"; fi
+mv "$WORK/old_config.json" "$WORK/all/iterate_config.json"
+run all 2> "$WORK/old.log" || { cat "$WORK/old.log"; fail "a folder from before loop.select was refused"; }
+grep -q "round 1 is complete; skipped" "$WORK/old.log" || fail "the finished round was not skipped: $(cat "$WORK/old.log")"
 run half --set 'loop.select={"rule": "spread", "fraction": 0.5}' 2> "$WORK/half.log" || { cat "$WORK/half.log"; fail "run with selection failed"; }
 grep -q "active selection (spread, fraction 0.5) kept 3 of 6 prompts" "$WORK/half.log" || fail "no selection line: $(cat "$WORK/half.log")"
 d=$WORK/half/rounds/round-1

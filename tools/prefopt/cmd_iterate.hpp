@@ -20,6 +20,8 @@
 // rounds, reuses the stored stages of an incomplete one and resumes its training from the newest
 // checkpoint. Every draw is seeded by (training.seed, round, prompt line, sample), so a run is
 // reproducible for a given seed and thread count, interrupted or not.
+// loop.mode "online" runs online DPO instead (iterate/online.hpp): metrics.jsonl, metrics.csv and
+// final/ in <output.dir>, no rounds, no resume.
 // Fault injection for tests: PREFOPT_TEST_ITERATE_EXIT=<r> exits (status 75, as a crash would
 // leave it) after round r is complete; <r>:<stage> after stage samples, scores or pairs of round r.
 #pragma once
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "iterate/online.hpp"
 #include "iterate/stages.hpp"
 
 namespace prefopt::cli {
@@ -42,7 +45,8 @@ inline const cli::command_info iterate_info{
     "prompts, eval_prompts, samples_per_prompt, eval_samples_per_prompt, generation {...},\n"
     "judge {type: reward_model|command|pairwise_command|lexicon, ...}, pairs {strategy, margin},\n"
     "keep_previous_rounds, reference (initial|previous), select {rule: none|spread, fraction}. A restarted\n"
-    "run resumes where it stopped."};
+    "run resumes where it stopped. mode online (online_steps, missing_eos_penalty): online DPO, two\n"
+    "samples per prompt judged and trained on at every step (TRL's OnlineDPOTrainer); it does not resume."};
 
 inline int cmd_iterate(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -98,6 +102,23 @@ inline int cmd_iterate(int argc, char** argv) {
   const fs::path root(cfg.output.dir);
   nlohmann::json effective = reflect::to_json(cfg);
   effective["loop"] = reflect::to_json(ic)["loop"];
+  if (L.mode == "online") {
+    if (cfg.training.resume)
+      throw config_error("config: field 'training.resume'", "an online run (loop.mode online) does not checkpoint or resume");
+    if (cfg.training.gradient_accumulation_steps != 1)
+      throw config_error("config: field 'training.gradient_accumulation_steps'", "loop.mode online takes one step per batch of prompts (1)");
+    if (fs::exists(root / "iterate_config.json") || fs::exists(root / "final") || fs::exists(root / "metrics.jsonl")) {
+      if (!cfg.output.overwrite)
+        throw config_error(root.string(), "holds an earlier run's outputs and an online run does not resume; choose another "
+                                          "output.dir, or set output.overwrite=true to replace them");
+      for (const char* f : {"final", "merged", "rounds", "runs", "metrics.jsonl", "metrics.csv"}) fs::remove_all(root / f);
+      std::cerr << "prefopt iterate: output.overwrite: removed an earlier run's outputs from " << root.string() << "\n";
+    }
+    fs::create_directories(root);
+    io::write_atomically(root / "iterate_config.json", std::string_view(effective.dump(2) + "\n"));
+    iterate::run_online(cfg, L, tp, prompts);
+    return 0;
+  }
   // A folder holding another configuration's rounds is not continued (loop.rounds may grow):
   // output.overwrite=true removes those rounds and starts afresh.
   if (fs::exists(root / "iterate_config.json")) {

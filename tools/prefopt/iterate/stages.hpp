@@ -68,15 +68,24 @@ struct loop_settings {
     (loop_pairs, pairs),
     (int, keep_previous_rounds),               // also train on the pairs of this many earlier rounds
     (std::string, reference),                  // initial or previous
-    (loop_select, select));                    // active selection of each round's prompts
+    (loop_select, select),                     // active selection of each round's prompts
+    (std::string, mode),                       // rounds, online
+    (int, online_steps),                       // online: DPO steps, each on freshly sampled pairs
+    (double, missing_eos_penalty));            // online: TRL's, off a completion without the end token
 };
 struct iterate_config {
   BOOST_HANA_DEFINE_STRUCT(iterate_config, (loop_settings, loop));
 };
 inline iterate_config default_iterate_config() {
   iterate_config c;
-  c.loop = {2, "", std::nullopt, 4, 2, {32, 1.0, 0, 1.0, 0.0, 1.0, 16}, {"command", std::nullopt, std::nullopt, {}, 300.0, 16, std::nullopt},
-            {"best_vs_worst", 0.0}, 0, "initial", {"none", 1.0}};
+  loop_settings& l = c.loop;  // field by field: one aggregate initializer draws g++ 12's -Wmaybe-uninitialized
+  l.rounds = 2, l.samples_per_prompt = 4, l.eval_samples_per_prompt = 2;
+  l.generation = {32, 1.0, 0, 1.0, 0.0, 1.0, 16};
+  l.judge.type = "command", l.judge.timeout_s = 300.0, l.judge.batch_size = 16;
+  l.pairs.strategy = "best_vs_worst", l.pairs.margin = 0.0;
+  l.keep_previous_rounds = 0, l.reference = "initial";
+  l.select.rule = "none", l.select.fraction = 1.0;
+  l.mode = "rounds", l.online_steps = 100, l.missing_eos_penalty = 0.0;
   return c;
 }
 
@@ -271,6 +280,14 @@ inline void validate(const loop_settings& l) {
   if (!(l.pairs.margin >= 0.0)) bad("pairs.margin", "must be >= 0");
   if (l.select.rule != "none" && l.select.rule != "spread") bad("select.rule", "'" + l.select.rule + "' is not one of none, spread");
   if (!(l.select.fraction > 0.0 && l.select.fraction <= 1.0)) bad("select.fraction", "must lie in (0, 1]");
+  if (l.mode != "rounds" && l.mode != "online") bad("mode", "'" + l.mode + "' is not one of rounds, online");
+  if (l.online_steps < 1) bad("online_steps", "must be >= 1");
+  if (!(l.missing_eos_penalty >= 0.0) || !std::isfinite(l.missing_eos_penalty)) bad("missing_eos_penalty", "must be finite and >= 0");
+  if (l.mode == "online") {
+    if (l.select.rule != "none") bad("select.rule", "selects the prompts of a round; loop.mode online has no rounds");
+    if (l.reference != "initial") bad("reference", "loop.mode online trains against the initial model");
+    if (l.keep_previous_rounds != 0) bad("keep_previous_rounds", "loop.mode online has no rounds");
+  }
 }
 
 // The prompts (indices, ascending) whose samples the round turns into pairs: all of them, or with
