@@ -7,7 +7,8 @@
 // Round r (1..R) lives in <output.dir>/rounds/round-<r>/:
 //   samples.jsonl   K completions per prompt from the current policy (token ids, text, log-prob)
 //   scores.jsonl    the judge's score of each
-//   pairs.jsonl     preference pairs (TRL format + scores + token ids), what the round trains on
+//   pairs.jsonl     preference pairs (TRL format + scores + token ids), what the round trains on;
+//                   with loop.select, only from the prompts the selection kept
 //   train_pairs.jsonl  with keep_previous_rounds > 0: these pairs and the earlier rounds'
 //   checkpoint-*/, metrics.jsonl, metrics.csv   the round's DPO training (prefopt train's files)
 //   final/          the trained model (or LoRA adapter): the next round's policy
@@ -19,6 +20,8 @@
 // rounds, reuses the stored stages of an incomplete one and resumes its training from the newest
 // checkpoint. Every draw is seeded by (training.seed, round, prompt line, sample), so a run is
 // reproducible for a given seed and thread count, interrupted or not.
+// loop.mode "online" runs online DPO instead (iterate/online.hpp): metrics.jsonl, metrics.csv and
+// final/ in <output.dir>, no rounds, no resume.
 // Fault injection for tests: PREFOPT_TEST_ITERATE_EXIT=<r> exits (status 75, as a crash would
 // leave it) after round r is complete; <r>:<stage> after stage samples, scores or pairs of round r.
 #pragma once
@@ -29,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "iterate/online.hpp"
 #include "iterate/stages.hpp"
 
 namespace prefopt::cli {
@@ -40,7 +44,9 @@ inline const cli::command_info iterate_info{
     "on held-out prompts (mean judge score, KL to the initial model). The \"loop\" section: rounds,\n"
     "prompts, eval_prompts, samples_per_prompt, eval_samples_per_prompt, generation {...},\n"
     "judge {type: reward_model|command|pairwise_command|lexicon, ...}, pairs {strategy, margin},\n"
-    "keep_previous_rounds, reference (initial|previous). A restarted run resumes where it stopped."};
+    "keep_previous_rounds, reference (initial|previous), select {rule: none|spread, fraction}. A restarted\n"
+    "run resumes where it stopped. mode online (online_steps, missing_eos_penalty): online DPO, two\n"
+    "samples per prompt judged and trained on at every step (TRL's OnlineDPOTrainer); it does not resume."};
 
 inline int cmd_iterate(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -96,10 +102,32 @@ inline int cmd_iterate(int argc, char** argv) {
   const fs::path root(cfg.output.dir);
   nlohmann::json effective = reflect::to_json(cfg);
   effective["loop"] = reflect::to_json(ic)["loop"];
+  if (L.mode == "online") {
+    if (cfg.training.resume)
+      throw config_error("config: field 'training.resume'", "an online run (loop.mode online) does not checkpoint or resume");
+    if (cfg.training.gradient_accumulation_steps != 1)
+      throw config_error("config: field 'training.gradient_accumulation_steps'", "loop.mode online takes one step per batch of prompts (1)");
+    if (fs::exists(root / "iterate_config.json") || fs::exists(root / "final") || fs::exists(root / "metrics.jsonl")) {
+      if (!cfg.output.overwrite)
+        throw config_error(root.string(), "holds an earlier run's outputs and an online run does not resume; choose another "
+                                          "output.dir, or set output.overwrite=true to replace them");
+      for (const char* f : {"final", "merged", "rounds", "runs", "metrics.jsonl", "metrics.csv"}) fs::remove_all(root / f);
+      std::cerr << "prefopt iterate: output.overwrite: removed an earlier run's outputs from " << root.string() << "\n";
+    }
+    fs::create_directories(root);
+    io::write_atomically(root / "iterate_config.json", std::string_view(effective.dump(2) + "\n"));
+    iterate::run_online(cfg, L, tp, prompts);
+    return 0;
+  }
   // A folder holding another configuration's rounds is not continued (loop.rounds may grow):
   // output.overwrite=true removes those rounds and starts afresh.
   if (fs::exists(root / "iterate_config.json")) {
     nlohmann::json before = read_json_file(root / "iterate_config.json"), now = effective;
+    // Keys added to the loop section since a run was started take their defaults there.
+    const nlohmann::json defaults = reflect::to_json(default_iterate_config())["loop"];
+    if (before.contains("loop") && before["loop"].is_object())
+      for (const auto& [key, value] : defaults.items())
+        if (!before["loop"].contains(key)) before["loop"][key] = value;
     before["loop"].erase("rounds"), now["loop"].erase("rounds");
     for (auto* j : {&before, &now}) (*j)["training"].erase("resume"), (*j)["output"].erase("overwrite"), (*j)["output"].erase("dir");
     if (before != now) {
@@ -161,9 +189,16 @@ inline int cmd_iterate(int argc, char** argv) {
       io::write_atomically(dir / "scores.jsonl", std::string_view(out));
     }
     iterate::fault_point(r, "scores");
-    // 3. pairs
+    // 3. active selection of the prompts, then their pairs
+    const std::vector<std::size_t> kept = iterate::select_prompts(L.select, scores);
+    std::vector<std::vector<double>> kept_scores;
+    for (const std::size_t i : kept) kept_scores.push_back(scores[i]);
+    if (L.select.rule != "none")
+      std::cerr << "prefopt iterate: round " << r << ": active selection (" << L.select.rule << ", fraction " << L.select.fraction
+                << ") kept " << kept.size() << " of " << scores.size() << " prompts\n";
     loop::pair_report report;
-    const auto pairs = loop::make_pairs(scores, {loop::parse_pair_strategy(L.pairs.strategy, "loop.pairs.strategy"), L.pairs.margin}, &report);
+    auto pairs = loop::make_pairs(kept_scores, {loop::parse_pair_strategy(L.pairs.strategy, "loop.pairs.strategy"), L.pairs.margin}, &report);
+    for (auto& p : pairs) p.prompt = kept[p.prompt];
     if (!fs::exists(dir / "pairs.jsonl")) {
       std::string out;
       for (const auto& p : pairs) {
@@ -207,9 +242,10 @@ inline int cmd_iterate(int argc, char** argv) {
     // 5. evaluate and record
     const auto trained = lora ? std::pair<std::string, std::string>{cfg.model, (dir / "final").string()}
                               : std::pair<std::string, std::string>{(dir / "final").string(), ""};
-    nlohmann::json m = {{"round", r}, {"prompts", report.prompts}, {"samples", report.prompts * std::size_t(L.samples_per_prompt)},
+    nlohmann::json m = {{"round", r}, {"prompts", scores.size()}, {"samples", scores.size() * std::size_t(L.samples_per_prompt)},
                         {"pairs", report.pairs}, {"ties", report.ties}, {"below_margin", report.below_margin},
                         {"train_pairs", train_data.size()}, {"judge", L.judge.type}};
+    if (L.select.rule != "none") m["select_rule"] = L.select.rule, m["selected_prompts"] = kept.size();
     std::vector<double> flat;
     for (const auto& s : scores) flat.insert(flat.end(), s.begin(), s.end());
     m["sample_score_mean"] = iterate::mean(flat);

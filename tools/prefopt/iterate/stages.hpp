@@ -4,17 +4,20 @@
 // and the completions' log-probs under another model (the KL estimate). cmd_iterate.hpp runs them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
 #include "cmd_generate.hpp"
 #include "cmd_reward.hpp"
 #include "cmd_train.hpp"
+#include "prefopt/loop/active_selection.hpp"
 #include "prefopt/loop/command_judge.hpp"
 #include "prefopt/loop/lexicon_judge.hpp"
 #include "prefopt/loop/pairs.hpp"
@@ -48,6 +51,11 @@ struct loop_pairs {
     (std::string, strategy),                   // best_vs_worst, all_pairs
     (double, margin));
 };
+struct loop_select {
+  BOOST_HANA_DEFINE_STRUCT(loop_select,
+    (std::string, rule),                       // none, spread
+    (double, fraction));                       // spread: the share of prompts kept, ⌈fraction·n⌉
+};
 struct loop_settings {
   BOOST_HANA_DEFINE_STRUCT(loop_settings,
     (int, rounds),
@@ -59,15 +67,25 @@ struct loop_settings {
     (loop_judge, judge),
     (loop_pairs, pairs),
     (int, keep_previous_rounds),               // also train on the pairs of this many earlier rounds
-    (std::string, reference));                 // initial or previous
+    (std::string, reference),                  // initial or previous
+    (loop_select, select),                     // active selection of each round's prompts
+    (std::string, mode),                       // rounds, online
+    (int, online_steps),                       // online: DPO steps, each on freshly sampled pairs
+    (double, missing_eos_penalty));            // online: TRL's, off a completion without the end token
 };
 struct iterate_config {
   BOOST_HANA_DEFINE_STRUCT(iterate_config, (loop_settings, loop));
 };
 inline iterate_config default_iterate_config() {
   iterate_config c;
-  c.loop = {2, "", std::nullopt, 4, 2, {32, 1.0, 0, 1.0, 0.0, 1.0, 16}, {"command", std::nullopt, std::nullopt, {}, 300.0, 16, std::nullopt},
-            {"best_vs_worst", 0.0}, 0, "initial"};
+  loop_settings& l = c.loop;  // field by field: one aggregate initializer draws g++ 12's -Wmaybe-uninitialized
+  l.rounds = 2, l.samples_per_prompt = 4, l.eval_samples_per_prompt = 2;
+  l.generation = {32, 1.0, 0, 1.0, 0.0, 1.0, 16};
+  l.judge.type = "command", l.judge.timeout_s = 300.0, l.judge.batch_size = 16;
+  l.pairs.strategy = "best_vs_worst", l.pairs.margin = 0.0;
+  l.keep_previous_rounds = 0, l.reference = "initial";
+  l.select.rule = "none", l.select.fraction = 1.0;
+  l.mode = "rounds", l.online_steps = 100, l.missing_eos_penalty = 0.0;
   return c;
 }
 
@@ -260,6 +278,29 @@ inline void validate(const loop_settings& l) {
   if (l.judge.type == "lexicon" && !l.judge.lexicon) bad("judge.lexicon", "is required for a lexicon judge");
   (void)loop::parse_pair_strategy(l.pairs.strategy, "config: field 'loop.pairs.strategy'");
   if (!(l.pairs.margin >= 0.0)) bad("pairs.margin", "must be >= 0");
+  if (l.select.rule != "none" && l.select.rule != "spread") bad("select.rule", "'" + l.select.rule + "' is not one of none, spread");
+  if (!(l.select.fraction > 0.0 && l.select.fraction <= 1.0)) bad("select.fraction", "must lie in (0, 1]");
+  if (l.mode != "rounds" && l.mode != "online") bad("mode", "'" + l.mode + "' is not one of rounds, online");
+  if (l.online_steps < 1) bad("online_steps", "must be >= 1");
+  if (!(l.missing_eos_penalty >= 0.0) || !std::isfinite(l.missing_eos_penalty)) bad("missing_eos_penalty", "must be finite and >= 0");
+  if (l.mode == "online") {
+    if (l.select.rule != "none") bad("select.rule", "selects the prompts of a round; loop.mode online has no rounds");
+    if (l.reference != "initial") bad("reference", "loop.mode online trains against the initial model");
+    if (l.keep_previous_rounds != 0) bad("keep_previous_rounds", "loop.mode online has no rounds");
+  }
+}
+
+// The prompts (indices, ascending) whose samples the round turns into pairs: all of them, or with
+// rule spread the ⌈fraction·n⌉ whose K scores spread most (loop::spread_priorities, ties in
+// prompt order).
+inline std::vector<std::size_t> select_prompts(const loop_select& s, const std::vector<std::vector<double>>& scores) {
+  std::vector<std::size_t> kept(scores.size());
+  std::iota(kept.begin(), kept.end(), std::size_t(0));
+  if (s.rule == "none") return kept;
+  const std::vector<double> priority = loop::spread_priorities(scores);
+  kept = loop::select_top(priority, {.fraction = s.fraction});
+  std::sort(kept.begin(), kept.end());
+  return kept;
 }
 
 inline double mean(const std::vector<double>& v) {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# prefopt iterate with loop.select: a round keeps the prompts whose K samples' judge scores spread
+# most (rule spread, fraction 0.5: 3 of 6) and builds its pairs from those only — exactly the pairs
+# an unselected run with the same seed builds for them; metrics.json and the log give the kept
+# count; without loop.select neither mentions a selection; a bad rule or fraction is an error
+# naming the field.
+source "$(dirname "$0")/common.sh"
+MODEL=$DATA/cli/gpt2_text
+TOK=$DATA/tokenizer/gpt2/tokenizer.json
+head -6 "$DATA/cli/pairs_text.jsonl" | sed 's/", "chosen".*/"}/' > "$WORK/prompts.jsonl"
+cat > "$WORK/run.json" <<JSON
+{
+  "model": "$MODEL",
+  "data": {"tokenizer": "$TOK"},
+  "loss": {"type": ["sigmoid"], "beta": 0.1},
+  "optimizer": {"learning_rate": 0.002},
+  "training": {"batch_size": 2, "max_steps": 2, "save_steps": 10, "logging_steps": 1, "seed": 4},
+  "output": {"dir": "$WORK/all", "tensorboard": false},
+  "loop": {"rounds": 1, "prompts": "$WORK/prompts.jsonl", "samples_per_prompt": 4,
+           "generation": {"max_new_tokens": 8, "temperature": 1.0},
+           "judge": {"type": "command", "command": ["awk", "-f", "$SRC/tests/cli/iterate_judge.awk"], "timeout_s": 60},
+           "pairs": {"strategy": "all_pairs", "margin": 0}}
+}
+JSON
+run() { "$PREFOPT" iterate --config "$WORK/run.json" --set output.dir="$WORK/$1" "${@:2}"; }
+run all 2> "$WORK/all.log" || { cat "$WORK/all.log"; fail "run without selection failed"; }
+if grep -q "active selection" "$WORK/all.log"; then fail "a run without loop.select logged a selection"; fi
+if grep -q '"selected_prompts"' "$WORK/all/rounds/round-1/metrics.json"; then fail "metrics.json of a run without loop.select names a selection"; fi
+# A folder whose iterate_config.json predates loop.select, mode, online_steps and
+# missing_eos_penalty is continued (they take their defaults), not refused as another configuration.
+awk 'skip { if ($0 ~ /^    }$/) skip = 0; next }
+     /^    "(missing_eos_penalty|mode|online_steps)":/ { next }
+     /^    "select": \{/ { sub(/,$/, "", prev); skip = 1; next }
+     { if (have) print prev; prev = $0; have = 1 }
+     END { print prev }' "$WORK/all/iterate_config.json" > "$WORK/old_config.json"
+if grep -qE '"(select|mode|online_steps|missing_eos_penalty)"' "$WORK/old_config.json"; then fail "old configuration: $(cat "$WORK/old_config.json")"; fi
+mv "$WORK/old_config.json" "$WORK/all/iterate_config.json"
+run all 2> "$WORK/old.log" || { cat "$WORK/old.log"; fail "a folder from before loop.select was refused"; }
+grep -q "round 1 is complete; skipped" "$WORK/old.log" || fail "the finished round was not skipped: $(cat "$WORK/old.log")"
+run half --set 'loop.select={"rule": "spread", "fraction": 0.5}' 2> "$WORK/half.log" || { cat "$WORK/half.log"; fail "run with selection failed"; }
+grep -q "active selection (spread, fraction 0.5) kept 3 of 6 prompts" "$WORK/half.log" || fail "no selection line: $(cat "$WORK/half.log")"
+d=$WORK/half/rounds/round-1
+grep -q '"selected_prompts": 3' "$d/metrics.json" && grep -q '"select_rule": "spread"' "$d/metrics.json" && grep -q '"prompts": 6' "$d/metrics.json" \
+  || fail "metrics.json: $(cat "$d/metrics.json")"
+cmp "$WORK/all/rounds/round-1/scores.jsonl" "$d/scores.jsonl" || fail "the same seed should give the same scores"
+# The 3 prompts (rows) of largest spread, max - min of the 4 scores, ties in prompt order.
+awk '{ s = $0; sub(/.*"scores":\[/, "", s); sub(/\].*/, "", s); n = split(s, v, ",")
+       lo = v[1] + 0; hi = lo; for (i = 2; i <= n; i++) { x = v[i] + 0; if (x < lo) lo = x; if (x > hi) hi = x }
+       print hi - lo, NR }' "$d/scores.jsonl" | sort -s -k1,1gr | head -3 | awk '{ print $2 }' | sort -n > "$WORK/kept"
+[ "$(wc -l < "$WORK/kept")" -eq 3 ] || fail "kept: $(cat "$WORK/kept")"
+# The pairs of the selected run are the unselected run's pairs of the kept prompts, in order; the
+# other prompts gave pairs there, so the selection did drop some.
+: > "$WORK/want.jsonl"
+for k in 1 2 3 4 5 6; do
+  p=$(sed -n "${k}p" "$WORK/prompts.jsonl" | sed 's/^{"prompt": \(".*"\)}$/\1/')
+  if grep -qx "$k" "$WORK/kept"; then
+    grep -F "\"prompt\":$p," "$WORK/all/rounds/round-1/pairs.jsonl" >> "$WORK/want.jsonl" || true
+  else
+    if grep -qF "\"prompt\":$p," "$d/pairs.jsonl"; then fail "pairs of prompt $k, which the selection dropped"; fi
+    if grep -qF "\"prompt\":$p," "$WORK/all/rounds/round-1/pairs.jsonl"; then echo "$k" >> "$WORK/dropped_with_pairs"; fi
+  fi
+done
+[ -s "$WORK/want.jsonl" ] || fail "the kept prompts gave no pair"
+[ -s "$WORK/dropped_with_pairs" ] || fail "the dropped prompts gave no pair without selection either: the test selects nothing"
+cmp "$WORK/want.jsonl" "$d/pairs.jsonl" || fail "pairs differ from the unselected run's pairs of the kept prompts"
+# fraction 1: every prompt kept, the same pairs as without selection.
+run whole --set 'loop.select={"rule": "spread", "fraction": 1}' 2> "$WORK/whole.log" || { cat "$WORK/whole.log"; fail "fraction 1 failed"; }
+grep -q "kept 6 of 6 prompts" "$WORK/whole.log" || fail "fraction 1 should keep every prompt"
+cmp "$WORK/all/rounds/round-1/pairs.jsonl" "$WORK/whole/rounds/round-1/pairs.jsonl" || fail "fraction 1 changed the pairs"
+expect_fail "field 'loop.select.rule': 'random' is not one of none, spread" run bad --set loop.select.rule=random
+expect_fail "field 'loop.select.fraction': must lie in (0, 1]" run bad --set 'loop.select={"rule": "spread", "fraction": 1.5}'
+expect_fail "field 'loop.select.fraction'" run bad --set loop.select.fraction=0
+expect_fail "loop.select.top_n" run bad --set 'loop.select={"rule": "spread", "top_n": 2}'
+echo "iterate_select: ok"
