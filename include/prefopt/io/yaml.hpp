@@ -16,6 +16,8 @@
 // than one document.
 #pragma once
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -87,6 +89,19 @@ inline std::string json_pointer_token(std::string key) {  // RFC 6901: ~ → ~0,
   return out;
 }
 
+// Parser events, discarded: read_yaml counts documents with it.
+struct yaml_event_sink : YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 struct yaml_converter {
   const std::string& file;
   const yaml_limits& limits;
@@ -142,20 +157,29 @@ struct yaml_converter {
     const auto line = std::size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(*bad), '\n')) + 1;
     throw config_error(where_in(file, line), "not valid YAML: a byte that is not UTF-8 (offset " + std::to_string(*bad) + ")");
   }
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(text);
+    // Documents are counted with a bounded loop of the parser, not YAML::LoadAll: yaml-cpp 0.7's
+    // LoadAll never returns on some malformed input (",b": the parser hands out the same empty
+    // document forever, until memory runs out; found by fuzzing). A second document is an error
+    // anyway.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    detail::yaml_event_sink sink;
+    int documents = 0;
+    while (documents < 2 && parser.HandleNextDocument(sink)) ++documents;
+    if (documents > 1) throw config_error(file, "holds more than one YAML document; a config is one");
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw config_error(where_in(file, e.mark.is_null() ? 0 : std::size_t(e.mark.line + 1)), "not valid YAML: " + e.msg);
   }
-  if (docs.size() > 1) throw config_error(file, "holds " + std::to_string(docs.size()) + " YAML documents; a config is one");
-  if (docs.empty() || docs[0].IsNull()) {
+  if (root.IsNull()) {
     doc.value = nlohmann::json::object();
     return doc;
   }
   detail::yaml_converter c{file, limits, doc};
   try {
-    doc.value = c.convert(docs[0], "", 0);
+    doc.value = c.convert(root, "", 0);
   } catch (const YAML::Exception& e) {  // yaml-cpp checks while walking too (bad conversions)
     throw config_error(where_in(file, e.mark.is_null() ? 0 : std::size_t(e.mark.line + 1)), "not valid YAML: " + e.msg);
   }
