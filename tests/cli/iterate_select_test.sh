@@ -3,7 +3,8 @@
 # most (rule spread, fraction 0.5: 3 of 6) and builds its pairs from those only — exactly the pairs
 # an unselected run with the same seed builds for them; metrics.json and the log give the kept
 # count; without loop.select neither mentions a selection; the pair rules reward and policy keep
-# ⌈fraction·n⌉ of the unselected round's pairs (reward: those of smallest score gap); a bad rule or
+# ⌈fraction·n⌉ of the unselected round's pairs (reward: those of smallest score gap; policy, in
+# round 2: those of smallest |σ(β·h) − ½| by prefopt logps); a bad rule or
 # fraction is an error naming the field.
 source "$(dirname "$0")/common.sh"
 MODEL=$DATA/cli/gpt2_text
@@ -122,6 +123,23 @@ d=$WORK/pol2/rounds/round-2
 [ "$(wc -l < "$d/pairs.jsonl")" -eq "$k2" ] || fail "round 2 kept $(wc -l < "$d/pairs.jsonl") pairs, not $k2"
 if grep -Fxvq -f "$two_pairs" "$d/pairs.jsonl"; then fail "rule policy kept a pair round 2 without selection does not have"; fi
 if head -n "$k2" "$two_pairs" | cmp -s - "$d/pairs.jsonl"; then fail "round 2 kept its first pairs: the margins did not rank them"; fi
+# The kept pairs are those of smallest |σ(β·h) − ½| (β 0.1), h from prefopt logps under round 1's
+# policy and the initial model.
+"$PREFOPT" logps --model "$WORK/two/rounds/round-1/final" --data "$two_pairs" --out "$WORK/lp_policy.jsonl" --tokenizer "$TOK" 2> /dev/null \
+  || fail "prefopt logps under the policy failed"
+"$PREFOPT" logps --model "$MODEL" --data "$two_pairs" --out "$WORK/lp_ref.jsonl" --tokenizer "$TOK" 2> /dev/null \
+  || fail "prefopt logps under the reference failed"
+python3 - "$two_pairs" "$WORK/lp_policy.jsonl" "$WORK/lp_ref.jsonl" "$k2" > "$WORK/want_pol.jsonl" <<'PY'
+import json, math, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+pol = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+ref = [json.loads(l) for l in open(sys.argv[3], encoding="utf-8")]
+h = [(p["chosen_logps"] - r["chosen_logps"]) - (p["rejected_logps"] - r["rejected_logps"]) for p, r in zip(pol, ref)]
+dist = [abs(1 / (1 + math.exp(-0.1 * x)) - 0.5) for x in h]
+keep = sorted(sorted(range(len(lines)), key=lambda i: dist[i])[: int(sys.argv[4])])
+print("\n".join(lines[i] for i in keep))
+PY
+cmp "$WORK/want_pol.jsonl" "$d/pairs.jsonl" || fail "rule policy did not keep the pairs of smallest |sigmoid(beta*h) - 1/2|"
 expect_fail "field 'loop.select.rule': 'random' is not one of none, spread, policy, reward" run bad --set loop.select.rule=random
 expect_fail "field 'loop.select.fraction': must lie in (0, 1]" run bad --set 'loop.select={"rule": "reward", "fraction": 0}'
 expect_fail "field 'loop.select.fraction': must lie in (0, 1]" run bad --set 'loop.select={"rule": "spread", "fraction": 1.5}'
