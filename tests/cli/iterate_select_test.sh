@@ -5,7 +5,7 @@
 # count; without loop.select neither mentions a selection; the pair rules reward and policy keep
 # ⌈fraction·n⌉ of the unselected round's pairs (reward: those of smallest score gap; policy, in
 # round 2: those of smallest |σ(β·h) − ½| by prefopt logps); a bad rule or
-# fraction is an error naming the field.
+# fraction is an error naming the field; a restarted round counts the pairs its pairs.jsonl kept.
 source "$(dirname "$0")/common.sh"
 MODEL=$DATA/cli/gpt2_text
 TOK=$DATA/tokenizer/gpt2/tokenizer.json
@@ -90,6 +90,16 @@ keep = sorted(sorted(range(len(lines)), key=lambda i: gap[i])[: int(sys.argv[2])
 print("\n".join(lines[i] for i in keep))
 PY
 cmp "$WORK/want_rew.jsonl" "$d/pairs.jsonl" || fail "rule reward did not keep the pairs of smallest score gap"
+# A round stopped after its pairs and restarted reuses pairs.jsonl and counts the kept pairs there.
+set +e
+PREFOPT_TEST_ITERATE_EXIT=1:pairs run rewr --set 'loop.select={"rule": "reward", "fraction": 0.5}' 2> "$WORK/rewr.log"
+st=$?
+set -e
+[ "$st" -eq 75 ] || { cat "$WORK/rewr.log"; fail "the fault point after the pairs should exit 75, not $st"; }
+run rewr --set 'loop.select={"rule": "reward", "fraction": 0.5}' 2> "$WORK/rewr2.log" || { cat "$WORK/rewr2.log"; fail "restart failed"; }
+grep -q "active selection (reward, fraction 0.5) kept $k of $n pairs" "$WORK/rewr2.log" || fail "restart: $(cat "$WORK/rewr2.log")"
+grep -q "\"selected_pairs\": $k" "$WORK/rewr/rounds/round-1/metrics.json" || fail "restart: $(cat "$WORK/rewr/rounds/round-1/metrics.json")"
+cmp "$d/pairs.jsonl" "$WORK/rewr/rounds/round-1/pairs.jsonl" || fail "the restarted round's pairs differ"
 # policy, fraction 0.5: ⌈n/2⌉ of the unselected run's pairs, in their order. Round 1's policy is
 # its reference (the initial model), so every implicit margin is 0 and the first ⌈n/2⌉ are kept.
 run pol --set 'loop.select={"rule": "policy", "fraction": 0.5}' 2> "$WORK/pol.log" || { cat "$WORK/pol.log"; fail "rule policy failed"; }
