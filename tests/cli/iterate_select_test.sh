@@ -2,8 +2,10 @@
 # prefopt iterate with loop.select: a round keeps the prompts whose K samples' judge scores spread
 # most (rule spread, fraction 0.5: 3 of 6) and builds its pairs from those only — exactly the pairs
 # an unselected run with the same seed builds for them; metrics.json and the log give the kept
-# count; without loop.select neither mentions a selection; a bad rule or fraction is an error
-# naming the field.
+# count; without loop.select neither mentions a selection; the pair rules reward and policy keep
+# ⌈fraction·n⌉ of the unselected round's pairs (reward: those of smallest score gap; policy, in
+# round 2: those of smallest |σ(β·h) − ½| by prefopt logps); a bad rule or
+# fraction is an error naming the field; a restarted round counts the pairs its pairs.jsonl kept.
 source "$(dirname "$0")/common.sh"
 MODEL=$DATA/cli/gpt2_text
 TOK=$DATA/tokenizer/gpt2/tokenizer.json
@@ -67,7 +69,89 @@ cmp "$WORK/want.jsonl" "$d/pairs.jsonl" || fail "pairs differ from the unselecte
 run whole --set 'loop.select={"rule": "spread", "fraction": 1}' 2> "$WORK/whole.log" || { cat "$WORK/whole.log"; fail "fraction 1 failed"; }
 grep -q "kept 6 of 6 prompts" "$WORK/whole.log" || fail "fraction 1 should keep every prompt"
 cmp "$WORK/all/rounds/round-1/pairs.jsonl" "$WORK/whole/rounds/round-1/pairs.jsonl" || fail "fraction 1 changed the pairs"
-expect_fail "field 'loop.select.rule': 'random' is not one of none, spread" run bad --set loop.select.rule=random
+# The pair rules rank the pairs the round built (without selection: the unselected run's pairs).
+# reward, fraction 0.5: the ⌈n/2⌉ pairs of smallest judge score gap |s_c - s_r| (equal gaps in pair
+# order), in the round's order.
+all_pairs=$WORK/all/rounds/round-1/pairs.jsonl
+n=$(wc -l < "$all_pairs")
+k=$(( (n + 1) / 2 ))
+[ "$k" -lt "$n" ] || fail "too few pairs ($n) for a selection to drop any"
+run rew --set 'loop.select={"rule": "reward", "fraction": 0.5}' 2> "$WORK/rew.log" || { cat "$WORK/rew.log"; fail "rule reward failed"; }
+grep -q "active selection (reward, fraction 0.5) kept $k of $n pairs" "$WORK/rew.log" || fail "no reward selection line: $(cat "$WORK/rew.log")"
+d=$WORK/rew/rounds/round-1
+grep -q "\"selected_pairs\": $k" "$d/metrics.json" && grep -q '"select_rule": "reward"' "$d/metrics.json" \
+  || fail "metrics.json: $(cat "$d/metrics.json")"
+python3 - "$all_pairs" "$k" > "$WORK/want_rew.jsonl" <<'PY'
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+gap = [abs(json.loads(l)["score_chosen"] - json.loads(l)["score_rejected"]) for l in lines]
+if len(set(gap)) < 2: sys.exit("every pair has the same score gap: the test selects by order only")
+keep = sorted(sorted(range(len(lines)), key=lambda i: gap[i])[: int(sys.argv[2])])
+print("\n".join(lines[i] for i in keep))
+PY
+cmp "$WORK/want_rew.jsonl" "$d/pairs.jsonl" || fail "rule reward did not keep the pairs of smallest score gap"
+# A round stopped after its pairs and restarted reuses pairs.jsonl and counts the kept pairs there.
+set +e
+PREFOPT_TEST_ITERATE_EXIT=1:pairs run rewr --set 'loop.select={"rule": "reward", "fraction": 0.5}' 2> "$WORK/rewr.log"
+st=$?
+set -e
+[ "$st" -eq 75 ] || { cat "$WORK/rewr.log"; fail "the fault point after the pairs should exit 75, not $st"; }
+run rewr --set 'loop.select={"rule": "reward", "fraction": 0.5}' 2> "$WORK/rewr2.log" || { cat "$WORK/rewr2.log"; fail "restart failed"; }
+grep -q "active selection (reward, fraction 0.5) kept $k of $n pairs" "$WORK/rewr2.log" || fail "restart: $(cat "$WORK/rewr2.log")"
+grep -q "\"selected_pairs\": $k" "$WORK/rewr/rounds/round-1/metrics.json" || fail "restart: $(cat "$WORK/rewr/rounds/round-1/metrics.json")"
+cmp "$d/pairs.jsonl" "$WORK/rewr/rounds/round-1/pairs.jsonl" || fail "the restarted round's pairs differ"
+# policy, fraction 0.5: ⌈n/2⌉ of the unselected run's pairs, in their order. Round 1's policy is
+# its reference (the initial model), so every implicit margin is 0 and the first ⌈n/2⌉ are kept.
+run pol --set 'loop.select={"rule": "policy", "fraction": 0.5}' 2> "$WORK/pol.log" || { cat "$WORK/pol.log"; fail "rule policy failed"; }
+grep -q "active selection (policy, fraction 0.5) kept $k of $n pairs" "$WORK/pol.log" || fail "no policy selection line: $(cat "$WORK/pol.log")"
+d=$WORK/pol/rounds/round-1
+grep -q "\"selected_pairs\": $k" "$d/metrics.json" && grep -q '"select_rule": "policy"' "$d/metrics.json" \
+  || fail "metrics.json: $(cat "$d/metrics.json")"
+[ "$(wc -l < "$d/pairs.jsonl")" -eq "$k" ] || fail "rule policy wrote $(wc -l < "$d/pairs.jsonl") pairs, not $k"
+if grep -Fxvq -f "$all_pairs" "$d/pairs.jsonl"; then fail "rule policy kept a pair the unselected round does not have"; fi
+head -n "$k" "$all_pairs" | cmp - "$d/pairs.jsonl" || fail "equal margins (all 0 in round 1) should keep the first pairs"
+# policy in round 2, where the policy (round 1's) is not the reference (the initial model): a
+# two-round run without selection, and a copy of its round 1 continued with rule policy (its
+# iterate_config.json says so), keep the same samples and build the same pairs in round 2.
+run two --set loop.rounds=2 2> "$WORK/two.log" || { cat "$WORK/two.log"; fail "two rounds failed"; }
+mkdir -p "$WORK/pol2/rounds" && cp -r "$WORK/two/rounds/round-1" "$WORK/pol2/rounds/"
+python3 - "$WORK/two/iterate_config.json" > "$WORK/pol2/iterate_config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1], encoding="utf-8"))
+c["loop"]["select"] = {"rule": "policy", "fraction": 0.5}
+print(json.dumps(c, indent=2))
+PY
+run pol2 --set loop.rounds=2 --set 'loop.select={"rule": "policy", "fraction": 0.5}' 2> "$WORK/pol2.log" \
+  || { cat "$WORK/pol2.log"; fail "rule policy in round 2 failed"; }
+grep -q "round 1 is complete; skipped" "$WORK/pol2.log" || fail "round 1 was not reused: $(cat "$WORK/pol2.log")"
+two_pairs=$WORK/two/rounds/round-2/pairs.jsonl
+cmp "$WORK/two/rounds/round-2/scores.jsonl" "$WORK/pol2/rounds/round-2/scores.jsonl" || fail "round 2 should score the same samples"
+n2=$(wc -l < "$two_pairs")
+k2=$(( (n2 + 1) / 2 ))
+grep -q "round 2: active selection (policy, fraction 0.5) kept $k2 of $n2 pairs" "$WORK/pol2.log" || fail "no round-2 selection line: $(cat "$WORK/pol2.log")"
+d=$WORK/pol2/rounds/round-2
+[ "$(wc -l < "$d/pairs.jsonl")" -eq "$k2" ] || fail "round 2 kept $(wc -l < "$d/pairs.jsonl") pairs, not $k2"
+if grep -Fxvq -f "$two_pairs" "$d/pairs.jsonl"; then fail "rule policy kept a pair round 2 without selection does not have"; fi
+if head -n "$k2" "$two_pairs" | cmp -s - "$d/pairs.jsonl"; then fail "round 2 kept its first pairs: the margins did not rank them"; fi
+# The kept pairs are those of smallest |σ(β·h) − ½| (β 0.1), h from prefopt logps under round 1's
+# policy and the initial model.
+"$PREFOPT" logps --model "$WORK/two/rounds/round-1/final" --data "$two_pairs" --out "$WORK/lp_policy.jsonl" --tokenizer "$TOK" 2> /dev/null \
+  || fail "prefopt logps under the policy failed"
+"$PREFOPT" logps --model "$MODEL" --data "$two_pairs" --out "$WORK/lp_ref.jsonl" --tokenizer "$TOK" 2> /dev/null \
+  || fail "prefopt logps under the reference failed"
+python3 - "$two_pairs" "$WORK/lp_policy.jsonl" "$WORK/lp_ref.jsonl" "$k2" > "$WORK/want_pol.jsonl" <<'PY'
+import json, math, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+pol = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+ref = [json.loads(l) for l in open(sys.argv[3], encoding="utf-8")]
+h = [(p["chosen_logps"] - r["chosen_logps"]) - (p["rejected_logps"] - r["rejected_logps"]) for p, r in zip(pol, ref)]
+dist = [abs(1 / (1 + math.exp(-0.1 * x)) - 0.5) for x in h]
+keep = sorted(sorted(range(len(lines)), key=lambda i: dist[i])[: int(sys.argv[4])])
+print("\n".join(lines[i] for i in keep))
+PY
+cmp "$WORK/want_pol.jsonl" "$d/pairs.jsonl" || fail "rule policy did not keep the pairs of smallest |sigmoid(beta*h) - 1/2|"
+expect_fail "field 'loop.select.rule': 'random' is not one of none, spread, policy, reward" run bad --set loop.select.rule=random
+expect_fail "field 'loop.select.fraction': must lie in (0, 1]" run bad --set 'loop.select={"rule": "reward", "fraction": 0}'
 expect_fail "field 'loop.select.fraction': must lie in (0, 1]" run bad --set 'loop.select={"rule": "spread", "fraction": 1.5}'
 expect_fail "field 'loop.select.fraction'" run bad --set loop.select.fraction=0
 expect_fail "loop.select.top_n" run bad --set 'loop.select={"rule": "spread", "top_n": 2}'

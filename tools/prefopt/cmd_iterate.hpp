@@ -8,7 +8,8 @@
 //   samples.jsonl   K completions per prompt from the current policy (token ids, text, log-prob)
 //   scores.jsonl    the judge's score of each
 //   pairs.jsonl     preference pairs (TRL format + scores + token ids), what the round trains on;
-//                   with loop.select, only from the prompts the selection kept
+//                   with loop.select spread, only from the prompts the selection kept; with
+//                   policy or reward, only the pairs it kept
 //   train_pairs.jsonl  with keep_previous_rounds > 0: these pairs and the earlier rounds'
 //   checkpoint-*/, metrics.jsonl, metrics.csv   the round's DPO training (prefopt train's files)
 //   final/          the trained model (or LoRA adapter): the next round's policy
@@ -44,9 +45,10 @@ inline const cli::command_info iterate_info{
     "on held-out prompts (mean judge score, KL to the initial model). The \"loop\" section: rounds,\n"
     "prompts, eval_prompts, samples_per_prompt, eval_samples_per_prompt, generation {...},\n"
     "judge {type: reward_model|command|pairwise_command|lexicon, ...}, pairs {strategy, margin},\n"
-    "keep_previous_rounds, reference (initial|previous), select {rule: none|spread, fraction}. A restarted\n"
-    "run resumes where it stopped. mode online (online_steps, missing_eos_penalty): online DPO, two\n"
-    "samples per prompt judged and trained on at every step (TRL's OnlineDPOTrainer); it does not resume."};
+    "keep_previous_rounds, reference (initial|previous), select {rule: none|spread|policy|reward, fraction}.\n"
+    "A restarted run resumes where it stopped. mode online (online_steps, missing_eos_penalty): online\n"
+    "DPO, two samples per prompt judged and trained on at every step (TRL's OnlineDPOTrainer); it does\n"
+    "not resume."};
 
 inline int cmd_iterate(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -193,12 +195,39 @@ inline int cmd_iterate(int argc, char** argv) {
     const std::vector<std::size_t> kept = iterate::select_prompts(L.select, scores);
     std::vector<std::vector<double>> kept_scores;
     for (const std::size_t i : kept) kept_scores.push_back(scores[i]);
-    if (L.select.rule != "none")
+    if (L.select.rule == "spread")
       std::cerr << "prefopt iterate: round " << r << ": active selection (" << L.select.rule << ", fraction " << L.select.fraction
                 << ") kept " << kept.size() << " of " << scores.size() << " prompts\n";
     loop::pair_report report;
     auto pairs = loop::make_pairs(kept_scores, {loop::parse_pair_strategy(L.pairs.strategy, "loop.pairs.strategy"), L.pairs.margin}, &report);
     for (auto& p : pairs) p.prompt = kept[p.prompt];
+    // Rules policy and reward keep the pairs the policy or the judge is least sure of; a restarted
+    // round whose pairs.jsonl is stored counts the pairs kept there.
+    std::size_t selected_pairs = pairs.size();
+    if (iterate::selects_pairs(L.select)) {
+      const std::size_t built = pairs.size();
+      if (fs::exists(dir / "pairs.jsonl")) {
+        selected_pairs = iterate::count_lines(dir / "pairs.jsonl");
+      } else {
+        std::vector<double> priority;
+        if (L.select.rule == "reward") {
+          std::vector<double> chosen, rejected;
+          for (const auto& p : pairs) chosen.push_back(p.score_chosen), rejected.push_back(p.score_rejected);
+          priority = loop::reward_priorities(chosen, rejected);
+        } else {
+          // π_ref: the round's reference, the initial model (with LoRA the base, adapters off) or
+          // with reference previous the round's starting policy.
+          const std::pair<std::string, std::string> ref{lora || L.reference == "initial" ? cfg.model : model_dir, ""};
+          priority = loop::policy_priorities(iterate::implicit_margins(policy, ref, prompts, samples, pairs), cfg.loss.beta);
+        }
+        std::vector<loop::scored_pair> keep;
+        for (const std::size_t i : iterate::select_pairs(L.select, priority)) keep.push_back(pairs[i]);
+        pairs = std::move(keep);
+        selected_pairs = pairs.size();
+      }
+      std::cerr << "prefopt iterate: round " << r << ": active selection (" << L.select.rule << ", fraction " << L.select.fraction
+                << ") kept " << selected_pairs << " of " << built << " pairs\n";
+    }
     if (!fs::exists(dir / "pairs.jsonl")) {
       std::string out;
       for (const auto& p : pairs) {
@@ -245,7 +274,8 @@ inline int cmd_iterate(int argc, char** argv) {
     nlohmann::json m = {{"round", r}, {"prompts", scores.size()}, {"samples", scores.size() * std::size_t(L.samples_per_prompt)},
                         {"pairs", report.pairs}, {"ties", report.ties}, {"below_margin", report.below_margin},
                         {"train_pairs", train_data.size()}, {"judge", L.judge.type}};
-    if (L.select.rule != "none") m["select_rule"] = L.select.rule, m["selected_prompts"] = kept.size();
+    if (L.select.rule == "spread") m["select_rule"] = L.select.rule, m["selected_prompts"] = kept.size();
+    if (iterate::selects_pairs(L.select)) m["select_rule"] = L.select.rule, m["selected_pairs"] = selected_pairs;
     std::vector<double> flat;
     for (const auto& s : scores) flat.insert(flat.end(), s.begin(), s.end());
     m["sample_score_mean"] = iterate::mean(flat);

@@ -53,8 +53,8 @@ struct loop_pairs {
 };
 struct loop_select {
   BOOST_HANA_DEFINE_STRUCT(loop_select,
-    (std::string, rule),                       // none, spread
-    (double, fraction));                       // spread: the share of prompts kept, ⌈fraction·n⌉
+    (std::string, rule),                       // none, spread (prompts), policy, reward (pairs)
+    (double, fraction));                       // the share of prompts or pairs kept, ⌈fraction·n⌉
 };
 struct loop_settings {
   BOOST_HANA_DEFINE_STRUCT(loop_settings,
@@ -278,7 +278,8 @@ inline void validate(const loop_settings& l) {
   if (l.judge.type == "lexicon" && !l.judge.lexicon) bad("judge.lexicon", "is required for a lexicon judge");
   (void)loop::parse_pair_strategy(l.pairs.strategy, "config: field 'loop.pairs.strategy'");
   if (!(l.pairs.margin >= 0.0)) bad("pairs.margin", "must be >= 0");
-  if (l.select.rule != "none" && l.select.rule != "spread") bad("select.rule", "'" + l.select.rule + "' is not one of none, spread");
+  if (l.select.rule != "none" && l.select.rule != "spread" && l.select.rule != "policy" && l.select.rule != "reward")
+    bad("select.rule", "'" + l.select.rule + "' is not one of none, spread, policy, reward");
   if (!(l.select.fraction > 0.0 && l.select.fraction <= 1.0)) bad("select.fraction", "must lie in (0, 1]");
   if (l.mode != "rounds" && l.mode != "online") bad("mode", "'" + l.mode + "' is not one of rounds, online");
   if (l.online_steps < 1) bad("online_steps", "must be >= 1");
@@ -290,17 +291,57 @@ inline void validate(const loop_settings& l) {
   }
 }
 
-// The prompts (indices, ascending) whose samples the round turns into pairs: all of them, or with
+// The prompts (indices, ascending) whose samples the round turns into pairs: all of them (rules none,
+// policy, reward), or with
 // rule spread the ⌈fraction·n⌉ whose K scores spread most (loop::spread_priorities, ties in
 // prompt order).
 inline std::vector<std::size_t> select_prompts(const loop_select& s, const std::vector<std::vector<double>>& scores) {
   std::vector<std::size_t> kept(scores.size());
   std::iota(kept.begin(), kept.end(), std::size_t(0));
-  if (s.rule == "none") return kept;
+  if (s.rule != "spread") return kept;
   const std::vector<double> priority = loop::spread_priorities(scores);
   kept = loop::select_top(priority, {.fraction = s.fraction});
   std::sort(kept.begin(), kept.end());
   return kept;
+}
+
+// Whether the rule ranks a round's pairs (policy, reward) rather than its prompts (spread).
+inline bool selects_pairs(const loop_select& s) { return s.rule == "policy" || s.rule == "reward"; }
+
+// h of each pair, (log π_θ − log π_ref)(chosen) − (log π_θ − log π_ref)(rejected), the completions'
+// summed log-probs under the model folders `policy` and `reference` ({directory, adapter}); every
+// margin is 0 without a forward pass when the two are the same model.
+inline std::vector<double> implicit_margins(const std::pair<std::string, std::string>& policy,
+                                            const std::pair<std::string, std::string>& reference, const prompt_set& p,
+                                            const std::vector<sampled>& s, const std::vector<loop::scored_pair>& pairs) {
+  std::vector<double> h(pairs.size(), 0.0);
+  if (policy == reference || pairs.empty()) return h;
+  std::vector<std::size_t> first(s.size() + 1, 0);  // offset of each prompt's completions in the flat log-probs
+  for (std::size_t i = 0; i < s.size(); ++i) first[i + 1] = first[i] + s[i].tokens.size();
+  const std::vector<double> lp = sequence_logps(policy.first, policy.second, p, s);
+  const std::vector<double> lr = sequence_logps(reference.first, reference.second, p, s);
+  if (lp.size() != first.back() || lr.size() != first.back())
+    throw shape_error("active selection: log-probs", "expected " + std::to_string(first.back()) + " completions");
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    const std::size_t c = first[pairs[k].prompt] + pairs[k].chosen, r = first[pairs[k].prompt] + pairs[k].rejected;
+    h[k] = (lp[c] - lr[c]) - (lp[r] - lr[r]);
+  }
+  return h;
+}
+
+// The pairs (indices, ascending: the round's order) kept by rule policy or reward: the ⌈fraction·n⌉
+// of highest priority (loop::policy_priorities or reward_priorities), equal priorities in pair order.
+inline std::vector<std::size_t> select_pairs(const loop_select& s, const std::vector<double>& priority) {
+  std::vector<std::size_t> kept = loop::select_top(priority, {.fraction = s.fraction});
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+inline std::size_t count_lines(const std::filesystem::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += !line.empty();
+  return n;
 }
 
 inline double mean(const std::vector<double>& v) {
