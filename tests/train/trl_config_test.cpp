@@ -4,6 +4,8 @@
 // mixed styles named in the error (with the line for YAML), and the docs table equal to the header's.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -199,6 +201,10 @@ TEST_CASE("YAML: scalars as PyYAML resolves them, errors with the line") {
   CHECK(error_of([] { (void)io::read_yaml("a: 1\n---\nb: 2\n", "run.yaml"); }).find("more than one YAML document") != std::string::npos);
   // yaml-cpp's LoadAll never returned on this (found by fuzzing: a hang, then out of memory).
   CHECK_THROWS_AS((void)io::read_yaml(",b", "run.yaml"), config_error);
+  // Numbers beyond double's range read as Python's float() reads them (found by fuzzing: std::stod
+  // threw on 1.0e-26666 and ended the program).
+  CHECK(io::read_yaml("a: 1.0e-26666\nb: 1e400\nc: 1000000000000000000000000000000\n", "run.yaml").value ==
+        nlohmann::json{{"a", 0.0}, {"b", std::numeric_limits<double>::infinity()}, {"c", 1e30}});
   // A byte that is not UTF-8 is an error at its line (found by fuzzing: it reached a string value
   // that the JSON writer of an error message could not print, and ended the program).
   CHECK(error_of([] { (void)io::read_yaml("model: m\noptimizer:\n  learning_rate: \xa9" "e-6\n", "run.yaml"); })

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -56,6 +57,10 @@ struct yaml_limits {
 
 namespace detail {
 
+// A decimal number as Python's float() reads it: beyond double's range it is ±inf, below it 0 or
+// a subnormal (std::stod would throw; found by fuzzing: learning_rate: 1.0e-26666).
+inline double decimal_float(const std::string& s) { return std::strtod(s.c_str(), nullptr); }
+
 inline nlohmann::json yaml_plain_scalar(const std::string& s) {
   static const std::regex int_dec("[-+]?[0-9]+"), int_hex("0x[0-9a-fA-F]+"), int_oct("0o[0-7]+");
   static const std::regex flt("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
@@ -72,9 +77,9 @@ inline nlohmann::json yaml_plain_scalar(const std::string& s) {
     if (std::regex_match(s, int_hex)) return std::stoull(s.substr(2), nullptr, 16);
     if (std::regex_match(s, int_oct)) return std::stoull(s.substr(2), nullptr, 8);
   } catch (const std::out_of_range&) {  // beyond 64 bits: a decimal becomes a float (range-checked later), else text
-    return std::regex_match(s, int_dec) ? nlohmann::json(std::stod(s)) : nlohmann::json(s);
+    return std::regex_match(s, int_dec) ? nlohmann::json(decimal_float(s)) : nlohmann::json(s);
   }
-  if (std::regex_match(s, flt)) return std::stod(s);
+  if (std::regex_match(s, flt)) return decimal_float(s);
   for (const char* inf : {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"})
     if (s == inf) return std::numeric_limits<double>::infinity();
   for (const char* inf : {"-.inf", "-.Inf", "-.INF"})
