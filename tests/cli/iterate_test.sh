@@ -6,29 +6,8 @@
 source "$(dirname "$0")/common.sh"
 MODEL=$DATA/cli/gpt2_text
 TOK=$DATA/tokenizer/gpt2/tokenizer.json
-# The judge: each completion's count of the letter "e" (an escape-aware scan of the JSON line).
-cat > "$WORK/judge.awk" <<'AWK'
-{
-  n = length($0); instr = 0; esc = 0; incomp = 0; last = ""; out = ""; cnt = 0
-  for (i = 1; i <= n; i++) {
-    c = substr($0, i, 1)
-    if (instr) {
-      if (esc) { esc = 0; cur = cur c; continue }
-      if (c == "\\") { esc = 1; continue }
-      if (c == "\"") {
-        instr = 0
-        if (incomp) { s = gsub(/e/, "e", cur); out = out (cnt ? "," : "") s; cnt++ } else last = cur
-        continue
-      }
-      cur = cur c; continue
-    }
-    if (c == "\"") { instr = 1; cur = ""; continue }
-    if (c == "[" && last == "completions") incomp = 1
-    if (c == "]") incomp = 0
-  }
-  print "[" out "]"
-}
-AWK
+# The judge: each completion's count of the letter "e" (tests/cli/iterate_judge.awk).
+cp "$SRC/tests/cli/iterate_judge.awk" "$WORK/judge.awk"
 head -6 "$DATA/cli/pairs_text.jsonl" | sed 's/", "chosen".*/"}/' > "$WORK/prompts.jsonl"
 sed -n 7,9p "$DATA/cli/pairs_text.jsonl" | sed 's/", "chosen".*/"}/' > "$WORK/eval_prompts.jsonl"
 grep -q '^{"prompt": "Review 0: the service"}$' "$WORK/prompts.jsonl" || fail "prompt file: $(head -1 "$WORK/prompts.jsonl")"
