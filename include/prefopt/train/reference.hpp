@@ -48,6 +48,21 @@ struct precomputed {
   }
 };
 
+namespace detail {
+// The reference's log-probs of a batch: a forward of `model` that keeps no activations and no WPO
+// weights, its sequence log-probs split into the pairs' chosen rows, then their rejected rows.
+template <class M, class Input>
+void reference_forward(M& model, const preference_batch<Input>& b, models::forward_options o, std::vector<double>& chosen,
+                       std::vector<double>& rejected) {
+  o.keep_activations = false;
+  o.wpo_weights = false;
+  models::sequence_logps out;
+  model.forward(b.sequences, out, o);
+  chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
+  rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+}
+} // namespace detail
+
 template <models::PolicyModel M> struct frozen {
   static constexpr bool provides_reference = true;
   M* model = nullptr;
@@ -55,13 +70,7 @@ template <models::PolicyModel M> struct frozen {
   void compute(const preference_batch<typename M::input_type>& b, const models::forward_options& opt,
                std::vector<double>& chosen, std::vector<double>& rejected) {
     if (!model) throw error("reference::frozen", "no reference model given");
-    models::forward_options o = opt;
-    o.keep_activations = false;
-    o.wpo_weights = false;
-    models::sequence_logps out;
-    model->forward(b.sequences, out, o);
-    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
-    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+    detail::reference_forward(*model, b, opt, chosen, rejected);
   }
 };
 
@@ -74,13 +83,8 @@ template <models::PolicyModel M> struct adapter_disabled {
                std::vector<double>& chosen, std::vector<double>& rejected) {
     if (!model) throw error("reference::adapter_disabled", "no model given");
     models::forward_options o = opt;
-    o.keep_activations = false;
-    o.wpo_weights = false;
     o.adapters = false;
-    models::sequence_logps out;
-    model->forward(b.sequences, out, o);
-    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
-    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+    detail::reference_forward(*model, b, o, chosen, rejected);
   }
 };
 
@@ -117,13 +121,7 @@ template <models::PolicyModel M> struct initial_adapter {
       std::span<float> p;
       ~restore() { self->model->backend().copy(std::span<const float>(self->saved->trained.span()), p); }
     } guard{this, p};
-    models::forward_options o = opt;
-    o.keep_activations = false;
-    o.wpo_weights = false;
-    models::sequence_logps out;
-    model->forward(b.sequences, out, o);
-    chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(b.pairs));
-    rejected.assign(out.logp.begin() + std::ptrdiff_t(b.pairs), out.logp.end());
+    detail::reference_forward(*model, b, opt, chosen, rejected);
   }
 };
 
