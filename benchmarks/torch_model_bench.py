@@ -99,6 +99,7 @@ def prepare(a, torch):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg).float().eval()
     model.save_pretrained(os.path.join(out, "model"), safe_serialization=True)
+    parameters = sum(p.numel() for p in model.parameters())  # before PEFT adds its adapters in place
     g = torch.Generator().manual_seed(1)
     ids = lambda k: torch.randint(0, cfg.vocab_size, (k,), generator=g).tolist()
     pairs = [{"prompt": ids(prompt), "chosen": ids(completion), "rejected": ids(completion)} for _ in range(n)]
@@ -117,7 +118,7 @@ def prepare(a, torch):
                 p.copy_(torch.randn(p.shape, generator=g2) * 0.02)
     peft_model.save_pretrained(os.path.join(out, "lora"))
     print(json.dumps({"dir": out, "pairs": n, "prompt": prompt, "completion": completion,
-                      "parameters": sum(p.numel() for p in model.parameters())}))
+                      "parameters": parameters}))
 
 
 def plain_logps(model, x, prompt, torch):
