@@ -372,4 +372,10 @@ TEST_CASE("tools reach the template; a built-in renders its genuine text when a 
   preference_record r{.prompt = q, .chosen = messages{{"assistant", "A"}}, .rejected = messages{{"assistant", "B"}}};
   r.tools = tools;
   CHECK(to_text(r, qwen2_5_template(), "<|im_end|>").prompt == out);
+  // maybe_apply_chat_template: tools = tools or None, so [] renders as no tools (Llama 3.1 would
+  // otherwise print its tool preamble).
+  r.tools = nlohmann::ordered_json::array();
+  const auto llama31 = select("llama3_1");
+  CHECK(to_text(r, llama31, "<|eot_id|>").prompt == render(llama31, q, true));
+  CHECK(render(llama31, q, true, false, r.tools) != render(llama31, q, true));
 }

@@ -123,7 +123,9 @@ struct rendered_unpaired {
 
 // TRL's maybe_apply_chat_template for a preference pair / an unpaired example (see above).
 // data_error at `where` when the prompt is empty or ends with a system message.
-// `tools` as render() takes it (a record's tools column).
+// `tools` as render() takes it (a record's tools column); an empty list counts as none, as
+// maybe_apply_chat_template's `tools or None` has it (TRL's DPOTrainer tokenization, collate.hpp,
+// passes [] on as [], and so does tokenize_pair).
 [[nodiscard]] inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
                                                const messages& rejected, const std::string& where = {},
                                                const nlohmann::ordered_json& tools = nullptr);

@@ -172,6 +172,8 @@ inline std::string render_prompt(const chat_template& t, const messages& prompt,
   return render(t, prompt, role != "assistant", role == "assistant", tools);
 }
 
+inline const nlohmann::ordered_json no_tools{};
+
 inline std::string with_eos(std::string s, std::string_view eos) {
   if (!s.ends_with(eos)) s += eos;
   return s;
@@ -217,7 +219,8 @@ template <class Fn> auto at_record(const std::string& where, Fn&& fn) {
 
 inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
                                  const messages& rejected, const std::string& where,
-                                 const nlohmann::ordered_json& tools) {
+                                 const nlohmann::ordered_json& given_tools) {
+  const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
     const auto p = detail::render_prompt(t, prompt, where, tools);
     auto pc = render(t, detail::concat(prompt, chosen), false, false, tools);
@@ -229,7 +232,8 @@ inline rendered_pair render_pair(const chat_template& t, const messages& prompt,
 }
 
 inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt, const messages& completion,
-                                         const std::string& where, const nlohmann::ordered_json& tools) {
+                                         const std::string& where, const nlohmann::ordered_json& given_tools) {
+  const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
     const auto p = detail::render_prompt(t, prompt, where, tools);
     auto pc = render(t, detail::concat(prompt, completion), false, false, tools);
