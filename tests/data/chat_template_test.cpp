@@ -10,6 +10,8 @@
 #include <support/data.hpp>
 
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 
 namespace {
@@ -298,4 +300,82 @@ TEST_CASE("Python's whitespace, as Jinja's trim and str.rstrip see it") {
   CHECK(python_strip("   ").empty());
   // The common prefix stops before é/è, not inside them.
   CHECK(prefopt::data::detail::common_prefix("na\xc3\xafve \xc3\xa9", "na\xc3\xafve \xc3\xa8") == 7);
+}
+
+TEST_CASE("records with tool calls, tool results, reasoning and tools render as apply_chat_template renders them") {
+  // tool_records.json: transformers' tokenizer.apply_chat_template(messages, tools=...) over 13 real
+  // templates; the messages go through the dataset reader's message parser (every key kept, in the
+  // file's order) and the template chosen by select_chat_template: the built-in chatml, qwen2,
+  // qwen2.5, smollm2 and llama3 kinds fall back to their genuine Jinja text.
+  std::ifstream in(prefopt::test::data_path("chat/templates/tool_records.json"));
+  const auto cases = nlohmann::ordered_json::parse(in);
+  REQUIRE(cases.size() >= 300);
+  std::map<std::string, chat_template> templates;
+  std::size_t rendered = 0, by_builtin = 0, with_tools = 0, failed = 0;
+  for (const auto& c : cases) {
+    const auto name = c["template"].get<std::string>();
+    const bool gen = c["add_generation_prompt"].get<bool>();
+    CAPTURE(name);
+    CAPTURE(c["conversation"].get<std::string>());
+    CAPTURE(gen);
+    CAPTURE(!c["tools"].is_null());
+    if (!templates.contains(name)) {
+      std::ifstream tf(prefopt::test::data_path("chat/templates/" + name + ".jinja"), std::ios::binary);
+      json cfg = json(c["tokens"]);
+      cfg["chat_template"] = std::string(std::istreambuf_iterator<char>(tf), std::istreambuf_iterator<char>());
+      templates.emplace(name, select_chat_template(cfg));
+    }
+    const auto& t = templates.at(name);
+    const prefopt::data::detail::record_place at{"tool_records.json", 1};
+    const auto ms = prefopt::data::detail::parse_messages(json(c["messages"]), at, "messages", &c["messages"]);
+    json record = json::object();
+    record["tools"] = json(c["tools"]);
+    const auto tools = prefopt::data::detail::parse_tools(record, at, &c["tools"]);
+    if (c.contains("output")) {
+      CHECK(render(t, ms, gen, false, tools) == c["output"].get<std::string>());
+      ++rendered;
+      by_builtin += t.kind != chat_template_kind::jinja;
+      with_tools += !tools.is_null();
+    } else {
+      CHECK_THROWS_AS((void)render(t, ms, gen, false, tools), prefopt::error);
+      ++failed;
+    }
+  }
+  CHECK(templates.at("qwen2_5").kind == chat_template_kind::qwen2_5);
+  CHECK(templates.at("llama3").kind == chat_template_kind::llama3);
+  CHECK(templates.at("chatml").kind == chat_template_kind::chatml);
+  CHECK(templates.at("llama3_1").kind == chat_template_kind::jinja);
+  CHECK(rendered >= 180);
+  CHECK(by_builtin >= 60);
+  CHECK(with_tools >= 90);
+  CHECK(failed >= 100);
+}
+
+TEST_CASE("tools reach the template; a built-in renders its genuine text when a record needs it") {
+  const auto tools = nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": "f"}}])");
+  const messages q{{"user", "Hi"}};
+  // Qwen2.5 with tools: the tool block in the system turn, keys in the record's order.
+  const auto out = render(qwen2_5_template(), q, true, false, tools);
+  CHECK(out.find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\"}}\n</tools>") != std::string::npos);
+  CHECK(render(qwen2_5_template(), q, true) ==
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  // A ChatML template with its own default system text, through the genuine text: same output.
+  auto odd = chatml_template("It's a \"test\"\\n\nsecond line");
+  message with_name{"user", "Hi", nlohmann::ordered_json::parse(R"({"role": "user", "content": "Hi", "name": "ann"})")};
+  CHECK(render(odd, messages{with_name}, true) == render(odd, q, true));
+  CHECK(render(odd, q).starts_with("<|im_start|>system\nIt's a \"test\"\\n\nsecond line<|im_end|>\n"));
+  // Continuing a final message that has more keys than role and content.
+  message partial{"assistant", "Sure", nlohmann::ordered_json::parse(R"({"role": "assistant", "content": "Sure", "name": "b"})")};
+  CHECK(render(qwen2_5_template(), messages{{"user", "Hi"}, partial}, false, true).ends_with("<|im_start|>assistant\nSure"));
+  // to_text passes the record's tools column.
+  preference_record r{.prompt = q, .chosen = messages{{"assistant", "A"}}, .rejected = messages{{"assistant", "B"}}};
+  r.tools = tools;
+  CHECK(to_text(r, qwen2_5_template(), "<|im_end|>").prompt == out);
+  // maybe_apply_chat_template: tools = tools or None, so [] renders as no tools (Llama 3.1 would
+  // otherwise print its tool preamble).
+  r.tools = nlohmann::ordered_json::array();
+  const auto llama31 = select("llama3_1");
+  CHECK(to_text(r, llama31, "<|eot_id|>").prompt == render(llama31, q, true));
+  CHECK(render(llama31, q, true, false, r.tools) != render(llama31, q, true));
 }

@@ -28,7 +28,11 @@ json load(const std::string& name) {
 text_or_messages to_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   messages m;
-  for (const auto& x : v) m.push_back({x["role"].get<std::string>(), x["content"].get<std::string>()});
+  for (const auto& x : v) {
+    message msg{x["role"].get<std::string>(), x["content"].get<std::string>()};
+    if (x.size() != 2) msg.fields = x;  // more than role and content: the template sees every key
+    m.push_back(std::move(msg));
+  }
   return m;
 }
 
@@ -254,7 +258,7 @@ TEST_CASE("text field errors: wrong type, missing, empty, roles, content") {
                       conv_line + conv(R"([{"role": "user", "content": [{"type": "text", "text": "q"}]}])", A, B)) ==
         "2: field 'prompt[0].content': expected a string, got a list (content lists are not supported)");
   CHECK(error_reading("empty_content.jsonl", conv_line + conv(Q, A, R"([{"role": "assistant", "content": ""}])")) ==
-        "2: field 'rejected[0].content': empty string; a message needs content");
+        "2: field 'rejected[0].content': empty string; a message needs content (or tool_calls)");
   CHECK(error_reading("not_message.jsonl",
                       conv_line + conv(Q, R"([{"role": "assistant", "content": "a"}, "more"])", B)) ==
         "2: field 'chosen[1]': expected a {role, content} message, got a string");
@@ -361,4 +365,83 @@ TEST_CASE("on_error::skip leaves bad records out and counts them") {
   // The format comes from the first record that can be read.
   const auto late = temp_file("late.jsonl", "[]\n" + conv_line);
   CHECK(read_preference_file(late, {.policy = on_error::skip}).format == dataset_format::conversational);
+}
+
+TEST_CASE("tool calls, tool results and the tools column are kept as the record has them") {
+  const std::string prompt =
+      R"([{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": null, "tool_calls": [)"
+      R"({"type": "function", "function": {"name": "get_weather", "arguments": {"unit": "c", "city": "Bern"}}}]},)"
+      R"( {"role": "tool", "content": "12", "tool_call_id": "c1"}])";
+  const std::string tools = R"([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}])";
+  const auto path = temp_file("tools.jsonl", with(conv(prompt, A, B), "\"tools\": " + tools) +
+                                                 with(conv(prompt, A, B), "\"tools\": " + json(tools).dump()) +
+                                                 conv(R"([{"role": "user", "content": "q", "name": null}])", A, B));
+  const auto f = read_preference_file(path);
+  REQUIRE(f.size() == 3);
+  const auto& r = f.pairs()[0];
+  const auto& ms = std::get<messages>(r.prompt);
+  REQUIRE(ms.size() == 3);
+  CHECK(ms[0].fields.is_null());  // role and content only
+  CHECK(ms[1].content.empty());   // null content
+  // The line's key order; null keys dropped, as apply_chat_template drops them.
+  CHECK(ms[1].fields.dump() == R"({"role":"assistant","tool_calls":[{"type":"function","function":)"
+                               R"({"name":"get_weather","arguments":{"unit":"c","city":"Bern"}}}]})");
+  CHECK(std::get<messages>(f.pairs()[2].prompt)[0].fields.is_null());
+  CHECK(ms[2].fields["tool_call_id"] == "c1");
+  CHECK(r.tools.dump() == R"([{"type":"function","function":{"name":"get_weather","parameters":{}}}])");
+  CHECK(f.pairs()[1].tools == r.tools);  // a string column is JSON text, parsed as TRL's json.loads does
+  CHECK(f.pairs()[2].tools.is_null());
+  // Messages compare as Python dicts: all keys, in any order.
+  message a{"assistant", "x", nlohmann::ordered_json::parse(R"({"role": "assistant", "content": "x", "name": "n"})")};
+  message b{"assistant", "x", nlohmann::ordered_json::parse(R"({"name": "n", "content": "x", "role": "assistant"})")};
+  CHECK(a == b);
+  CHECK_FALSE(a == message{"assistant", "x"});
+  // Unpairing keeps the tools column on both rows.
+  const auto rows = unpair(f.pairs());
+  CHECK(rows[0].tools == r.tools);
+  CHECK(rows[3].tools == r.tools);
+}
+
+TEST_CASE("malformed tool calls and tools name the record and the field") {
+  auto call = [](const std::string& calls) {
+    return conv(R"([{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": )" + calls +
+                    "}, {\"role\": \"tool\", \"content\": \"1\"}]",
+                A, B);
+  };
+  CHECK(error_reading("calls_type.jsonl", conv_line + call(R"({"name": "f"})")) ==
+        "2: field 'prompt[1].tool_calls': expected a list of tool calls, got an object");
+  CHECK(error_reading("call_type.jsonl", conv_line + call(R"(["f"])")) ==
+        "2: field 'prompt[1].tool_calls[0]': expected a tool call {type, function: {name, arguments}}, got a string");
+  CHECK(error_reading("no_name.jsonl", call(R"([{"type": "function", "function": {"arguments": {}}}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function.name': missing");
+  CHECK(error_reading("name_type.jsonl", call(R"([{"function": {"name": 3, "arguments": {}}}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function.name': expected a non-empty string, got a number");
+  CHECK(error_reading("no_args.jsonl", call(R"([{"name": "f"}])")) ==
+        "1: field 'prompt[1].tool_calls[0].arguments': missing");
+  CHECK(error_reading("bad_args.jsonl", call(R"([{"function": {"name": "f", "arguments": "{\"city\": "}}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function.arguments': a string that is not valid JSON; expected a JSON "
+        "object or its text");
+  CHECK(error_reading("list_args.jsonl", call(R"([{"function": {"name": "f", "arguments": "[1]"}}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function.arguments': a string holding a list; expected a JSON object");
+  CHECK(error_reading("num_args.jsonl", call(R"([{"function": {"name": "f", "arguments": 5}}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function.arguments': expected an object or a string holding one, got a "
+        "number");
+  CHECK(error_reading("fn_type.jsonl", call(R"([{"type": "function", "function": "f"}])")) ==
+        "1: field 'prompt[1].tool_calls[0].function': expected an object {name, arguments}, got a string");
+  CHECK(error_reading("user_calls.jsonl",
+                      conv(R"([{"role": "user", "content": "q", "tool_calls": []}])", A, B)) ==
+        "1: field 'prompt[0].tool_calls': on a user message; only assistant messages call tools");
+  CHECK(error_reading("no_calls_no_content.jsonl",
+                      conv(R"([{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": []}])", A, B)) ==
+        "1: field 'prompt[1].content': missing");
+  CHECK(error_reading("call_id.jsonl", conv(R"([{"role": "tool", "content": "1", "tool_call_id": 7}])", A, B)) ==
+        "1: field 'prompt[0].tool_call_id': expected a string, got a number");
+  CHECK(error_reading("tools_type.jsonl", conv_line + with(conv_line, R"("tools": {"type": "function"})")) ==
+        "2: field 'tools': expected a list of tool schemas, got an object");
+  CHECK(error_reading("tools_item.jsonl", with(conv_line, R"("tools": [1])")) ==
+        "1: field 'tools[0]': expected a tool schema object, got a number");
+  CHECK(error_reading("tools_text.jsonl", with(conv_line, R"("tools": "[{")")) ==
+        "1: field 'tools': a string that is not valid JSON; expected a list of tool schemas or its JSON text");
+  // Standard (string) records ignore a tools column, as TRL's DPOTrainer does.
+  CHECK(read_preference_file(temp_file("std_tools.jsonl", with(std_line, R"("tools": 5)"))).pairs()[0].tools.is_null());
 }

@@ -6,7 +6,11 @@ datasets.Dataset with a stub `self` (they read only self._tokenizer, and KTO sel
 so prompt extraction, EOS appending, tokenization (tokenizer(text) for strings, which adds the
 post-processor's special tokens; apply_chat_template(..., tokenize=True) for message lists, the prompt
 with add_generation_prompt=True) and the split at common_prefix_length are TRL's code, not a copy.
-max_length is None, so TRL drops nothing; prefopt's own truncation is tested by hand.
+max_length is None, so TRL drops nothing; prefopt's own truncation is tested by hand. The
+tool_conversations dataset (tool calls, tool results, reasoning, a tools column) is written as
+datasets hands it to TRL (Dataset.from_list(...).to_list()) and tokenized under Qwen2.5's template
+(tests/data/chat/qwen2_5) and Qwen3's (tests/data/chat/qwen3, its tokenizer_config.json written
+here from tests/data/chat/templates/qwen3.jinja).
 
 The tokenizers are tests/data/tokenizer/{gpt2,llama3,qwen2}/tokenizer.json wrapped as
 transformers.PreTrainedTokenizerFast, with eos/bos tokens set and, for message lists, the chat
@@ -175,6 +179,44 @@ def implicit_conversation_records():
     return [{"chosen": p + c, "rejected": p + r} for p, c, r in generated_conv(12, seed=4)]
 
 
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                   "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+
+
+def weather_call(city, unit=None):
+    return {"id": f"call_{city.lower()}", "type": "function",
+            "function": {"name": "get_weather", "arguments": {"city": city, "unit": unit}}}
+
+
+def tool_records():
+    """Pairs with tool calls, tool results, reasoning and a tools column, as a JSON dataset holds them
+    after datasets has read it: main() writes Dataset.from_list(...).to_list(), in which every message
+    has every key (None where a record had none), so the file is exactly what TRL's preprocessing saw."""
+    return [
+        {"prompt": [s("You answer about the weather."), u("Weather in Zürich?"),
+                    {"role": "assistant", "content": "", "tool_calls": [weather_call("Zürich", "celsius")]},
+                    {"role": "tool", "content": "{\"temp\": 21}", "name": "get_weather", "tool_call_id": "call_zürich"}],
+         "chosen": [a("It is 21 °C in Zürich.")], "rejected": [a("I cannot know that.")], "tools": [WEATHER]},
+        {"prompt": [u("Is it raining in Bergen?")],
+         "chosen": [{"role": "assistant", "content": "", "tool_calls": [weather_call("Bergen")]}],
+         "rejected": [a("Yes, always.")], "tools": [WEATHER]},
+        {"prompt": [u("Compare Paris and Rome.")],
+         "chosen": [{"role": "assistant", "content": "Checking both.",
+                     "tool_calls": [weather_call("Paris"), weather_call("Rome", "fahrenheit")]}],
+         "rejected": [a("Rome is warmer.")], "tools": [WEATHER]},
+        {"prompt": [u("Why is the sky blue?")],
+         "chosen": [{"role": "assistant", "content": "Rayleigh scattering.", "reasoning_content": "Short waves scatter."}],
+         "rejected": [a("Because the sea is.")], "tools": None},
+        {"prompt": [u("Weather in Oslo?"), {"role": "assistant", "content": "", "tool_calls": [weather_call("Oslo")]},
+                    t("-3")],
+         "chosen": [a("It is -3 degrees.")], "rejected": [a("It is warm.")], "tools": [WEATHER]},
+        {"prompt": [u("Hello!")], "chosen": [a("Hi! How can I help?")], "rejected": [a("Go away.")], "tools": []},
+    ]
+
+
 def unpaired_text_records():
     rng = random.Random(5)
     out = []
@@ -201,6 +243,7 @@ DATASETS = {
     "implicit_conversations": implicit_conversation_records,
     "unpaired_text": unpaired_text_records,
     "unpaired_conversations": unpaired_conversation_records,
+    "tool_conversations": lambda: Dataset.from_list(tool_records()).to_list(),
 }
 
 # name: (dataset, tokenizer, chat config dir or None, eos token, bos token, trainer)
@@ -223,6 +266,8 @@ CASES = {
     "llama3_kto_conversations": ("unpaired_conversations", "llama3", "llama3", "<|eot_id|>", "<|begin_of_text|>",
                                  "kto"),
     "gpt2_kto_from_pairs": ("text_pairs", "gpt2", None, "<|endoftext|>", None, "kto"),  # TRL unpairs first
+    "qwen2_qwen2_5_tools": ("tool_conversations", "qwen2", "qwen2_5", "<|im_end|>", None, "dpo"),
+    "qwen2_qwen3_tools": ("tool_conversations", "qwen2", "qwen3", "<|im_end|>", None, "dpo"),
 }
 
 
@@ -252,8 +297,17 @@ def dump(rows):
     return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
 
 
+def write_qwen3_config():
+    text = (CHAT / "templates" / "qwen3.jinja").read_text(encoding="utf-8")
+    (CHAT / "qwen3").mkdir(exist_ok=True)
+    (CHAT / "qwen3" / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": text, "eos_token": "<|im_end|>"}, ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    write_qwen3_config()
     inputs = {}
     for name, make in DATASETS.items():
         inputs[name] = make()

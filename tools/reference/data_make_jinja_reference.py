@@ -13,6 +13,13 @@ render_jinja_template passes (messages, tools, documents, add_generation_prompt,
 Also renders one small template per construct the interpreter supports (CONSTRUCTS below) into
 tests/data/chat/jinja_constructs.json: {"name", "template", "context", "output"} or {..., "error"}.
 
+Writes tests/data/chat/templates/tool_records.json: TOOL_RECORDS (messages as dataset records hold
+them: tool_calls, null content, name, tool_call_id, reasoning_content) rendered per template, with and
+without tools, by tokenizer.apply_chat_template(messages, tools=..., tokenize=False,
+add_generation_prompt=...) on a tokenizer carrying the template: {"template", "tokens" (its special tokens, as
+tokenizer_config.json holds them), "conversation", "messages", "tools",
+"add_generation_prompt", "output"} or {..., "error", "error_type"}.
+
 Writes tests/data/chat/templates/expected.json: a list of cases
   {"template": name, "context": {...every variable the template sees...},
    "output": rendered text}  or  {"template", "context", "error": str(exception), "error_type": ...}.
@@ -167,6 +174,61 @@ CONSTRUCTS = [  # (name, template, context): one construct each; err_*: the erro
  ("err_append", "{% set xs = [] %}{{ xs.append(1) }}", {}),
 ]
 
+# Conversations as dataset records carry them, for tool_records.json: message keys beyond role and
+# content (tool_calls with dict or JSON-string arguments, null or absent content, tool results with
+# name/tool_call_id, reasoning_content), each rendered with and without a tools list (its keys in
+# schema order, not sorted) by the tokenizer's own apply_chat_template, as TRL calls it.
+TOOL_RECORDS = [
+    ("call_dict_args", [m("system", "You answer about the weather."), m("user", "Weather in Zürich?"),
+                        m("assistant", "", tool_calls=[{"id": "call_1", "type": "function", "function": {
+                            "name": "get_weather", "arguments": {"unit": "celsius", "city": "Zürich"}}}]),
+                        m("tool", "{\"temp\": 21}", name="get_weather", tool_call_id="call_1"),
+                        m("assistant", "It is 21 °C.")]),
+    ("call_string_args_null_content", [m("user", "Weather in Paris and Rome?"),
+                                       m("assistant", None, tool_calls=[call("{\"city\": \"Paris\"}"),
+                                                                        call("{\"city\": \"Rome\"}")]),
+                                       m("tool", "18"), m("tool", "25"), m("assistant", "Paris 18, Rome 25.")]),
+    ("call_no_content_ends_tool", [m("user", "Weather in Oslo?"),
+                                   {"role": "assistant", "tool_calls": [call({"city": "Oslo"})]},
+                                   m("tool", "-3", name="get_weather")]),
+    ("call_unwrapped", [m("user", "Weather in Bern?"),
+                        m("assistant", "Let me check.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Bern"}}]),
+                        m("tool", "12"), m("assistant", "12 degrees.")]),
+    ("reasoning_content", [m("user", "Why is the sky blue?"),
+                           m("assistant", "Because of Rayleigh scattering.", reasoning_content="Short waves scatter more."),
+                           m("user", "And sunsets?")]),
+    ("plain_with_tools", [m("user", "Hello!"), m("assistant", "Hi, how can I help?")]),
+]
+
+
+def tool_records():
+    """tool_records.json: each conversation through tokenizer.apply_chat_template, per template."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    out = []
+    for name in sorted(SOURCES):
+        text = (DIR / f"{name}.jinja").read_text(encoding="utf-8")
+        tokens = {k: v for k, v in TOKENS.get(name, DEFAULT_TOKENS).items() if v is not None}
+        tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<unk>": 0}, unk_token="<unk>")),
+                                      unk_token="<unk>", **tokens)
+        tok.chat_template = text
+        for label, messages in TOOL_RECORDS:
+            for tools in (None, [WEATHER]):
+                for gen in (False, True):
+                    case = {"template": name, "tokens": tokens, "conversation": label,
+                            "messages": messages, "tools": tools, "add_generation_prompt": gen}
+                    try:
+                        case["output"] = tok.apply_chat_template(copy.deepcopy(messages), tools=copy.deepcopy(tools),
+                                                                 tokenize=False, add_generation_prompt=gen)
+                    except (jinja2.exceptions.TemplateError, TypeError, ValueError, AttributeError, KeyError,
+                            IndexError) as e:
+                        case["error"], case["error_type"] = str(e), type(e).__name__
+                    out.append(case)
+    return out
+
+
 def render(template, context):
     try:
         return {"output": template.render(**copy.deepcopy(context))}
@@ -200,6 +262,9 @@ def main():
                   for name, text, context in CONSTRUCTS]
     (DIR.parent / "jinja_constructs.json").write_text(json.dumps(constructs, ensure_ascii=False, indent=1) + "\n",
                                                        encoding="utf-8")
+    records = tool_records()
+    (DIR / "tool_records.json").write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(records)} tool record renderings ({sum('error' in c for c in records)} errors)")
     errors = sum("error" in c for c in cases)
     print(f"{len(cases)} cases ({errors} errors) from {len(SOURCES)} templates")
 

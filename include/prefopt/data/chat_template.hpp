@@ -102,10 +102,17 @@ inline constexpr std::string_view qwen2_5_default_system =
                                                   std::string name = "chat template");
 
 
-// The conversation rendered as apply_chat_template(messages, tokenize=False, add_generation_prompt,
-// continue_final_message) renders it (both flags together are a config_error, as there).
+// The conversation rendered as apply_chat_template(messages, tools=tools, tokenize=False,
+// add_generation_prompt, continue_final_message) renders it (both flags together are a config_error,
+// as there). A Jinja template sees each message as its JSON (message::as_json(), with transformers'
+// reasoning aliases: the first non-null of reasoning_content, thinking, reasoning is copied to
+// both reasoning_content and thinking) and `tools` (null: none). The built-in chatml, qwen2.5 and
+// llama3 renderers read role and content only; a conversation with other message keys or with
+// tools goes through the genuine Jinja text of the same template instead. gpt2-plain reads the
+// contents alone.
 [[nodiscard]] inline std::string render(const chat_template& t, std::span<const message> messages,
-                                        bool add_generation_prompt = false, bool continue_final_message = false);
+                                        bool add_generation_prompt = false, bool continue_final_message = false,
+                                        const nlohmann::ordered_json& tools = nullptr);
 
 struct rendered_pair {
   std::string prompt, chosen, rejected;
@@ -116,10 +123,15 @@ struct rendered_unpaired {
 
 // TRL's maybe_apply_chat_template for a preference pair / an unpaired example (see above).
 // data_error at `where` when the prompt is empty or ends with a system message.
+// `tools` as render() takes it (a record's tools column); an empty list counts as none, as
+// maybe_apply_chat_template's `tools or None` has it (TRL's DPOTrainer tokenization, collate.hpp,
+// passes [] on as [], and so does tokenize_pair).
 [[nodiscard]] inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
-                                               const messages& rejected, const std::string& where = {});
+                                               const messages& rejected, const std::string& where = {},
+                                               const nlohmann::ordered_json& tools = nullptr);
 [[nodiscard]] inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt,
-                                                       const messages& completion, const std::string& where = {});
+                                                       const messages& completion, const std::string& where = {},
+                                                       const nlohmann::ordered_json& tools = nullptr);
 
 // A record as the text the tokenizer sees. Message lists go through render_pair/render_unpaired;
 // strings are kept, and, as TRL's DPOTrainer/KTOTrainer do, each completion gets `eos_token`

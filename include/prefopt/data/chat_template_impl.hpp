@@ -67,9 +67,37 @@ inline void chatml_turn(std::string& out, std::string_view role, std::string_vie
   out.append("<|im_start|>").append(role).append("\n").append(content).append("<|im_end|>\n");
 }
 
+// The built-in template's genuine Jinja text, compiled (chat_template_select.hpp): what renders a
+// conversation that carries more than roles and string contents, or tools.
+inline const chat_template& genuine_jinja(const chat_template& t);
+
+// True when the built-in renderers (which read role and content only) cannot render `ms` exactly.
+inline bool needs_genuine_template(std::span<const message> ms, const nlohmann::ordered_json& tools) {
+  if (!tools.is_null()) return true;
+  return std::any_of(ms.begin(), ms.end(), [](const message& m) { return !m.fields.is_null(); });
+}
+
+// transformers' _alias_reasoning_fields: the first non-null of reasoning_content, thinking,
+// reasoning becomes {"thinking": r, **message, "reasoning_content": r}.
+inline nlohmann::ordered_json alias_reasoning(nlohmann::ordered_json m) {
+  const nlohmann::ordered_json* reasoning = nullptr;
+  for (const char* key : {"reasoning_content", "thinking", "reasoning"})
+    if (const auto it = m.find(key); reasoning == nullptr && it != m.end() && !it->is_null()) reasoning = &*it;
+  if (reasoning == nullptr) return m;
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  out["thinking"] = *reasoning;
+  for (const auto& [k, v] : m.items()) out[k] = v;
+  out["reasoning_content"] = *reasoning;
+  return out;
+}
+
 // The template applied to `ms`, as its Jinja text renders it.
-inline std::string render_raw(const chat_template& t, std::span<const message> ms, bool generation_prompt) {
+inline std::string render_raw(const chat_template& t, std::span<const message> ms, bool generation_prompt,
+                              const nlohmann::ordered_json& tools = nullptr) {
   std::string out;
+  if (t.kind != chat_template_kind::jinja && t.kind != chat_template_kind::gpt2_plain &&
+      needs_genuine_template(ms, tools))
+    return render_raw(genuine_jinja(t), ms, generation_prompt, tools);
   switch (t.kind) {
   case chat_template_kind::chatml:
     for (std::size_t i = 0; i < ms.size(); ++i) {
@@ -104,8 +132,13 @@ inline std::string render_raw(const chat_template& t, std::span<const message> m
   case chat_template_kind::jinja: {
     if (!t.program) throw config_error("jinja chat template", "not compiled (make it with jinja_template)");
     jinja::list_t list;
-    for (const auto& m : ms) list.emplace_back(jinja::dict_t{{"role", m.role}, {"content", m.content}});
-    jinja::dict_t context{{"messages", std::move(list)}, {"tools", jinja::none_t{}}, {"documents", jinja::none_t{}},
+    for (const auto& m : ms) {
+      if (m.fields.is_null()) list.emplace_back(jinja::dict_t{{"role", m.role}, {"content", m.content}});
+      else list.push_back(jinja::from_json(alias_reasoning(m.fields)));
+    }
+    jinja::dict_t context{{"messages", std::move(list)},
+                          {"tools", tools.is_null() ? jinja::value(jinja::none_t{}) : jinja::from_json(tools)},
+                          {"documents", jinja::none_t{}},
                           {"add_generation_prompt", generation_prompt}};
     for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
     out = jinja::render(*t.program, jinja::value(std::move(context)));
@@ -129,14 +162,17 @@ inline messages concat(const messages& a, const messages& b) {
 }
 
 // TRL's rendering of the prompt alone: generation prompt after user/tool, continued after assistant.
-inline std::string render_prompt(const chat_template& t, const messages& prompt, const std::string& where) {
+inline std::string render_prompt(const chat_template& t, const messages& prompt, const std::string& where,
+                                 const nlohmann::ordered_json& tools) {
   if (prompt.empty()) throw data_error(with_field(where, "prompt"), "empty prompt");
   const auto& role = prompt.back().role;
   if (role == "system")
     throw data_error(with_field(where, "prompt"),
                      "the prompt ends with a system message; it must end with a user, tool or assistant message");
-  return render(t, prompt, role != "assistant", role == "assistant");
+  return render(t, prompt, role != "assistant", role == "assistant", tools);
 }
+
+inline const nlohmann::ordered_json no_tools{};
 
 inline std::string with_eos(std::string s, std::string_view eos) {
   if (!s.ends_with(eos)) s += eos;
@@ -146,17 +182,22 @@ inline std::string with_eos(std::string s, std::string_view eos) {
 } // namespace detail
 
 inline std::string render(const chat_template& t, std::span<const message> ms, bool add_generation_prompt,
-                          bool continue_final_message) {
+                          bool continue_final_message, const nlohmann::ordered_json& tools) {
   if (add_generation_prompt && continue_final_message)
     throw config_error("render", "add_generation_prompt and continue_final_message cannot both be set");
-  if (!continue_final_message) return detail::render_raw(t, ms, add_generation_prompt);
+  if (!continue_final_message) return detail::render_raw(t, ms, add_generation_prompt, tools);
   // As transformers does: mark the end of the final message, render, cut at the mark; if the template
   // trimmed the mark's trailing space (Llama-3's trim), strip trailing whitespace as well.
   static constexpr std::string_view tag = "CONTINUE_FINAL_MESSAGE_TAG ";
   if (ms.empty()) throw data_error("render", "continue_final_message needs a message to continue");
   std::vector<message> marked(ms.begin(), ms.end());
+  if (marked.back().fields.is_object()) {
+    auto& c = marked.back().fields["content"];
+    if (!c.is_string()) throw data_error("render", "continue_final_message is set but the final message has no content");
+    c = c.get<std::string>() + std::string(tag);
+  }
   marked.back().content += tag;
-  const auto out = detail::render_raw(t, marked, false);
+  const auto out = detail::render_raw(t, marked, false, tools);
   const auto at = out.rfind(tag.substr(0, tag.size() - 1));
   if (at == std::string::npos) throw data_error("render", "the final message does not appear in the rendered chat");
   if (out.compare(at, tag.size(), tag) == 0) return out.substr(0, at);
@@ -177,11 +218,13 @@ template <class Fn> auto at_record(const std::string& where, Fn&& fn) {
 } // namespace detail
 
 inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
-                                 const messages& rejected, const std::string& where) {
+                                 const messages& rejected, const std::string& where,
+                                 const nlohmann::ordered_json& given_tools) {
+  const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
-    const auto p = detail::render_prompt(t, prompt, where);
-    auto pc = render(t, detail::concat(prompt, chosen));
-    auto pr = render(t, detail::concat(prompt, rejected));
+    const auto p = detail::render_prompt(t, prompt, where, tools);
+    auto pc = render(t, detail::concat(prompt, chosen), false, false, tools);
+    auto pr = render(t, detail::concat(prompt, rejected), false, false, tools);
     auto n = detail::common_prefix(p, pc);
     n = detail::common_prefix(std::string_view(p).substr(0, n), pr);
     return rendered_pair{p.substr(0, n), pc.substr(n), pr.substr(n)};
@@ -189,10 +232,11 @@ inline rendered_pair render_pair(const chat_template& t, const messages& prompt,
 }
 
 inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt, const messages& completion,
-                                         const std::string& where) {
+                                         const std::string& where, const nlohmann::ordered_json& given_tools) {
+  const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
-    const auto p = detail::render_prompt(t, prompt, where);
-    auto pc = render(t, detail::concat(prompt, completion));
+    const auto p = detail::render_prompt(t, prompt, where, tools);
+    auto pc = render(t, detail::concat(prompt, completion), false, false, tools);
     const auto n = detail::common_prefix(p, pc);
     return rendered_unpaired{p.substr(0, n), pc.substr(n)};
   });
@@ -209,7 +253,7 @@ inline rendered_pair to_text(const preference_record& r, const chat_template& t,
   const auto* c = std::get_if<messages>(&r.chosen);
   const auto* x = std::get_if<messages>(&r.rejected);
   if (c == nullptr || x == nullptr) throw data_error(where, "prompt, chosen and rejected must be of one kind");
-  auto out = render_pair(t, std::get<messages>(r.prompt), *c, *x, where);
+  auto out = render_pair(t, std::get<messages>(r.prompt), *c, *x, where, r.tools);
   if (t.kind == chat_template_kind::gpt2_plain) {
     out.chosen = detail::with_eos(std::move(out.chosen), eos_token);
     out.rejected = detail::with_eos(std::move(out.rejected), eos_token);
@@ -226,7 +270,7 @@ inline rendered_unpaired to_text(const unpaired_record& r, const chat_template& 
   }
   const auto* c = std::get_if<messages>(&r.completion);
   if (c == nullptr) throw data_error(where, "prompt and completion must be of one kind");
-  auto out = render_unpaired(t, std::get<messages>(r.prompt), *c, where);
+  auto out = render_unpaired(t, std::get<messages>(r.prompt), *c, where, r.tools);
   if (t.kind == chat_template_kind::gpt2_plain) out.completion = detail::with_eos(std::move(out.completion), eos_token);
   return out;
 }

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -329,5 +330,51 @@ inline chat_template chat_template_from_setting(const std::string& setting, cons
                      "unknown; give a built-in template (chatml, qwen2, qwen2.5, llama3, gpt2-plain), auto (the "
                      "model's own), the name of one of its tokenizer_config.json's named templates, or a .jinja file");
 }
+
+namespace detail {
+
+// s as the inside of a single-quoted Jinja string literal.
+inline std::string jinja_quoted(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '\\' || c == '\'') out += '\\';
+    if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+inline const chat_template& genuine_jinja(const chat_template& t) {
+  // Compiled once per thread and template: the key is the kind and the text the template fills in.
+  thread_local std::map<std::pair<int, std::string>, chat_template> cache;
+  std::string fill = t.kind == chat_template_kind::llama3 ? t.bos_token : t.default_system.value_or("\x7f");
+  const auto key = std::make_pair(static_cast<int>(t.kind), fill);
+  if (const auto it = cache.find(key); it != cache.end()) return it->second;
+  std::string text;
+  nlohmann::json cfg = nlohmann::json::object();
+  switch (t.kind) {
+  case chat_template_kind::chatml:
+    text = std::string(t.default_system ? chatml_system_jinja : chatml_jinja);
+    if (t.default_system) text.replace(text.find('\x7f'), 1, jinja_quoted(*t.default_system));
+    break;
+  case chat_template_kind::qwen2_5: {
+    text = std::string(qwen2_5_jinja);
+    const auto system = jinja_quoted(t.default_system.value_or(std::string(qwen2_5_default_system)));
+    for (auto at = text.find(qwen2_5_default_system); at != std::string::npos;
+         at = text.find(qwen2_5_default_system, at + system.size()))
+      text.replace(at, qwen2_5_default_system.size(), system);
+    break;
+  }
+  case chat_template_kind::llama3:
+    text = std::string(llama3_jinja);
+    cfg["bos_token"] = t.bos_token;
+    break;
+  default:
+    throw config_error("chat template '" + std::string(t.name()) + "'", "has no Jinja text");
+  }
+  return cache.emplace(key, jinja_template(text, cfg, std::string(t.name()) + " chat template")).first->second;
+}
+
+} // namespace detail
 
 } // namespace prefopt::data

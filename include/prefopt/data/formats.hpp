@@ -13,8 +13,17 @@
 //                            rejected_input_ids: arrays of token ids
 //   tokenized_unpaired       prompt_input_ids, completion_input_ids; label   tokenized_unpaired_record
 //
-// A message is {"role": "system"|"user"|"assistant"|"tool", "content": "<non-empty string>"}; other
-// keys of a message and other columns of a record are ignored. A value counts as a message list the
+// A message is {"role": "system"|"user"|"assistant"|"tool", "content": "<non-empty string>"} plus any
+// other keys, which reach a Jinja chat template as the JSON values they are (tool_calls, name,
+// tool_call_id, reasoning_content, ...). An assistant message with "tool_calls" (a list of
+// {"type": "function", "function": {"name": <non-empty string>, "arguments": <object, or a string
+// holding a JSON object>}}, or the {name, arguments} objects alone) may have empty, null or no
+// content. A conversational record's "tools" column (a list of JSON schema objects, or a string
+// holding one, which TRL json.loads) is passed to the template as `tools`; absent or null: none.
+// Keys keep the order of the record's text (a template's tojson prints them in that order); keys
+// whose value is null are dropped, as transformers' apply_chat_template drops them (so a dataset
+// whose messages all carry every key, as datasets writes them, renders as it does in TRL).
+// Other columns of a record are ignored. A value counts as a message list the
 // way TRL's is_conversational decides: a list whose first element is an object with a "role".
 // Completions (chosen, rejected, completion) must not be empty — no empty string, message list or
 // id list; a string prompt may be "" and a prompt id list may be empty (unconditional text), a
@@ -61,8 +70,24 @@ namespace prefopt::data {
 
 struct message {
   std::string role;  // system, user, assistant or tool
-  std::string content;
-  friend bool operator==(const message&, const message&) = default;
+  std::string content;  // "" where the record's content is null or absent (a tool-calling message)
+  // The whole message as the record has it, keys in the record's order and null-valued keys
+  // dropped, when that is more than a string role and a string content (tool_calls, name,
+  // reasoning_content, no content, ...); null otherwise. What a Jinja chat template sees (as_json()).
+  nlohmann::ordered_json fields{};
+
+  [[nodiscard]] nlohmann::ordered_json as_json() const {
+    if (fields.is_object()) return fields;
+    nlohmann::ordered_json m = nlohmann::ordered_json::object();
+    m["role"] = role;
+    m["content"] = content;
+    return m;
+  }
+  // As Python compares the message dicts: every key, in any order.
+  friend bool operator==(const message& a, const message& b) {
+    if (a.role != b.role || a.content != b.content || a.fields.is_null() != b.fields.is_null()) return false;
+    return a.fields.is_null() || nlohmann::json(a.fields) == nlohmann::json(b.fields);
+  }
 };
 using messages = std::vector<message>;
 using text_or_messages = std::variant<std::string, messages>;
@@ -72,6 +97,7 @@ struct preference_record {
   std::optional<double> preference_prob{}, score_chosen{}, score_rejected{}, cost{}, weight{};
   std::size_t line = 0;  // line in the file, for messages
   std::optional<annotator_votes> votes{};  // annotators' votes, when preference_prob came from them
+  nlohmann::ordered_json tools{};          // the tools column (conversational only); null when absent
 };
 
 struct unpaired_record {
@@ -79,6 +105,7 @@ struct unpaired_record {
   bool label = false;                   // true: the completion is desirable
   std::optional<double> weight{};
   std::size_t line = 0;
+  nlohmann::ordered_json tools{};  // the tools column (conversational only); null when absent
 };
 
 struct tokenized_pair_record {
@@ -135,10 +162,14 @@ enum class dataset_format {
                                            std::size_t line = 0);
 
 // One record of a known format, checked field by field (see the top of this file).
+// `text`, when given, is the record's JSON text: message keys and tools keep its key order (without
+// it, the order of `record`, which nlohmann::json sorts).
 [[nodiscard]] inline preference_record parse_preference_record(const nlohmann::json& record, dataset_format format,
-                                                        const std::string& file = {}, std::size_t line = 0);
+                                                        const std::string& file = {}, std::size_t line = 0,
+                                                        std::string_view text = {});
 [[nodiscard]] inline unpaired_record parse_unpaired_record(const nlohmann::json& record, dataset_format format,
-                                                    const std::string& file = {}, std::size_t line = 0);
+                                                    const std::string& file = {}, std::size_t line = 0,
+                                                    std::string_view text = {});
 [[nodiscard]] inline tokenized_pair_record parse_tokenized_pair_record(const nlohmann::json& record,
                                                                 const std::string& file = {}, std::size_t line = 0);
 [[nodiscard]] inline tokenized_unpaired_record parse_tokenized_unpaired_record(const nlohmann::json& record,
@@ -185,10 +216,13 @@ std::vector<Out> unpair(const std::vector<In>& pairs, std::size_t batch_size) {
   out.reserve(2 * pairs.size());
   for (std::size_t start = 0; start < pairs.size(); start += batch_size) {
     const auto end = std::min(pairs.size(), start + batch_size);
-    for (std::size_t i = start; i < end; ++i)
-      out.push_back({pairs[i].prompt, pairs[i].chosen, true, pairs[i].weight, pairs[i].line});
-    for (std::size_t i = start; i < end; ++i)
-      out.push_back({pairs[i].prompt, pairs[i].rejected, false, pairs[i].weight, pairs[i].line});
+    auto push = [&](const In& p, const auto& completion, bool label) {
+      Out o{p.prompt, completion, label, p.weight, p.line};
+      if constexpr (requires { o.tools; }) o.tools = p.tools;
+      out.push_back(std::move(o));
+    };
+    for (std::size_t i = start; i < end; ++i) push(pairs[i], pairs[i].chosen, true);
+    for (std::size_t i = start; i < end; ++i) push(pairs[i], pairs[i].rejected, false);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -61,7 +62,51 @@ inline std::string parse_text(const nlohmann::json& v, const record_place& at, c
   return s;
 }
 
-inline messages parse_messages(const nlohmann::json& v, const record_place& at, const std::string& field) {
+// True when the message is a string role and a string content and nothing else but null keys
+// (which transformers' apply_chat_template drops before rendering).
+inline bool plain_message(const nlohmann::json& m) {
+  if (!m.is_object()) return false;
+  const auto r = m.find("role"), c = m.find("content");
+  if (r == m.end() || c == m.end() || !c->is_string()) return false;
+  return std::count_if(m.begin(), m.end(), [](const nlohmann::json& x) { return !x.is_null(); }) == 2;
+}
+
+// tool_calls of an assistant message: [{type, function: {name, arguments}}] or [{name, arguments}].
+inline void check_tool_calls(const nlohmann::json& calls, const record_place& at, const std::string& f) {
+  if (!calls.is_array()) at.fail(f, "expected a list of tool calls, got " + type_of(calls));
+  for (std::size_t k = 0; k < calls.size(); ++k) {
+    const auto& c = calls[k];
+    const std::string fk = f + "[" + std::to_string(k) + "]";
+    if (!c.is_object()) at.fail(fk, "expected a tool call {type, function: {name, arguments}}, got " + type_of(c));
+    if (const auto* t = find(c, "type"); t != nullptr && !t->is_string())
+      at.fail(fk + ".type", "expected a string, got " + type_of(*t));
+    const bool wrapped = c.contains("function");
+    const auto& fn = wrapped ? c["function"] : c;
+    const std::string ff = wrapped ? fk + ".function" : fk;
+    if (!fn.is_object()) at.fail(ff, "expected an object {name, arguments}, got " + type_of(fn));
+    const auto* name = find(fn, "name");
+    if (name == nullptr) at.fail(ff + ".name", "missing");
+    if (!name->is_string() || name->get_ref<const std::string&>().empty())
+      at.fail(ff + ".name", "expected a non-empty string, got " + type_of(*name));
+    const auto* args = find(fn, "arguments");
+    if (args == nullptr) at.fail(ff + ".arguments", "missing");
+    if (args->is_string()) {
+      nlohmann::json parsed;
+      try {
+        parsed = nlohmann::json::parse(args->get_ref<const std::string&>());
+      } catch (const nlohmann::json::exception&) {
+        at.fail(ff + ".arguments", "a string that is not valid JSON; expected a JSON object or its text");
+      }
+      if (!parsed.is_object()) at.fail(ff + ".arguments", "a string holding " + type_of(parsed) + "; expected a JSON object");
+    } else if (!args->is_object()) {
+      at.fail(ff + ".arguments", "expected an object or a string holding one, got " + type_of(*args));
+    }
+  }
+}
+
+// `ordered`: the same list with the record's key order, or nullptr (then nlohmann::json's order).
+inline messages parse_messages(const nlohmann::json& v, const record_place& at, const std::string& field,
+                               const nlohmann::ordered_json* ordered = nullptr) {
   static constexpr std::array<std::string_view, 4> roles{"system", "user", "assistant", "tool"};
   if (!v.is_array()) at.fail(field, "expected a list of {role, content} messages, got " + type_of(v));
   if (v.empty()) at.fail(field, "empty message list");
@@ -77,16 +122,85 @@ inline messages parse_messages(const nlohmann::json& v, const record_place& at, 
     const auto& r = role->get_ref<const std::string&>();
     if (std::find(roles.begin(), roles.end(), r) == roles.end())
       at.fail(f + ".role", "unknown role '" + r + "'; expected system, user, assistant or tool");
+    const auto* calls = find(m, "tool_calls");
+    if (calls != nullptr) {
+      if (r != "assistant") at.fail(f + ".tool_calls", "on a " + r + " message; only assistant messages call tools");
+      check_tool_calls(*calls, at, f + ".tool_calls");
+    }
+    for (const char* key : {"name", "tool_call_id", "reasoning_content", "thinking", "reasoning"})
+      if (const auto* x = find(m, key); x != nullptr && !x->is_string())
+        at.fail(f + "." + key, "expected a string, got " + type_of(*x));
+    const bool calling = calls != nullptr && !calls->empty();
     const auto* content = find(m, "content");
-    if (content == nullptr) at.fail(f + ".content", "missing");
-    if (!content->is_string())
+    if (content == nullptr && !calling) at.fail(f + ".content", "missing");
+    if (content != nullptr && !content->is_string())
       at.fail(f + ".content", "expected a string, got " + type_of(*content) + " (content lists are not supported)");
-    if (content->get_ref<const std::string&>().empty())
-      at.fail(f + ".content", "empty string; a message needs content");
-    out.push_back({r, content->get<std::string>()});
+    if (content != nullptr && content->get_ref<const std::string&>().empty() && !calling)
+      at.fail(f + ".content", "empty string; a message needs content (or tool_calls)");
+    message msg{r, content != nullptr ? content->get<std::string>() : std::string()};
+    if (!plain_message(m)) {
+      // What the template sees: transformers' apply_chat_template drops a message's null keys.
+      msg.fields = ordered != nullptr ? (*ordered)[i] : nlohmann::ordered_json(m);
+      for (auto it = msg.fields.begin(); it != msg.fields.end();) it = it->is_null() ? msg.fields.erase(it) : std::next(it);
+    }
+    out.push_back(std::move(msg));
   }
   return out;
 }
+
+// The tools column of a conversational record: a list of objects (JSON schemas), or a string holding
+// one (TRL's DPOTrainer json.loads it); null when absent or null.
+inline nlohmann::ordered_json parse_tools(const nlohmann::json& r, const record_place& at,
+                                          const nlohmann::ordered_json* ordered) {
+  const auto* v = find(r, "tools");
+  if (v == nullptr) return nullptr;
+  nlohmann::ordered_json tools;
+  if (v->is_string()) {
+    try {
+      tools = nlohmann::ordered_json::parse(v->get_ref<const std::string&>());
+    } catch (const nlohmann::json::exception&) {
+      at.fail("tools", "a string that is not valid JSON; expected a list of tool schemas or its JSON text");
+    }
+  } else {
+    tools = ordered != nullptr ? *ordered : nlohmann::ordered_json(*v);
+  }
+  if (tools.is_null()) return nullptr;
+  if (!tools.is_array()) at.fail("tools", "expected a list of tool schemas, got " + type_of(nlohmann::json(tools)));
+  for (std::size_t k = 0; k < tools.size(); ++k)
+    if (!tools[k].is_object())
+      at.fail("tools[" + std::to_string(k) + "]", "expected a tool schema object, got " + type_of(nlohmann::json(tools[k])));
+  return tools;
+}
+
+// The record with its text's key order, parsed only when a message or the tools column needs it.
+struct ordered_record {
+  const nlohmann::json& r;
+  std::string_view text;
+  std::optional<nlohmann::ordered_json> value{};
+  bool needed = false;
+
+  ordered_record(const nlohmann::json& record, std::string_view t) : r(record), text(t) {
+    if (find(r, "tools") != nullptr && !find(r, "tools")->is_string()) needed = true;
+    for (const char* key : {"prompt", "chosen", "rejected", "completion"})
+      if (const auto* v = find(r, key); v != nullptr && v->is_array())
+        for (const auto& m : *v)
+          if (m.is_object() && !plain_message(m)) needed = true;
+  }
+  const nlohmann::ordered_json* get(const std::string& key) {
+    if (!needed) return nullptr;
+    if (!value) {
+      value.emplace(nlohmann::ordered_json(r));
+      if (!text.empty()) {
+        try {
+          value.emplace(nlohmann::ordered_json::parse(text));
+        } catch (const nlohmann::json::exception&) {  // not the record's text: keep nlohmann::json's order
+        }
+      }
+    }
+    const auto it = value->find(key);
+    return it == value->end() ? nullptr : &*it;
+  }
+};
 
 enum class text_kind { text, messages };
 
@@ -100,9 +214,10 @@ inline text_kind kind_of(const nlohmann::json& v, const record_place& at, const 
 }
 
 inline text_or_messages parse_text_or_messages(const nlohmann::json& v, text_kind kind, const record_place& at,
-                                               const std::string& field, bool completion) {
+                                               const std::string& field, bool completion,
+                                               ordered_record* ordered = nullptr) {
   if (kind == text_kind::text) return parse_text(v, at, field, completion);
-  return parse_messages(v, at, field);
+  return parse_messages(v, at, field, ordered != nullptr ? ordered->get(field) : nullptr);
 }
 
 // TRL's apply_chat_template needs the prompt to end with a user, tool or assistant message.
@@ -279,7 +394,7 @@ inline dataset_format detect_format(const nlohmann::json& r, const std::string& 
 }
 
 inline preference_record parse_preference_record(const nlohmann::json& r, dataset_format format,
-                                                 const std::string& file, std::size_t line) {
+                                                 const std::string& file, std::size_t line, std::string_view text) {
   const detail::record_place at{file, line};
   if (is_unpaired(format) || is_tokenized(format))
     throw config_error("parse_preference_record", "the " + std::string(to_string(format)) +
@@ -287,10 +402,15 @@ inline preference_record parse_preference_record(const nlohmann::json& r, datase
   const auto kind = is_conversational(format) ? detail::text_kind::messages : detail::text_kind::text;
   preference_record rec;
   rec.line = line;
-  rec.chosen = detail::parse_text_or_messages(detail::require(r, "chosen", at, format), kind, at, "chosen", true);
-  rec.rejected = detail::parse_text_or_messages(detail::require(r, "rejected", at, format), kind, at, "rejected", true);
+  detail::ordered_record ordered(r, text);
+  rec.chosen =
+      detail::parse_text_or_messages(detail::require(r, "chosen", at, format), kind, at, "chosen", true, &ordered);
+  rec.rejected =
+      detail::parse_text_or_messages(detail::require(r, "rejected", at, format), kind, at, "rejected", true, &ordered);
+  if (kind == detail::text_kind::messages) rec.tools = detail::parse_tools(r, at, ordered.get("tools"));
   if (format == dataset_format::standard || format == dataset_format::conversational) {
-    rec.prompt = detail::parse_text_or_messages(detail::require(r, "prompt", at, format), kind, at, "prompt", false);
+    rec.prompt =
+        detail::parse_text_or_messages(detail::require(r, "prompt", at, format), kind, at, "prompt", false, &ordered);
     if (kind == detail::text_kind::messages) detail::check_prompt_end(std::get<messages>(rec.prompt), at, "prompt");
   } else {
     auto e = extract_prompt(rec.chosen, rec.rejected, where_in(file, line));
@@ -304,7 +424,7 @@ inline preference_record parse_preference_record(const nlohmann::json& r, datase
 }
 
 inline unpaired_record parse_unpaired_record(const nlohmann::json& r, dataset_format format, const std::string& file,
-                                             std::size_t line) {
+                                             std::size_t line, std::string_view text) {
   const detail::record_place at{file, line};
   if (format != dataset_format::unpaired_standard && format != dataset_format::unpaired_conversational)
     throw config_error("parse_unpaired_record", "the " + std::string(to_string(format)) +
@@ -312,10 +432,13 @@ inline unpaired_record parse_unpaired_record(const nlohmann::json& r, dataset_fo
   const auto kind = is_conversational(format) ? detail::text_kind::messages : detail::text_kind::text;
   unpaired_record rec;
   rec.line = line;
-  rec.prompt = detail::parse_text_or_messages(detail::require(r, "prompt", at, format), kind, at, "prompt", false);
+  detail::ordered_record ordered(r, text);
+  rec.prompt =
+      detail::parse_text_or_messages(detail::require(r, "prompt", at, format), kind, at, "prompt", false, &ordered);
   if (kind == detail::text_kind::messages) detail::check_prompt_end(std::get<messages>(rec.prompt), at, "prompt");
-  rec.completion =
-      detail::parse_text_or_messages(detail::require(r, "completion", at, format), kind, at, "completion", true);
+  rec.completion = detail::parse_text_or_messages(detail::require(r, "completion", at, format), kind, at, "completion",
+                                                  true, &ordered);
+  if (kind == detail::text_kind::messages) rec.tools = detail::parse_tools(r, at, ordered.get("tools"));
   rec.label = detail::parse_label(r, at, format);
   rec.weight = detail::parse_number(r, "weight", at, 0.0, std::numeric_limits<double>::infinity(), "must be >= 0");
   return rec;
@@ -367,8 +490,8 @@ inline preference_file read_preference_file(const std::filesystem::path& path, r
                              " format; all records of a file must share one format");
       }
       switch (out.records.index()) {
-      case 0: std::get<0>(out.records).push_back(parse_preference_record(l.value, f, out.file, l.line)); break;
-      case 1: std::get<1>(out.records).push_back(parse_unpaired_record(l.value, f, out.file, l.line)); break;
+      case 0: std::get<0>(out.records).push_back(parse_preference_record(l.value, f, out.file, l.line, l.text)); break;
+      case 1: std::get<1>(out.records).push_back(parse_unpaired_record(l.value, f, out.file, l.line, l.text)); break;
       case 2: std::get<2>(out.records).push_back(parse_tokenized_pair_record(l.value, out.file, l.line)); break;
       default: std::get<3>(out.records).push_back(parse_tokenized_unpaired_record(l.value, out.file, l.line)); break;
       }

@@ -73,6 +73,7 @@ struct read_report {
 struct jsonl_line {
   std::size_t line = 0;  // 1-based line number in the (decompressed) file
   nlohmann::json value;
+  std::string text;  // the line as read (the JSON text of value)
 };
 
 namespace detail {
@@ -214,6 +215,7 @@ public:
         continue;
       }
       out.line = line;
+      out.text = std::move(text);
       ++report_.records;
       return true;
     }
