@@ -10,18 +10,13 @@
 #include "prefopt/io/safetensors.hpp"
 #include "prefopt/models/transformer_io.hpp"
 #include "support/data.hpp"
+#include "support/files.hpp"
 
 using namespace prefopt;
 using B = backends::eigen;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("prefopt_io_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 // Copies a checkpoint's tensors into dir/model.safetensors, renamed or dropped or reshaped by `edit`.
 template <class Edit> void rewrite(const fs::path& from, const fs::path& dir, Edit edit) {
   const io::safetensors_file f(from / "model.safetensors");
@@ -42,7 +37,7 @@ std::vector<float> params(models::gpt2<B>& m) { return {m.base_parameters().begi
 } // namespace
 
 TEST_CASE("GPT-2 checkpoints load with or without the transformer. prefix") {
-  const fs::path src = test::data_path("models/gpt2"), dir = scratch("noprefix");
+  const fs::path src = test::data_path("models/gpt2"), dir = test::scratch_dir("noprefix");
   rewrite(src, dir, [](std::string& n, auto&, auto&) {
     if (n.rfind("transformer.", 0) == 0) n = n.substr(12);
     return true;
@@ -53,7 +48,7 @@ TEST_CASE("GPT-2 checkpoints load with or without the transformer. prefix") {
 }
 
 TEST_CASE("old buffers (attn.bias, masked_bias) and a tied lm_head.weight are ignored") {
-  const fs::path src = test::data_path("models/gpt2"), dir = scratch("extras");
+  const fs::path src = test::data_path("models/gpt2"), dir = test::scratch_dir("extras");
   std::vector<float> mask(4 * 64 * 64, 1.0f);
   rewrite(src, dir, [](std::string&, auto&, auto&) { return true; });
   {
@@ -77,7 +72,7 @@ TEST_CASE("old buffers (attn.bias, masked_bias) and a tied lm_head.weight are ig
 
 TEST_CASE("a missing tensor or a wrong shape is named with its file") {
   const fs::path src = test::data_path("models/gpt2");
-  const fs::path missing = scratch("missing"), shape = scratch("shape");
+  const fs::path missing = test::scratch_dir("missing"), shape = test::scratch_dir("shape");
   rewrite(src, missing, [](std::string& n, auto&, auto&) { return n != "transformer.h.1.mlp.c_fc.bias"; });
   CHECK_THROWS_WITH_AS(models::from_pretrained<models::gpt2<B>>(B{}, missing),
                        doctest::Contains("transformer.h.1.mlp.c_fc.bias"), format_error);
@@ -90,11 +85,12 @@ TEST_CASE("a missing tensor or a wrong shape is named with its file") {
   });
   CHECK_THROWS_WITH_AS(models::from_pretrained<models::gpt2<B>>(B{}, shape), doctest::Contains("expected shape [32]"),
                        format_error);
-  CHECK_THROWS_WITH_AS(models::from_pretrained<models::gpt2<B>>(B{}, scratch("empty")), doctest::Contains("config.json"), io_error);
+  CHECK_THROWS_WITH_AS(models::from_pretrained<models::gpt2<B>>(B{}, test::scratch_dir("empty")), doctest::Contains("config.json"),
+                       io_error);
 }
 
 TEST_CASE("config.json errors name the field") {
-  const fs::path dir = scratch("config");
+  const fs::path dir = test::scratch_dir("config");
   auto write = [&](const std::string& text) { std::ofstream(dir / "config.json") << text; };
   write(R"({"model_type": "bert"})");
   CHECK_THROWS_WITH_AS(models::transformer_config::from_file(dir / "config.json"), doctest::Contains("'model_type'"), config_error);
@@ -122,7 +118,7 @@ TEST_CASE("a GPT-2 model of the wrong architecture type is refused") {
 
 TEST_CASE("save_pretrained round-trips, without the tied head, readable by from_pretrained") {
   auto a = models::from_pretrained<models::llama<B>>(B{}, test::data_path("models/qwen2"));
-  const fs::path dir = scratch("saved");
+  const fs::path dir = test::scratch_dir("saved");
   models::save_pretrained(a, dir);
   const io::safetensors_file f(dir / "model.safetensors");
   CHECK_FALSE(f.contains("lm_head.weight"));  // Qwen2 test model ties its head
@@ -131,13 +127,14 @@ TEST_CASE("save_pretrained round-trips, without the tied head, readable by from_
   CHECK(std::vector<float>(a.base_parameters().begin(), a.base_parameters().end()) ==
         std::vector<float>(b.base_parameters().begin(), b.base_parameters().end()));
   CHECK(b.config().rope_theta == 1000000.0);
-  models::save_pretrained(a, scratch("bf16"), io::dtype::bf16);
-  CHECK(io::safetensors_file(fs::temp_directory_path() / "prefopt_io_bf16" / "model.safetensors").info("model.norm.weight").type ==
+  const fs::path bf16 = test::scratch_dir("bf16");
+  models::save_pretrained(a, bf16, io::dtype::bf16);
+  CHECK(io::safetensors_file(bf16 / "model.safetensors").info("model.norm.weight").type ==
         io::dtype::bf16);
 }
 
 TEST_CASE("sharded checkpoints (model.safetensors.index.json) load") {
-  const fs::path src = test::data_path("models/llama"), dir = scratch("sharded");
+  const fs::path src = test::data_path("models/llama"), dir = test::scratch_dir("sharded");
   const io::safetensors_file f(src / "model.safetensors");
   io::safetensors_writer w1, w2;
   nlohmann::json map = nlohmann::json::object();

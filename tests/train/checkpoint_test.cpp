@@ -8,24 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "prefopt/train/checkpoint.hpp"
+#include "support/files.hpp"
 
 using namespace prefopt;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("prefopt-checkpoint-test-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 // A checkpoint whose only content file says which write produced it.
 fs::path write(const fs::path& out, long step, const std::string& tag, int keep = 0) {
   train::checkpoint_state st;
@@ -67,11 +57,11 @@ TEST_CASE("trainer state: the metrics window and skip counters round-trip exactl
 }
 
 TEST_CASE("rotation keeps the newest complete checkpoints and never the one just written") {
-  const auto out = scratch("rotate");
+  const auto out = test::scratch_dir("rotate");
   write(out, 2, "a", 1);
   write(out, 4, "b", 1);
   CHECK_FALSE(fs::exists(out / "checkpoint-2"));
-  CHECK(read(out / "checkpoint-4" / "model.safetensors") == "b");
+  CHECK(test::read_file(out / "checkpoint-4" / "model.safetensors") == "b");
   write(out, 9, "stale");   // a higher step left behind (keep = 0: nothing removed)
   write(out, 6, "c", 1);    // the limit drops the others, never checkpoint-6
   CHECK(fs::exists(out / "checkpoint-6" / "trainer_state.json"));
@@ -83,52 +73,52 @@ TEST_CASE("rotation keeps the newest complete checkpoints and never the one just
 }
 
 TEST_CASE("writing a step again replaces it without a moment with no complete copy") {
-  const auto out = scratch("again");
+  const auto out = test::scratch_dir("again");
   write(out, 4, "first", 1);
   write(out, 4, "second", 1);
-  CHECK(read(out / "checkpoint-4" / "model.safetensors") == "second");
+  CHECK(test::read_file(out / "checkpoint-4" / "model.safetensors") == "second");
   CHECK_FALSE(fs::exists(out / "checkpoint-4.replaced"));
   CHECK(train::checkpoint_entries(out).size() == 1);
 }
 
 TEST_CASE("every state a crash can leave resumes from a complete checkpoint") {
   SUBCASE("killed between moving the old copy aside and publishing the new one") {
-    const auto out = scratch("crash-replace");
+    const auto out = test::scratch_dir("crash-replace");
     write(out, 4, "old");
     fs::rename(out / "checkpoint-4", out / "checkpoint-4.replaced");
     fs::create_directories(out / "checkpoint-4.tmp");  // the new one, complete or not, never published
     const auto ck = train::latest_checkpoint(out);
     REQUIRE(ck);
     CHECK(*ck == out / "checkpoint-4");
-    CHECK(read(out / "checkpoint-4" / "model.safetensors") == "old");
+    CHECK(test::read_file(out / "checkpoint-4" / "model.safetensors") == "old");
     CHECK_FALSE(fs::exists(out / "checkpoint-4.tmp"));
     CHECK_FALSE(fs::exists(out / "checkpoint-4.replaced"));
   }
   SUBCASE("killed after publishing, before removing the old copy") {
-    const auto out = scratch("crash-published");
+    const auto out = test::scratch_dir("crash-published");
     write(out, 4, "old");
     fs::rename(out / "checkpoint-4", out / "checkpoint-4.replaced");
     write(out, 4, "new");
     const auto ck = train::latest_checkpoint(out);
     REQUIRE(ck);
-    CHECK(read(*ck / "model.safetensors") == "new");
+    CHECK(test::read_file(*ck / "model.safetensors") == "new");
     CHECK_FALSE(fs::exists(out / "checkpoint-4.replaced"));
   }
   SUBCASE("killed while writing the contents: the previous checkpoint") {
-    const auto out = scratch("crash-contents");
+    const auto out = test::scratch_dir("crash-contents");
     write(out, 2, "two");
     fs::create_directories(out / "checkpoint-4.tmp");
     std::ofstream(out / "checkpoint-4.tmp" / "model.safetensors") << "half";
     CHECK(train::latest_checkpoint(out) == out / "checkpoint-2");
   }
   SUBCASE("the state of a complete checkpoint is replaced as one file") {
-    const auto out = scratch("state");
+    const auto out = test::scratch_dir("state");
     const auto dir = write(out, 4, "w");
     auto st = train::read_checkpoint_state(dir);
     st.finished = true;
     train::update_checkpoint_state(dir, st);
     CHECK(train::read_checkpoint_state(dir).finished);
-    CHECK(read(dir / "model.safetensors") == "w");
+    CHECK(test::read_file(dir / "model.safetensors") == "w");
     CHECK_THROWS_AS(train::update_checkpoint_state(out / "checkpoint-8", st), io_error);
   }
 }

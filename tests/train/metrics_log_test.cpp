@@ -4,32 +4,22 @@
 // 1e-07, 3.0), null for non-finite values in JSONL, nan/inf/-inf in CSV; TensorBoard tags as
 // transformers.integrations.integration_utils.rewrite_logs produces them.
 #include "prefopt/train/metrics_log.hpp"
+#include "support/files.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <iterator>
 #include <limits>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace prefopt::train;
+using prefopt::test::read_file;
+using prefopt::test::scratch_path;
 
 namespace {
 
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE(in);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("prefopt_metrics_test_" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  return dir;
-}
 
 constexpr double not_a_number = std::numeric_limits<double>::quiet_NaN();
 constexpr double inf = std::numeric_limits<double>::infinity();
@@ -37,16 +27,16 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 } // namespace
 
 TEST_CASE("JSONL and CSV rows with TRL metric names") {
-  const auto dir = fresh_dir("basic");
+  const auto dir = scratch_path("basic");
   metrics_log log(dir);
-  CHECK(read(log.jsonl_path()).empty());
-  CHECK(read(log.csv_path()).empty());
+  CHECK(read_file(log.jsonl_path()).empty());
+  CHECK(read_file(log.csv_path()).empty());
   log.log(10, {{"epoch", 0.5}, {"loss", 0.6931471805599453}, {"rewards/chosen", -0.1}, {"learning_rate", 1e-07}});
   log.log(20, {{"epoch", 1.0}, {"loss", 0.5}, {"rewards/chosen", 0.25}, {"learning_rate", 2e-07}});
-  CHECK(read(log.jsonl_path()) ==
+  CHECK(read_file(log.jsonl_path()) ==
         "{\"step\": 10, \"epoch\": 0.5, \"loss\": 0.6931471805599453, \"rewards/chosen\": -0.1, \"learning_rate\": 1e-07}\n"
         "{\"step\": 20, \"epoch\": 1.0, \"loss\": 0.5, \"rewards/chosen\": 0.25, \"learning_rate\": 2e-07}\n");
-  CHECK(read(log.csv_path()) ==
+  CHECK(read_file(log.csv_path()) ==
         "step,epoch,loss,rewards/chosen,learning_rate\n"
         "10,0.5,0.6931471805599453,-0.1,1e-07\n"
         "20,1.0,0.5,0.25,2e-07\n");
@@ -56,13 +46,13 @@ TEST_CASE("JSONL and CSV rows with TRL metric names") {
 }
 
 TEST_CASE("a new key widens the CSV header and rewrites the file") {
-  const auto dir = fresh_dir("widen");
+  const auto dir = scratch_path("widen");
   metrics_log log(dir);
   log.log(1, {{"loss", 0.7}});
   log.log(2, {{"loss", 0.6}});
   log.log(2, {{"eval_loss", 0.65}, {"eval_rewards/accuracies", 0.75}}); // an evaluation row at the same step
   log.log(3, {{"loss", 0.5}, {"grad_norm", 1.5}});
-  CHECK(read(log.csv_path()) ==
+  CHECK(read_file(log.csv_path()) ==
         "step,loss,eval_loss,eval_rewards/accuracies,grad_norm\n"
         "1,0.7,,,\n"
         "2,0.6,,,\n"
@@ -72,32 +62,32 @@ TEST_CASE("a new key widens the CSV header and rewrites the file") {
   CHECK_FALSE(fs::exists(dir / "metrics.csv.tmp"));
   // a header key that needs CSV quoting
   log.log(4, {{"odd,\"name\"", 1.0}});
-  CHECK(read(log.csv_path()).starts_with("step,loss,eval_loss,eval_rewards/accuracies,grad_norm,\"odd,\"\"name\"\"\"\n"));
-  CHECK(read(log.jsonl_path()).ends_with("{\"step\": 4, \"odd,\\\"name\\\"\": 1.0}\n"));
+  CHECK(read_file(log.csv_path()).starts_with("step,loss,eval_loss,eval_rewards/accuracies,grad_norm,\"odd,\"\"name\"\"\"\n"));
+  CHECK(read_file(log.jsonl_path()).ends_with("{\"step\": 4, \"odd,\\\"name\\\"\": 1.0}\n"));
   fs::remove_all(dir);
 }
 
 TEST_CASE("non-finite values: null in JSONL, nan/inf in CSV") {
-  const auto dir = fresh_dir("nan");
+  const auto dir = scratch_path("nan");
   metrics_log log(dir);
   log.log(5, {{"loss", not_a_number}, {"grad_norm", inf}, {"rewards/margins", -inf}, {"x", 0.0}});
-  CHECK(read(log.jsonl_path()) == "{\"step\": 5, \"loss\": null, \"grad_norm\": null, \"rewards/margins\": null, \"x\": 0.0}\n");
-  CHECK(read(log.csv_path()) == "step,loss,grad_norm,rewards/margins,x\n5,nan,inf,-inf,0.0\n");
+  CHECK(read_file(log.jsonl_path()) == "{\"step\": 5, \"loss\": null, \"grad_norm\": null, \"rewards/margins\": null, \"x\": 0.0}\n");
+  CHECK(read_file(log.csv_path()) == "step,loss,grad_norm,rewards/margins,x\n5,nan,inf,-inf,0.0\n");
   // resuming keeps the CSV spelling of the values JSONL could only write as null
   auto resumed = metrics_log::open(dir, true);
-  CHECK(read(resumed.csv_path()) == "step,loss,grad_norm,rewards/margins,x\n5,nan,inf,-inf,0.0\n");
+  CHECK(read_file(resumed.csv_path()) == "step,loss,grad_norm,rewards/margins,x\n5,nan,inf,-inf,0.0\n");
   fs::remove_all(dir);
   // without the CSV, null reads back as nan
   metrics_log again(dir);
   again.log(5, {{"grad_norm", inf}});
   fs::remove(again.csv_path());
   auto rebuilt = metrics_log::open(dir, true);
-  CHECK(read(rebuilt.csv_path()) == "step,grad_norm\n5,nan\n");
+  CHECK(read_file(rebuilt.csv_path()) == "step,grad_norm\n5,nan\n");
   fs::remove_all(dir);
 }
 
 TEST_CASE("resume: truncate_after drops rows logged after the checkpoint") {
-  const auto dir = fresh_dir("resume");
+  const auto dir = scratch_path("resume");
   std::string expected_jsonl, expected_csv;
   {
     metrics_log log(dir);
@@ -105,8 +95,8 @@ TEST_CASE("resume: truncate_after drops rows logged after the checkpoint") {
       log.log(s, {{"loss", 1.0 / s}});
       if (s == 100) {
         log.log(s, {{"eval_loss", 0.5}});
-        expected_jsonl = read(log.jsonl_path());
-        expected_csv = read(log.csv_path());
+        expected_jsonl = read_file(log.jsonl_path());
+        expected_csv = read_file(log.csv_path());
       }
       if (s == 110) log.log(s, {{"eval_loss", 0.4}, {"eval_new", 1.0}}); // a key first seen after the checkpoint
     }
@@ -118,28 +108,28 @@ TEST_CASE("resume: truncate_after drops rows logged after the checkpoint") {
     CHECK(log.last_step() == 120);
     log.truncate_after(100);
     CHECK(log.rows() == 3);
-    CHECK(read(log.jsonl_path()) == expected_jsonl);
-    CHECK(read(log.csv_path()) == expected_csv); // header narrowed back: eval_new is gone
+    CHECK(read_file(log.jsonl_path()) == expected_jsonl);
+    CHECK(read_file(log.csv_path()) == expected_csv); // header narrowed back: eval_new is gone
     CHECK(log.csv_header() == std::vector<std::string>{"step", "loss", "eval_loss"});
     CHECK_THROWS_AS(log.log(99, {{"loss", 1.0}}), prefopt::config_error);
     log.log(110, {{"loss", 0.25}});
   }
-  CHECK(read(dir / "metrics.jsonl") == expected_jsonl + "{\"step\": 110, \"loss\": 0.25}\n");
+  CHECK(read_file(dir / "metrics.jsonl") == expected_jsonl + "{\"step\": 110, \"loss\": 0.25}\n");
   // the files equal those of a run that was never interrupted: rows up to 100, then the new 110
-  CHECK(read(dir / "metrics.csv") == expected_csv + "110,0.25,\n");
+  CHECK(read_file(dir / "metrics.csv") == expected_csv + "110,0.25,\n");
   fs::remove_all(dir);
 }
 
 TEST_CASE("resume: a torn last line is dropped, other damage is reported") {
-  const auto dir = fresh_dir("torn");
+  const auto dir = scratch_path("torn");
   fs::create_directories(dir);
   write(dir / "metrics.jsonl", "{\"step\": 1, \"loss\": 0.5}\n{\"step\": 2, \"lo");
   {
     auto log = metrics_log::open(dir, true);
     CHECK(log.dropped_torn_line());
     CHECK(log.rows() == 1);
-    CHECK(read(log.jsonl_path()) == "{\"step\": 1, \"loss\": 0.5}\n");
-    CHECK(read(log.csv_path()) == "step,loss\n1,0.5\n");
+    CHECK(read_file(log.jsonl_path()) == "{\"step\": 1, \"loss\": 0.5}\n");
+    CHECK(read_file(log.csv_path()) == "step,loss\n1,0.5\n");
   }
   write(dir / "metrics.jsonl", "{\"step\": 1}\n{\"step\": 2, \"lo\n{\"step\": 3}\n");
   try {
@@ -156,12 +146,12 @@ TEST_CASE("resume: a torn last line is dropped, other damage is reported") {
   CHECK_THROWS_WITH_AS((void)metrics_log::open(dir, true), doctest::Contains(":1: field 'step'"), prefopt::format_error);
   // open without resume starts over
   metrics_log fresh = metrics_log::open(dir, false);
-  CHECK(read(fresh.jsonl_path()).empty());
+  CHECK(read_file(fresh.jsonl_path()).empty());
   fs::remove_all(dir);
 }
 
 TEST_CASE("misuse is a config_error") {
-  const auto dir = fresh_dir("misuse");
+  const auto dir = scratch_path("misuse");
   metrics_log log(dir);
   CHECK_THROWS_AS(log.log(1, {{"step", 1.0}}), prefopt::config_error);
   CHECK_THROWS_AS(log.log(1, {{"", 1.0}}), prefopt::config_error);
@@ -177,13 +167,13 @@ TEST_CASE("rows are forwarded to TensorBoard under Hugging Face's tags") {
   CHECK(tensorboard_tag("eval_loss") == "eval/loss");
   CHECK(tensorboard_tag("eval_rewards/margins") == "eval/rewards/margins");
   CHECK(tensorboard_tag("test_loss") == "test/loss");
-  const auto dir = fresh_dir("tb");
+  const auto dir = scratch_path("tb");
   tensorboard_writer tb(dir / "tb");
   metrics_log log(dir);
   log.forward_to(&tb);
   log.log(1, {{"loss", 0.5}, {"eval_loss", 0.75}});
   log.truncate_after(0);
-  const auto bytes = read(tb.path()); // the log flushes the writer after each row
+  const auto bytes = read_file(tb.path()); // the log flushes the writer after each row
   CHECK(bytes.find("train/loss") != std::string::npos);
   CHECK(bytes.find("eval/loss") != std::string::npos);
   // one Event per row (plus file_version and the SessionLog START of truncate_after):

@@ -6,26 +6,20 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "prefopt/core/error.hpp"
 #include "prefopt/train/reference_cache.hpp"
+#include "support/files.hpp"
 
 using namespace prefopt;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("prefopt-refcache-test-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 } // namespace
 
 TEST_CASE("model_fingerprint: every shard of a sharded model is part of the key") {
-  const auto dir = scratch("sharded");
+  const auto dir = test::scratch_dir("sharded");
   write(dir / "config.json", "{\"model_type\": \"gpt2\"}");
   write(dir / "model.safetensors.index.json",
         R"({"metadata": {"total_size": 8}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})");
@@ -45,7 +39,7 @@ TEST_CASE("model_fingerprint: every shard of a sharded model is part of the key"
 }
 
 TEST_CASE("model_fingerprint: single file, config and adapter") {
-  const auto dir = scratch("single");
+  const auto dir = test::scratch_dir("single");
   write(dir / "config.json", "{}");
   write(dir / "model.safetensors", "weights");
   const std::string base = train::model_fingerprint(dir);
@@ -55,7 +49,7 @@ TEST_CASE("model_fingerprint: single file, config and adapter") {
   write(dir / "config.json", "{ }");
   CHECK(train::model_fingerprint(dir) != changed);
 
-  const auto adapter = scratch("adapter");
+  const auto adapter = test::scratch_dir("adapter");
   write(adapter / "adapter_config.json", "{}");
   write(adapter / "adapter_model.safetensors", "lora");
   const std::string with = train::model_fingerprint(dir, adapter.string());
@@ -63,7 +57,7 @@ TEST_CASE("model_fingerprint: single file, config and adapter") {
   write(adapter / "adapter_model.safetensors", "LoRA");
   CHECK(train::model_fingerprint(dir, adapter.string()) != with);
 
-  const auto empty = scratch("empty");
+  const auto empty = test::scratch_dir("empty");
   write(empty / "config.json", "{}");
   CHECK_THROWS_AS((void)train::model_fingerprint(empty), io_error);
 }

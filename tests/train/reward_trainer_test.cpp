@@ -9,7 +9,6 @@
 #include <iterator>
 #include <random>
 #include <sstream>
-#include <unistd.h>
 
 #include "prefopt/models/lora.hpp"
 #include "prefopt/optim/adamw.hpp"
@@ -17,6 +16,7 @@
 #include "prefopt/train/runner.hpp"
 #include "prefopt/backends/eigen.hpp"
 #include "support/tiny_transformer.hpp"
+#include "support/files.hpp"
 
 using namespace prefopt;
 namespace fs = std::filesystem;
@@ -39,17 +39,6 @@ data::tokenized_preferences pairs(std::size_t n) {
     d.lines.push_back(i + 1);
   }
   return d;
-}
-
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("prefopt-reward-run-test-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // A tiny GPT-2 reward model whose weights and head are drawn from `seed`.
@@ -90,7 +79,7 @@ template <class RM> std::vector<float> run(RM& rm, const data::tokenized_prefere
 // other weights: the result and the metrics files must be the same.
 template <class Make> void check_resume(Make&& make, const std::string& name) {
   const auto d = pairs(9);
-  const fs::path a = scratch(name + "-a"), b = scratch(name + "-b");
+  const fs::path a = test::scratch_path(name + "-a"), b = test::scratch_path(name + "-b");
   auto first = make(1);
   const auto want = run(first, d, a, false);
   auto fresh = make(1);
@@ -103,8 +92,8 @@ template <class Make> void check_resume(Make&& make, const std::string& name) {
   CHECK(st.loss_state[0] > 0.0);  // the tokens seen so far (num_tokens)
   auto other = make(7);
   CHECK(run(other, d, b, true) == want);
-  CHECK(read(a / "metrics.jsonl") == read(b / "metrics.jsonl"));
-  CHECK(read(a / "metrics.csv") == read(b / "metrics.csv"));
+  CHECK(test::read_file(a / "metrics.jsonl") == test::read_file(b / "metrics.jsonl"));
+  CHECK(test::read_file(a / "metrics.csv") == test::read_file(b / "metrics.csv"));
   fs::remove_all(a);
   fs::remove_all(b);
 }
@@ -113,7 +102,7 @@ template <class Make> void check_resume(Make&& make, const std::string& name) {
 
 TEST_CASE("reward run: resumed from a checkpoint, the weights and metrics equal the uninterrupted run's (full model)") {
   check_resume([](std::uint64_t seed) { return full_model(seed); }, "full");
-  const fs::path dir = scratch("full-layout");
+  const fs::path dir = test::scratch_path("full-layout");
   auto rm = full_model(1);
   const auto d = pairs(9);
   run(rm, d, dir, false);

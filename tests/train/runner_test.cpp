@@ -22,6 +22,7 @@
 #include "prefopt/train/kto_trainer.hpp"
 #include "prefopt/train/runner.hpp"
 #include "support/data.hpp"
+#include "support/files.hpp"
 
 using namespace prefopt;
 using B = backends::eigen;
@@ -73,17 +74,6 @@ data::tokenized_preferences pairs(std::size_t n) {
   return d;
 }
 
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("prefopt-runner-test-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 using dpo_trainer = train::trainer<model, losses::sigmoid, optim::adamw, train::reference::frozen<model>>;
 
 // One DPO run over 24 pairs (3 steps an epoch with batch size 8) in `dir` with fresh models.
@@ -106,7 +96,7 @@ TEST_CASE("a loss or gradient that is never finite ends the run with an error na
   const auto d = pairs(24);
   SUBCASE("max_steps: stops after max_consecutive_skipped_steps, at the step it could not take") {
     dpo_run run(1e308);  // the gradient overflows: every step is skipped
-    const auto dir = scratch("skip-max-steps");
+    const auto dir = test::scratch_path("skip-max-steps");
     try {
       run.run(d, {.max_steps = 2, .batch_size = 2, .output_dir = dir, .max_consecutive_skipped_steps = 4});
       FAIL("the run did not stop");
@@ -117,12 +107,12 @@ TEST_CASE("a loss or gradient that is never finite ends the run with an error na
     }
     CHECK(run.t.global_step() == 0);
     CHECK(train::latest_checkpoint(dir) == std::nullopt);
-    CHECK(read(dir / "metrics.jsonl").empty());  // no row for a step that did not happen
+    CHECK(test::read_file(dir / "metrics.jsonl").empty());  // no row for a step that did not happen
   }
   SUBCASE("limit 0 never stops for skips in a row, but an epoch without an update still ends the run") {
     dpo_run run(1e308);
     try {
-      run.run(d, {.max_steps = 2, .batch_size = 8, .output_dir = scratch("skip-zero"), .max_consecutive_skipped_steps = 0});
+      run.run(d, {.max_steps = 2, .batch_size = 8, .output_dir = test::scratch_path("skip-zero"), .max_consecutive_skipped_steps = 0});
       FAIL("the run did not stop");
     } catch (const train::training_error& e) {
       CHECK(std::string(e.what()).find("every step of epoch 1 was skipped") != std::string::npos);
@@ -130,14 +120,14 @@ TEST_CASE("a loss or gradient that is never finite ends the run with an error na
   }
   SUBCASE("epochs: a run whose every step was skipped is an error, not success") {
     dpo_run run(1e308);
-    CHECK_THROWS_AS(run.run(d, {.epochs = 2, .batch_size = 8, .output_dir = scratch("skip-epochs"),
+    CHECK_THROWS_AS(run.run(d, {.epochs = 2, .batch_size = 8, .output_dir = test::scratch_path("skip-epochs"),
                                 .max_consecutive_skipped_steps = 10}),
                     train::training_error);
   }
   SUBCASE("a learning rate that blows the weights up: one update, then skips") {
     dpo_run run(0.1, 1e300);
     try {
-      run.run(d, {.max_steps = 3, .batch_size = 8, .output_dir = scratch("skip-lr")});
+      run.run(d, {.max_steps = 3, .batch_size = 8, .output_dir = test::scratch_path("skip-lr")});
       FAIL("the run did not stop");
     } catch (const train::training_error& e) {
       CHECK(std::string(e.what()).find("5 consecutive steps skipped") != std::string::npos);
@@ -156,7 +146,7 @@ TEST_CASE("a loss or gradient that is never finite ends the run with an error na
     }
     train::kto_trainer<model, losses::kto, optim::adamw, model> t(policy, losses::kto{}, optim::adamw{.lr = 1e-3}, {.model = &ref});
     std::ostringstream log;
-    train::runner<decltype(t), data::tokenized_unpaired> r(t, u, nullptr, {.max_steps = 2, .batch_size = 8, .output_dir = scratch("skip-kto"), .tensorboard = false,
+    train::runner<decltype(t), data::tokenized_unpaired> r(t, u, nullptr, {.max_steps = 2, .batch_size = 8, .output_dir = test::scratch_path("skip-kto"), .tensorboard = false,
                                     .max_consecutive_skipped_steps = 3, .log = &log});
     try {
       r.run();
@@ -171,12 +161,12 @@ TEST_CASE("resume: a finished run stays finished, and the metrics window straddl
   const watchdog dog(600);
   const auto d = pairs(24);
   const train::runner_options base{.max_steps = 5, .batch_size = 8, .logging_steps = 3, .save_steps = 2, .save_total_limit = 0};
-  const auto straight = scratch("straight");
+  const auto straight = test::scratch_path("straight");
   dpo_run a;
   auto oa = base;
   oa.output_dir = straight;
   CHECK(a.run(d, oa).steps == 5);
-  const auto weights = read(straight / "checkpoint-5" / "model.safetensors");
+  const auto weights = test::read_file(straight / "checkpoint-5" / "model.safetensors");
 
   SUBCASE("resuming the last checkpoint trains nothing, even when it predates the 'finished' mark") {
     for (const bool mark : {true, false}) {
@@ -193,11 +183,11 @@ TEST_CASE("resume: a finished run stays finished, and the metrics window straddl
       CHECK(s.steps == 5);
       CHECK(b.t.global_step() == 5);
       CHECK(train::read_checkpoint_state(straight / "checkpoint-5").finished);
-      CHECK(read(straight / "checkpoint-5" / "model.safetensors") == weights);
+      CHECK(test::read_file(straight / "checkpoint-5" / "model.safetensors") == weights);
     }
   }
   SUBCASE("resuming from checkpoint-2 with logging every 3 steps: the same metrics and weights") {
-    const auto resumed = scratch("resumed");
+    const auto resumed = test::scratch_path("resumed");
     fs::create_directories(resumed);
     fs::copy(straight / "checkpoint-2", resumed / "checkpoint-2", fs::copy_options::recursive);
     fs::copy(straight / "metrics.jsonl", resumed / "metrics.jsonl");  // rows past step 2 too: truncated on resume
@@ -209,15 +199,15 @@ TEST_CASE("resume: a finished run stays finished, and the metrics window straddl
     const auto s = b.run(d, ob);
     CHECK(s.resumed);
     CHECK(s.steps == 5);
-    CHECK(read(resumed / "metrics.jsonl") == read(straight / "metrics.jsonl"));
-    CHECK(read(resumed / "checkpoint-5" / "model.safetensors") == weights);
+    CHECK(test::read_file(resumed / "metrics.jsonl") == test::read_file(straight / "metrics.jsonl"));
+    CHECK(test::read_file(resumed / "checkpoint-5" / "model.safetensors") == weights);
   }
 }
 
 TEST_CASE("a fresh run refuses an output folder holding an earlier run's checkpoints") {
   const watchdog dog(300);
   const auto d = pairs(8);
-  const auto dir = scratch("fresh");
+  const auto dir = test::scratch_path("fresh");
   const train::runner_options o{.max_steps = 1, .batch_size = 8, .save_steps = 1, .output_dir = dir};
   dpo_run first;
   first.run(d, o);

@@ -10,12 +10,15 @@
 //                               ~ N(0, (σ/√(2·n_layer))²)
 //   biases                      = 0
 //   LayerNorm / RMSNorm weights = 1
+//   the token embedding's padding row (Llama family with a pad_token_id, see transformer_config's
+//   embedding_padding_row; a tied head shares it) = 0, after its draws, as nn.Embedding(padding_idx)
 // The Llama family has no residual scaling in transformers, so it is applied to GPT-2 only.
 // Draws go slice by slice in layout order, element by element, from a Box–Muller normal over
 // std::mt19937_64(seed) (detail/random.hpp): a seed gives the same weights with every compiler
 // and standard library. Only the base weights are set; attached LoRA adapters are left alone.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -70,6 +73,10 @@ void init_weights(transformer<B, Arch>& m, std::uint64_t seed, const init_option
     host.assign(s.size(), r.kind == init_rule::ones ? 1.0f : 0.0f);
     if (r.kind == init_rule::normal)
       for (auto& v : host) v = float(r.stddev * normal());
+    if (const int pad = m.config().embedding_padding_row; pad >= 0 && s.offset == m.layout().wte) {
+      const std::size_t C = std::size_t(m.config().hidden);
+      std::fill_n(host.begin() + std::ptrdiff_t(std::size_t(pad) * C), C, 0.0f);
+    }
     m.backend().upload(std::span<const float>(host), m.base_parameters().subspan(s.offset, s.size()));
   }
 }

@@ -58,6 +58,11 @@ struct transformer_config {
   // Llama-3 rope scaling ("rope_type": "llama3"); factor 0 = none.
   double rope_factor = 0.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
   int rope_original_max_positions = 8192;
+  // The token-embedding row that Llama/Qwen2/Mistral build as nn.Embedding(padding_idx =
+  // pad_token_id): the lookup adds no gradient to it (a tied head's gradient still does). A negative
+  // pad_token_id counts from the end, as torch does; absent, null or outside the vocabulary: -1,
+  // none. GPT-2 sets none.
+  int embedding_padding_row = -1;
   nlohmann::json raw{};        // the file as read (written back on save)
 
   // Rotary inverse frequencies θ_i = base^(−2i/D), i < D/2, with Llama-3 scaling when configured.
@@ -188,6 +193,13 @@ struct transformer_config {
       c.attention_bias = qwen ? true : get("attention_bias", false);
       c.o_bias = qwen ? false : c.attention_bias;
       c.mlp_bias = get("mlp_bias", false);
+      if (const auto it = j.find("pad_token_id"); it != j.end() && !it->is_null()) {
+        const std::string field = where + ": field 'pad_token_id'";
+        if (!it->is_number()) throw config_error(field, "has the wrong type (" + std::string(it->type_name()) + ")");
+        const double p = it->get<double>(), v = c.vocab_size;
+        if (!std::isfinite(p) || std::floor(p) != p) throw config_error(field, "must be a whole number, got " + json_excerpt(*it));
+        if (p >= -v && p < v) c.embedding_padding_row = int(p < 0 ? v + p : p);
+      }
       const std::string act = get("hidden_act", std::string("silu"));
       if (act != "silu") throw config_error(where + ": field 'hidden_act'", "'" + act + "' is not supported (silu only)");
       if (c.model_type == "mistral" && !get("sliding_window", nlohmann::json()).is_null() &&

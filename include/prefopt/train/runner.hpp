@@ -38,80 +38,13 @@
 #include "prefopt/train/fault.hpp"
 #include "prefopt/train/metrics_log.hpp"
 #include "prefopt/train/progress.hpp"
+#include "prefopt/train/run_data.hpp"
 #include "prefopt/train/run_guard.hpp"
+#include "prefopt/train/runner_options.hpp"
 #include "prefopt/train/tensorboard.hpp"
 #include "prefopt/train/trainer.hpp"
 
 namespace prefopt::train {
-
-struct runner_options {
-  int epochs = 1;
-  long max_steps = -1;                 // > 0 overrides epochs
-  std::size_t batch_size = 8;          // pairs per micro-batch
-  int gradient_accumulation_steps = 1;
-  std::uint64_t seed = 42;
-  bool prefix_sharing = true;
-  int pad_to_multiple_of = 0;
-  bool length_bucketing = true;
-  int logging_steps = 10;
-  int eval_steps = 0;                  // 0: at the end of each epoch
-  int save_steps = 0;                  // 0: at the end only
-  int save_total_limit = 3;
-  std::optional<std::string> early_stopping_metric{};
-  int early_stopping_patience = 3;
-  bool greater_is_better = false;
-  std::filesystem::path output_dir = "prefopt-out";
-  bool tensorboard = true;
-  bool resume = false;
-  bool overwrite = false;              // a fresh run removes an earlier run's checkpoints instead of refusing
-  int max_consecutive_skipped_steps = 5;  // that many non-finite steps in a row end the run; 0: never
-  io::dtype saved_dtype = io::dtype::f32;
-  std::ostream* log = &std::cerr;
-};
-
-struct run_summary {
-  long steps = 0;
-  long skipped_steps = 0;
-  bool stopped_early = false;
-  bool resumed = false;
-  bool already_finished = false;       // resumed from the checkpoint a finished run left: nothing trained
-  std::map<std::string, double> last_train{}, last_eval{};
-  double seconds = 0.0;
-};
-
-// Optimizer steps in one epoch of n pairs.
-inline long steps_per_epoch(std::size_t n, std::size_t batch_size, int accumulation) {
-  const std::size_t batches = (n + batch_size - 1) / batch_size;
-  return long((batches + std::size_t(accumulation) - 1) / std::size_t(accumulation));
-}
-
-// The two kinds of training data: preference pairs and unpaired (KTO) examples.
-inline std::vector<std::size_t> lengths_of(const data::tokenized_preferences& d, bool prefix_sharing) {
-  return data::row_lengths(d, prefix_sharing);
-}
-inline std::vector<std::size_t> lengths_of(const data::tokenized_unpaired& d, bool) { return data::row_lengths(d); }
-template <class Trainer>
-auto batch_of(const Trainer&, const data::tokenized_preferences& d, std::span<const std::size_t> idx, bool prefix_sharing, int pad) {
-  return data::make_batch(d, idx, prefix_sharing, pad);
-}
-template <class Trainer>
-auto batch_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, bool, int pad) {
-  return data::make_unpaired_batch(d, idx, Trainer::needs_kl, pad);
-}
-// Rows [from, to) of the planned batch `idx` (a rank's share). KTO's KL rows take their
-// completions from the whole planned batch, as one process would.
-template <class Trainer>
-auto shard_of(const Trainer& t, const data::tokenized_preferences& d, std::span<const std::size_t> idx, std::size_t from,
-              std::size_t to, bool prefix_sharing, int pad) {
-  return batch_of(t, d, idx.subspan(from, to - from), prefix_sharing, pad);
-}
-template <class Trainer>
-auto shard_of(const Trainer&, const data::tokenized_unpaired& d, std::span<const std::size_t> idx, std::size_t from,
-              std::size_t to, bool, int pad) {
-  std::vector<std::size_t> kl;
-  for (std::size_t k = from; k < to; ++k) kl.push_back(idx[(k + idx.size() - 1) % idx.size()]);
-  return data::make_unpaired_batch(d, idx.subspan(from, to - from), Trainer::needs_kl, pad, kl);
-}
 
 namespace detail {
 template <class L> std::vector<double> loss_state(const L& l) {

@@ -377,7 +377,14 @@ template <Backend B, class Arch> void transformer<B, Arch>::body_backward(int T)
       announce_layer(l);
     }
   if (base_trainable()) {
-    be_.embedding_backward(tokens_.span().first(t), dx, C, gspan(layout_.wte, std::size_t(V) * C));
+    // Llama family: the lookup skips the padding row (nn.Embedding's padding_idx), which keeps what a
+    // tied head wrote there; its C values wait in dnorm_w_, free here (the norm scratch of frozen weights).
+    const auto dwte = gspan(layout_.wte, std::size_t(V) * C);
+    const int pad = cfg_.embedding_padding_row;
+    const auto pad_row = pad >= 0 ? dwte.subspan(std::size_t(pad) * C, C) : std::span<float>{};
+    if (pad >= 0) be_.copy(std::span<const float>(pad_row), dnorm_w_.span().first(C));
+    be_.embedding_backward(tokens_.span().first(t), dx, C, dwte);
+    if (pad >= 0) be_.copy(std::span<const float>(dnorm_w_.span().first(C)), pad_row);
     if constexpr (Arch::id == architecture::gpt2)
       be_.embedding_backward(positions_.span().first(t), dx, C, gspan(layout_.wpe, std::size_t(cfg_.max_positions) * C));
   }

@@ -95,7 +95,8 @@ struct eigen_attention_ops {
     const float scale = 1.0f / std::sqrt(float(D));
     const std::int32_t* seg = lay.segment.data();
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hq);
-    const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
+    // Read by the pragma only: unused when built without OpenMP.
+    [[maybe_unused]] const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
 #pragma omp parallel if (threaded)
     {
       std::vector<float> sbuf(std::size_t(q_tile) * k_tile), abuf(std::size_t(q_tile) * D), alpha(q_tile);
@@ -145,7 +146,8 @@ struct eigen_attention_ops {
     const float scale = 1.0f / std::sqrt(float(D));
     const std::int32_t* seg = lay.segment.data();
     const std::ptrdiff_t tasks = std::ptrdiff_t(p.rows() * Hkv);
-    const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
+    // Read by the pragma only: unused when built without OpenMP.
+    [[maybe_unused]] const bool threaded = p.q_size() * p.max_length > parallel_grain && blas_inside_openmp_ok();
 #pragma omp parallel if (threaded)
     {
       std::vector<float> pbuf(std::size_t(q_tile) * k_tile), dbuf(std::size_t(q_tile) * k_tile), delta(q_tile);
