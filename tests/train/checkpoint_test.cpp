@@ -51,6 +51,16 @@ TEST_CASE("trainer state: the metrics window and skip counters round-trip exactl
   CHECK(o.log_window.empty());
   CHECK_FALSE(o.finished);
 
+  // the values behind each sum (micro-batches with gradient accumulation, as TRL averages them)
+  st.log_window_counts = {{"loss", 2.0}, {"rewards/margins", 3.0}};
+  const auto counted = train::checkpoint_state::from_json(nlohmann::json::parse(st.to_json().dump()), "trainer_state.json");
+  CHECK(counted.log_window_counts == st.log_window_counts);
+  nlohmann::json uncounted = st.to_json();  // written before the counts: one value per step behind every sum
+  uncounted.erase("log_window_counts");
+  const auto u = train::checkpoint_state::from_json(uncounted, "uncounted");
+  REQUIRE(u.log_window_counts.size() == st.log_window.size());
+  for (const auto& kv : u.log_window_counts) CHECK(kv.second == 2.0);
+
   nlohmann::json bad = st.to_json();
   bad["log_window"]["loss"] = "many";
   CHECK_THROWS_AS(train::checkpoint_state::from_json(bad, "trainer_state.json"), format_error);

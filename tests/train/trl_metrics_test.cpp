@@ -116,8 +116,8 @@ TEST_CASE("token_metrics = false: no entropy, logits/* or mean_token_accuracy (t
   CHECK(r.metrics.at("loss") == doctest::Approx(g.at("train_rows")[0].at("loss").get<double>()).epsilon(2e-5));
 }
 
-TEST_CASE("gradient accumulation: token metrics are token-weighted over the whole batch, num_tokens counts every "
-          "micro-batch") {
+TEST_CASE("gradient accumulation: each token metric is the mean of the micro-batches' ratios (TRL's averaging), "
+          "num_tokens counts every micro-batch") {
   using B = backends::eigen;
   using model = models::gpt2<B>;
   using dpo = train::trainer<model, losses::sigmoid, optim::adamw, train::reference::frozen<model>>;
@@ -131,12 +131,17 @@ TEST_CASE("gradient accumulation: token metrics are token-weighted over the whol
     for (const auto& p : parts) micro.push_back(data::make_batch(d, p, true));
     return t.step(std::span<const train::preference_batch<models::token_batch>>(micro)).metrics;
   };
-  const auto whole = step({{0, 1, 2, 3, 4, 5, 6, 7}});
-  const auto split = step({{0, 1, 2}, {3, 4, 5, 6, 7}});
-  for (const char* key : {"entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy", "num_tokens"}) {
+  const std::vector<std::size_t> a{0, 1, 2}, b{3, 4, 5, 6, 7};
+  const auto whole = step({{0, 1, 2, 3, 4, 5, 6, 7}}), first = step({a}), second = step({b});
+  const auto split = step({a, b});
+  for (const char* key : {"entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy"}) {
     CAPTURE(key);
-    CHECK(split.at(key) == doctest::Approx(whole.at(key)).epsilon(1e-6));
+    CHECK(split.at(key) == doctest::Approx((first.at(key) + second.at(key)) / 2.0).epsilon(1e-6));
   }
+  // the micro-batches have different token counts: the token-weighted ratio is another number
+  CHECK(std::abs(split.at("mean_token_accuracy") - whole.at("mean_token_accuracy")) > 1e-3);
+  CHECK(split.at("num_tokens") == whole.at("num_tokens"));
+  CHECK(split.at("num_tokens") == first.at("num_tokens") + second.at("num_tokens"));
   CHECK(whole.at("num_tokens") == g.at("train_rows")[1].at("num_tokens").get<double>());  // TRL's count after both batches
 }
 

@@ -53,16 +53,20 @@ struct checkpoint_state {
   long consecutive_skipped = 0;       // of which directly before this point
   std::map<std::string, double> log_window;  // metric sums of the steps since the last logged row
   long log_window_steps = 0;
+  std::map<std::string, double> log_window_counts;  // values behind each sum (step_result::counts)
   bool finished = false;              // the run ended here (max_steps, last epoch, early stop)
   nlohmann::json extra = nlohmann::json::object();
 
   nlohmann::json to_json() const {
     nlohmann::json window = nlohmann::json::object();
     for (const auto& [k, v] : log_window) window[k] = number_to_json(v);
+    nlohmann::json counts = nlohmann::json::object();
+    for (const auto& [k, v] : log_window_counts) counts[k] = number_to_json(v);
     return {{"global_step", global_step}, {"optimizer_steps", optimizer_steps}, {"epoch", epoch}, {"next_batch", next_batch},
             {"loss_state", loss_state},    {"best_metric", best_metric ? nlohmann::json(*best_metric) : nlohmann::json()},
             {"evals_without_improvement", evals_without_improvement}, {"skipped_steps", skipped_steps},
             {"consecutive_skipped", consecutive_skipped}, {"log_window", window}, {"log_window_steps", log_window_steps},
+            {"log_window_counts", counts},
             {"finished", finished}, {"extra", extra}, {"format", "prefopt-checkpoint-1"}};
   }
   static checkpoint_state from_json(const nlohmann::json& j, const std::string& where) {
@@ -86,6 +90,10 @@ struct checkpoint_state {
       if (const auto w = j.find("log_window"); w != j.end())
         for (const auto& [k, v] : w->items()) s.log_window[k] = number_from_json(v);
       s.log_window_steps = later_count("log_window_steps");
+      if (const auto w = j.find("log_window_counts"); w != j.end())
+        for (const auto& [k, v] : w->items()) s.log_window_counts[k] = number_from_json(v);
+      else  // written before the counts: every sum stood for one value per step
+        for (const auto& kv : s.log_window) s.log_window_counts[kv.first] = double(s.log_window_steps);
       s.finished = j.value("finished", false);
       s.extra = j.value("extra", nlohmann::json::object());
     } catch (const std::exception& e) {

@@ -8,7 +8,12 @@
 // policy with its adapters off), the policy's forward, evaluate(loss, unpaired_batch) (the KL rows
 // are detached, as in the paper and TRL), backward, clipping, the optimizer update. Gradient
 // accumulation takes the examples of all micro-batches as one loss, exactly, like trainer<>.
-// Metrics: loss, kl, rewards/chosen, rewards/rejected, rewards/margins, logps/*, grad_norm, learning_rate.
+// Metrics: loss, kl, rewards/chosen, rewards/rejected, rewards/margins, logps/*, grad_norm, learning_rate,
+// and TRL's KTOTrainer token metrics (train/token_metrics.hpp): entropy, logits/chosen,
+// logits/rejected over the examples' completion tokens (desirable ones are "chosen"), the mean over
+// the micro-batches as TRL logs them, and num_tokens (the examples' prompt + completion tokens seen
+// so far, not the KL rows; a checkpoint keeps it). training_args::token_metrics = false leaves out
+// all but num_tokens.
 // Data parallel (Comm other than comm::none): as trainer<>, every rank's examples are gathered
 // between the two passes, so the loss and the KL baseline are the global batch's on every rank;
 // each rank runs backward for its own examples and the gradient is summed over the ranks (its
@@ -26,6 +31,7 @@
 #include "prefopt/models/concepts.hpp"
 #include "prefopt/optim/clip.hpp"
 #include "prefopt/optim/concepts.hpp"
+#include "prefopt/train/token_metrics.hpp"
 #include "prefopt/train/trainer.hpp"
 
 namespace prefopt::train {
@@ -68,9 +74,10 @@ public:
     detail::gradient_reduce<Comm, Model> reduce(comm_, policy_, !zero_, args_.overlap_reduce, args_.reduce_bucket);
     unpaired_batch<double> all;
     std::vector<std::size_t> first;
+    token_totals tok;
     for (std::size_t m = 0; m < micro.size(); ++m) {  // log-probs of every row, without activations
       first.push_back(all.size());
-      append(all, score(micro[m], false, m), micro[m]);
+      append(all, score(micro[m], false, m, &tok), micro[m]);
     }
     std::size_t mine = 0;  // this rank's first example in the global batch
     const unpaired_result<double> r = evaluate(loss_, comm_.size() > 1 ? gather_unpaired(comm_, all, mine) : all);
@@ -82,17 +89,29 @@ public:
         for (std::size_t i = 0; i < n; ++i) d[i] = r.d_policy[mine + first[m] + i];
         reduce.backward(m + 1 == micro.size(), [&] { policy_.backward(std::span<const double>(d)); });
       }
-    return detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, r.metrics, reduce,
-                          [&] { detail::check_weights(comm_, policy_, args_, step_); });
+    tok.all_reduce(comm_);
+    std::map<std::string, double> metrics = r.metrics, counts;
+    tok.put_unpaired(metrics, &counts);
+    if (tok.has_lengths) num_tokens_ += tok.input_tokens(), metrics["num_tokens"] = num_tokens_;
+    step_result out = detail::update(comm_, zero_, policy_, opt_, state_, args_, step_, r.loss, std::move(metrics), reduce,
+                                     [&] { detail::check_weights(comm_, policy_, args_, step_); });
+    if (micro.size() > 1) out.counts = std::move(counts);
+    return out;
   }
 
   template <class Batch> std::map<std::string, double> evaluate_batch(const Batch& b) {
     unpaired_batch<double> all;
-    append(all, score(b, false), b);
+    token_totals tok;
+    append(all, score(b, false, std::nullopt, &tok), b);
     unpaired_result<double> r = evaluate(loss_, all);
     r.metrics["loss"] = r.loss;
+    tok.put_unpaired(r.metrics);
     return r.metrics;
   }
+
+  // Prompt + completion tokens of every example trained on so far, all ranks (TRL's num_tokens).
+  double num_tokens() const { return num_tokens_; }
+  void set_num_tokens(double n) { num_tokens_ = n; }
 
   long global_step() const { return step_; }
   void set_global_step(long s) { step_ = s; }
@@ -111,7 +130,10 @@ private:
   };
   // Reference (first: it must not overwrite the policy's activations) and policy log-probs of every row.
   // micro: the micro-batch index of a training forward (dropout on); none: evaluation.
-  template <class Batch> scored score(const Batch& b, bool keep, std::optional<std::size_t> micro = std::nullopt) {
+  // tok: where the token statistics of the policy's forward go (not computed when null); the
+  // lengths behind num_tokens are counted for a training forward only.
+  template <class Batch>
+  scored score(const Batch& b, bool keep, std::optional<std::size_t> micro = std::nullopt, token_totals* tok = nullptr) {
     scored s;
     models::forward_options o;
     o.keep_activations = false;
@@ -126,8 +148,14 @@ private:
     models::forward_options p;
     p.keep_activations = keep;
     if (micro && !args_.disable_dropout) p.dropout_seed = args_.dropout_seed(step_, *micro);
+    p.token_stats = tok && args_.token_metrics;
     policy_.forward(b.sequences, lp, p);
     s.policy = lp.logp;
+    if (tok) {
+      const std::size_t n = b.examples;
+      const std::vector<int> lengths = micro ? sequence_lengths_of(b.sequences) : std::vector<int>{};
+      tok->add_rows(lp, n, [&](std::size_t i) { return b.desirable[i] != 0; }, std::span<const int>(lengths));
+    }
     return s;
   }
   template <class Batch> static void append(unpaired_batch<double>& all, const scored& s, const Batch& b) {
@@ -155,6 +183,7 @@ private:
   std::optional<train::zero_shard> zero_;  // ZeRO-1: this rank's range of the optimizer state
   typename Optimizer::template state<backend_type> state_;
   long step_ = 0;
+  double num_tokens_ = 0.0;
 };
 
 } // namespace prefopt::train

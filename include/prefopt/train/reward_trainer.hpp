@@ -7,7 +7,11 @@
 //   ∂loss/∂r_c,i = −σ(−z_i)/N + 2·coef·(r_c,i + r_r,i)/N,   ∂loss/∂r_r,i = +σ(−z_i)/N + 2·coef·(r_c,i + r_r,i)/N.
 // Metrics, TRL's names: loss, accuracy (mean [r_c > r_r]), margin (mean r_c − r_r), min_reward,
 // mean_reward, max_reward (over all 2N scores), num_tokens (tokens seen so far, padding excluded),
-// plus grad_norm and learning_rate as every trainer.
+// plus grad_norm and learning_rate as every trainer. As TRL's RewardTrainer logs them (each
+// forward appends its values to a list, log() takes the list's mean), a step with several
+// micro-batches reports the mean over its micro-batches of each one's accuracy, margin and
+// min/mean/max_reward; evaluation reports them per eval batch with eval_num_tokens, the training
+// count so far (train/runner.hpp).
 //
 // Gradient accumulation is exact: every term is a mean over pairs, so micro-batch k's gradient is
 // scaled by its share of the step's pairs. Two parameter groups (the body, the score head) get one
@@ -170,7 +174,7 @@ public:
     rm_.zero_grad();
     double N = 0.0;
     for (const auto& mb : micro) N += double(mb.pairs());
-    std::vector<double> rc, rr, all;
+    std::map<std::string, double> metrics;  // Σ over the micro-batches, then / their number
     double loss = 0.0;
     for (std::size_t m = 0; m < micro.size(); ++m) {
       const auto& mb = micro[m];
@@ -182,16 +186,20 @@ public:
       const std::span<const double> c(s.data(), B), r(s.data() + B, B);
       const reward_loss_result lr = bradley_terry_loss(loss_.loss, c, r, mb.margin, N);
       loss += lr.loss;
-      rc.insert(rc.end(), c.begin(), c.end()), rr.insert(rr.end(), r.begin(), r.end());
+      for (const auto& [key, v] : score_metrics({c.begin(), c.end()}, {r.begin(), r.end()})) metrics[key] += v;
       for (const auto& t : mb.sequences.tokens.segment) loss_.tokens += t >= 0 ? 1 : 0;
       std::vector<double> d(lr.d_chosen);
       d.insert(d.end(), lr.d_rejected.begin(), lr.d_rejected.end());
       if (std::isfinite(lr.loss)) rm_.backward(d);
     }
-    auto metrics = score_metrics(rc, rr);
+    for (auto& kv : metrics) kv.second /= double(micro.size());
+    std::map<std::string, double> counts;
+    if (micro.size() > 1)
+      for (const auto& kv : metrics) counts[kv.first] = double(micro.size());
     metrics["num_tokens"] = double(loss_.tokens);
     step_result out;
     out.metrics = std::move(metrics);
+    out.counts = std::move(counts);
     out.metrics["loss"] = loss;
     auto& be = rm_.backend();
     const double norm = std::sqrt(be.sum_squares(rm_.body_gradients()) + be.sum_squares(rm_.head_gradients()));
@@ -243,6 +251,10 @@ public:
     m["max_reward"] = hi;
     return m;
   }
+
+  // Prompt + completion tokens of every chosen and rejected sequence trained on so far (TRL's
+  // num_tokens; train::runner logs it as eval_num_tokens too). The checkpoint keeps it as loss_state.
+  double num_tokens() const { return double(loss_.tokens); }
 
   long global_step() const { return step_; }
   void set_global_step(long s) { step_ = s; }

@@ -151,20 +151,30 @@ public:
         } else {
           st.consecutive_skipped = 0;
           epoch_updated = true;
-          for (const auto& [key, v] : r.metrics)
-            if (key != "num_tokens") st.log_window[key] += v;  // a running count: the row takes its last value
+          for (const auto& [key, v] : r.metrics) {
+            if (key == "num_tokens") continue;  // a running count: the row takes its last value
+            // TRL's row: the mean over the window of every value logged (a step stands for as many as its counts say)
+            const auto c = r.counts.find(key);
+            const double n = c == r.counts.end() ? 1.0 : c->second;
+            st.log_window[key] += v * n, st.log_window_counts[key] += n;
+          }
           ++st.log_window_steps;
         }
         const double epoch_pos = epoch + double(std::min(plan.size(), b0 + k)) / double(plan.size());
         if (!r.skipped && (step % o_.logging_steps == 0 || step == total)) {
           metric_values row{{"epoch", epoch_pos}};
-          for (auto& [key, v] : st.log_window) row.emplace_back(key, v / double(st.log_window_steps));
+          auto mean = [&](const std::string& key, double v) {
+            const auto c = st.log_window_counts.find(key);
+            return v / (c != st.log_window_counts.end() && c->second > 0.0 ? c->second : double(st.log_window_steps));
+          };
+          for (auto& [key, v] : st.log_window) row.emplace_back(key, mean(key, v));
           if (const auto n = r.metrics.find("num_tokens"); n != r.metrics.end()) row.emplace_back(n->first, n->second);
           if (st.skipped_steps) row.emplace_back("skipped_steps", double(st.skipped_steps));
           if (log) log->log(step, row);
           summary.last_train = st.log_window;
-          for (auto& [key, v] : summary.last_train) v /= double(st.log_window_steps);
+          for (auto& [key, v] : summary.last_train) v = mean(key, v);
           st.log_window.clear();
+          st.log_window_counts.clear();
           st.log_window_steps = 0;
         }
         bar.update(step, {{"loss", r.metrics.count("loss") ? r.metrics.at("loss") : NAN}});

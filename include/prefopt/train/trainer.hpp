@@ -97,6 +97,10 @@ struct training_args {
 
 struct step_result {
   std::map<std::string, double> metrics{};
+  // For a metric that is a mean over the step's forwards (TRL appends one value per micro-batch
+  // and logs the mean of the list): how many values it stands for; absent: 1. The runner weights
+  // a logging window's steps by it, so a row is the mean over the window's forwards, as TRL's.
+  std::map<std::string, double> counts{};
   bool skipped = false;               // true: non-finite loss or gradient, weights untouched
   std::string skip_reason{};
 };
@@ -235,7 +239,12 @@ public:
     if (!whole) whole = evaluate(loss_, full);
     tok.all_reduce(comm_);
     if (tok.has_lengths) num_tokens_ += tok.input_tokens();
-    return finish(full, *whole, reduce, tok);
+    step_result out = finish(full, *whole, reduce, tok);
+    if (micro.size() > 1)  // TRL logs each of its metrics per micro-batch: loss, grad_norm and learning_rate are not
+      for (const auto& kv : out.metrics)
+        if (kv.first != "loss" && kv.first != "grad_norm" && kv.first != "learning_rate" && kv.first != "num_tokens")
+          out.counts[kv.first] = double(micro.size());
+    return out;
   }
 
   // Loss and metrics of a batch without touching the weights (evaluation on held-out pairs).
