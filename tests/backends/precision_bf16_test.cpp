@@ -1,4 +1,4 @@
-// The bf16 precision setting of the host backends (core/bf16.hpp, docs/backends.md "Precision"):
+// The bf16 precision setting of the host backends (eigen, xtensor) (core/bf16.hpp, docs/backends.md "Precision"):
 // under bf16, gemm and attention equal the fp32 ops applied to inputs rounded to bf16 beforehand
 // (bit for bit: the emulation is defined as exactly that), and differ from plain fp32 by no more
 // than bf16's rounding allows.
@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "backends/transformer_ops_reference.hpp"
-#include "prefopt/backends/eigen.hpp"
 #include "prefopt/core/bf16.hpp"
+#include "support/backends.hpp"
 
 using namespace prefopt;
 using namespace prefopt::test::ref;
@@ -20,8 +20,8 @@ fvec rounded(const fvec& x) {
   for (std::size_t i = 0; i < x.size(); ++i) r[i] = round_bf16(x[i]);
   return r;
 }
-backends::eigen bf16_eigen() {
-  backends::eigen be;
+template <class B> B bf16_backend() {
+  B be;
   be.matmul_precision = precision::bf16;
   return be;
 }
@@ -29,9 +29,10 @@ std::span<const float> cs(const fvec& v) { return {v.data(), v.size()}; }
 std::span<float> ms(fvec& v) { return {v.data(), v.size()}; }
 } // namespace
 
-TEST_CASE("eigen gemm under bf16 = fp32 gemm of bf16-rounded inputs, every transpose, alpha and beta") {
-  const backends::eigen fp32;
-  const backends::eigen bf16 = bf16_eigen();
+TEST_CASE_TEMPLATE("gemm under bf16 = fp32 gemm of bf16-rounded inputs, every transpose, alpha and beta", B,
+                   PREFOPT_CPU_BACKENDS) {
+  const B fp32;
+  const B bf16 = bf16_backend<B>();
   const int m = 7, n = 9, k = 33;
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb) {
@@ -61,9 +62,10 @@ TEST_CASE("eigen gemm under bf16 = fp32 gemm of bf16-rounded inputs, every trans
     }
 }
 
-TEST_CASE("eigen attention under bf16 = fp32 attention of bf16-rounded Q, K, V (and dO in backward)") {
-  const backends::eigen fp32;
-  const backends::eigen bf16 = bf16_eigen();
+TEST_CASE_TEMPLATE("attention under bf16 = fp32 attention of bf16-rounded Q, K, V (and dO in backward)", B,
+                   PREFOPT_CPU_BACKENDS) {
+  const B fp32;
+  const B bf16 = bf16_backend<B>();
   attention_case c;
   c.row_offsets = {0, 5, 14, 21};
   c.segment = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 1, 1, -1, 2, 2};
@@ -93,9 +95,10 @@ TEST_CASE("eigen attention under bf16 = fp32 attention of bf16-rounded Q, K, V (
   CHECK(dv == wv);
 }
 
-TEST_CASE("the precision setting travels with copies of the backend; fp32 is the default") {
-  const backends::eigen be;
+TEST_CASE_TEMPLATE("the precision setting travels with copies of the backend; fp32 is the default", B, PREFOPT_CPU_BACKENDS) {
+  const B be;
   CHECK(be.matmul_precision == precision::fp32);
-  const backends::eigen copy = bf16_eigen();
+  const B made = bf16_backend<B>();
+  const B copy = made;
   CHECK(copy.matmul_precision == precision::bf16);
 }

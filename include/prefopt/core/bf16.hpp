@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 #if !defined(__CUDA_ARCH__)
 #include <bit>
 #endif
@@ -63,6 +64,13 @@ PREFOPT_HD inline float round_bf16(float f) noexcept { return from_bf16(to_bf16(
 // Rounds src to bf16 values into dst (the CPU emulation's copy of an operand).
 inline void round_bf16(std::span<const float> src, std::span<float> dst) noexcept {
   for (std::size_t i = 0; i < src.size() && i < dst.size(); ++i) dst[i] = round_bf16(src[i]);
+}
+
+// A bf16-rounded copy of x (a host backend's emulation of a bf16 operand).
+inline std::vector<float> round_bf16_copy(std::span<const float> x) {
+  std::vector<float> r(x.size());
+  round_bf16(x, r);
+  return r;
 }
 
 enum class precision { fp32, bf16 };

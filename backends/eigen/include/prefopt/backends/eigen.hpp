@@ -51,10 +51,7 @@ struct eigen : host_backend_base,
 
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     if (matmul_precision == precision::bf16) {
-      std::vector<float> ra(a.size()), rb(b.size());
-      round_bf16(a, ra);
-      round_bf16(b, rb);
-      gemm_fp32(g, ra, rb, c);
+      gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
     } else {
       gemm_fp32(g, a, b, c);
     }
@@ -83,7 +80,7 @@ struct eigen : host_backend_base,
                          const attention_layout& lay, const attention_shape& sh, std::span<float> out,
                          std::span<float> lse) const {
     if (matmul_precision != precision::bf16) return eigen_attention_ops::attention_forward(q, k, v, lay, sh, out, lse);
-    const std::vector<float> rq = rounded(q), rk = rounded(k), rv = rounded(v);
+    const std::vector<float> rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
     eigen_attention_ops::attention_forward(rq, rk, rv, lay, sh, out, lse);
   }
   void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
@@ -92,7 +89,7 @@ struct eigen : host_backend_base,
                           std::span<float> dk, std::span<float> dv) const {
     if (matmul_precision != precision::bf16)
       return eigen_attention_ops::attention_backward(dout, q, k, v, out, lse, lay, sh, dq, dk, dv);
-    const std::vector<float> rd = rounded(dout), rq = rounded(q), rk = rounded(k), rv = rounded(v);
+    const std::vector<float> rd = round_bf16_copy(dout), rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
     eigen_attention_ops::attention_backward(rd, rq, rk, rv, out, lse, lay, sh, dq, dk, dv);
   }
 
@@ -157,11 +154,6 @@ struct eigen : host_backend_base,
   }
 
 private:
-  static std::vector<float> rounded(std::span<const float> x) {
-    std::vector<float> r(x.size());
-    round_bf16(x, r);
-    return r;
-  }
   static Eigen::Map<Eigen::VectorXf> vec(std::span<float> x) { return {x.data(), Eigen::Index(x.size())}; }
   static Eigen::Map<const Eigen::VectorXf> cvec(std::span<const float> x) {
     return {x.data(), Eigen::Index(x.size())};
