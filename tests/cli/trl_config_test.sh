@@ -57,8 +57,8 @@ grep -q "dropped as TRL drops them: the prompt fills max_length" "$WORK/short.lo
 # Errors name TRL's key, with the YAML line.
 printf 'beta: 0.1\nlearing_rate: 1e-6\n' > "$WORK/typo.yaml"
 expect_fail "typo.yaml:2: field 'learing_rate': is not a TRL" "$PREFOPT" train --config "$WORK/typo.yaml"
-printf 'beta: 0.1\nbf16: true\n' > "$WORK/bf16.yaml"
-expect_fail "bf16.yaml:2: field 'bf16': true is not supported" "$PREFOPT" train --config "$WORK/bf16.yaml"
+printf 'beta: 0.1\nbf16: 2\n' > "$WORK/bf16.yaml"
+expect_fail "bf16.yaml:2: field 'bf16': expected true or false" "$PREFOPT" train --config "$WORK/bf16.yaml"
 printf 'learning_rate: 1e-6\noptimizer:\n  type: sgd\n' > "$WORK/mixed.yaml"
 expect_fail "mixed.yaml:2: field 'optimizer': is one of prefopt's sections" "$PREFOPT" train --config "$WORK/mixed.yaml"
 printf 'beta: [0.1\n' > "$WORK/broken.yaml"

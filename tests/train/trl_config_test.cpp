@@ -152,7 +152,10 @@ TEST_CASE("ignored fields take any value; restricted ones only their accepted va
       CHECK(e.find("is not supported") != std::string::npos);
     }
   }
-  CHECK(error_of([] { read(json{{"bf16", true}}); }).find("f32") != std::string::npos);
+  CHECK(read(json{{"bf16", true}}).training.precision == "bf16");
+  CHECK(read(json{{"bf16", false}}).training.precision == "fp32");
+  CHECK(read(json{{"bf16", nullptr}}).training.precision == "fp32");
+  CHECK(error_of([] { read(json{{"bf16", "yes please"}}); }).find("field 'bf16'") != std::string::npos);
 }
 
 TEST_CASE("wrong types name TRL's key; text that is a number is taken as TRL's parser takes it") {

@@ -17,6 +17,7 @@
 
 #include "args.hpp"
 #include "model_loader.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/json.hpp"
 #include "prefopt/core/reflect.hpp"
 #include "prefopt/data/chat_template.hpp"
@@ -320,6 +321,20 @@ inline data::tokenized_unpaired split_eval(data::tokenized_unpaired& d, double s
   return e;
 }
 
+// The backend with the run's training.precision (core/bf16.hpp); a backend without the setting
+// runs fp32 only.
+template <class B> B backend_for(const train::run_config& cfg) {
+  const precision p = parse_precision(cfg.training.precision, "config: field 'training.precision'");
+  B backend{};
+  if constexpr (requires { backend.matmul_precision = p; }) {
+    backend.matmul_precision = p;
+  } else if (p != precision::fp32) {
+    throw config_error("config: field 'training.precision'",
+                       "bf16 is not available on the " + std::string(B::name) + " backend (fp32 only)");
+  }
+  return backend;
+}
+
 // Opens the policy as its concrete type (gpt2/llama over B, with LoRA when configured) and calls fn(model).
 // row_length and rows_per_example size the memory estimate checked before the model is built
 // (check_run_memory): the data's longest row (data::longest_row), and the rows one example takes
@@ -333,7 +348,7 @@ void with_policy(const train::run_config& cfg, Fn&& fn, std::size_t row_length =
   const std::filesystem::path dir(cfg.model);
   const auto mc = models::transformer_config::from_file(dir / "config.json");
   if (row_length == 0) row_length = std::size_t(std::min(cfg.data.max_length.value_or(mc.max_positions), mc.max_positions));
-  const B backend{};
+  const B backend = backend_for<B>(cfg);
   if constexpr (B::host_memory) {
     check_run_memory(cfg, mc, row_length, rows_per_example, training, std::cerr);
   } else {

@@ -1,9 +1,10 @@
 // backends/cuda/src/blas1.cu — fill, axpy, scale, dot partial sums, row softmax, gather/scatter,
-// optimizer updates: one thread per element (grid-stride) or one block per row.
+// bf16 rounding (core/bf16.hpp), optimizer updates: one thread per element (grid-stride) or one block per row.
 #include <cmath>
 
 #include "launch.cuh"
 #include "prefopt/backends/cuda/kernels.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/optim/update_rules.hpp"
 
 namespace prefopt::backends::cuda_kernels {
@@ -25,6 +26,12 @@ __global__ void scale_matrix_k(float* c, int m, int n, int ldc, float beta) {
     float& x = c[(e / std::size_t(n)) * std::size_t(ldc) + e % std::size_t(n)];
     x = beta == 0.0f ? 0.0f : beta * x;
   }
+}
+__global__ void to_bf16_k(const float* x, std::uint16_t* y, std::size_t n) {
+  PREFOPT_GRID_STRIDE(i, n) y[i] = prefopt::to_bf16(x[i]);
+}
+__global__ void round_bf16_k(const float* x, float* y, std::size_t n) {
+  PREFOPT_GRID_STRIDE(i, n) y[i] = prefopt::round_bf16(x[i]);
 }
 __global__ void dot_k(const float* x, const float* y, std::size_t n, double* partial) {
   __shared__ double buf[threads];
@@ -110,6 +117,14 @@ cudaError_t scale(float* x, std::size_t n, float a, cudaStream_t s) {
 cudaError_t scale_matrix(float* c, int m, int n, int ldc, float beta, cudaStream_t s) {
   const std::size_t total = std::size_t(m) * std::size_t(n);
   if (total) scale_matrix_k<<<detail::blocks_for(total), threads, 0, s>>>(c, m, n, ldc, beta);
+  return cudaGetLastError();
+}
+cudaError_t to_bf16(const float* x, std::uint16_t* y, std::size_t n, cudaStream_t s) {
+  if (n) to_bf16_k<<<detail::blocks_for(n), threads, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+cudaError_t round_bf16(const float* x, float* y, std::size_t n, cudaStream_t s) {
+  if (n) round_bf16_k<<<detail::blocks_for(n), threads, 0, s>>>(x, y, n);
   return cudaGetLastError();
 }
 int reduce_blocks(std::size_t n) {

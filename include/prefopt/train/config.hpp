@@ -89,7 +89,8 @@ struct training_settings {
     (double, memory_limit_gib),                // 0: the machine's memory; > 0: this many GiB; < 0: no check
     (bool, gradient_checkpointing),           // keep each layer's input only, recompute the layer in backward
     (int, zero),                               // 1: ZeRO-1 under mpirun (optimizer state split across ranks); 0: off
-    (bool, overlap_reduce));                   // under mpirun: start gradient buckets' all-reduce during backward
+    (bool, overlap_reduce),                    // under mpirun: start gradient buckets' all-reduce during backward
+    (std::string, precision));                 // fp32 or bf16: matrix products and attention (docs/backends.md)
 };
 
 struct output_settings {
@@ -124,7 +125,7 @@ inline run_config default_for(std::type_identity<run_config>) {
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6, 0};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0, true};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0, true, "fp32"};
   c.output = {"prefopt-out", true, false, "f32", false};
   return c;
 }
@@ -161,6 +162,7 @@ inline void validate(const run_config& c) {
   if (c.reference.sync_steps <= 0) bad("reference.sync_steps", "must be > 0");
   if (!(c.reference.mixup_alpha >= 0.0 && c.reference.mixup_alpha <= 1.0)) bad("reference.mixup_alpha", "must lie in [0, 1]");
   if (c.optimizer.max_grad_norm < 0.0) bad("optimizer.max_grad_norm", "must be >= 0 (0 disables clipping)");
+  if (c.training.precision != "fp32" && c.training.precision != "bf16") bad("training.precision", "must be fp32 or bf16, is '" + c.training.precision + "'");
   if (c.output.dtype != "f32" && c.output.dtype != "bf16") bad("output.dtype", "must be f32 or bf16");
   if (c.lora) {
     if (c.lora->r <= 0) bad("lora.r", "must be > 0");

@@ -131,7 +131,7 @@ inline constexpr field fields[] = {
   {"data_seed", ta, restricted, "batches are drawn from seed", "null"},
   {"gradient_checkpointing", ta, mapped, "training.gradient_checkpointing"},
   {"gradient_checkpointing_kwargs", ta, ignored, "one checkpointing scheme"},
-  {"bf16", ta, restricted, "prefopt computes in f32 (TRL's null means bf16 autocast: compare with bf16: false)", "null | false"},
+  {"bf16", ta, converted, "true: training.precision bf16; false: fp32; null (TRL: bf16 where the hardware has it): prefopt's fp32"},
   {"fp16", ta, restricted, "prefopt computes in f32", "false"},
   {"tf32", ta, ignored, "arithmetic is full f32 (the cuda backend does not use TF32)"},
   {"use_cpu", ta, ignored, "the device is prefopt's backend option (eigen, the CPU, by default)"},

@@ -122,6 +122,8 @@ struct trl_reader {
       set(key, "data.pad_to_multiple_of", v.is_null() || v == "auto" || v == "none" || v == "None" ? nlohmann::json(0) : v);
     } else if (key == "precompute_ref_batch_size") {
       set(key, "reference.precompute_batch_size", v.is_null() ? nlohmann::json(0) : v);
+    } else if (key == "bf16") {
+      if (!v.is_null()) set(key, "training.precision", flag(key) ? "bf16" : "fp32");
     } else if (key == "resume_from_checkpoint") {
       if (v.is_string()) fail(key, "a checkpoint path is not supported: set output_dir to the run's folder and true here");
       set(key, "training.resume", flag(key));

@@ -1,6 +1,6 @@
 // prefopt/backends/cuda.hpp — the GPU backend: cuBLASLt GEMMs and prefopt's own kernels.
 //
-//   using backend = prefopt::backends::cuda;           // fp32 storage and math
+//   using backend = prefopt::backends::cuda;           // fp32 storage; matmul_precision: fp32 or bf16
 //   auto policy = prefopt::models::from_pretrained<prefopt::models::gpt2<backend>>(backend{}, dir);
 //
 // Buffers are device memory (host_memory = false): models and trainers read them on the host only
@@ -31,6 +31,7 @@
 #include "prefopt/backends/cuda/optim.hpp"
 #include "prefopt/backends/cuda/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 
@@ -45,6 +46,11 @@ class cuda : public cuda_detail::cuda_blas_ops<cuda>,
 public:
   static constexpr std::string_view name = "cuda";
   static constexpr bool host_memory = false;
+
+  // bf16 (core/bf16.hpp): gemm multiplies bf16 copies of A and B in cuBLASLt (fp32 compute and
+  // output); attention reads bf16-rounded Q, K, V (and dO). Weights, gradients and optimizer state
+  // stay fp32 buffers.
+  precision matmul_precision = precision::fp32;
   template <class T> using buffer = cuda_detail::device_buffer<T>;
 
   // The process's shared context of device 0 (created on first use).

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "prefopt/backends/eigen/attention.hpp"
 #include "prefopt/backends/eigen/common.hpp"
@@ -21,6 +22,7 @@
 #include "prefopt/backends/eigen/norms.hpp"
 #include "prefopt/backends/eigen/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_backend.hpp"
 #include "prefopt/core/transformer_ops.hpp"
@@ -36,12 +38,25 @@ struct eigen : host_backend_base,
                detail::eigen_lm_head_ops {
   static constexpr std::string_view name = "eigen";
 
+  // ---- precision (core/bf16.hpp) ---------------------------------------------------------
+  // bf16: gemm and attention round their inputs to bf16 first and compute in fp32 — an
+  // emulation of the GPU's bf16 path, there to check it (each call copies its operands; it is
+  // slower than fp32, never faster).
+  precision matmul_precision = precision::fp32;
+
   // ---- blas ------------------------------------------------------------------------------
   using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using cmap = Eigen::Map<const row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   using mmap = Eigen::Map<row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
 
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    if (matmul_precision == precision::bf16) {
+      gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
+    } else {
+      gemm_fp32(g, a, b, c);
+    }
+  }
+  void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
     detail::require_size(a.size(), detail::span_of(ar, ac, g.lda), "gemm", "A");
@@ -59,6 +74,25 @@ struct eigen : host_backend_base,
     else if (!g.trans_a && g.trans_b) C.noalias() += g.alpha * A * B.transpose();
     else C.noalias() += g.alpha * A.transpose() * B.transpose();
   }
+
+  // ---- attention (eigen/attention.hpp), its inputs rounded first under bf16 -------------
+  void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
+                         const attention_layout& lay, const attention_shape& sh, std::span<float> out,
+                         std::span<float> lse) const {
+    if (matmul_precision != precision::bf16) return eigen_attention_ops::attention_forward(q, k, v, lay, sh, out, lse);
+    const std::vector<float> rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
+    eigen_attention_ops::attention_forward(rq, rk, rv, lay, sh, out, lse);
+  }
+  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                          std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                          const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                          std::span<float> dk, std::span<float> dv) const {
+    if (matmul_precision != precision::bf16)
+      return eigen_attention_ops::attention_backward(dout, q, k, v, out, lse, lay, sh, dq, dk, dv);
+    const std::vector<float> rd = round_bf16_copy(dout), rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
+    eigen_attention_ops::attention_backward(rd, rq, rk, rv, out, lse, lay, sh, dq, dk, dv);
+  }
+
   void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
     detail::require_size(y.size(), x.size(), "axpy", "y");
     vec(y).head(Eigen::Index(x.size())) += alpha * cvec(x);

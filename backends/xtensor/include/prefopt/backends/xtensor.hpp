@@ -26,6 +26,7 @@
 #include "prefopt/backends/xtensor/norms.hpp"
 #include "prefopt/backends/xtensor/pointwise.hpp"
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_backend.hpp"
 #include "prefopt/core/transformer_ops.hpp"
@@ -40,8 +41,17 @@ struct xtensor : host_backend_base,
                  xdetail::xtensor_lm_head_ops {
   static constexpr std::string_view name = "xtensor";
 
+  // ---- precision (core/bf16.hpp) ---------------------------------------------------------
+  // bf16: gemm and attention round copies of their inputs to bf16 and compute in fp32, as the
+  // eigen backend's emulation (for checking, not speed).
+  precision matmul_precision = precision::fp32;
+
   // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    if (matmul_precision == precision::bf16) gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
+    else gemm_fp32(g, a, b, c);
+  }
+  void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
     xdetail::require_size(a.size(), op_checks::span_of(ar, ac, g.lda), "gemm", "A");
@@ -61,6 +71,23 @@ struct xtensor : host_backend_base,
     if (g.beta == 0.0f) C = g.alpha * AB;
     else C = g.alpha * AB + g.beta * C;
   }
+  // ---- attention (xtensor/attention.hpp), its inputs rounded first under bf16 -----------
+  void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
+                         const attention_layout& lay, const attention_shape& sh, std::span<float> out,
+                         std::span<float> lse) const {
+    if (matmul_precision != precision::bf16) return xtensor_attention_ops::attention_forward(q, k, v, lay, sh, out, lse);
+    xtensor_attention_ops::attention_forward(round_bf16_copy(q), round_bf16_copy(k), round_bf16_copy(v), lay, sh, out, lse);
+  }
+  void attention_backward(std::span<const float> dout, std::span<const float> q, std::span<const float> k,
+                          std::span<const float> v, std::span<const float> out, std::span<const float> lse,
+                          const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
+                          std::span<float> dk, std::span<float> dv) const {
+    if (matmul_precision != precision::bf16)
+      return xtensor_attention_ops::attention_backward(dout, q, k, v, out, lse, lay, sh, dq, dk, dv);
+    xtensor_attention_ops::attention_backward(round_bf16_copy(dout), round_bf16_copy(q), round_bf16_copy(k),
+                                              round_bf16_copy(v), out, lse, lay, sh, dq, dk, dv);
+  }
+
   void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
     xdetail::require_size(y.size(), x.size(), "axpy", "y");
     auto Y = xdetail::vector(y.data(), x.size());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "prefopt/backends/cuda/common.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 
 namespace prefopt::backends::cuda_detail {
@@ -91,6 +92,12 @@ template <class Self> struct cuda_attention_ops {
     check_head_dim(sh, op);
     const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
     op_checks::attention_forward({t.q_size, t.kv_size, rows}, q.size(), k.size(), v.size(), out.size(), lse.size());
+    if (self().matmul_precision == precision::bf16) {  // the kernels read bf16-rounded Q, K, V
+      const auto rq = rounded(q, op), rk = rounded(k, op), rv = rounded(v, op);
+      check(cuda_kernels::flash_attention_forward(t.args, rq.data(), rk.data(), rv.data(), out.data(), lse.data(), cx.stream()),
+            op);
+      return;
+    }
     check(cuda_kernels::flash_attention_forward(t.args, q.data(), k.data(), v.data(), out.data(), lse.data(), cx.stream()),
           op);
   }
@@ -106,6 +113,13 @@ template <class Self> struct cuda_attention_ops {
     op_checks::attention_backward({t.q_size, t.kv_size, rows}, dout.size(), q.size(), k.size(), v.size(), out.size(),
                                   lse.size(), dq.size(), dk.size(), dv.size());
     device_buffer<float> delta(self().shared_context(), std::max<std::size_t>(rows, 1));
+    if (self().matmul_precision == precision::bf16) {  // rounded dO, Q, K, V (out and lse as the forward left them)
+      const auto rd = rounded(dout, op), rq = rounded(q, op), rk = rounded(k, op), rv = rounded(v, op);
+      check(cuda_kernels::flash_attention_backward(t.args, rd.data(), rq.data(), rk.data(), rv.data(), out.data(),
+                                                   lse.data(), delta.data(), dq.data(), dk.data(), dv.data(), cx.stream()),
+            op);
+      return;
+    }
     check(cuda_kernels::flash_attention_backward(t.args, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
                                                  delta.data(), dq.data(), dk.data(), dv.data(), cx.stream()),
           op);
@@ -141,6 +155,12 @@ private:
                                                std::to_string(cuda_kernels::max_head_dim));
   }
   const Self& self() const { return static_cast<const Self&>(*this); }
+  // A bf16-rounded copy of x (core/bf16.hpp), queued on the stream.
+  device_buffer<float> rounded(std::span<const float> x, const char* op) const {
+    device_buffer<float> r(self().shared_context(), x.size());
+    check(cuda_kernels::round_bf16(x.data(), r.data(), x.size(), self().ctx().stream()), op);
+    return r;
+  }
 };
 
 } // namespace prefopt::backends::cuda_detail

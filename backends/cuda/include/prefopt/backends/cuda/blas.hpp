@@ -3,6 +3,9 @@
 // Row-major C = alpha·op(A)·op(B) + beta·C is the column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ: the
 // same buffers read column-major, B first, with the transposes kept (the usual trick). fp32
 // storage and CUBLAS_COMPUTE_32F (no TF32), so products match the CPU's to float rounding.
+// Under precision bf16 (core/bf16.hpp) A and B are converted to bf16 copies first (one kernel each,
+// the same to_bf16 as the CPU emulation) and cuBLASLt multiplies CUDA_R_16BF operands with fp32
+// compute and an fp32 C: the eigen backend's bf16 emulation up to the order of the fp32 sums.
 // A cuBLASLt plan (descriptors + the heuristic's algorithm) is made once per shape, transposes and
 // operand alignment and kept in the context; the workspace is the context's (32 MiB).
 // dot and sum_squares: double partial sums per block on the device, added in double on the host.
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "prefopt/backends/cuda/common.hpp"
+#include "prefopt/core/bf16.hpp"
 
 namespace prefopt::backends::cuda_detail {
 
@@ -26,9 +30,11 @@ inline int alignment_of(const void* p) {
   return al;
 }
 
-inline const gemm_plan& plan_for(context& c, const gemm_args& g, const void* a, const void* b, const void* cc) {
+inline const gemm_plan& plan_for(context& c, const gemm_args& g, const void* a, const void* b, const void* cc,
+                                 bool bf16 = false) {
   const gemm_key key{g.trans_a, g.trans_b, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, alignment_of(a), alignment_of(b),
-                     alignment_of(cc)};
+                     alignment_of(cc), bf16};
+  const cudaDataType_t ab = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   auto it = c.plans().find(key);
   if (it != c.plans().end()) return it->second;
   const char* op = "gemm";
@@ -40,8 +46,8 @@ inline const gemm_plan& plan_for(context& c, const gemm_args& g, const void* a, 
   check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), op);
   check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1), op);
   check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2), op);
-  check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, std::uint64_t(bc), std::uint64_t(br), std::int64_t(g.ldb)), op);
-  check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, std::uint64_t(ac), std::uint64_t(ar), std::int64_t(g.lda)), op);
+  check(cublasLtMatrixLayoutCreate(&p.a, ab, std::uint64_t(bc), std::uint64_t(br), std::int64_t(g.ldb)), op);
+  check(cublasLtMatrixLayoutCreate(&p.b, ab, std::uint64_t(ac), std::uint64_t(ar), std::int64_t(g.lda)), op);
   check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, std::uint64_t(g.n), std::uint64_t(g.m), std::int64_t(g.ldc)), op);
   cublasLtMatmulPreference_t pref = nullptr;
   check(cublasLtMatmulPreferenceCreate(&pref), op);
@@ -97,8 +103,18 @@ template <class Self> struct cuda_blas_ops {
       check(cuda_kernels::scale_matrix(c.data(), g.m, g.n, g.ldc, g.beta, cx.stream()), op);
       return;
     }
-    const gemm_plan& p = plan_for(cx, g, a.data(), b.data(), c.data());
     const float alpha = g.alpha, beta = g.beta;
+    if (self().matmul_precision == precision::bf16) {
+      device_buffer<std::uint16_t> a16(self().shared_context(), a.size()), b16(self().shared_context(), b.size());
+      check(cuda_kernels::to_bf16(a.data(), a16.data(), a.size(), cx.stream()), op);
+      check(cuda_kernels::to_bf16(b.data(), b16.data(), b.size(), cx.stream()), op);
+      const gemm_plan& p = plan_for(cx, g, a16.data(), b16.data(), c.data(), true);
+      check(cublasLtMatmul(cx.lt(), p.desc, &alpha, b16.data(), p.a, a16.data(), p.b, &beta, c.data(), p.c, c.data(), p.c,
+                           &p.algo, cx.workspace(), context::workspace_bytes, cx.stream()),
+            op);
+      return;
+    }
+    const gemm_plan& p = plan_for(cx, g, a.data(), b.data(), c.data());
     check(cublasLtMatmul(cx.lt(), p.desc, &alpha, b.data(), p.a, a.data(), p.b, &beta, c.data(), p.c, c.data(), p.c,
                          &p.algo, cx.workspace(), context::workspace_bytes, cx.stream()),
           op);

@@ -63,8 +63,8 @@ struct gemm_plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
 };
-// transa, transb, m, n, k, lda, ldb, ldc, alignment of A, B, C (bytes)
-using gemm_key = std::tuple<bool, bool, int, int, int, int, int, int, int, int, int>;
+// transa, transb, m, n, k, lda, ldb, ldc, alignment of A, B, C (bytes), A and B in bf16
+using gemm_key = std::tuple<bool, bool, int, int, int, int, int, int, int, int, int, bool>;
 
 class context {
 public:

@@ -25,6 +25,9 @@ cudaError_t fill_i32(std::int32_t* p, std::size_t n, std::int32_t value, cudaStr
 cudaError_t axpy(float a, const float* x, float* y, std::size_t n, cudaStream_t s);       // y += a·x
 cudaError_t scale(float* x, std::size_t n, float a, cudaStream_t s);                      // x *= a
 cudaError_t scale_matrix(float* c, int m, int n, int ldc, float beta, cudaStream_t s);    // C = beta·C (beta 0: C = 0)
+// bf16 (core/bf16.hpp): y = to_bf16(x) as bf16 bits; round: y = round_bf16(x) as floats (y may be x).
+cudaError_t to_bf16(const float* x, std::uint16_t* y, std::size_t n, cudaStream_t s);
+cudaError_t round_bf16(const float* x, float* y, std::size_t n, cudaStream_t s);
 // partial[b] = Σ over block b's elements of x·y (y null: x²), double; blocks = reduce_blocks(n).
 int reduce_blocks(std::size_t n);
 cudaError_t dot_partials(const float* x, const float* y, std::size_t n, double* partial, cudaStream_t s);

@@ -1,0 +1,86 @@
+// prefopt/core/bf16.hpp — bfloat16 rounding, defined once for every backend, and the precision setting.
+//
+// bf16 is the upper half of an IEEE float32 (1 sign, 8 exponent, 7 mantissa bits). to_bf16 rounds
+// a float to nearest, ties to even, in integer arithmetic (no dependence on the FPU's rounding mode
+// or flush-to-zero: subnormals round like any other value), exactly as PyTorch's CPU conversion
+// (c10::BFloat16) does; values above the largest bf16 plus half an ulp become ±inf, and every NaN
+// becomes torch's canonical quiet NaN 0x7FC0. from_bf16 widens exactly. round_bf16 is the float
+// that a trip through bf16 leaves. PREFOPT_HD: the CPU emulation and device code share these lines.
+// (Hand-written rather than CUDA's __float2bfloat16_rn so that host and device agree bit for bit,
+// NaN included, and the host build needs no CUDA header; io/float16.hpp keeps the NaN payload
+// for files instead.)
+//
+// precision: how a backend computes matrix products and attention (docs/backends.md, "Precision").
+//   fp32: in float32 throughout.
+//   bf16: the inputs of every matrix product (gemm, forward and backward) and of attention
+//         (Q, K, V, and dO in backward) are rounded to bf16; products and sums run in fp32 and the
+//         results are fp32. Master weights, gradients, optimizer state, norms, log-softmax and
+//         losses stay fp32.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+#if !defined(__CUDA_ARCH__)
+#include <bit>
+#endif
+
+#include "prefopt/core/config.hpp"
+#include "prefopt/core/error.hpp"
+
+namespace prefopt {
+
+namespace bf16_detail {
+PREFOPT_HD inline std::uint32_t bits_of(float f) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  return std::bit_cast<std::uint32_t>(f);
+#endif
+}
+PREFOPT_HD inline float float_of(std::uint32_t u) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  return std::bit_cast<float>(u);
+#endif
+}
+} // namespace bf16_detail
+
+// float → bf16 bits, round to nearest even; NaN → 0x7FC0 (as torch).
+PREFOPT_HD inline std::uint16_t to_bf16(float f) noexcept {
+  const std::uint32_t x = bf16_detail::bits_of(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return std::uint16_t(0x7fc0u);
+  // A carry out of the mantissa runs into the exponent: the largest values round to ±inf.
+  return std::uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+// bf16 bits → float, exact.
+PREFOPT_HD inline float from_bf16(std::uint16_t b) noexcept { return bf16_detail::float_of(std::uint32_t(b) << 16); }
+// The nearest bf16 value, as a float.
+PREFOPT_HD inline float round_bf16(float f) noexcept { return from_bf16(to_bf16(f)); }
+
+// Rounds src to bf16 values into dst (the CPU emulation's copy of an operand).
+inline void round_bf16(std::span<const float> src, std::span<float> dst) noexcept {
+  for (std::size_t i = 0; i < src.size() && i < dst.size(); ++i) dst[i] = round_bf16(src[i]);
+}
+
+// A bf16-rounded copy of x (a host backend's emulation of a bf16 operand).
+inline std::vector<float> round_bf16_copy(std::span<const float> x) {
+  std::vector<float> r(x.size());
+  round_bf16(x, r);
+  return r;
+}
+
+enum class precision { fp32, bf16 };
+
+inline std::string_view to_string(precision p) { return p == precision::bf16 ? "bf16" : "fp32"; }
+// "fp32" or "bf16"; anything else is a config_error naming `field`.
+inline precision parse_precision(std::string_view s, const std::string& field) {
+  if (s == "fp32") return precision::fp32;
+  if (s == "bf16") return precision::bf16;
+  throw config_error(field, "must be fp32 or bf16, is '" + std::string(s) + "'");
+}
+
+} // namespace prefopt
