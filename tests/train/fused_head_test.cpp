@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "prefopt/losses.hpp"
+#include "prefopt/losses/any_loss.hpp"
 #include "prefopt/models/init.hpp"
 #include "prefopt/models/lora.hpp"
 #include "prefopt/models/transformer_io.hpp"
@@ -181,6 +182,11 @@ template <class M> void every_loss(models::architecture arch) {
   SUBCASE("chunk of 6 rows: the 7-row pair falls back to two passes") { each(losses::sigmoid{.beta = 0.5}, 1, 6); }
   SUBCASE("chunk of 13 rows: two pairs in one chunk") { each(losses::orpo{.beta = 0.5}, 1, 13); }
   SUBCASE("chunk of 2 rows: every pair falls back") { each(losses::simpo{.beta = 2.0}, 1, 2); }
+  SUBCASE("prefopt train's run-time loss: sigmoid + 0.5·sft with WPO weights") {
+    losses::loss_settings ls = losses::default_for(std::type_identity<losses::loss_settings>{});
+    ls.type = {"sigmoid", "sft"}, ls.weights = {1.0, 0.5}, ls.beta = 0.5, ls.use_weighting = true;
+    each(losses::any_loss(ls), 2, 6);
+  }
 }
 
 } // namespace
@@ -234,20 +240,30 @@ TEST_CASE_TEMPLATE("fused head: LoRA (frozen head, no dW) with the adapters-off 
   }
 }
 
-TEST_CASE_TEMPLATE("fused head: a batch-coupled loss (aot) takes today's path whatever fused_head says", B, PREFOPT_CPU_BACKENDS) {
-  using M = models::gpt2<counting<B>>;
+template <class M, class Loss> void same_path(Loss loss) {
   for (int micro : {1, 2}) {
     CAPTURE(micro);
     const auto mb = batches(test::tiny_pairs(), false, micro);
     auto run = [&](bool fused) {
       M m = tiny_model<M>(models::architecture::gpt2, 8), ref = tiny_model<M>(models::architecture::gpt2, 9);
       m.head().set_chunk_rows(6);
-      return step_of(m, losses::aot{.beta = 0.5}, train::reference::frozen<M>{&ref}, mb, fused, std::nullopt);
+      return step_of(m, loss, train::reference::frozen<M>{&ref}, mb, fused, std::nullopt);
     };
     const outcome f = run(true), p = run(false);
+    CHECK(f.flops > 0.0);
     CHECK(f.flops == p.flops);
     CHECK(f.grad == p.grad);
     CHECK(f.metrics == p.metrics);
+  }
+}
+
+TEST_CASE_TEMPLATE("fused head: a batch-coupled loss (aot) takes today's path whatever fused_head says", B, PREFOPT_CPU_BACKENDS) {
+  using M = models::gpt2<counting<B>>;
+  SUBCASE("losses::aot") { same_path<M>(losses::aot{.beta = 0.5}); }
+  SUBCASE("run-time loss: aot + ipo") {
+    losses::loss_settings ls = losses::default_for(std::type_identity<losses::loss_settings>{});
+    ls.type = {"aot", "ipo"}, ls.beta = 0.5;
+    same_path<M>(losses::any_loss(ls));
   }
 }
 
