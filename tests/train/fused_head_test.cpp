@@ -92,7 +92,9 @@ void close_vectors(const std::vector<float>& a, const std::vector<float>& b) {
 void same_step(const outcome& fused, const outcome& plain) {
   REQUIRE(fused.metrics.size() == plain.metrics.size());
   CHECK(plain.metrics.count("entropy") == 1);
-  for (const auto& [k, v] : plain.metrics) {
+  for (const auto& kv : plain.metrics) {
+    const std::string& k = kv.first;
+    const double v = kv.second;
     CAPTURE(k);
     REQUIRE(fused.metrics.count(k) == 1);
     CHECK(std::abs(fused.metrics.at(k) - v) <= 1e-6 * (1.0 + std::abs(v)));
