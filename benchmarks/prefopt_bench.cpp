@@ -2,7 +2,7 @@
 //
 //   prefopt_bench sgemm   --n 1024 [--warmup 2 --reps 5]
 //   prefopt_bench dpo     --model DIR --pairs FILE --layout two_rows|prefix [--warmup 2 --reps 5]
-//   prefopt_bench lm_head --rows 2048 --hidden 768 --vocab 32000 [--chunk auto|all|ROWS] [--warmup --reps]
+//   prefopt_bench lm_head --rows 2048 --hidden 768 --vocab 32000 [--chunk auto|all|ROWS] [--fused 0|1] [--warmup --reps]
 //   prefopt_bench profile, profile_head (as dpo, lm_head, on timed_backend.hpp: adds per-op milliseconds)
 //
 // Each prints one JSON object: per-repetition seconds, their median, the peak resident memory of
@@ -11,6 +11,7 @@
 // Threads: OMP_NUM_THREADS (prefopt's OpenMP loops and OpenBLAS's OpenMP build share it).
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -126,8 +127,11 @@ template <class Backend> json run_dpo(const bench::args& a) {
 }
 
 // The fused chunked LM head alone: forward (row statistics) + backward (dh, dW) on [rows × hidden].
+// --fused 1: lm_head_chunked::fused, each row its own group, d loss / d logp handed over per chunk
+// (known in advance here, as for the mean NLL): no logits recomputed.
 template <class Backend> json run_lm_head(const bench::args& a) {
   const int rows = a.num("rows", 2048), C = a.num("hidden", 768), V = a.num("vocab", 32000);
+  const bool fused = a.num("fused", 0) != 0;
   const std::string chunk = a.str("chunk", "auto");
   const std::size_t R = std::size_t(rows);
   Backend be;
@@ -138,13 +142,23 @@ template <class Backend> json run_lm_head(const bench::args& a) {
   std::vector<float> lse(R), logp(R), dh(R * C);
   models::lm_head_chunked<Backend> head(chunk == "auto" ? 0 : chunk == "all" ? rows : std::stoi(chunk));
   host_buffer<float> dw;
+  std::vector<int> bounds(R + 1);
+  for (std::size_t r = 0; r <= R; ++r) bounds[r] = int(r);
+  std::vector<float> dlogp_given(R);
+  auto hand_over = [&](std::size_t g0, std::size_t g1) {  // groups are rows
+    std::copy(dlogp.begin() + std::ptrdiff_t(g0), dlogp.begin() + std::ptrdiff_t(g1), dlogp_given.begin() + std::ptrdiff_t(g0));
+  };
   bench::peak_probe probe;
   probe.start();
   const int warmup = a.num("warmup", 2);
   auto step = [&] {
     if (dw.size() != std::size_t(V) * C) dw = host_buffer<float>(std::size_t(V) * C);
     be.fill(dw.span(), 0.0f);  // as zero_grad
-    head.forward(be, h, w, targets, rows, C, V, {lse, logp, {}, {}, {}}, true);
+    if (fused) {
+      head.fused(be, h, w, targets, bounds, C, V, {lse, logp, {}, {}, {}, {}}, dlogp_given, hand_over, dh, dw.span());
+      return;
+    }
+    head.forward(be, h, w, targets, rows, C, V, {lse, logp, {}, {}, {}, {}}, true);
     head.backward(be, h, w, targets, lse, dlogp, rows, C, V, dh, dw.span());
   };
   for (int i = 0; i < warmup; ++i) step();
@@ -152,7 +166,7 @@ template <class Backend> json run_lm_head(const bench::args& a) {
   const auto t = bench::time_runs(0, a.num("reps", 5), step);
   json j = common("lm_head", t, probe);
   add_op_report<Backend>(j, t);
-  j.update({{"rows", rows}, {"hidden", C}, {"vocab", V}, {"chunk", head.rows_per_chunk(V)},
+  j.update({{"rows", rows}, {"hidden", C}, {"vocab", V}, {"chunk", head.rows_per_chunk(V)}, {"fused", fused},
             {"head_peak_floats", head.peak_floats(rows, V)}});
   double sum = 0.0;
   for (float x : logp) sum += x;

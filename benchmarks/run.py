@@ -67,10 +67,11 @@ def prepare(workdir):
     return model_dir, os.path.join(workdir, "pairs.json")
 
 
-def head_flops(rows, C, V, chunk):
+def head_flops(rows, C, V, chunk, fused=False):
     """prefopt's head: forward 2, backward 4, plus 2 for every row whose logits backward recomputes
-    (all but the first chunk's, which the forward leaves behind)."""
-    return 6 * rows * C * V + 2 * (rows - min(rows, chunk)) * C * V
+    (all but the first chunk's, which the forward leaves behind); fused (the loss's gradient
+    handed over per chunk, each row its own group): no recompute, PyTorch's 6."""
+    return 6 * rows * C * V + (0 if fused else 2 * (rows - min(rows, chunk)) * C * V)
 
 
 def dpo_flops(layout, head_chunk=None):
@@ -160,6 +161,7 @@ def specs(a, model_dir, pairs_file):
             out += [((f"lm_head V={V}", "prefopt default chunk"), [exe, "lm_head"] + hd + ["--chunk", "auto"] + d),
                     ((f"lm_head V={V}", "prefopt chunk 128 rows"), [exe, "lm_head"] + hd + ["--chunk", "128"] + d),
                     ((f"lm_head V={V}", "prefopt chunk = all rows"), [exe, "lm_head"] + hd + ["--chunk", "all"] + d),
+                    ((f"lm_head V={V}", "prefopt fused"), [exe, "lm_head"] + hd + ["--chunk", "auto", "--fused", "1"] + d),
                     ((f"lm_head V={V}", "torch"), py + ["lm_head"] + hd + th + d)]
     return out
 
@@ -175,7 +177,7 @@ def flops_of(key, r):
         chunk = r.get("head_chunk_rows", max(128, (1 << 24) // GPT2["vocab_size"]))
         return float(sum(dpo_flops(r["layout"], chunk)))
     R, C, V = r["rows"], r["hidden"], r["vocab"]
-    return float(head_flops(R, C, V, r["chunk"]) if impl.startswith("prefopt") else 6 * R * C * V)
+    return float(head_flops(R, C, V, r["chunk"], r.get("fused", False)) if impl.startswith("prefopt") else 6 * R * C * V)
 
 
 def check(results):

@@ -254,6 +254,7 @@ int run_training(M& policy, const train::run_config& cfg, data::tokenized_prefer
   args.disable_dropout = cfg.training.disable_dropout;
   args.zero = cfg.training.zero;
   args.overlap_reduce = cfg.training.overlap_reduce;
+  args.fused_head = cfg.training.fused_head;
   args.ld_alpha = cfg.loss.ld_alpha;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
@@ -322,6 +323,7 @@ int run_unpaired_training(M& policy, const train::run_config& cfg, const data::t
   args.disable_dropout = cfg.training.disable_dropout;
   args.zero = cfg.training.zero;
   args.overlap_reduce = cfg.training.overlap_reduce;
+  args.fused_head = cfg.training.fused_head;
   if (evaluate_only) args.schedule = {.kind = optim::schedule_kind::constant};
   else args.schedule = make_schedule(cfg.optimizer, ro.max_steps > 0 ? ro.max_steps
                                                                     : long(ro.epochs) * train::steps_per_epoch(train_data.size(), ro.batch_size,

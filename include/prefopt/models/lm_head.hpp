@@ -9,10 +9,13 @@
 // d logits = dlogp·(onehot(target) − softmax), and accumulates
 // dh = dlogits·W and dW += dlogitsᵀ·h. Peak head memory is chunk × V floats, not H × V
 // (the Liger-Kernel idea, here with the loss's gradient arriving after the forward pass).
+// fused() is the variant without the recompute, for losses whose gradient is known per group of rows
+// (a preference pair) as soon as that group's log-probs are: see its comment.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "prefopt/core/transformer_ops.hpp"
@@ -84,6 +87,66 @@ public:
         be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
                  .alpha = 1.0f, .beta = 1.0f},
                 logits, hc, dw);
+    }
+  }
+
+  // Forward and backward in one pass, no recompute. Rows come in groups (group g: rows
+  // [bounds[g], bounds[g + 1]), e.g. the chosen and rejected rows of one pair); a chunk holds whole
+  // groups, as many as fit in rows_per_chunk. Per chunk: logits (one gemm), the statistics into
+  // `stats`, then grad(g0, g1) fills dlogp (device, all rows) for groups [g0, g1) from their
+  // finished statistics, and the chunk's logits become d logits in place: dh = dlogits·W
+  // (written), dW += dlogitsᵀ·h unless dw is empty. A group larger than a chunk alone runs as
+  // forward + backward above (its statistics first, then the recompute) for that group only.
+  // Head flops: 2 gemms of rows × V × C per pass less than forward() + backward() (+ dW's).
+  void fused(B& be, std::span<const float> h, std::span<const float> w, std::span<const std::int32_t> targets,
+             std::span<const int> bounds, int hidden, int vocab, const lm_head_stats& stats, std::span<float> dlogp,
+             const std::function<void(std::size_t, std::size_t)>& grad, std::span<float> dh, std::span<float> dw) {
+    const int chunk = rows_per_chunk(vocab);
+    const std::size_t G = bounds.empty() ? 0 : bounds.size() - 1;
+    const int rows = G == 0 ? 0 : bounds[G];
+    ensure(be, rows, vocab);
+    kept_ = {};
+    const auto sub = [](auto s, int r0, int n, int width) {
+      return s.subspan(std::size_t(r0) * std::size_t(width), std::size_t(n) * std::size_t(width));
+    };
+    for (std::size_t g = 0; g < G;) {
+      const int r0 = bounds[g];
+      std::size_t g1 = g;
+      while (g1 < G && bounds[g1 + 1] - r0 <= chunk) ++g1;
+      if (g1 == g) {  // one group larger than a chunk: two passes over its rows
+        const int n = bounds[g + 1] - r0;
+        const auto hg = sub(h, r0, n, hidden);
+        const auto tg = targets.subspan(std::size_t(r0), std::size_t(n));
+        const lm_head_stats sg = slice(stats, r0, n);
+        forward(be, hg, w, tg, n, hidden, vocab, sg, true);
+        grad(g, g + 1);
+        backward(be, hg, w, tg, sg.lse, sub(std::span<const float>(dlogp), r0, n, 1), n, hidden, vocab, sub(dh, r0, n, hidden),
+                 dw);
+        g = g + 1;
+        continue;
+      }
+      const int n = bounds[g1] - r0;
+      if (n > 0) {
+        auto logits = scratch_.span().first(std::size_t(n) * vocab);
+        const auto hc = sub(h, r0, n, hidden);
+        const auto tc = targets.subspan(std::size_t(r0), std::size_t(n));
+        const lm_head_stats sc = slice(stats, r0, n);
+        be.gemm({.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
+                 .ldc = vocab},
+                hc, w, logits);
+        be.lm_head_stats(logits, tc, n, vocab, sc);
+        grad(g, g1);
+        be.lm_head_backward(logits, tc, sc.lse, sub(std::span<const float>(dlogp), r0, n, 1), n, vocab, logits);
+        be.gemm({.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w,
+                sub(dh, r0, n, hidden));
+        if (!dw.empty())
+          be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
+                   .alpha = 1.0f, .beta = 1.0f},
+                  logits, hc, dw);
+      } else {
+        grad(g, g1);
+      }
+      g = g1;
     }
   }
 

@@ -130,6 +130,18 @@ public:
   // (embeddings first), so the buffer completes from its end. Empty: no calls.
   void set_gradients_ready(std::function<void(std::size_t, std::size_t)> ready) { grads_ready_ = std::move(ready); }
 
+  // The fused head (lm_head_chunked::fused; code in detail/transformer_head.hpp), for a batch of
+  // pairs (sequences [0, n) chosen, [n, 2n) rejected) and a loss whose d loss / d log-prob of a pair
+  // is known from that pair's own outputs: a training forward that runs the head's backward while
+  // it holds each chunk's logits, without recomputing them. grad(out, first, count, d) is called
+  // once per pair (a chunk's pairs [first, first + count) at once) when out's entries of those
+  // pairs' sequences (logp, tokens, wpo_aligned) are final, and writes d[i] and d[n + i] for each
+  // pair i of them. out is complete when forward_fused returns (token statistics included);
+  // backward_fused() then runs the rest of backward from the head's d hidden.
+  using head_gradient = std::function<void(const sequence_logps&, std::size_t, std::size_t, std::span<double>)>;
+  void forward_fused(const input_type& in, sequence_logps& out, const forward_options& opt, const head_gradient& grad);
+  void backward_fused();
+
   // log softmax of the next-token distribution after token at[r] of `in`, for every vocabulary
   // entry: [rows × V] (sampling; one head product per row instead of V scored targets).
   std::vector<float> next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
@@ -171,6 +183,10 @@ private:
     if (b.size() < n) b = be_.template allocate<std::int32_t>(n);
   }
   void upload_batch(const input_type& in);
+  void forward_impl(const input_type& in, sequence_logps& out, const forward_options& opt, const head_gradient* fused);
+  void head_forward(const input_type& in, sequence_logps& out, const forward_options& opt, const head_gradient* fused);
+  void order_rows_by_pair(const input_type& in);  // predictions in pair order (fused head); pair_bounds_
+  void backward_from_head_rows();          // dhrows_ scattered to d nf, then body_backward
   void norm_forward(std::size_t w, std::size_t b, std::span<const float> x, fbuf& out, fbuf& mean, fbuf& rstd, int T);
   void norm_backward(std::size_t w, std::size_t b, std::span<const float> dout, std::span<const float> x, const fbuf& mean,
                      const fbuf& rstd, std::span<float> dx, int T);
@@ -213,6 +229,8 @@ private:
   ibuf tokens_, positions_, segment_, row_offsets_, predict_from_, predict_token_;
   std::vector<std::int32_t> host_offsets_, predict_sequence_;
   std::vector<float> token_weight_;         // [H] LD-DPO weights (1 when unused)
+  std::vector<int> pair_bounds_;            // fused head: pair p's predictions are rows [b[p], b[p + 1])
+  bool head_done_ = false;                  // a fused forward ran the head's backward already
   int T_ = 0, H_ = 0, max_row_ = 0;
   bool has_acts_ = false;
   bool checkpointing_ = false;              // training forwards keep acts_[0] (the workspace) and acts_[l > 0].x only
@@ -225,6 +243,7 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 } // namespace prefopt::models
 
 #include "prefopt/models/detail/transformer_impl.hpp"
+#include "prefopt/models/detail/transformer_head.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
 #include "prefopt/models/detail/transformer_decode.hpp"
 #include "prefopt/models/detail/transformer_hidden.hpp"

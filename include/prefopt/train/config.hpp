@@ -90,7 +90,8 @@ struct training_settings {
     (bool, gradient_checkpointing),           // keep each layer's input only, recompute the layer in backward
     (int, zero),                               // 1: ZeRO-1 under mpirun (optimizer state split across ranks); 0: off
     (bool, overlap_reduce),                    // under mpirun: start gradient buckets' all-reduce during backward
-    (std::string, precision));                 // fp32 or bf16: matrix products and attention (docs/backends.md)
+    (std::string, precision),                  // fp32 or bf16: matrix products and attention (docs/backends.md)
+    (bool, fused_head));                       // pair-separable losses: the LM head's backward inside its forward
 };
 
 struct output_settings {
@@ -125,7 +126,7 @@ inline run_config default_for(std::type_identity<run_config>) {
   c.loss = losses::default_for(std::type_identity<losses::loss_settings>{});
   c.reference = {"auto", std::nullopt, 512, 0.6, 0};
   c.optimizer = {"adamw", 1e-6, 0.9, 0.999, 1e-8, 0.0, 0.0, "linear", 0, 0.0, 1.0};
-  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0, true, "fp32"};
+  c.training = {1, -1, 8, 1, 42, 0, 10, 0, 0, 3, std::nullopt, 3, false, false, true, 5, 0.0, false, 0, true, "fp32", true};
   c.output = {"prefopt-out", true, false, "f32", false};
   return c;
 }

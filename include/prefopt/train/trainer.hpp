@@ -22,7 +22,9 @@
 // rank runs backward for its own pairs only, then the gradient buffer is summed over the ranks
 // (comm/collectives.hpp). Elementwise losses keep one pass per micro-batch with the global
 // batch_context; a single local micro-batch needs one pass for any loss; otherwise the two-pass
-// scheme above runs with the gathered batch in the middle. The gradient buckets of the step's last
+// scheme above runs with the gathered batch in the middle. An element-wise loss on a model with a
+// fused head (training_args::fused_head) takes the one-pass path always, and its gradient goes into
+// the head's forward pair by pair (forward_fused; evaluate on those pairs with the batch_context). The gradient buckets of the step's last
 // backward on this rank start their all-reduce while that backward runs (comm/buckets.hpp: a
 // model that announces finished gradients, models::transformer; training_args::overlap_reduce),
 // and all are waited for before clipping; with accumulation the earlier micro-batches only
@@ -37,6 +39,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "prefopt/comm/buckets.hpp"
@@ -82,6 +85,11 @@ struct training_args {
   // step and evaluation batch: the LM head reads each chunk's logits once more while they are in
   // cache (no extra gemm). num_tokens is counted either way.
   bool token_metrics = true;
+  // Element-wise (pair-separable) losses on a model with a fused head (models::transformer's
+  // forward_fused): the LM head's backward runs inside its forward, chunk by chunk, with the loss's
+  // gradient of each chunk's pairs (no logits recomputed). false: the forward, then the backward
+  // from d loss / d log-prob. Loss, metrics and gradient agree to float rounding.
+  bool fused_head = true;
   std::uint64_t dropout_seed(long step, std::size_t micro) const {
     return mix_seed(mix_seed(seed, std::uint64_t(step)), std::uint64_t(micro));
   }
@@ -210,14 +218,21 @@ public:
       global = gather_pairs(comm_, mine, first);
       return *global;
     };
-    if (loss_is_elementwise() && tokens_known && (micro.size() > 1 || distributed)) {
+    const bool fused = fused_head();
+    if (loss_is_elementwise() && tokens_known && (micro.size() > 1 || distributed || fused)) {
       // One pass per micro-batch, each evaluated with the global batch's context.
       const batch_context<double> ctx = global_context(comm_, single_pass_context(micro));
       for (std::size_t m = 0; m < micro.size(); ++m) {
-        const pair_batch<double> pb = forward_pairs(micro[m], true, m, &tok);
+        const bool last = m + 1 == micro.size();
+        const pair_batch<double> pb = forward_pairs(micro[m], true, m, &tok, fused ? &ctx : nullptr);
         const loss_result<double> r = evaluate(loss_, pb, ctx);
         append(mine, pb, offsets);
-        if (std::isfinite(r.loss)) backward(reduce, r.d_policy_chosen, r.d_policy_rejected, 0, pb.size(), m + 1 == micro.size());
+        if (!std::isfinite(r.loss)) continue;
+        if (fused) {
+          if constexpr (model_fuses) reduce.backward(last, [&] { policy_.backward_fused(); });
+        } else {
+          backward(reduce, r.d_policy_chosen, r.d_policy_rejected, 0, pb.size(), last);
+        }
       }
     } else if (micro.size() == 1) {
       // One pass: the activations of the only local micro-batch stay while the loss is evaluated.
@@ -288,6 +303,12 @@ private:
     else return false;
   }
   static constexpr bool tokens_known = requires(const input_type& in) { Model::completion_tokens(in); };
+  static constexpr bool model_fuses = requires(Model& m, const input_type& in, models::sequence_logps& o,
+                                               const models::forward_options& f, const typename Model::head_gradient& g) {
+    m.forward_fused(in, o, f, g);
+    m.backward_fused();
+  };
+  bool fused_head() const { return model_fuses && args_.fused_head && loss_is_elementwise() && tokens_known; }
 
   batch_context<double> single_pass_context(std::span<const batch_type> micro) const {
     batch_context<double> ctx{0.0, 0.0};
@@ -302,9 +323,10 @@ private:
   }
 
   // micro: the micro-batch index of a training forward (dropout on); none: evaluation.
-  // tok: where the token statistics of this forward go (not computed when null).
+  // tok: where the token statistics of this forward go (not computed when null). fused: the
+  // batch context of a fused-head forward (the head's backward runs in it; backward_fused follows).
   pair_batch<double> forward_pairs(const batch_type& b, bool keep, std::optional<std::size_t> micro = std::nullopt,
-                                   token_totals* tok = nullptr) {
+                                   token_totals* tok = nullptr, const batch_context<double>* fused = nullptr) {
     models::forward_options opt;
     opt.keep_activations = keep;
     opt.ld_alpha = args_.ld_alpha;
@@ -317,26 +339,55 @@ private:
     models::sequence_logps out;
     if (micro && !args_.disable_dropout) opt.dropout_seed = args_.dropout_seed(step_, *micro);
     opt.token_stats = tok && args_.token_metrics;
-    policy_.forward(b.sequences, out, opt);
     const std::size_t n = b.pairs;
+    if constexpr (model_fuses) {
+      if (fused) {
+        // Each chunk's pairs: the loss on those pairs alone, with the whole batch's context.
+        auto grad = [&](const models::sequence_logps& o, std::size_t first, std::size_t count, std::span<double> d) {
+          check_sequences(o, n);
+          const loss_result<double> r = evaluate(loss_, pairs_of(b, o, ref_chosen, ref_rejected, weights, first, count), *fused);
+          for (std::size_t i = 0; i < count; ++i) d[first + i] = r.d_policy_chosen[i], d[n + first + i] = r.d_policy_rejected[i];
+        };
+        policy_.forward_fused(b.sequences, out, opt, grad);
+      }
+    }
+    if (!fused) policy_.forward(b.sequences, out, opt);
     if (tok) tok->add(out, n, micro ? sequence_lengths_of(b.sequences) : std::vector<int>{});
+    check_sequences(out, n);
+    return pairs_of(b, out, ref_chosen, ref_rejected, weights, 0, n);
+  }
+
+  static void check_sequences(const models::sequence_logps& out, std::size_t n) {
     if (out.size() != 2 * n)
       throw shape_error("trainer: batch", "the model returned " + std::to_string(out.size()) + " sequences for " +
                                               std::to_string(n) + " pairs (expected chosen then rejected)");
+  }
+
+  // Pairs [first, first + count) of a forward's output and the batch's columns.
+  static pair_batch<double> pairs_of(const batch_type& b, const models::sequence_logps& out, const std::vector<double>& rc,
+                                     const std::vector<double>& rr, bool weights, std::size_t first, std::size_t count) {
+    const std::size_t n = b.pairs;
+    // v holds `whole` values (2n: chosen then rejected, or n), else it goes as it is: validate_batch says why.
+    auto part = [&](const auto& v, std::size_t off, std::size_t whole = 0) {
+      using V = std::remove_cvref_t<decltype(v)>;
+      if (v.size() != (whole ? whole : n)) return V(v);
+      return V(v.begin() + std::ptrdiff_t(off + first), v.begin() + std::ptrdiff_t(off + first + count));
+    };
     pair_batch<double> pb;
-    pb.policy_chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(n));
-    pb.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
-    pb.chosen_tokens.assign(out.tokens.begin(), out.tokens.begin() + std::ptrdiff_t(n));
-    pb.rejected_tokens.assign(out.tokens.begin() + std::ptrdiff_t(n), out.tokens.end());
-    pb.reference_chosen = std::move(ref_chosen);
-    pb.reference_rejected = std::move(ref_rejected);
-    pb.preference_prob = b.preference_prob;
-    pb.score_chosen = b.score_chosen;
-    pb.score_rejected = b.score_rejected;
-    pb.cost = b.cost;
+    pb.policy_chosen = part(out.logp, 0, 2 * n);
+    pb.policy_rejected = part(out.logp, n, 2 * n);
+    pb.chosen_tokens = part(out.tokens, 0, 2 * n);
+    pb.rejected_tokens = part(out.tokens, n, 2 * n);
+    pb.reference_chosen = part(rc, 0);
+    pb.reference_rejected = part(rr, 0);
+    pb.preference_prob = part(b.preference_prob, 0);
+    pb.score_chosen = part(b.score_chosen, 0);
+    pb.score_rejected = part(b.score_rejected, 0);
+    pb.cost = part(b.cost, 0);
     if (weights) {
-      pb.weight.resize(n);
-      for (std::size_t i = 0; i < n; ++i) pb.weight[i] = std::exp(out.wpo_aligned[i] + out.wpo_aligned[n + i]);
+      pb.weight.resize(count);
+      for (std::size_t i = 0; i < count; ++i)
+        pb.weight[i] = std::exp(out.wpo_aligned[first + i] + out.wpo_aligned[n + first + i]);
     }
     return pb;
   }

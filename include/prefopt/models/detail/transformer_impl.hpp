@@ -241,7 +241,15 @@ template <Backend B, class Arch> void transformer<B, Arch>::announce_layer(std::
 
 template <Backend B, class Arch>
 void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, const forward_options& opt) {
+  forward_impl(in, out, opt, nullptr);
+}
+
+// fused: the head runs its backward too (forward_fused, detail/transformer_head.hpp).
+template <Backend B, class Arch>
+void transformer<B, Arch>::forward_impl(const input_type& in, sequence_logps& out, const forward_options& opt,
+                                        const head_gradient* fused) {
   upload_batch(in);
+  if (fused) order_rows_by_pair(in);
   const int T = int(in.tokens.size()), H = int(in.predict_from.size()), C = cfg_.hidden, V = cfg_.vocab_size;
   const std::size_t t = std::size_t(T);
   const bool keep = opt.keep_activations;
@@ -276,66 +284,15 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
   }
   if (nl == 0) be_.copy(x0, xf_.span());
   norm_forward(layout_.normf_w, layout_.normf_b, xf_.span(), nf_, meanf_, rstdf_, T);            // nf [T × C]
-  // The head, on the H rows that predict a scored token only.                                  [H × C]
-  grow(hrows_, std::size_t(std::max(H, 1)) * C), grow(lse_, std::max(H, 1)), grow(logp_, std::max(H, 1)), grow(lss_, std::max(H, 1));
-  be_.embedding_forward(predict_from_.span().first(std::size_t(H)), nf_.span().first(t * C), C,
-                        hrows_.span().first(std::size_t(H) * C));
-  const std::size_t hs = std::size_t(H);
-  if (opt.token_stats) grow(entropy_, std::max(H, 1)), grow(mean_logit_, std::max(H, 1)), grow(top1_, std::max(H, 1));
-  auto when = [&](bool on, fbuf& b) { return on ? b.span().first(hs) : std::span<float>{}; };
-  lm_head_stats st{lse_.span().first(hs),          logp_.span().first(hs),
-                   when(opt.wpo_weights, lss_),    when(opt.token_stats, entropy_),
-                   when(opt.token_stats, mean_logit_), when(opt.token_stats, top1_)};
-  head_.forward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
-                predict_token_.span().first(std::size_t(H)), H, C, V, st, keep);
-  std::vector<float> lp(static_cast<std::size_t>(H)), ls;
-  be_.download(logp_.span().first(std::size_t(H)), std::span<float>(lp));
-  if (opt.wpo_weights) {
-    ls.resize(std::size_t(H));
-    be_.download(lss_.span().first(std::size_t(H)), std::span<float>(ls));
-  }
-  // Per-sequence sums; LD-DPO weights tokens of a pair past the shorter completion by ld_alpha.
-  const std::size_t S = std::size_t(in.sequences);
-  out.logp.assign(S, 0.0);
-  out.tokens.assign(S, 0);
-  for (int h = 0; h < H; ++h) ++out.tokens[std::size_t(predict_sequence_[std::size_t(h)])];
-  token_weight_.assign(std::size_t(H), 1.0f);
-  if (opt.ld_alpha) {
-    if (S % 2 != 0) throw shape_error("forward_options: ld_alpha", "LD-DPO needs a pair batch (chosen then rejected sequences)");
-    std::vector<int> seen(S, 0);
-    for (int h = 0; h < H; ++h) {
-      const std::size_t s = std::size_t(predict_sequence_[std::size_t(h)]), partner = s < S / 2 ? s + S / 2 : s - S / 2;
-      const int shared = std::min(out.tokens[s], out.tokens[partner]);
-      if (seen[s]++ >= shared) token_weight_[std::size_t(h)] = float(*opt.ld_alpha);
-    }
-  }
-  for (int h = 0; h < H; ++h) out.logp[std::size_t(predict_sequence_[std::size_t(h)])] += double(token_weight_[std::size_t(h)]) * lp[std::size_t(h)];
-  out.wpo_aligned.clear();
-  if (opt.wpo_weights) {
-    out.wpo_aligned.assign(S, 0.0);
-    for (int h = 0; h < H; ++h) out.wpo_aligned[std::size_t(predict_sequence_[std::size_t(h)])] += double(lp[std::size_t(h)]) - ls[std::size_t(h)];
-    for (std::size_t s = 0; s < S; ++s) out.wpo_aligned[s] /= std::max(1, out.tokens[s]);
-  }
-  out.entropy_sum.clear(), out.mean_logit_sum.clear(), out.top1_sum.clear();
-  if (opt.token_stats) {  // TRL's token metrics: per-sequence sums over the completion tokens
-    std::vector<float> e(hs), m(hs), k(hs);
-    be_.download(entropy_.span().first(hs), std::span<float>(e));
-    be_.download(mean_logit_.span().first(hs), std::span<float>(m));
-    be_.download(top1_.span().first(hs), std::span<float>(k));
-    out.entropy_sum.assign(S, 0.0), out.mean_logit_sum.assign(S, 0.0), out.top1_sum.assign(S, 0.0);
-    for (std::size_t h = 0; h < hs; ++h) {
-      const auto s = std::size_t(predict_sequence_[h]);
-      out.entropy_sum[s] += e[h], out.mean_logit_sum[s] += m[h], out.top1_sum[s] += k[h];
-    }
-  }
+  head_done_ = false;
+  head_forward(in, out, opt, fused);
   has_acts_ = keep;
 }
 
 template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<const double> d_logp) {
   if (!has_acts_) throw error("transformer::backward", "the last forward pass did not keep activations");
+  if (head_done_) throw error("transformer::backward", "the last forward was forward_fused: call backward_fused()");
   const int T = T_, H = H_, C = cfg_.hidden, V = cfg_.vocab_size;
-  const std::size_t t = std::size_t(T), S = predict_sequence_.empty() ? 0 : d_logp.size();
-  (void)S;
   ensure_grads();
   ensure_backward(std::max(T, 1));
   // d log p of each prediction = d loss / d sequence log-prob · its LD weight
@@ -352,10 +309,16 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<c
                  predict_token_.span().first(std::size_t(H)), lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
                  H, C, V, dhrows_.span().first(std::size_t(H) * C),
                  train ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{});
+  backward_from_head_rows();
+}
+
+// d hidden of the head rows (dhrows_) into d nf, then the body.
+template <Backend B, class Arch> void transformer<B, Arch>::backward_from_head_rows() {
+  const std::size_t t = std::size_t(T_), H = std::size_t(H_), C = std::size_t(cfg_.hidden);
   auto dnf = dn_.span().first(t * C);
   be_.fill(dnf, 0.0f);
-  be_.embedding_backward(predict_from_.span().first(std::size_t(H)), dhrows_.span().first(std::size_t(H) * C), C, dnf);
-  body_backward(T);
+  be_.embedding_backward(predict_from_.span().first(H), dhrows_.span().first(H * C), int(C), dnf);
+  body_backward(T_);
   has_acts_ = false;
 }
 
@@ -389,33 +352,6 @@ template <Backend B, class Arch> void transformer<B, Arch>::body_backward(int T)
       be_.embedding_backward(positions_.span().first(t), dx, C, gspan(layout_.wpe, std::size_t(cfg_.max_positions) * C));
   }
   if (announce) grads_ready_(0, layout_.layers.empty() ? layout_.normf_w : layout_.layers[0].norm1_w);  // embeddings
-}
-
-template <Backend B, class Arch>
-std::vector<float> transformer<B, Arch>::next_token_logprobs(const input_type& in, std::span<const std::int32_t> at,
-                                                             const forward_options& opt) {
-  forward_options o = opt;
-  o.keep_activations = false;
-  o.wpo_weights = false;
-  o.ld_alpha.reset();
-  o.dropout_seed.reset();
-  sequence_logps ignored;
-  forward(in, ignored, o);
-  const int C = cfg_.hidden, V = cfg_.vocab_size, R = int(at.size());
-  for (std::size_t r = 0; r < at.size(); ++r)
-    if (at[r] < 0 || std::size_t(at[r]) >= in.tokens.size()) throw shape_error("next_token_logprobs: row " + std::to_string(r), "token index outside the batch");
-  std::vector<float> out(std::size_t(R) * V);
-  if (R == 0) return out;
-  auto idx = be_.template allocate<std::int32_t>(std::size_t(R));
-  be_.upload(at, idx.span());
-  grow(hrows_, std::size_t(R) * C);
-  be_.embedding_forward(idx.span(), nf_.span().first(in.tokens.size() * std::size_t(C)), C, hrows_.span().first(std::size_t(R) * C));
-  auto logits = be_.template allocate<float>(std::size_t(R) * V), logp = be_.template allocate<float>(std::size_t(R) * V);
-  be_.gemm({.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
-           params_.span().subspan(layout_.head, std::size_t(V) * C), logits.span());
-  be_.log_softmax_rows(R, V, logits.span(), logp.span());
-  be_.download(logp.span(), std::span<float>(out));
-  return out;
 }
 
 template <Backend B, class Arch>
