@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_support.hpp"
+#include "prefopt/backends/eigen/openblas_kernels.hpp"
 #include "timed_backend.hpp"
 #include "prefopt/backends/eigen.hpp"
 #include "prefopt/losses/evaluate.hpp"
@@ -179,6 +180,7 @@ template <class Backend> json run_lm_head(const bench::args& a) {
 } // namespace
 
 int main(int argc, char** argv) {
+  prefopt::backends::use_better_blas_kernels(argv);  // as the prefopt program does
   try {
     if (argc < 2) throw std::invalid_argument("usage: prefopt_bench sgemm|dpo|lm_head --key value ...");
     const std::string cmd = argv[1];

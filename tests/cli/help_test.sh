@@ -5,7 +5,23 @@ source "$(dirname "$0")/common.sh"
 
 version=$(sed -n 's/^project(prefopt VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
 [ -n "$version" ] || fail "no project version in CMakeLists.txt"
-[ "$("$PREFOPT" --version)" = "prefopt $version" ] || fail "--version printed '$("$PREFOPT" --version)', not 'prefopt $version'"
+first=$("$PREFOPT" --version | head -n 1)
+[ "$first" = "prefopt $version" ] || fail "--version printed '$first', not 'prefopt $version'"
+
+# The BLAS line of --version (backends/eigen/openblas_kernels.hpp). With OpenBLAS's pre-AVX2 kernels
+# forced and the switch kept off, a CPU with AVX2 is told what it could run; without it, prefopt
+# restarts itself with OPENBLAS_CORETYPE set, so the kernels it runs are never the pre-AVX2 ones there.
+blas=$("$PREFOPT" --version | sed -n 2p)
+case "$blas" in "BLAS: "*) ;; *) fail "--version's second line is '$blas', not the BLAS kernels" ;; esac
+if [ "${blas#BLAS: OpenBLAS}" != "$blas" ]; then
+  forced=$(OPENBLAS_CORETYPE=Prescott "$PREFOPT" --version | sed -n 2p)
+  case "$forced" in *"Prescott kernels (OPENBLAS_CORETYPE=Prescott)"*) ;; *) fail "forced Prescott kernels: '$forced'" ;; esac
+  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    case "$forced" in *"this CPU runs "*) ;; *) fail "no better kernels named for an AVX2 CPU: '$forced'" ;; esac
+    case "$blas" in *"Prescott kernels"*|*"Core2 kernels"*|*"Nehalem kernels"*|*"Unknown kernels"*|*"this CPU runs"*)
+      fail "prefopt runs pre-AVX2 kernels on an AVX2 CPU: '$blas'" ;; esac
+  fi
+fi
 
 "$PREFOPT" --help > "$WORK/top.txt" || fail "prefopt --help exited non-zero"
 for c in train eval logps generate reward demo --version; do

@@ -19,6 +19,8 @@
 #include <optional>
 #include <string>
 
+#include "prefopt/backends/eigen/openblas_kernels.hpp"
+
 #include "cmd_demo.hpp"
 #include "cmd_generate.hpp"
 #include "cmd_iterate.hpp"
@@ -61,6 +63,7 @@ int failed(int rc) {
 } // namespace
 
 int main(int argc, char** argv) {
+  prefopt::backends::use_better_blas_kernels(argv);  // OpenBLAS's kernels where it missed the CPU (restarts once)
   if (argc < 2) {
     std::fputs(prefopt::cli::program_help(commands, PREFOPT_VERSION).c_str(), stderr);
     return 2;
@@ -87,7 +90,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "--version") {
-      std::printf("prefopt %s\n", PREFOPT_VERSION);
+      std::printf("prefopt %s\n%s\n", PREFOPT_VERSION, prefopt::backends::openblas_kernels().describe().c_str());
       return 0;
     }
     std::fprintf(stderr, "prefopt: unknown command '%s'\n%s", cmd.c_str(),
