@@ -1,8 +1,8 @@
 // The truncation modes of prefopt/data/collate.hpp. keep_start and keep_end are checked against
 // TRL 1.16's own rows (tools/reference/data_make_truncation_reference.py: DPOTrainer._prepare_dataset
 // and DataCollatorForPreference on tests/data/collate/truncation_pairs.jsonl with the GPT-2 and Qwen2
-// tokenizers): the pairs TRL drops, and each kept row's tokens and completion tokens. keep_end is
-// exact wherever prefopt does not report the pair as inexact, and the report is never a false alarm.
+// tokenizers): the pairs TRL drops, and each kept row's tokens and completion tokens, for every pair
+// (keep_end pairs whose rows keep different prompt parts carry the rejected row's own prompt).
 // keep_prompt_end, max_prompt_length and max_completion_length are checked by hand.
 #include <doctest/doctest.h>
 
@@ -53,7 +53,7 @@ TEST_CASE("keep_start and keep_end give TRL 1.16's rows and drop the pairs TRL d
   const json golden = json::parse(in);
   const auto file = read_preference_file(prefopt::test::data_path("collate/" + golden["input"].get<std::string>()));
   const auto& records = file.pairs();
-  std::size_t inexact_seen = 0, dropped_seen = 0, compared = 0;
+  std::size_t split_seen = 0, dropped_seen = 0, compared = 0;
   for (const auto& c : golden["cases"]) {
     const std::string tok_name = c["tokenizer"], mode = c["truncation_mode"];
     CAPTURE(tok_name);
@@ -74,20 +74,20 @@ TEST_CASE("keep_start and keep_end give TRL 1.16's rows and drop the pairs TRL d
         ++dropped_seen;
         continue;
       }
-      const row chosen = prefopt_row(p.prompt, p.chosen), rejected = prefopt_row(p.prompt, p.rejected);
+      const row chosen = prefopt_row(p.prompt, p.chosen), rejected = prefopt_row(p.rejected_row_prompt(), p.rejected);
       const row trl_chosen = trl_row(want["chosen_row"], want["chosen_mask"]);
       const row trl_rejected = trl_row(want["rejected_row"], want["rejected_mask"]);
-      if (t.inexact) {
-        ++inexact_seen;
-        CHECK_FALSE((chosen == trl_chosen && rejected == trl_rejected));  // reported only where the rows differ
+      CHECK(t.split == p.split_prompt());
+      if (t.split) {
+        ++split_seen;
         CHECK(mode == "keep_end");
-      } else {
-        ++compared;
-        CHECK(chosen.tokens == trl_chosen.tokens);
-        CHECK(chosen.scored == trl_chosen.scored);
-        CHECK(rejected.tokens == trl_rejected.tokens);
-        CHECK(rejected.scored == trl_rejected.scored);
+        CHECK(p.prompt != p.rejected_prompt);  // split only where the rows' prompts differ
       }
+      ++compared;
+      CHECK(chosen.tokens == trl_chosen.tokens);
+      CHECK(chosen.scored == trl_chosen.scored);
+      CHECK(rejected.tokens == trl_rejected.tokens);
+      CHECK(rejected.scored == trl_rejected.scored);
     }
     // The whole file through tokenize_preferences: the report counts what TRL drops.
     const auto d = tokenize_preferences(file, tok, nullptr, o);
@@ -96,10 +96,13 @@ TEST_CASE("keep_start and keep_end give TRL 1.16's rows and drop the pairs TRL d
     CHECK(d.size() == trl_kept);
     CHECK(d.report.dropped_prompt_fills == records.size() - trl_kept);
     if (d.report.dropped_prompt_fills) CHECK(d.report.summary().find("dropped as TRL drops them") != std::string::npos);
+    std::size_t splits = 0;
+    for (const auto& p : d.pairs) splits += p.split_prompt();
+    CHECK(d.report.keep_end_split == splits);
   }
   CHECK(dropped_seen >= 2);   // the golden data exercises the drop (gpt2 and qwen2, keep_start)
   CHECK(compared >= 12);      // and compares the rest exactly
-  CHECK(inexact_seen >= 1);   // and holds a keep_end pair whose rows TRL cuts differently
+  CHECK(split_seen >= 1);     // and holds a keep_end pair whose rows TRL cuts differently
 }
 
 TEST_CASE("keep_start and keep_end by hand; max_prompt_length and max_completion_length") {
@@ -128,19 +131,26 @@ TEST_CASE("keep_start and keep_end by hand; max_prompt_length and max_completion
   t = truncate_pair(p, o);
   CHECK(p.prompt == range(2, 6));
   CHECK(p.chosen == range(100, 106));
-  CHECK_FALSE(t.inexact);
-  p = {range(0, 6), range(100, 106), range(200, 202)};  // TRL's rejected row would keep 6 prompt tokens
+  CHECK_FALSE(t.split);
+  CHECK_FALSE(p.split_prompt());
+  p = {range(0, 6), range(100, 106), range(200, 202)};  // the rejected row keeps all 6 prompt tokens
   t = truncate_pair(p, o);
   CHECK(p.prompt == range(2, 6));
-  CHECK(t.inexact);
+  CHECK(p.rejected_prompt == range(0, 6));
+  CHECK(p.rejected == range(200, 202));
+  CHECK(t.split);
+  CHECK(t.prompt);
+  CHECK_THROWS_AS(truncate_pair(p, o), std::invalid_argument);  // already split
   p = {range(0, 6), range(100, 112), range(200, 202)};  // a completion longer than max_length
   t = truncate_pair(p, o);
-  CHECK(p.prompt == ids{5});
+  CHECK(p.prompt == ids{102});  // TRL's row is the completion's last 10 tokens: the first predicts the rest
   CHECK(p.chosen == range(103, 112));
-  CHECK(t.inexact);
+  CHECK(p.rejected_prompt == range(0, 6));
+  CHECK(t.split);
+  CHECK(t.completion);
   p = {range(0, 3), range(100, 104), range(200, 203)};  // fits: untouched
   t = truncate_pair(p, o);
-  CHECK_FALSE((t.prompt || t.completion || t.inexact));
+  CHECK_FALSE((t.prompt || t.completion || t.split));
 
   o = {};
   o.max_length = std::nullopt;

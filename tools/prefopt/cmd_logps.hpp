@@ -71,7 +71,8 @@ inline int cmd_logps(int argc, char** argv) {
     for (std::size_t start = 0; start < valid.size(); start += std::size_t(batch)) {
       const std::size_t end = std::min(valid.size(), start + std::size_t(batch));
       std::vector<models::tokenized_pair> pairs;
-      for (std::size_t i = start; i < end; ++i) pairs.push_back({valid[i]->prompt, valid[i]->chosen, valid[i]->rejected});
+      // The pair itself (keep_end truncation can give its rejected row a prompt of its own).
+      for (std::size_t i = start; i < end; ++i) pairs.push_back(d.pairs[std::size_t(valid[i] - owned.data())]);
       models::sequence_logps lp;
       model.forward(models::pack_pairs(pairs, a.flag("prefix-sharing")), lp, {.keep_activations = false});
       const std::size_t n = pairs.size();

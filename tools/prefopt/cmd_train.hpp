@@ -84,7 +84,7 @@ template <class Trainer> void log_zero(Trainer& t, std::size_t parameters, std::
 inline std::uint64_t data_hash(const data::tokenized_preferences& d) {
   std::uint64_t h = comm::hash_bytes(nullptr, 0);
   auto add = [&](const auto& v) { h = comm::hash_bytes(v.data(), v.size() * sizeof(v[0]), h); };
-  for (const auto& p : d.pairs) add(p.prompt), add(p.chosen), add(p.rejected);
+  for (const auto& p : d.pairs) add(p.prompt), add(p.chosen), add(p.rejected), add(p.rejected_prompt);
   return h;
 }
 inline std::uint64_t data_hash(const data::tokenized_unpaired& d) {

@@ -35,10 +35,12 @@
 //   keep_end         TRL 1.16's keep_end (deprecated there): each row prompt + completion keeps its
 //                    last L tokens; nothing is dropped. TRL cuts the two rows of a pair separately, so
 //                    with completions of different lengths its rows keep different parts of the
-//                    prompt; prefopt keeps one prompt per pair, its last L − longest tokens (the
-//                    longer row exactly as TRL; a completion of L tokens or more keeps its last L − 1
-//                    after the prompt's last token). Pairs where that differs from TRL's rows are
-//                    counted (keep_end_inexact) and reported. With P set the prompt first keeps its last P.
+//                    prompt: the pair then carries the rejected row's own prompt
+//                    (tokenized_pair::rejected_prompt) and is packed as two rows in either layout
+//                    (counted: keep_end_split). A completion of L tokens or more keeps no prompt in
+//                    TRL's row; here the row's first kept token becomes its prompt (nothing predicts
+//                    a row's first token, in TRL or here, so the log-probs are TRL's). With P set the
+//                    prompt first keeps its last P.
 // A pair whose prompt or a completion is empty, before or after truncation, is skipped and counted
 // (collate_report), never passed on to become a NaN. A dataset left with no example is a data_error.
 // Unpaired (KTO) examples take the same rules with one completion.
@@ -106,7 +108,7 @@ struct collate_report {
   std::size_t skipped_empty_completion = 0;  // empty completion before truncation
   std::size_t skipped_by_truncation = 0;     // prompt or completion truncated to nothing
   std::size_t dropped_prompt_fills = 0;      // keep_start: the prompt alone has max_length tokens (TRL drops these)
-  std::size_t keep_end_inexact = 0;          // keep_end: kept, but TRL's two rows would keep different prompt parts
+  std::size_t keep_end_split = 0;            // keep_end: pairs whose two rows keep different prompt parts (two rows)
   std::size_t truncated_prompt = 0;          // kept examples whose prompt lost tokens
   std::size_t truncated_completion = 0;      // kept examples with a completion that lost tokens
   std::size_t prompt_cuts = 0;               // examples whose split moved into the tokenized prompt
@@ -175,7 +177,7 @@ struct tokenized_unpaired {
 struct truncation {
   bool prompt = false, completion = false;  // whether each lost tokens
   bool dropped = false;                     // keep_start: the prompt alone fills max_length (left as it was)
-  bool inexact = false;                     // keep_end: TRL's rows would keep different parts of the prompt
+  bool split = false;                       // keep_end: the rows keep different parts of the prompt (rejected_prompt set)
 };
 // The truncation rules above, in place, with options' max_length, max_prompt_length,
 // max_completion_length and truncation. max_length nullopt: only the other two apply.

@@ -65,8 +65,9 @@ inline std::vector<std::size_t> row_lengths(const tokenized_preferences& d, bool
   std::vector<std::size_t> n;
   n.reserve(d.size());
   for (const auto& p : d.pairs)
-    n.push_back(p.prompt.size() +
-                (prefix_sharing ? p.chosen.size() + p.rejected.size() : std::max(p.chosen.size(), p.rejected.size())));
+    n.push_back(p.split_prompt() ? std::max(p.prompt.size() + p.chosen.size(), p.rejected_prompt.size() + p.rejected.size())
+                : p.prompt.size() + (prefix_sharing ? p.chosen.size() + p.rejected.size()
+                                                    : std::max(p.chosen.size(), p.rejected.size())));
   return n;
 }
 
@@ -85,11 +86,11 @@ inline double padding_waste(const tokenized_preferences& d, const batch_plan& pl
     rows.clear();
     for (auto i : batch) {
       const auto& p = d.pairs[i];
-      if (prefix_sharing) {
+      if (prefix_sharing && !p.split_prompt()) {
         rows.push_back(p.prompt.size() + p.chosen.size() + p.rejected.size());
       } else {
         rows.push_back(p.prompt.size() + p.chosen.size());
-        rows.push_back(p.prompt.size() + p.rejected.size());
+        rows.push_back(p.rejected_row_prompt().size() + p.rejected.size());
       }
     }
     const auto width = *std::max_element(rows.begin(), rows.end());

@@ -74,8 +74,10 @@ inline split_example tokenize_record(const text_or_messages& prompt,
 }
 
 // The truncation rules (collate.hpp) on a prompt and its completions.
+// second_prompt: where keep_end puts the second completion's own prompt when the rows keep
+// different prompt parts (null: a single completion).
 inline truncation truncate(std::vector<std::int32_t>& prompt, std::initializer_list<std::vector<std::int32_t>*> completions,
-                           const collate_options& o) {
+                           const collate_options& o, std::vector<std::int32_t>* second_prompt = nullptr) {
   truncation t;
   auto keep_last = [](std::vector<std::int32_t>& v, std::size_t n) {
     if (v.size() <= n) return false;
@@ -123,14 +125,24 @@ inline truncation truncate(std::vector<std::int32_t>& prompt, std::initializer_l
     const std::size_t L = *o.max_length;
     find_longest();
     if (prompt.size() + longest <= L) return t;
-    // TRL keeps row[-L:] for each row: min(|prompt|, L − |c|) prompt tokens (none when |c| >= L).
-    const std::size_t keep = longest < L ? L - longest : 1;
-    for (const auto* c : completions) {
-      const std::size_t trl_keep = c->size() >= L ? 0 : std::min(prompt.size(), L - c->size());
-      t.inexact |= trl_keep != std::min(prompt.size(), keep);
+    // TRL keeps row[-L:] of each row prompt + completion: the prompt's last L − |c| tokens, or none when
+    // |c| >= L; then the row's first kept token (which nothing predicts) stands as its prompt.
+    std::vector<std::vector<std::int32_t>> kept;
+    for (auto* c : completions) {
+      if (c->size() >= L) {
+        kept.emplace_back(c->end() - std::ptrdiff_t(L), c->end() - std::ptrdiff_t(L) + 1);
+        t.completion |= keep_last(*c, L - 1);
+      } else {
+        kept.emplace_back(prompt.end() - std::ptrdiff_t(std::min(prompt.size(), L - c->size())), prompt.end());
+      }
     }
-    t.prompt |= keep_last(prompt, keep);
-    for (auto* c : completions) t.completion |= keep_last(*c, L - prompt.size());
+    for (const auto& k : kept) t.prompt |= k != prompt;
+    if (kept.size() > 1 && kept[1] != kept[0]) {
+      if (second_prompt == nullptr) throw std::logic_error("truncate: keep_end needs a second prompt for this pair");
+      *second_prompt = std::move(kept[1]);
+      t.split = true;
+    }
+    prompt = std::move(kept[0]);
     return t;
   }
   }
@@ -159,7 +171,7 @@ inline void note(std::vector<std::size_t>& lines, std::size_t line, const collat
 // Counts one example into the report; true when it is kept. Truncates it in place.
 inline bool admit(collate_report& r, std::vector<std::int32_t>& prompt,
                   std::initializer_list<std::vector<std::int32_t>*> completions, bool prompt_cut, std::size_t line,
-                  const collate_options& o) {
+                  const collate_options& o, std::vector<std::int32_t>* second_prompt = nullptr) {
   ++r.records;
   if (prompt_cut) {
     ++r.prompt_cuts;
@@ -171,13 +183,13 @@ inline bool admit(collate_report& r, std::vector<std::int32_t>& prompt,
     note(r.skipped_lines, line, o);
     return false;
   }
-  const auto t = truncate(prompt, completions, o);
+  const auto t = truncate(prompt, completions, o, second_prompt);
   if (t.dropped) {
     ++r.dropped_prompt_fills;
     note(r.skipped_lines, line, o);
     return false;
   }
-  r.keep_end_inexact += t.inexact;
+  r.keep_end_split += t.split;
   if (prompt.empty() || any_empty()) {
     ++r.skipped_by_truncation;
     note(r.skipped_lines, line, o);
@@ -240,8 +252,8 @@ inline std::string collate_report::summary() const {
   if (!truncated_lines.empty()) s += " (lines " + detail::join_lines(truncated_lines) + ")";
   s += "; " + std::to_string(prompt_cuts) + " prompt cuts";
   if (!prompt_cut_lines.empty()) s += " (lines " + detail::join_lines(prompt_cut_lines) + ")";
-  if (keep_end_inexact)
-    s += "; keep_end: " + std::to_string(keep_end_inexact) + " pairs keep one prompt where TRL's rows keep different parts";
+  if (keep_end_split)
+    s += "; keep_end: " + std::to_string(keep_end_split) + " pairs whose rows keep different prompt parts (two rows each)";
   return s;
 }
 
@@ -258,7 +270,8 @@ inline tokenized_example tokenize_example(const unpaired_record& r, const tokeni
 }
 
 inline truncation truncate_pair(models::tokenized_pair& p, const collate_options& o) {
-  return detail::truncate(p.prompt, {&p.chosen, &p.rejected}, o);
+  if (p.split_prompt()) throw std::invalid_argument("truncate_pair: the pair's rows already keep separate prompts");
+  return detail::truncate(p.prompt, {&p.chosen, &p.rejected}, o, &p.rejected_prompt);
 }
 
 inline truncation truncate_example(tokenized_example& e, const collate_options& o) {
@@ -295,7 +308,7 @@ inline tokenized_preferences tokenize_preferences(const preference_file& file, c
                                              detail::column_builder("score_rejected"), detail::column_builder("cost"),
                                              detail::column_builder("weight")};
   auto take = [&](models::tokenized_pair p, bool cut, const auto& rec) {
-    if (!detail::admit(out.report, p.prompt, {&p.chosen, &p.rejected}, cut, rec.line, options)) return;
+    if (!detail::admit(out.report, p.prompt, {&p.chosen, &p.rejected}, cut, rec.line, options, &p.rejected_prompt)) return;
     out.pairs.push_back(std::move(p));
     out.lines.push_back(rec.line);
     cols[0].add(rec.preference_prob, rec.line), cols[1].add(rec.score_chosen, rec.line);

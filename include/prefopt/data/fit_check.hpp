@@ -87,7 +87,8 @@ inline fit_report check_fits(tokenized_preferences& d, std::int64_t vocab_size, 
     detail::check_ids(p.prompt, vocab_size, d.file, line, "prompt");
     detail::check_ids(p.chosen, vocab_size, d.file, line, "chosen");
     detail::check_ids(p.rejected, vocab_size, d.file, line, "rejected");
-    detail::check_length(p.prompt.size() + std::max(p.chosen.size(), p.rejected.size()), max_positions, d.file, line);
+    detail::check_length(std::max(p.prompt.size() + p.chosen.size(), p.rejected_row_prompt().size() + p.rejected.size()),
+                         max_positions, d.file, line);
   });
   if (report.skipped > 0) {
     for (auto* column : {&d.preference_prob, &d.score_chosen, &d.score_rejected, &d.cost, &d.weight, &d.reference_chosen,
@@ -121,8 +122,9 @@ inline fit_report check_fits(tokenized_unpaired& d, std::int64_t vocab_size, std
 inline std::size_t longest_row(const tokenized_preferences& d, bool prefix_sharing) {
   std::size_t n = 0;
   for (const auto& p : d.pairs)
-    n = std::max(n, prefix_sharing ? p.prompt.size() + p.chosen.size() + p.rejected.size()
-                                   : p.prompt.size() + std::max(p.chosen.size(), p.rejected.size()));
+    n = std::max(n, prefix_sharing && !p.split_prompt()
+                        ? p.prompt.size() + p.chosen.size() + p.rejected.size()
+                        : std::max(p.prompt.size() + p.chosen.size(), p.rejected_row_prompt().size() + p.rejected.size()));
   return n;
 }
 // Unpaired: a KL row joins one example's prompt with another's completion, so the longest prompt

@@ -65,7 +65,7 @@ inline reward_batch pack_reward_pairs(const std::vector<tokenized_pair>& pairs, 
   seqs.reserve(2 * pairs.size());
   for (int side = 0; side < 2; ++side)
     for (const auto& p : pairs) {
-      auto s = p.prompt;
+      auto s = side == 0 ? p.prompt : p.rejected_row_prompt();
       const auto& c = side == 0 ? p.chosen : p.rejected;
       s.insert(s.end(), c.begin(), c.end());
       seqs.push_back(std::move(s));

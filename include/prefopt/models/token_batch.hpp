@@ -9,7 +9,8 @@
 // Two layouts of a preference pair (prompt p, chosen c, rejected r):
 //   two rows:      [p c] and [p r]; positions 0.. in each row
 //   prefix-shared: one row [p c r]; c at positions |p|.., r at positions |p|.. again, segments
-//                  0 / 1 / 2; the last prompt token predicts both c₀ and r₀.
+//                  0 / 1 / 2; the last prompt token predicts both c₀ and r₀. A pair whose rows
+//                  have different prompts (tokenized_pair::rejected_prompt) gets two rows here too.
 // Output sequences of a pair batch: the B chosen completions first, then the B rejected ones.
 //
 // Padding (optional, pad_to_multiple_of > 1): each row is followed by pad tokens until its length is
@@ -106,6 +107,15 @@ private:
 // A tokenized preference pair, ids used exactly as given (nothing appended).
 struct tokenized_pair {
   std::vector<std::int32_t> prompt{}, chosen{}, rejected{};
+  // The rejected row's own prompt when it differs from the chosen row's (TRL's keep_end truncation
+  // cuts each row prompt + completion separately, so the two rows can keep different prompt parts);
+  // empty: both rows share `prompt`. Such a pair is packed as two rows in either layout.
+  std::vector<std::int32_t> rejected_prompt{};
+
+  [[nodiscard]] const std::vector<std::int32_t>& rejected_row_prompt() const noexcept {
+    return rejected_prompt.empty() ? prompt : rejected_prompt;
+  }
+  [[nodiscard]] bool split_prompt() const noexcept { return !rejected_prompt.empty(); }
 };
 
 // Packs pairs for a transformer: sequence i is pair i's chosen completion, B + i its rejected one.
@@ -119,16 +129,21 @@ inline token_batch pack_pairs(const std::vector<tokenized_pair>& pairs, bool pre
     if (p.prompt.empty()) throw data_error("pair " + std::to_string(i), "the prompt is empty: nothing conditions the completion");
     if (p.chosen.empty() || p.rejected.empty())
       throw data_error("pair " + std::to_string(i), "an empty completion has no log-prob (skip such pairs at collation)");
-    if (prefix_sharing) {
+    if (prefix_sharing && !p.split_prompt()) {
       b.add_row(p.prompt, {&p.chosen, &p.rejected}, {i, n + i});
     } else {
       b.add_row(p.prompt, {&p.chosen}, {i});
     }
     b.pad_last_row(pad_to_multiple_of, pad_id);
+    if (prefix_sharing && p.split_prompt()) {  // two prompts: nothing to share, two rows
+      b.add_row(p.rejected_prompt, {&p.rejected}, {n + i});
+      b.pad_last_row(pad_to_multiple_of, pad_id);
+    }
   }
   if (!prefix_sharing)
     for (std::int32_t i = 0; i < n; ++i) {
-      b.add_row(pairs[std::size_t(i)].prompt, {&pairs[std::size_t(i)].rejected}, {n + i});
+      const auto& p = pairs[std::size_t(i)];
+      b.add_row(p.rejected_row_prompt(), {&p.rejected}, {n + i});
       b.pad_last_row(pad_to_multiple_of, pad_id);
     }
   b.sequences = 2 * n;

@@ -105,6 +105,10 @@ void precompute_reference(data::tokenized_preferences& data, const std::string& 
     key.add_values(p.prompt);
     key.add_values(p.chosen);
     key.add_values(p.rejected);
+    if (p.split_prompt()) {  // keep_end's separate prompt of the rejected row (absent: the keys as before)
+      key.add("rejected_prompt");
+      key.add_values(p.rejected_prompt);
+    }
   }
   const auto file = cache_dir / ("ref-" + key.hex() + ".jsonl");
   const std::size_t n = data.pairs.size();
