@@ -54,6 +54,9 @@ template <class L> std::vector<double> loss_state(const L& l) {
 template <class L> void set_loss_state(L& l, const std::vector<double>& s) {
   if constexpr (requires { l.set_state(s); }) l.set_state(s);
 }
+// Metrics a logged row takes from its own step, not as a mean over the window, as the Hugging Face
+// Trainer logs them: grad_norm and learning_rate of the last step, num_tokens a running count.
+inline bool last_value(const std::string& key) { return key == "grad_norm" || key == "learning_rate" || key == "num_tokens"; }
 template <class R> auto* synced_model_of(R& r) {
   if constexpr (requires { r.synced_model(); }) return r.synced_model();
   else if constexpr (requires { r.model; r.every; r.alpha; }) return r.model;  // reference::synced
@@ -152,7 +155,7 @@ public:
           st.consecutive_skipped = 0;
           epoch_updated = true;
           for (const auto& [key, v] : r.metrics) {
-            if (key == "num_tokens") continue;  // a running count: the row takes its last value
+            if (detail::last_value(key)) continue;  // the row takes the step's own value
             // TRL's row: the mean over the window of every value logged (a step stands for as many as its counts say)
             const auto c = r.counts.find(key);
             const double n = c == r.counts.end() ? 1.0 : c->second;
@@ -168,11 +171,14 @@ public:
             return v / (c != st.log_window_counts.end() && c->second > 0.0 ? c->second : double(st.log_window_steps));
           };
           for (auto& [key, v] : st.log_window) row.emplace_back(key, mean(key, v));
-          if (const auto n = r.metrics.find("num_tokens"); n != r.metrics.end()) row.emplace_back(n->first, n->second);
+          for (const auto& [key, v] : r.metrics)
+            if (detail::last_value(key)) row.emplace_back(key, v);
           if (st.skipped_steps) row.emplace_back("skipped_steps", double(st.skipped_steps));
           if (log) log->log(step, row);
           summary.last_train = st.log_window;
           for (auto& [key, v] : summary.last_train) v = mean(key, v);
+          for (const auto& [key, v] : r.metrics)
+            if (detail::last_value(key)) summary.last_train[key] = v;
           st.log_window.clear();
           st.log_window_counts.clear();
           st.log_window_steps = 0;
