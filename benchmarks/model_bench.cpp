@@ -1,7 +1,11 @@
 // benchmarks/model_bench.cpp — prefopt's side of the model-level DPO comparison (driven by model_run.py).
 //
 //   prefopt_model_bench --model DIR --pairs FILE --layout two_rows|prefix [--lora ADAPTER_DIR]
-//                       [--warmup 1 --steps 2]
+//                       [--head fused|plain] [--warmup 1 --steps 2]
+//
+// --head fused (the default, what prefopt's trainer runs for the sigmoid loss: training.fused_head)
+// applies the loss's gradient inside the LM head's forward, chunk by chunk of whole pairs, with no
+// logits recomputed; plain: the forward, the loss, then the backward (the head recomputes logits).
 //
 // One DPO step (sigmoid loss, β from the pairs file, precomputed reference log-probs):
 // zero_grad, forward, loss, backward — no optimizer step, as on the PyTorch side
@@ -20,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_support.hpp"
+#include "prefopt/backends/eigen/openblas_kernels.hpp"
 #include "prefopt/backends/eigen.hpp"
 #include "prefopt/losses/evaluate.hpp"
 #include "prefopt/losses/sigmoid.hpp"
@@ -50,17 +55,37 @@ template <class Model> json run(Model& m, const bench::args& a) {
   if (layout != "two_rows" && layout != "prefix") throw std::invalid_argument("--layout two_rows|prefix");
   const models::token_batch batch = models::pack_pairs(pairs, layout == "prefix");
   const std::size_t n = pairs.size();
+  const std::string head = a.str("head", "fused");
+  if (head != "fused" && head != "plain") throw std::invalid_argument("--head fused|plain");
   models::sequence_logps out;
   double loss = 0.0;
+  // Pairs [first, first + count) of a forward's output with their reference log-probs.
+  auto pairs_of = [&](const models::sequence_logps& o, std::size_t first, std::size_t count) {
+    pair_batch<double> b;
+    const auto at = [&](const auto& v, std::size_t off) {
+      return std::vector<double>(v.begin() + std::ptrdiff_t(off + first), v.begin() + std::ptrdiff_t(off + first + count));
+    };
+    b.policy_chosen = at(o.logp, 0);
+    b.policy_rejected = at(o.logp, n);
+    b.reference_chosen = at(ref, 0);
+    b.reference_rejected = at(ref, n);
+    return b;
+  };
+  const losses::sigmoid dpo{.beta = beta};
+  const batch_context<double> ctx{double(n), 0.0};  // the mean over the batch's n pairs
   auto step = [&] {
     m.zero_grad();
+    if (head == "fused") {
+      m.forward_fused(batch, out, {}, [&](const models::sequence_logps& o, std::size_t first, std::size_t count, std::span<double> d) {
+        const auto r = evaluate(dpo, pairs_of(o, first, count), ctx);
+        for (std::size_t i = 0; i < count; ++i) d[first + i] = r.d_policy_chosen[i], d[n + first + i] = r.d_policy_rejected[i];
+      });
+      loss = evaluate(dpo, pairs_of(out, 0, n)).loss;
+      m.backward_fused();
+      return;
+    }
     m.forward(batch, out, {});
-    pair_batch<double> b;
-    b.policy_chosen.assign(out.logp.begin(), out.logp.begin() + std::ptrdiff_t(n));
-    b.policy_rejected.assign(out.logp.begin() + std::ptrdiff_t(n), out.logp.end());
-    b.reference_chosen.assign(ref.begin(), ref.begin() + std::ptrdiff_t(n));
-    b.reference_rejected.assign(ref.begin() + std::ptrdiff_t(n), ref.end());
-    const auto r = evaluate(losses::sigmoid{.beta = beta}, b);
+    const auto r = evaluate(dpo, pairs_of(out, 0, n));
     loss = r.loss;
     std::vector<double> d(r.d_policy_chosen);
     d.insert(d.end(), r.d_policy_rejected.begin(), r.d_policy_rejected.end());
@@ -80,6 +105,7 @@ template <class Model> json run(Model& m, const bench::args& a) {
           {"rss_at_start_kb", probe.base_kb()},
           {"peak_reset_ok", probe.reset_ok()},
           {"layout", layout},
+          {"head", head},
           {"tokens", batch.size()},
           {"rows", batch.rows()},
           {"loss", loss},
@@ -107,6 +133,7 @@ template <class Model> json run_model(const bench::args& a) {
 } // namespace
 
 int main(int argc, char** argv) {
+  prefopt::backends::use_better_blas_kernels(argv);  // as the prefopt program does
   try {
     const bench::args a(argc, argv, 1);
     const std::string type = read_json(a.str("model") + "/config.json").value("model_type", "");
