@@ -197,7 +197,7 @@ TEST_CASE("prefopt reward's trainer with gradient accumulation logs TRL's Reward
 }
 
 TEST_CASE("the runner's logged row is the mean over the window's micro-batch values, as TRL's (a step with fewer "
-          "micro-batches weighs less); loss stays a mean over steps") {
+          "micro-batches weighs less); loss stays a mean over steps, grad_norm and learning_rate the last step's") {
   namespace fs = std::filesystem;
   const nlohmann::json g = golden("trl_metrics_reward.json");
   data::tokenized_preferences d;
@@ -241,4 +241,10 @@ TEST_CASE("the runner's logged row is the mean over the window's micro-batch val
   }
   CHECK(row.at("loss").get<double>() == doctest::Approx((s1.at("loss") + s2.at("loss")) / 2.0).epsilon(1e-12));
   CHECK(row.at("num_tokens").get<double>() == s2.at("num_tokens"));
+  // grad_norm and learning_rate: the window's last step's, as the Hugging Face Trainer logs them.
+  for (const char* key : {"grad_norm", "learning_rate"}) {
+    CAPTURE(key);
+    CHECK(row.at(key).get<double>() == doctest::Approx(s2.at(key)).epsilon(1e-12));
+  }
+  CHECK(s1.at("grad_norm") != doctest::Approx(s2.at("grad_norm")).epsilon(1e-3));  // the mean would differ
 }
