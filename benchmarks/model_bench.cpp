@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_support.hpp"
+#include "dpo_spec.hpp"
 #include "prefopt/backends/eigen/openblas_kernels.hpp"
 #include "prefopt/backends/eigen.hpp"
 #include "prefopt/losses/evaluate.hpp"
@@ -44,13 +45,10 @@ json read_json(const std::string& path) {
 }
 
 template <class Model> json run(Model& m, const bench::args& a) {
-  const json spec = read_json(a.str("pairs"));
-  std::vector<models::tokenized_pair> pairs;
-  for (const auto& p : spec["pairs"])
-    pairs.push_back({p["prompt"].get<std::vector<std::int32_t>>(), p["chosen"].get<std::vector<std::int32_t>>(),
-                     p["rejected"].get<std::vector<std::int32_t>>()});
-  const auto ref = spec["reference_logps"].get<std::vector<double>>();
-  const double beta = spec["beta"].get<double>();
+  const bench::dpo_spec spec = bench::read_dpo_spec(a.str("pairs"));
+  const auto& pairs = spec.pairs;
+  const auto& ref = spec.reference_logps;
+  const double beta = spec.beta;
   const std::string layout = a.str("layout");
   if (layout != "two_rows" && layout != "prefix") throw std::invalid_argument("--layout two_rows|prefix");
   const models::token_batch batch = models::pack_pairs(pairs, layout == "prefix");

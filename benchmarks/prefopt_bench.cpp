@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_support.hpp"
+#include "dpo_spec.hpp"
 #include "prefopt/backends/eigen/openblas_kernels.hpp"
 #include "timed_backend.hpp"
 #include "prefopt/backends/eigen.hpp"
@@ -80,14 +81,10 @@ json run_sgemm(const bench::args& a) {
 // One DPO step: zero_grad, forward, TRL's sigmoid loss against fixed reference log-probs, backward.
 // With the timed backend (`profile`), the op table of the timed repetitions is added.
 template <class Backend> json run_dpo(const bench::args& a) {
-  std::ifstream in(a.str("pairs"));
-  const json spec = json::parse(in);
-  std::vector<models::tokenized_pair> pairs;
-  for (const auto& p : spec["pairs"])
-    pairs.push_back({p["prompt"].get<std::vector<std::int32_t>>(), p["chosen"].get<std::vector<std::int32_t>>(),
-                     p["rejected"].get<std::vector<std::int32_t>>()});
-  const auto ref = spec["reference_logps"].get<std::vector<double>>();
-  const double beta = spec["beta"].get<double>();
+  const bench::dpo_spec spec = bench::read_dpo_spec(a.str("pairs"));
+  const auto& pairs = spec.pairs;
+  const auto& ref = spec.reference_logps;
+  const double beta = spec.beta;
   const std::string layout = a.str("layout");
   if (layout != "two_rows" && layout != "prefix") throw std::invalid_argument("--layout two_rows|prefix");
   auto m = models::from_pretrained<models::gpt2<Backend>>(Backend{}, a.str("model"));

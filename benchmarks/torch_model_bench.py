@@ -53,25 +53,7 @@ TINY = {  # the same architectures, small enough to test the harness in seconds
 }
 
 
-def status_kb(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
-
-
-class PeakProbe:
-    def start(self):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-        self.base = status_kb("VmRSS")
-        self.reset_ok = status_kb("VmHWM") <= self.base + 64
-        if not self.reset_ok:
-            self.base = status_kb("VmHWM")
+from torch_bench import PeakProbe, status_kb  # the same peak-memory probe as the LM-head benchmark
 
 
 def make_config(shape, tiny):
