@@ -33,6 +33,16 @@ grep -q '"episode": 6.0,' "$m" || fail "step 3 should have seen 6 prompts: $(tai
 for f in model.safetensors config.json tokenizer.json; do [ -s "$WORK/a/final/$f" ] || fail "final/$f missing"; done
 [ ! -e "$WORK/a/rounds" ] || fail "an online run has no rounds"
 grep -q "online step 3/3" "$WORK/a.log" || fail "no step line in the log: $(cat "$WORK/a.log")"
+# A row over several steps: the mean of their loss, the last step's grad_norm and learning_rate
+# (as the training runner's rows and the Hugging Face Trainer's).
+run w --set training.logging_steps=3 2> "$WORK/w.log" || { cat "$WORK/w.log"; fail "online run logging every 3 steps failed"; }
+[ "$(wc -l < "$WORK/w/metrics.jsonl")" -eq 1 ] || fail "logging_steps 3 should give one row: $(cat "$WORK/w/metrics.jsonl")"
+val() { grep -o "\"$2\": [-0-9.e+]*" "$1" | sed -n "${3}p" | awk '{print $2}'; }
+[ "$(val "$WORK/w/metrics.jsonl" grad_norm 1)" = "$(val "$m" grad_norm 3)" ] || fail "grad_norm should be step 3's"
+[ "$(val "$WORK/w/metrics.jsonl" learning_rate 1)" = "$(val "$m" learning_rate 3)" ] || fail "learning_rate should be step 3's"
+awk -v w="$(val "$WORK/w/metrics.jsonl" loss 1)" -v a="$(val "$m" loss 1) $(val "$m" loss 2) $(val "$m" loss 3)" \
+  'BEGIN { split(a, l, " "); mean = (l[1] + l[2] + l[3]) / 3; d = w - mean; if (d < 0) d = -d; exit !(d <= 1e-6 * (mean < 0 ? -mean : mean) + 1e-12) }' \
+  || fail "loss of the 3-step row should be the mean of the 3 steps' losses"
 run b 2> "$WORK/b.log" || { cat "$WORK/b.log"; fail "second online run failed"; }
 cmp "$WORK/a/final/model.safetensors" "$WORK/b/final/model.safetensors" || fail "the same seed gave other weights"
 cmp "$m" "$WORK/b/metrics.jsonl" || fail "the same seed gave other metrics"

@@ -45,6 +45,12 @@ namespace prefopt::train {
 
 using metric_values = std::vector<std::pair<std::string, double>>;
 
+namespace detail {
+// Metrics a logged row takes from its own step, not as a mean over the window, as the Hugging Face
+// Trainer logs them: grad_norm and learning_rate of the last step, num_tokens a running count.
+inline bool last_value(const std::string& key) { return key == "grad_norm" || key == "learning_rate" || key == "num_tokens"; }
+} // namespace detail
+
 // The TensorBoard tag of a metric, as transformers' rewrite_logs spells it.
 [[nodiscard]] inline std::string tensorboard_tag(std::string_view metric) {
   if (metric.starts_with("eval_")) return "eval/" + std::string(metric.substr(5));

@@ -54,9 +54,6 @@ template <class L> std::vector<double> loss_state(const L& l) {
 template <class L> void set_loss_state(L& l, const std::vector<double>& s) {
   if constexpr (requires { l.set_state(s); }) l.set_state(s);
 }
-// Metrics a logged row takes from its own step, not as a mean over the window, as the Hugging Face
-// Trainer logs them: grad_norm and learning_rate of the last step, num_tokens a running count.
-inline bool last_value(const std::string& key) { return key == "grad_norm" || key == "learning_rate" || key == "num_tokens"; }
 template <class R> auto* synced_model_of(R& r) {
   if constexpr (requires { r.synced_model(); }) return r.synced_model();
   else if constexpr (requires { r.model; r.every; r.alpha; }) return r.model;  // reference::synced

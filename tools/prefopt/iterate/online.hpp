@@ -139,13 +139,16 @@ void online_steps(M& policy, const train::run_config& cfg, const loop_settings& 
       continue;
     }
     consecutive = 0;
+    // A row is the mean over its window's steps, except grad_norm and learning_rate (the last
+    // step's) and num_tokens (its own count), as the training runner's rows (train::detail::last_value).
     for (const auto& [key, v] : r.step.metrics)
-      if (key != "num_tokens") window[key] += v;
+      if (!train::detail::last_value(key)) window[key] += v;
     ++window_steps;
     if (step % cfg.training.logging_steps == 0 || step == L.online_steps) {
       train::metric_values row{{"epoch", double(seen) / double(prompts.text.size())}, {"episode", double(seen)}};
       for (const auto& [key, v] : window) row.emplace_back(key, v / double(window_steps));
-      if (const auto n = r.step.metrics.find("num_tokens"); n != r.step.metrics.end()) row.emplace_back(n->first, n->second);
+      for (const auto& [key, v] : r.step.metrics)
+        if (train::detail::last_value(key)) row.emplace_back(key, v);
       if (skipped) row.emplace_back("skipped_steps", double(skipped));
       log.log(step, row);
       std::cerr << "prefopt iterate: online step " << step << "/" << L.online_steps << ": loss " << window["loss"] / double(window_steps);
