@@ -4,7 +4,8 @@
 # an error that says which (then the test reports itself skipped, 77). On a GPU: 3 steps of
 # `prefopt train` on the cuda backend give eigen's metrics (loss, rewards, log-probs, grad_norm)
 # to 1e-4 relative at every step, for full fine-tuning (GPT-2) and LoRA (Qwen2), and `prefopt eval`
-# on the trained model agrees as well.
+# on the trained model agrees as well; `prefopt logps --backend cuda` gives eigen's log-probs in
+# fp32 and in bf16.
 source "$(dirname "$0")/common.sh"
 run() {  # run <train|eval> <output dir> <model> [--set ...]
   local cmd="$1" out="$2" model="$3"
@@ -39,4 +40,32 @@ compare full-eigen full-cuda || fail "cuda and eigen disagree (GPT-2, full)"
 run train lora-eigen qwen2 --set lora.r=4 2> "$WORK/lora-eigen.log" || fail "eigen LoRA run failed"
 run train lora-cuda qwen2 --set lora.r=4 --set backend=cuda 2> "$WORK/lora-cuda.log" || fail "cuda LoRA run failed: $(cat "$WORK/lora-cuda.log")"
 compare lora-eigen lora-cuda || fail "cuda and eigen disagree (Qwen2, LoRA)"
+# prefopt logps --backend cuda: eigen's log-probs in fp32 (1e-4 relative), and in bf16 near the
+# eigen backend's bf16 emulation (the GPU sums in another order, which can flip a bf16 rounding of
+# an activation: 1e-2 relative, the bound logps_test.sh holds bf16 to against fp32).
+logps() {  # logps <out> [flags]
+  "$PREFOPT" logps --model "$DATA/models/$MODEL" --data "$DATA/cli/pairs_tokenized.jsonl" --out "$WORK/$1" "${@:2}" 2> "$WORK/$1.log" \
+    || fail "logps $*: $(cat "$WORK/$1.log")"
+}
+same_logps() {  # same_logps <a> <b> <relative tolerance>
+  python3 - "$WORK/$1" "$WORK/$2" "$3" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol = float(sys.argv[3])
+assert len(a) == len(b) and a
+for x, y in zip(a, b):
+    assert x["line"] == y["line"] and x["chosen_tokens"] == y["chosen_tokens"], (x, y)
+    for k in ("chosen_logps", "rejected_logps"):
+        assert abs(x[k] - y[k]) <= tol * (abs(x[k]) + 1.0), (x["line"], k, x[k], y[k])
+PY
+}
+for MODEL in gpt2 qwen2; do
+  logps "$MODEL-eigen.jsonl"
+  logps "$MODEL-cuda.jsonl" --backend cuda
+  same_logps "$MODEL-eigen.jsonl" "$MODEL-cuda.jsonl" 1e-4 || fail "logps: cuda and eigen disagree ($MODEL, fp32)"
+  logps "$MODEL-eigen16.jsonl" --precision bf16
+  logps "$MODEL-cuda16.jsonl" --backend cuda --precision bf16 --prefix-sharing
+  same_logps "$MODEL-eigen16.jsonl" "$MODEL-cuda16.jsonl" 1e-2 || fail "logps: cuda and eigen disagree ($MODEL, bf16)"
+done
 echo "cuda: ok"

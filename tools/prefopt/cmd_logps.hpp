@@ -5,7 +5,8 @@
 // with the model's tokenizer.json and chat template as `prefopt train` does) — writes one JSON line
 // {"line", "chosen_logps", "rejected_logps", "chosen_tokens", "rejected_tokens"}: sums over
 // completion tokens. A malformed line is reported with its number and skipped (--strict: stop);
-// the count of skipped lines is printed.
+// the count of skipped lines is printed. --backend cuda scores on one GPU, --precision bf16 with
+// training.precision's bf16 (core/bf16.hpp), on either backend.
 #pragma once
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <iostream>
 
 #include "args.hpp"
+#include "logps_score.hpp"
 #include "model_loader.hpp"
 #include "prefopt/data/formats.hpp"
 #include "session.hpp"
@@ -34,7 +36,9 @@ inline int cmd_logps(int argc, char** argv) {
                 {"strict", "", "stop at the first bad line instead of skipping and counting it"},
                 {"tokenizer", "FILE", "tokenizer.json for text data when the model directory has none"},
                 {"chat-template", "NAME", "chat template for conversational data"},
-                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"}});
+                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"},
+                {"backend", "NAME", "eigen (the CPU, default) or cuda (one NVIDIA GPU, where prefopt was built with CUDA)"},
+                {"precision", "P", "fp32 (default) or bf16: matrix products and attention on bf16-rounded inputs, as training.precision"}});
   if (a.flag("help")) return 0;
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
@@ -42,53 +46,58 @@ inline int cmd_logps(int argc, char** argv) {
   train::run_config cfg = data_flags(a);
   std::size_t read_skipped = 0;
   const data::tokenized_preferences d = tokenize_file(data_path, cfg, nullptr, std::cerr, &read_skipped);
-  std::vector<data::tokenized_pair_record> owned(d.size());
-  for (std::size_t i = 0; i < d.size(); ++i) owned[i] = {d.pairs[i].prompt, d.pairs[i].chosen, d.pairs[i].rejected, {}, {}, {}, {}, {}, d.lines[i]};
-  const auto& records = owned;
   const std::size_t skipped_reading = read_skipped + d.report.skipped();
-  std::string out;
+  const std::filesystem::path model_dir = a.require("model");
+  const auto vocab = models::transformer_config::from_file(model_dir / "config.json").vocab_size;
+  logps_job job;
+  job.model = model_dir;
+  job.adapter = a.get("adapter");
+  job.batch = std::size_t(batch);
+  job.prefix_sharing = a.flag("prefix-sharing");
   std::size_t out_of_vocab = 0;  // and empty sequences
-  with_model(a.require("model"), a.get("adapter"), [&](auto& model) {
-    const auto vocab = model.config().vocab_size;
-    std::vector<const data::tokenized_pair_record*> valid;
-    for (const auto& r : records) {
-      std::int32_t bad = -1;
-      for (const auto* ids : {&r.prompt, &r.chosen, &r.rejected})
-        for (auto id : *ids)
-          if (id >= vocab) bad = id;
-      const bool empty = r.prompt.empty() || r.chosen.empty() || r.rejected.empty();
-      if (bad < 0 && !empty) {
-        valid.push_back(&r);
-        continue;
-      }
-      const data_error e(data_path + ":" + std::to_string(r.line),
-                         empty ? std::string("an empty prompt or completion has no completion log-prob")
-                               : "token id " + std::to_string(bad) + " is outside the model's vocabulary of " + std::to_string(vocab));
-      if (a.flag("strict")) throw e;
-      std::cerr << "prefopt logps: skipped " << e.what() << "\n";
-      ++out_of_vocab;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const auto& r = d.pairs[i];
+    std::int32_t bad = -1;
+    for (const auto* ids : {&r.prompt, &r.chosen, &r.rejected})
+      for (auto id : *ids)
+        if (id >= vocab) bad = id;
+    const bool empty = r.prompt.empty() || r.chosen.empty() || r.rejected.empty();
+    if (bad < 0 && !empty) {
+      job.pairs.push_back(d.pairs[i]);  // the pair itself: keep_end truncation can give its rejected row a prompt of its own
+      job.lines.push_back(d.lines[i]);
+      continue;
     }
-    for (std::size_t start = 0; start < valid.size(); start += std::size_t(batch)) {
-      const std::size_t end = std::min(valid.size(), start + std::size_t(batch));
-      std::vector<models::tokenized_pair> pairs;
-      // The pair itself (keep_end truncation can give its rejected row a prompt of its own).
-      for (std::size_t i = start; i < end; ++i) pairs.push_back(d.pairs[std::size_t(valid[i] - owned.data())]);
-      models::sequence_logps lp;
-      model.forward(models::pack_pairs(pairs, a.flag("prefix-sharing")), lp, {.keep_activations = false});
-      const std::size_t n = pairs.size();
-      for (std::size_t i = 0; i < n; ++i) {
-        const nlohmann::json row = {{"line", valid[start + i]->line},
-                                    {"chosen_logps", lp.logp[i]},
-                                    {"rejected_logps", lp.logp[n + i]},
-                                    {"chosen_tokens", lp.tokens[i]},
-                                    {"rejected_tokens", lp.tokens[n + i]}};
-        out += row.dump() + "\n";
-      }
-    }
-  });
+    const data_error e(data_path + ":" + std::to_string(d.lines[i]),
+                       empty ? std::string("an empty prompt or completion has no completion log-prob")
+                             : "token id " + std::to_string(bad) + " is outside the model's vocabulary of " + std::to_string(vocab));
+    if (a.flag("strict")) throw e;
+    std::cerr << "prefopt logps: skipped " << e.what() << "\n";
+    ++out_of_vocab;
+  }
+  const std::string backend = a.get("backend", "eigen");
+  const precision p = parse_precision(a.get("precision", "fp32"), "--precision");
+  auto with_precision = [p](auto be) {
+    be.matmul_precision = p;
+    return be;
+  };
+  std::string out;
+  if (backend == "eigen") {
+    out = score_pairs(with_precision(backends::eigen{}), job);
+  } else if (backend == "cuda") {
+#ifdef PREFOPT_CLI_CUDA
+    if (!backends::cuda::device_available())
+      throw config_error("--backend", "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    out = score_pairs(with_precision(backends::cuda{}), job);
+#else
+    throw config_error("--backend", "cuda: this prefopt was built without the CUDA backend (configure with "
+                                    "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
+#endif
+  } else {
+    throw config_error("--backend", "'" + backend + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
+  }
   io::write_atomically(out_path, std::string_view(out));
   std::fprintf(stderr, "prefopt logps: %zu pairs written to %s; %zu lines skipped (%zu at reading, %zu with ids outside the vocabulary)\n",
-               records.size() - out_of_vocab, out_path.c_str(), skipped_reading + out_of_vocab, skipped_reading, out_of_vocab);
+               d.size() - out_of_vocab, out_path.c_str(), skipped_reading + out_of_vocab, skipped_reading, out_of_vocab);
   return 0;
 }
 

@@ -1,8 +1,8 @@
 // tools/prefopt/model_loader.hpp — open a model directory as the right C++ type and run code on it.
 //
-// with_model(dir, adapter_dir, fn) reads config.json, builds gpt2<eigen> or llama<eigen> (Llama,
+// with_model(dir, adapter_dir, fn) reads config.json, builds gpt2<B> or llama<B> (Llama,
 // Qwen2, Mistral), loads the weights, attaches a PEFT LoRA adapter when one is given, and calls
-// fn(model) with the concrete type.
+// fn(model) with the concrete type; B is the eigen backend unless a backend is given.
 #pragma once
 
 #include <filesystem>
@@ -43,11 +43,14 @@ inline models::lora_config read_adapter_config(const std::filesystem::path& dir)
   return c;
 }
 
-// `memory_limit_gib`: as training.memory_limit_gib (0: the machine's memory; < 0: no check) for the
-// model and its adapter, checked before either is allocated.
-template <class Fn>
-void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn&& fn, double memory_limit_gib = 0.0) {
-  using B = backends::eigen;
+// `memory_limit_gib`: as training.memory_limit_gib (0: the machine's memory, or the device's for a
+// device backend; < 0: no check) for the model and its adapter, checked before either is
+// allocated. `backend`: the backend the model is built on (eigen unless given).
+template <class Fn, class B = backends::eigen>
+void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn&& fn, double memory_limit_gib = 0.0,
+                const B& backend = B{}) {
+  if constexpr (!B::host_memory)
+    if (memory_limit_gib == 0.0) memory_limit_gib = double(backend.memory_bytes()) / double(std::size_t(1) << 30);
   const auto cfg = models::transformer_config::from_file(dir / "config.json");
   models::run_shape shape{.rows = 0, .row_length = 0, .training = false};
   if (!adapter.empty()) {
@@ -59,7 +62,7 @@ void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn
                        "this model does not fit in memory");
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
-    M m(B{}, cfg);
+    M m(backend, cfg);
     models::load_weights(m, dir);
     if (adapter.empty()) {
       fn(m);
