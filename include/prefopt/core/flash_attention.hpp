@@ -35,6 +35,15 @@
 
 namespace prefopt::flash {
 
+// Head dimensions the per-thread code accepts (its accumulators are arrays of this many floats;
+// the backends check head_dim against it), and the key tile of the per-item decoding code
+// (core/cached_attention.hpp).
+inline constexpr int max_head_dim = 256;
+inline constexpr int tile = 32;
+
+// The softmax scale c = 1/√D.
+PREFOPT_HD inline float head_scale(int D) { return 1.0f / num::sqrt(float(D)); }
+
 // Online-softmax state of one query row: running max m (−∞ until a visible key is seen) and
 // running sum l = Σ exp(s_j − m) over the keys seen so far.
 struct row_state {
