@@ -131,6 +131,12 @@ template <int DC> void check_case(int hq, int hkv, int d) {
         CHECK(std::all_of(out.begin() + std::ptrdiff_t(o), out.begin() + std::ptrdiff_t(o) + d, [](float x) { return x == 0.0f; }));
         CHECK(std::all_of(dq.begin() + std::ptrdiff_t(o), dq.begin() + std::ptrdiff_t(o) + d, [](float x) { return x == 0.0f; }));
       }
+  for (std::size_t t = 0; t < T; ++t)  // a padding key is seen by no query
+    if (lay.seg[t] < 0) {
+      const auto o = std::ptrdiff_t(t * std::size_t(hkv * d));
+      CHECK(std::all_of(dk.begin() + o, dk.begin() + o + hkv * d, [](float x) { return x == 0.0f; }));
+      CHECK(std::all_of(dv.begin() + o, dv.begin() + o + hkv * d, [](float x) { return x == 0.0f; }));
+    }
 }
 
 } // namespace
