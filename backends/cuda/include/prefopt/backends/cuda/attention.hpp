@@ -5,8 +5,8 @@
 // out and the row log-sum-exp lse [T × Hq] (+∞ for padding queries), backward recomputes the
 // probabilities from q, k and lse. Memory O(T·H·D), nothing of size L². The kernels' functions
 // are checked on the CPU in the kernels' block and tile order against the eigen backend
-// (tests/core/flash_attention_tiled_test.cpp); compiled for sm_80/sm_90, and compared with that
-// CPU order on a GPU by tests/cuda/flash_attention_device_test.cu.
+// (tests/core/flash_attention_tiled_test.cpp); compiled for sm_80/sm_90 but not yet run on a
+// GPU (tests/cuda/flash_attention_device_test.cu compares them with that CPU order where one is).
 //
 // The layout lives in device memory; each call reads row_offsets and segment back (rows + 1 and
 // T ints, one synchronous copy) and checks them as the CPU backends do.
