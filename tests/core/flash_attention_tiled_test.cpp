@@ -127,9 +127,9 @@ template <int DC> void check_case(int hq, int hkv, int d) {
     if (lay.seg[t] < 0)
       for (int h = 0; h < hq; ++h) {
         CHECK(lse[t * std::size_t(hq) + std::size_t(h)] == INFINITY);
-        const std::size_t o = (t * std::size_t(hq) + std::size_t(h)) * std::size_t(d);
-        CHECK(std::all_of(out.begin() + std::ptrdiff_t(o), out.begin() + std::ptrdiff_t(o) + d, [](float x) { return x == 0.0f; }));
-        CHECK(std::all_of(dq.begin() + std::ptrdiff_t(o), dq.begin() + std::ptrdiff_t(o) + d, [](float x) { return x == 0.0f; }));
+        const auto o = std::ptrdiff_t((t * std::size_t(hq) + std::size_t(h)) * std::size_t(d));
+        CHECK(std::all_of(out.begin() + o, out.begin() + o + d, [](float x) { return x == 0.0f; }));
+        CHECK(std::all_of(dq.begin() + o, dq.begin() + o + d, [](float x) { return x == 0.0f; }));
       }
   for (std::size_t t = 0; t < T; ++t)  // a padding key is seen by no query
     if (lay.seg[t] < 0) {

@@ -1,9 +1,10 @@
 // FlashAttention on the GPU. (1) core/flash_attention.hpp's forward tile step (the decoding
 // kernels' code) is __host__ __device__: run in a kernel, one thread per (query, head), it gives
 // the host's numbers from the same functions. (2) The cuda backend's block-tiled kernels
-// (backends/cuda/src/flash_attention.cu, through its launchers) equal the same kernels executed on the CPU in their block and tile order
-// (tests/support/flash_attention_tiled_driver.hpp) at head_dim 64, 128 and 40 (generic path), on
-// packed rows of several lengths with prefix-shared segments, padding, MHA and GQA.
+// (backends/cuda/src/flash_attention.cu, through its launchers) equal the same kernels executed
+// on the CPU in their block and tile order (tests/support/flash_attention_tiled_driver.hpp) at
+// head_dim 64, 128 and 40 (generic path), on packed rows of several lengths with prefix-shared
+// segments, padding, MHA and GQA.
 // Built only when the CUDA toolkit is found (PREFOPT_ENABLE_CUDA); exit code 77 without a GPU.
 #include <algorithm>
 #include <cmath>
