@@ -1,10 +1,10 @@
 // core/flash_attention.hpp driven in a kernel's tiling order — query tiles × key tiles of several
 // sizes (1, 3, 4, 7, 16, 64: most do not divide the row lengths), MHA and GQA, prefix-shared
 // segments and padding at the start, middle and end of rows — against a plain double-precision
-// softmax attention written from the definition (out, lse, and dq/dk/dv of Σ dout·out).
-// Forward both as one thread per query row (forward_row_tile) and as a GEMM-fed tile
-// (mask_scores + online_softmax + accumulate_pv); backward both as row owners
-// (backward_row_tile) and as key owners (backward_key_column + accumulate_dq, FlashAttention-2).
+// softmax attention written from the definition (out, lse): forward both as one thread per query
+// row (forward_row_tile, the decoding kernels' step) and as a GEMM-fed tile (mask_scores +
+// online_softmax + accumulate_pv, the CPU backends' step). Backward in the cuda kernels' order:
+// flash_attention_tiled_test.cpp; the CPU backends' backward: tests/backends.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -24,7 +24,7 @@ using ivec = std::vector<std::int32_t>;
 struct problem {
   ivec offsets, segment;
   int hq = 1, hkv = 1, d = 1;
-  fvec q, k, v, dout;
+  fvec q, k, v;
   int tokens() const { return offsets.back(); }
   int rows() const { return int(offsets.size()) - 1; }
 };
@@ -52,20 +52,19 @@ problem make_problem(int hq, int hkv, int d, unsigned seed) {
   std::uniform_real_distribution<float> u(-1.5f, 1.5f);
   const std::size_t T = std::size_t(p.tokens());
   auto fill = [&](fvec& x, std::size_t n) { x.resize(n); for (auto& e : x) e = u(gen); };
-  fill(p.q, T * hq * d), fill(p.k, T * hkv * d), fill(p.v, T * hkv * d), fill(p.dout, T * hq * d);
+  fill(p.q, T * hq * d), fill(p.k, T * hkv * d), fill(p.v, T * hkv * d);
   return p;
 }
 
 struct result {
-  dvec out, lse, dq, dk, dv;
+  dvec out, lse;
 };
 
-// The definition, in double: softmax over visible keys, and the gradient of Σ dout·out.
+// The definition, in double: softmax over visible keys.
 result reference(const problem& p) {
   const std::size_t T = std::size_t(p.tokens()), Hq = p.hq, Hkv = p.hkv, D = p.d, group = Hq / Hkv;
   const double c = 1.0 / std::sqrt(double(D));
-  result r{dvec(T * Hq * D, 0.0), dvec(T * Hq, INFINITY), dvec(T * Hq * D, 0.0), dvec(T * Hkv * D, 0.0),
-           dvec(T * Hkv * D, 0.0)};
+  result r{dvec(T * Hq * D, 0.0), dvec(T * Hq, INFINITY)};
   for (int row = 0; row < p.rows(); ++row) {
     const std::size_t o = std::size_t(p.offsets[row]), L = std::size_t(p.offsets[row + 1]) - o;
     for (std::size_t h = 0; h < Hq; ++h) {
@@ -73,7 +72,6 @@ result reference(const problem& p) {
       auto Q = [&](std::size_t i) { return &p.q[(o + i) * Hq * D + h * D]; };
       auto K = [&](std::size_t j) { return &p.k[(o + j) * Hkv * D + g * D]; };
       auto V = [&](std::size_t j) { return &p.v[(o + j) * Hkv * D + g * D]; };
-      auto dO = [&](std::size_t i) { return &p.dout[(o + i) * Hq * D + h * D]; };
       for (std::size_t i = 0; i < L; ++i) {
         dvec s(L, -INFINITY);
         double mx = -INFINITY;
@@ -84,28 +82,14 @@ result reference(const problem& p) {
             s[j] = c * dd;
             mx = std::max(mx, s[j]);
           }
-        if (mx == -INFINITY) continue;  // padding query: out 0, lse +inf, no gradient
+        if (mx == -INFINITY) continue;  // padding query: out 0, lse +inf
         double z = 0.0;
         for (std::size_t j = 0; j < L; ++j) z += std::exp(s[j] - mx);
         const double lse = mx + std::log(z);
         r.lse[(o + i) * Hq + h] = lse;
-        dvec P(L), dP(L);
-        double delta = 0.0;
         for (std::size_t j = 0; j < L; ++j) {
-          P[j] = std::exp(s[j] - lse);
-          for (std::size_t e = 0; e < D; ++e) {
-            r.out[(o + i) * Hq * D + h * D + e] += P[j] * V(j)[e];
-            dP[j] += double(dO(i)[e]) * V(j)[e];
-          }
-          delta += P[j] * dP[j];
-        }
-        for (std::size_t j = 0; j < L; ++j) {
-          const double ds = P[j] * (dP[j] - delta);
-          for (std::size_t e = 0; e < D; ++e) {
-            r.dq[(o + i) * Hq * D + h * D + e] += c * ds * K(j)[e];
-            r.dk[(o + j) * Hkv * D + g * D + e] += c * ds * Q(i)[e];
-            r.dv[(o + j) * Hkv * D + g * D + e] += P[j] * dO(i)[e];
-          }
+          const double P = std::exp(s[j] - lse);
+          for (std::size_t e = 0; e < D; ++e) r.out[(o + i) * Hq * D + h * D + e] += P * V(j)[e];
         }
       }
     }
@@ -167,64 +151,6 @@ flash_out forward(const problem& p, int bq, int bk, bool gemm_fed) {
   return f;
 }
 
-struct flash_grads {
-  fvec dq, dk, dv;
-};
-
-// Backward from the forward's out and lse. key_owner = false: each query row walks its key tiles
-// (backward_row_tile). key_owner = true: each key walks the query tiles at or after its key tile
-// (backward_key_column), leaving dS of the block for the query rows' dq (accumulate_dq).
-flash_grads backward(const problem& p, const flash_out& f, int bq, int bk, bool key_owner) {
-  namespace fl = prefopt::flash;
-  const int T = p.tokens(), Hq = p.hq, Hkv = p.hkv, D = p.d, group = Hq / Hkv;
-  const float c = 1.0f / std::sqrt(float(D));
-  flash_grads gr{fvec(std::size_t(T) * Hq * D, 0.0f), fvec(std::size_t(T) * Hkv * D, 0.0f),
-                 fvec(std::size_t(T) * Hkv * D, 0.0f)};
-  const std::size_t nq = static_cast<std::size_t>(bq), nk = static_cast<std::size_t>(bk);
-  fvec pbuf(nk), dsbuf(nq * nk), lse(nq), delta(nq);
-  for (int row = 0; row < p.rows(); ++row) {
-    const int o = p.offsets[row], L = p.offsets[row + 1] - o;
-    const std::int32_t* seg = p.segment.data() + o;
-    for (int h = 0; h < Hq; ++h) {
-      const int g = h / group;
-      const std::size_t qoff = std::size_t(o) * Hq * D + h * D, kvoff = std::size_t(o) * Hkv * D + g * D;
-      const float *q = p.q.data() + qoff, *dout = p.dout.data() + qoff, *out = f.out.data() + qoff;
-      const float *k = p.k.data() + kvoff, *v = p.v.data() + kvoff;
-      float *dq = gr.dq.data() + qoff, *dk = gr.dk.data() + kvoff, *dv = gr.dv.data() + kvoff;
-      if (!key_owner) {
-        for (int i = 0; i < L; ++i) {
-          const float dl = fl::row_delta(dout + i * Hq * D, out + i * Hq * D, D);
-          const float ls = f.lse[std::size_t(o + i) * Hq + h];
-          for (int j0 = 0; j0 <= i; j0 += bk) {
-            const int n = std::min(bk, L - j0);
-            fl::backward_row_tile(q + i * Hq * D, dout + i * Hq * D, i, seg[i], ls, dl, k + j0 * Hkv * D,
-                                  v + j0 * Hkv * D, Hkv * D, j0, seg + j0, n, D, c, dq + i * Hq * D, dk + j0 * Hkv * D,
-                                  dv + j0 * Hkv * D, pbuf.data(), dsbuf.data());
-          }
-        }
-        continue;
-      }
-      for (int j0 = 0; j0 < L; j0 += bk) {
-        const int n = std::min(bk, L - j0);
-        for (int i0 = j0 / bq * bq; i0 < L; i0 += bq) {  // query tiles that may see this key tile
-          const int m = std::min(bq, L - i0);
-          for (int ii = 0; ii < m; ++ii) {
-            lse[ii] = f.lse[std::size_t(o + i0 + ii) * Hq + h];
-            delta[ii] = fl::row_delta(dout + (i0 + ii) * Hq * D, out + (i0 + ii) * Hq * D, D);
-          }
-          for (int jj = 0; jj < n; ++jj)
-            fl::backward_key_column(k + (j0 + jj) * Hkv * D, v + (j0 + jj) * Hkv * D, j0 + jj, seg[j0 + jj],
-                                    q + i0 * Hq * D, dout + i0 * Hq * D, Hq * D, i0, seg + i0, lse.data(), delta.data(),
-                                    m, D, c, dk + (j0 + jj) * Hkv * D, dv + (j0 + jj) * Hkv * D, dsbuf.data() + jj, bk);
-          for (int ii = 0; ii < m; ++ii)
-            fl::accumulate_dq(dq + (i0 + ii) * Hq * D, D, c, dsbuf.data() + ii * bk, k + j0 * Hkv * D, Hkv * D, n);
-        }
-      }
-    }
-  }
-  return gr;
-}
-
 void check_close(const fvec& got, const dvec& want, double tol, const char* what) {
   REQUIRE(got.size() == want.size());
   double worst = 0.0;
@@ -259,23 +185,15 @@ TEST_CASE("flash attention tile math matches the definition in every tiling orde
           if (std::isinf(want.lse[i])) CHECK(f.lse[i] == INFINITY);
           else CHECK(std::abs(f.lse[i] - want.lse[i]) <= 2e-6 * (1.0 + std::abs(want.lse[i])));
         }
-        for (const bool key_owner : {false, true}) {
-          CAPTURE(key_owner);
-          const flash_grads gr = backward(p, f, t[0], t[1], key_owner);
-          check_close(gr.dq, want.dq, 1e-5, "dq");
-          check_close(gr.dk, want.dk, 1e-5, "dk");
-          check_close(gr.dv, want.dv, 1e-5, "dv");
-        }
       }
     }
   }
 }
 
-TEST_CASE("flash attention: padding queries give out 0, lse +inf and no gradient anywhere") {
+TEST_CASE("flash attention: padding queries give out 0 and lse +inf") {
   const problem p = make_problem(2, 1, 4, 5u);
   const flash_out f = forward(p, 4, 3, false);
-  const flash_grads gr = backward(p, f, 4, 3, false);
-  const std::size_t Hq = 2, Hkv = 1, D = 4;
+  const std::size_t Hq = 2, D = 4;
   int pads = 0;
   for (std::size_t t = 0; t < p.segment.size(); ++t) {
     if (p.segment[t] >= 0) continue;
@@ -284,12 +202,7 @@ TEST_CASE("flash attention: padding queries give out 0, lse +inf and no gradient
       CHECK(f.lse[t * Hq + h] == INFINITY);
       for (std::size_t e = 0; e < D; ++e) {
         CHECK(f.out[t * Hq * D + h * D + e] == 0.0f);
-        CHECK(gr.dq[t * Hq * D + h * D + e] == 0.0f);
       }
-    }
-    for (std::size_t e = 0; e < Hkv * D; ++e) {
-      CHECK(gr.dk[t * Hkv * D + e] == 0.0f);
-      CHECK(gr.dv[t * Hkv * D + e] == 0.0f);
     }
   }
   CHECK(pads == 13);  // 3 at a row start, 3 + 6 in a row's middle and end, 1 alone

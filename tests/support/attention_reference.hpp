@@ -1,6 +1,6 @@
 // Attention from its definition, in double, over a packed batch of rows with shared prefixes and
-// padding: the expected values of the attention tests of the cuda backend and of the per-item
-// FlashAttention code (core/flash_attention_packed.hpp) on the CPU.
+// padding: the expected values of the attention tests of the cuda backend and of the tiled
+// FlashAttention code (core/flash_attention_tiled.hpp) on the CPU.
 #pragma once
 
 #include <doctest/doctest.h>

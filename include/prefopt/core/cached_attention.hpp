@@ -20,7 +20,6 @@
 
 #include "prefopt/core/config.hpp"
 #include "prefopt/core/flash_attention.hpp"
-#include "prefopt/core/flash_attention_packed.hpp"
 
 namespace prefopt::flash {
 

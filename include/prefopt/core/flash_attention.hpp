@@ -14,6 +14,8 @@
 //   dq_i += c·Σ_j dS_ij·k_j,  dk_j += c·Σ_i dS_ij·q_i,  dv_j += Σ_i P_ij·dO_i
 // A padding query (segment −1) sees no key: out 0 and lse = +∞, so every recomputed P of it is
 // exp(s − ∞) = 0 and it contributes nothing to any gradient.
+// The CPU backends form dP and dS with GEMMs over tiles (probs_from_scores below); the cuda
+// kernels' per-thread backward steps are in core/flash_attention_tiled.hpp.
 //
 // Contract common to every function below (they are the steps a CUDA kernel thread runs, so they
 // are written by hand: no library offers them as __host__ __device__ code over raw pointers):
@@ -34,6 +36,15 @@
 #include "prefopt/core/numerics.hpp"
 
 namespace prefopt::flash {
+
+// Head dimensions the per-thread code accepts (its accumulators are arrays of this many floats;
+// the backends check head_dim against it), and the key tile of the per-item decoding code
+// (core/cached_attention.hpp).
+inline constexpr int max_head_dim = 256;
+inline constexpr int tile = 32;
+
+// The softmax scale c = 1/√D.
+PREFOPT_HD inline float head_scale(int D) { return 1.0f / num::sqrt(float(D)); }
 
 // Online-softmax state of one query row: running max m (−∞ until a visible key is seen) and
 // running sum l = Σ exp(s_j − m) over the keys seen so far.
@@ -151,74 +162,6 @@ PREFOPT_HD inline float row_delta(const float* dout_i, const float* out_i, int D
 // and everywhere when lse_i = +∞).
 PREFOPT_HD inline void probs_from_scores(float* s, int n, float lse) {
   for (int jj = 0; jj < n; ++jj) s[jj] = (s[jj] == -INFINITY || lse == INFINITY) ? 0.0f : num::exp(s[jj] - lse);
-}
-
-// dP (computed by the caller, e.g. a GEMM dO·Vᵀ) → dS in place: ds_j = p_j·(dp_j − Δ_i).
-PREFOPT_HD inline void dscores(const float* p, float* dp, int n, float delta) {
-  for (int jj = 0; jj < n; ++jj) dp[jj] = p[jj] * (dp[jj] - delta);
-}
-
-// dq_i[0..D) += scale·Σ_j ds_j·k_j over a key tile (zero ds_j skipped).
-PREFOPT_HD inline void accumulate_dq(float* dq_i, int D, float scale, const float* ds, const float* k, int k_stride,
-                                     int n) {
-  for (int jj = 0; jj < n; ++jj) {
-    if (ds[jj] == 0.0f) continue;
-    const float* kj = k + jj * k_stride;
-    const float w = scale * ds[jj];
-    for (int e = 0; e < D; ++e) dq_i[e] += w * kj[e];
-  }
-}
-
-// One (query i, key j) pair's share of key j's gradients: dk_j += scale·ds_ij·q_i, dv_j += p_ij·dO_i.
-PREFOPT_HD inline void accumulate_dkdv(float* dk_j, float* dv_j, int D, float scale, float p_ij, float ds_ij,
-                                       const float* q_i, const float* dout_i) {
-  if (p_ij == 0.0f) return;  // then ds_ij = 0 too
-  const float w = scale * ds_ij;
-  for (int e = 0; e < D; ++e) {
-    dk_j[e] += w * q_i[e];
-    dv_j[e] += p_ij * dout_i[e];
-  }
-}
-
-// Backward of query row i over the key/value tile j0..j0+n−1, for a thread that owns the row and,
-// for the duration of the call, the tile's dk/dv rows (dk, dv point at key j0's gradient, stride
-// kv_stride; no other thread may write them concurrently). Recomputes P from the scores and lse_i,
-// forms dP = dO_i·v_j and dS, then dq_i += c·Σ dS·k, dk_j += c·dS_ij·q_i, dv_j += P_ij·dO_i.
-// p and ds are n floats of scratch each; delta = row_delta(dO_i, o_i).
-PREFOPT_HD inline void backward_row_tile(const float* q_i, const float* dout_i, int i, std::int32_t seg_i, float lse,
-                                         float delta, const float* k, const float* v, int kv_stride, int j0,
-                                         const std::int32_t* seg_keys, int n, int D, float scale, float* dq_i,
-                                         float* dk, float* dv, float* p, float* ds) {
-  score_row(q_i, i, seg_i, k, kv_stride, j0, seg_keys, n, D, scale, p);
-  probs_from_scores(p, n, lse);
-  for (int jj = 0; jj < n; ++jj) ds[jj] = p[jj] == 0.0f ? 0.0f : dot(dout_i, v + jj * kv_stride, D);
-  dscores(p, ds, n, delta);
-  accumulate_dq(dq_i, D, scale, ds, k, kv_stride, n);
-  for (int jj = 0; jj < n; ++jj)
-    accumulate_dkdv(dk + jj * kv_stride, dv + jj * kv_stride, D, scale, p[jj], ds[jj], q_i, dout_i);
-}
-
-// Backward of key j over the query tile i0..i0+m−1 (FlashAttention-2's order: a thread owns one
-// key and walks the queries): dk_j += c·Σ_i dS_ij·q_i, dv_j += Σ_i P_ij·dO_i. lse and delta point
-// at the tile's first query's lse_i and Δ_i (contiguous, one per query); seg_queries at its
-// segment[i0]. When ds_out is not null, dS_ij is also written to ds_out[(i − i0)·ds_stride] so
-// that the owner of the query rows can form dq_i = c·Σ_j dS_ij·k_j (accumulate_dq) afterwards.
-PREFOPT_HD inline void backward_key_column(const float* k_j, const float* v_j, int j, std::int32_t seg_j,
-                                           const float* q, const float* dout, int q_stride, int i0,
-                                           const std::int32_t* seg_queries, const float* lse, const float* delta,
-                                           int m, int D, float scale, float* dk_j, float* dv_j, float* ds_out,
-                                           int ds_stride) {
-  for (int ii = 0; ii < m; ++ii) {
-    const float* q_i = q + ii * q_stride;
-    const float* dout_i = dout + ii * q_stride;
-    float p = 0.0f, ds = 0.0f;
-    if (visible(i0 + ii, j, seg_queries[ii], seg_j) && lse[ii] != INFINITY) {
-      p = num::exp(scale * dot(q_i, k_j, D) - lse[ii]);
-      ds = p * (dot(dout_i, v_j, D) - delta[ii]);
-      accumulate_dkdv(dk_j, dv_j, D, scale, p, ds, q_i, dout_i);
-    }
-    if (ds_out) ds_out[ii * ds_stride] = ds;
-  }
 }
 
 } // namespace prefopt::flash

@@ -1,13 +1,15 @@
 // prefopt/backends/cuda/attention.hpp — cuda backend: causal attention over the packed layout.
 //
-// FlashAttention over core/flash_attention.hpp's tile functions (the op contract of
-// core/transformer_ops.hpp): forward writes out and the row log-sum-exp lse [T × Hq] (+∞ for
-// padding queries), backward recomputes the probabilities from q, k and lse. Memory O(T·H·D),
-// nothing of size L² (backends/cuda/src/flash_attention.cu).
+// FlashAttention-2's block-tiled kernels (backends/cuda/src/flash_attention.cu over
+// core/flash_attention_tiled.hpp; the op contract of core/transformer_ops.hpp): forward writes
+// out and the row log-sum-exp lse [T × Hq] (+∞ for padding queries), backward recomputes the
+// probabilities from q, k and lse. Memory O(T·H·D), nothing of size L². The kernels' functions
+// are checked on the CPU in the kernels' block and tile order against the eigen backend
+// (tests/core/flash_attention_tiled_test.cpp); compiled for sm_80/sm_90 but not yet run on a
+// GPU (tests/cuda/flash_attention_device_test.cu compares them with that CPU order where one is).
 //
 // The layout lives in device memory; each call reads row_offsets and segment back (rows + 1 and
-// T ints, one synchronous copy), checks them as the CPU backends do, and uploads each token's row
-// for the kernels.
+// T ints, one synchronous copy) and checks them as the CPU backends do.
 #pragma once
 
 #include <algorithm>
@@ -22,15 +24,14 @@
 
 namespace prefopt::backends::cuda_detail {
 
-// A checked layout with its device-side tables (kept alive for the kernels' launch).
+// A checked layout as the kernels read it.
 struct attention_tables {
-  device_buffer<std::int32_t> token_row;
   std::size_t q_size = 0, kv_size = 0;
   cuda_kernels::attention_args args;
 };
 
-inline attention_tables make_attention_tables(context& cx, const std::shared_ptr<context>& owner,
-                                              const attention_layout& lay, const attention_shape& sh, const char* op) {
+inline attention_tables make_attention_tables(context& cx, const attention_layout& lay, const attention_shape& sh,
+                                              const char* op) {
   auto fail = [&](const std::string& why) { throw shape_error(std::string("backend op '") + op + "'", why); };
   if (sh.tokens < 0) fail("shape.tokens is negative");
   const std::size_t T = std::size_t(sh.tokens);
@@ -53,7 +54,6 @@ inline attention_tables make_attention_tables(context& cx, const std::shared_ptr
   if (off[0] != 0) fail("layout.row_offsets[0] is " + std::to_string(off[0]) + ", not 0");
   if (off[rows] < 0 || std::size_t(off[rows]) != T)
     fail("layout.row_offsets[rows] is " + std::to_string(off[rows]) + ", shape.tokens is " + std::to_string(T));
-  std::vector<std::int32_t> token_row(T);
   std::size_t max_length = 0;
   for (std::size_t r = 0; r < rows; ++r) {
     if (off[r + 1] < off[r]) fail("layout.row_offsets decreases at row " + std::to_string(r + 1));
@@ -62,21 +62,13 @@ inline attention_tables make_attention_tables(context& cx, const std::shared_ptr
       fail("row " + std::to_string(r) + " has " + std::to_string(l) + " tokens, layout.max_row_length is " +
            std::to_string(lay.max_row_length));
     max_length = std::max(max_length, l);
-    for (std::size_t t = std::size_t(off[r]); t < std::size_t(off[r + 1]); ++t) token_row[t] = std::int32_t(r);
   }
   for (std::size_t t = 0; t < T; ++t)
     if (seg[t] < -1) fail("layout.segment[" + std::to_string(t) + "] is " + std::to_string(seg[t]));
   attention_tables a;
   a.q_size = T * Hq * D;
   a.kv_size = T * Hkv * D;
-  a.token_row = device_buffer<std::int32_t>(owner, std::max<std::size_t>(T, 1));
-  if (T)
-    check(cudaMemcpyAsync(a.token_row.data(), token_row.data(), T * sizeof(std::int32_t), cudaMemcpyHostToDevice,
-                          cx.stream()),
-          op);
-  cx.synchronize(op);  // the host vectors above die at return
-  a.args = {a.token_row.data(), lay.row_offsets.data(), lay.segment.data(), T, int(Hq), int(Hkv), int(D),
-            int(max_length)};
+  a.args = {lay.row_offsets.data(), lay.segment.data(), T, int(rows), int(Hq), int(Hkv), int(D), int(max_length)};
   return a;
 }
 
@@ -88,7 +80,7 @@ template <class Self> struct cuda_attention_ops {
                          std::span<float> lse) const {
     const char* op = "attention_forward";
     context& cx = self().ctx();
-    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    const attention_tables t = make_attention_tables(cx, lay, sh, op);
     check_head_dim(sh, op);
     const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
     op_checks::attention_forward({t.q_size, t.kv_size, rows}, q.size(), k.size(), v.size(), out.size(), lse.size());
@@ -107,7 +99,7 @@ template <class Self> struct cuda_attention_ops {
                           std::span<float> dk, std::span<float> dv) const {
     const char* op = "attention_backward";
     context& cx = self().ctx();
-    const attention_tables t = make_attention_tables(cx, self().shared_context(), lay, sh, op);
+    const attention_tables t = make_attention_tables(cx, lay, sh, op);
     check_head_dim(sh, op);
     const std::size_t rows = std::size_t(sh.tokens) * std::size_t(sh.q_heads);
     op_checks::attention_backward({t.q_size, t.kv_size, rows}, dout.size(), q.size(), k.size(), v.size(), out.size(),

@@ -15,7 +15,8 @@
 
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/cached_attention.hpp"
-#include "prefopt/core/flash_attention_packed.hpp"
+#include "prefopt/core/flash_attention.hpp"
+#include "prefopt/core/flash_attention_tiled.hpp"
 
 namespace prefopt::backends::cuda_kernels {
 
@@ -68,11 +69,12 @@ cudaError_t rope(float* x, const std::int32_t* positions, std::size_t T, int hea
                  float sign, cudaStream_t s);
 cudaError_t dropout(const float* x, float* out, std::size_t n, float p, std::uint64_t seed, cudaStream_t s);
 
-// FlashAttention over the packed layout with GQA (core/flash_attention_packed.hpp, one thread per
-// work item): out and lse [T × Hq] only, nothing of size L²; backward recomputes the probabilities
-// from lse. token_row[t]: the row of token t; row_offsets: rows + 1 token offsets; all device
-// memory, checked on the host before the launch. delta: scratch of T·Hq floats.
-// head_dim ≤ max_head_dim.
+// FlashAttention over the packed layout with GQA, FlashAttention-2's block-tiled split
+// (core/flash_attention_tiled.hpp: query/key tiles staged in shared memory, one thread per query
+// or key, no atomics): out and lse [T × Hq] only, nothing of size L²; backward recomputes the
+// probabilities from lse. row_offsets (rows + 1) and segment (T): device memory, checked on the
+// host before the launch. delta: scratch of T·Hq floats. head_dim ≤ max_head_dim (64 and 128 run
+// with register accumulators, other sizes on a generic path).
 using attention_args = flash::packed_attention;
 using flash::max_head_dim;
 cudaError_t flash_attention_forward(const attention_args& a, const float* q, const float* k, const float* v, float* out,
