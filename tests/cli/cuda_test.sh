@@ -5,7 +5,7 @@
 # `prefopt train` on the cuda backend give eigen's metrics (loss, rewards, log-probs, grad_norm)
 # to 1e-4 relative at every step, for full fine-tuning (GPT-2) and LoRA (Qwen2), and `prefopt eval`
 # on the trained model agrees as well; `prefopt logps --backend cuda` gives eigen's log-probs in
-# fp32 and in bf16.
+# fp32 and in bf16; `prefopt demo --quick --backend cuda` runs its whole pipeline on the GPU.
 source "$(dirname "$0")/common.sh"
 run() {  # run <train|eval> <output dir> <model> [--set ...]
   local cmd="$1" out="$2" model="$3"
@@ -15,6 +15,8 @@ run() {  # run <train|eval> <output dir> <model> [--set ...]
     --set optimizer.learning_rate=0.01 --set output.dir="$WORK/$out" --set output.tensorboard=false "$@"
 }
 expect_fail "field 'backend': must be eigen (CPU) or cuda" run train bad gpt2 --set backend=tpu
+expect_fail "--backend: 'tpu' is not one of eigen" "$PREFOPT" demo --quick --out "$WORK/demo-bad" --backend tpu
+expect_fail "--precision" "$PREFOPT" demo --quick --out "$WORK/demo-bad" --precision fp16
 if ! out=$(run train probe gpt2 --set backend=cuda 2>&1); then
   if grep -qF "built without the CUDA backend" <<<"$out" || grep -qF "no CUDA device is visible" <<<"$out"; then
     echo "cuda: no CUDA backend or no GPU here ($(grep -o 'cuda: [^(]*' <<<"$out" | head -1)); the GPU part is skipped"
@@ -68,4 +70,10 @@ for MODEL in gpt2 qwen2; do
   logps "$MODEL-cuda16.jsonl" --backend cuda --precision bf16 --prefix-sharing
   same_logps "$MODEL-eigen16.jsonl" "$MODEL-cuda16.jsonl" 1e-2 || fail "logps: cuda and eigen disagree ($MODEL, bf16)"
 done
+# prefopt demo --quick on the GPU: the whole pipeline (SFT, sampling, DPO/IPO/cDPO, iterative DPO
+# with a reward model judge) runs on device memory; exit 0 means every DPO run raised the
+# held-out reward over pi_ref (its samples differ from eigen's: fp32 sums in another order).
+"$PREFOPT" demo --quick --backend cuda --out "$WORK/demo-cuda" > "$WORK/demo-cuda.log" 2>&1 \
+  || fail "demo --backend cuda: $(tail -5 "$WORK/demo-cuda.log")"
+grep -q '"backend": "cuda"' "$WORK/demo-cuda/results.json" || fail "demo results.json does not say backend cuda"
 echo "cuda: ok"

@@ -38,6 +38,10 @@
 #include "args.hpp"
 #include "demo/report.hpp"
 #include "prefopt/backends/eigen.hpp"
+#ifdef PREFOPT_CLI_CUDA
+#include "prefopt/backends/cuda.hpp"
+#endif
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/losses/ipo.hpp"
@@ -93,7 +97,6 @@ struct settings {
   }
 };
 
-using model = models::gpt2<backends::eigen>;
 
 inline models::transformer_config model_config(const settings& s, const vocabulary& v) {
   models::transformer_config c;
@@ -160,7 +163,7 @@ private:
   train::metrics_log metrics_;
 };
 
-inline void save_model(model& m, const vocabulary& v, const std::filesystem::path& dir) {
+template <class M> void save_model(M& m, const vocabulary& v, const std::filesystem::path& dir) {
   models::save_pretrained(m, dir);
   io::write_atomically(dir / "vocab.json", v.to_json().dump(1) + "\n");
   io::write_atomically(dir / "tokenizer.json", v.tokenizer_json().dump(1) + "\n");
@@ -169,23 +172,20 @@ inline void save_model(model& m, const vocabulary& v, const std::filesystem::pat
 
 } // namespace demo
 
-inline int cmd_demo(int argc, char** argv) {
+// What `prefopt demo` was asked for.
+struct demo_run {
+  std::filesystem::path out;
+  long seed = 1;
+  bool quick = false;
+};
+
+// The demo on backend B (eigen: the CPU; cuda: one GPU, where the program is built with CUDA).
+template <class B> int run_demo(const B& backend, const demo_run& o) {
   using namespace demo;
-  const args a(argc, argv, 2, demo_info,
-               {{"out", "DIR", "output folder (default demo-out)"},
-                {"seed", "N", "seed of every random draw (default 1)"},
-                {"quick", "", "a tiny version that runs in seconds"}});
-  if (a.flag("help")) return 0;
-  if (!a.positional().empty()) throw config_error(a.positional().front(), "unexpected argument (see --help)");
-  const std::filesystem::path out = a.get("out", "demo-out");
-  const long seed = a.integer("seed", 1);
-  if (seed < 0) throw config_error("--seed", "must be >= 0");
-  const bool quick = a.flag("quick");
-#ifdef _OPENMP
-  // The model is tiny: one thread is fastest, and on a busy machine OpenMP barriers across
-  // preempted threads slow it down many times over. OMP_NUM_THREADS overrides.
-  if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
-#endif
+  using model = models::gpt2<B>;
+  const std::filesystem::path& out = o.out;
+  const long seed = o.seed;
+  const bool quick = o.quick;
   const settings s = quick ? settings::quick() : settings::full();
   std::filesystem::create_directories(out);
   stopwatch t;
@@ -216,7 +216,7 @@ inline int cmd_demo(int argc, char** argv) {
         " held out");
 
   // 2. model + SFT → π_ref
-  model ref(backends::eigen{}, model_config(s, v));
+  model ref(backend, model_config(s, v));
   models::init_weights(ref, seeds());
   std::vector<const sentence*> eval_batch;
   for (const auto& c : corpus_eval) eval_batch.push_back(&c);
@@ -310,7 +310,7 @@ inline int cmd_demo(int argc, char** argv) {
   iterate("iter", {}, seeds());
   double rm_accuracy = 0.0;
   {
-    auto rm = models::reward_from_causal_lm<model>(backends::eigen{}, out / "sft", seeds());
+    auto rm = models::reward_from_causal_lm<model>(backend, out / "sft", seeds());
     rm_accuracy = train_reward_model(rm, pairs, s.dpo, seeds());
     timings["reward_model"] = t.lap();
     phase("reward model (SFT body + score head, Bradley-Terry on pi_ref's " + std::to_string(pairs.pairs.size()) +
@@ -325,7 +325,8 @@ inline int cmd_demo(int argc, char** argv) {
   const std::string tab = table(results);
   std::printf("\nheld-out reward vs KL(pi || pi_ref) (%s):\n%s\n", subtitle.c_str(), tab.c_str());
   nlohmann::json j;
-  j["settings"] = {{"quick", quick}, {"seed", seed}, {"vocab_size", v.size()}, {"layers", s.layers}, {"hidden", s.hidden},
+  j["settings"] = {{"quick", quick}, {"seed", seed}, {"backend", std::string(B::name)},
+                   {"precision", backend.matmul_precision == precision::bf16 ? "bf16" : "fp32"}, {"vocab_size", v.size()}, {"layers", s.layers}, {"hidden", s.hidden},
                    {"heads", s.heads}, {"positions", s.positions}, {"parameters", ref.base_parameters().size()},
                    {"corpus_sentences", s.corpus}, {"sft_steps", s.sft.steps}, {"sft_batch", s.sft.batch}, {"sft_lr", s.sft.lr},
                    {"train_prompts", s.train_prompts}, {"held_out_prompts", s.held_out_prompts},
@@ -362,6 +363,48 @@ inline int cmd_demo(int argc, char** argv) {
       status = 3;
     }
   return status;
+}
+
+#ifdef PREFOPT_CLI_CUDA
+extern template int run_demo<backends::cuda>(const backends::cuda&, const demo_run&);
+#endif
+
+inline int cmd_demo(int argc, char** argv) {
+  const args a(argc, argv, 2, demo_info,
+               {{"out", "DIR", "output folder (default demo-out)"},
+                {"seed", "N", "seed of every random draw (default 1)"},
+                {"quick", "", "a tiny version that runs in seconds"},
+                {"backend", "NAME", "eigen (the CPU, default) or cuda (one NVIDIA GPU, where prefopt was built with CUDA)"},
+                {"precision", "P", "fp32 (default) or bf16 (training.precision's bf16: core/bf16.hpp)"}});
+  if (a.flag("help")) return 0;
+  if (!a.positional().empty()) throw config_error(a.positional().front(), "unexpected argument (see --help)");
+  demo_run o{.out = a.get("out", "demo-out"), .seed = a.integer("seed", 1), .quick = a.flag("quick")};
+  if (o.seed < 0) throw config_error("--seed", "must be >= 0");
+  const precision p = parse_precision(a.get("precision", "fp32"), "--precision");
+  const std::string backend = a.get("backend", "eigen");
+#ifdef _OPENMP
+  // The model is tiny: one thread is fastest, and on a busy machine OpenMP barriers across
+  // preempted threads slow it down many times over. OMP_NUM_THREADS overrides.
+  if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
+#endif
+  if (backend == "eigen") {
+    backends::eigen be;
+    be.matmul_precision = p;
+    return run_demo(be, o);
+  }
+  if (backend == "cuda") {
+#ifdef PREFOPT_CLI_CUDA
+    if (!backends::cuda::device_available())
+      throw config_error("--backend", "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    backends::cuda be;
+    be.matmul_precision = p;
+    return run_demo(be, o);
+#else
+    throw config_error("--backend", "cuda: this prefopt was built without the CUDA backend (configure with "
+                                    "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
+#endif
+  }
+  throw config_error("--backend", "'" + backend + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
 }
 
 } // namespace prefopt::cli

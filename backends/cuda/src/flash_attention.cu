@@ -16,8 +16,11 @@
 // against the eigen backend: compiled and CPU-checked in tiling order, not yet run on a GPU
 // (tests/cuda/flash_attention_device_test.cu compares the kernels with that order on one).
 // Dynamic shared memory reaches 129 KiB per block (dk/dv at head_dim 128, or 256 on the generic
-// path): within sm_80's and sm_90's opt-in limits, above the 99 KiB of sm_86 and sm_89.
+// path): within sm_80's and sm_90's opt-in limits, above the 99 KiB of sm_86 and sm_89, where
+// head_dim 128 takes the generic kernels (half-size tiles, 66 KiB) and head_dim 256 is an error.
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 #include "prefopt/backends/cuda/kernels.hpp"
 #include "prefopt/core/flash_attention_tiled.hpp"
@@ -166,6 +169,18 @@ unsigned grid_x(const attention_args& a, int len) {
   return a.max_row_length > 0 ? unsigned(a.rows) * unsigned(ft::tiles_per_row(a, len)) : 0u;
 }
 
+// The most dynamic shared memory one block may opt into on the current device (227 KiB on sm_90,
+// 163 KiB on sm_80, 99 KiB on sm_86 and sm_89).
+std::size_t smem_limit() {
+  int dev = 0, bytes = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    (void)cudaGetLastError();  // not this launch's error: fall back to the limit every device has
+    return 48 * 1024;
+  }
+  return std::size_t(bytes);
+}
+
 // Dynamic shared memory above the default 48 KiB must be allowed per kernel.
 template <class K> cudaError_t allow_smem(K kernel, std::size_t bytes) {
   if (bytes <= 48 * 1024) return cudaSuccess;
@@ -206,7 +221,9 @@ cudaError_t flash_attention_forward(const attention_args& a, const float* q, con
   if (a.tokens == 0) return cudaGetLastError();
   switch (a.head_dim) {
   case 64: return forward<64>(a, q, k, v, out, lse, s);
-  case 128: return forward<128>(a, q, k, v, out, lse, s);
+  case 128:  // the generic kernel's half-size tiles where a device's blocks cannot hold the full ones
+    if (ft::forward_smem_bytes<128>(128) <= smem_limit()) return forward<128>(a, q, k, v, out, lse, s);
+    return forward<0>(a, q, k, v, out, lse, s);
   default: return forward<0>(a, q, k, v, out, lse, s);
   }
 }
@@ -221,7 +238,10 @@ cudaError_t flash_attention_backward(const attention_args& a, const float* dout,
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   switch (a.head_dim) {
   case 64: return backward<64>(a, dout, q, k, v, lse, delta, dq, dk, dv, s);
-  case 128: return backward<128>(a, dout, q, k, v, lse, delta, dq, dk, dv, s);
+  case 128:  // dk/dv's 129 KiB blocks exceed sm_86's and sm_89's 99 KiB: the generic kernels there
+    if (std::max(ft::dkdv_smem_bytes<128>(128), ft::dq_smem_bytes<128>(128)) <= smem_limit())
+      return backward<128>(a, dout, q, k, v, lse, delta, dq, dk, dv, s);
+    return backward<0>(a, dout, q, k, v, lse, delta, dq, dk, dv, s);
   default: return backward<0>(a, dout, q, k, v, lse, delta, dq, dk, dv, s);
   }
 }
