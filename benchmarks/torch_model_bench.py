@@ -214,8 +214,14 @@ def step_case(a, torch):
         if a.lora:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, a.lora, is_trainable=True, **peft_kwargs).to(device)
-        if cfg.activation_checkpointing:  # transformers.Trainer does this when training starts
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=cfg.activation_checkpointing_kwargs)
+        # transformers.Trainer does this when training starts; transformers before 5.2x (the GPU
+        # machines' 5.17) names it gradient checkpointing.
+        new_names = hasattr(cfg, "activation_checkpointing")
+        if cfg.activation_checkpointing if new_names else cfg.gradient_checkpointing:
+            if new_names:
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=cfg.activation_checkpointing_kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=cfg.gradient_checkpointing_kwargs)
             if a.lora:
                 model.enable_input_require_grads()
         model.train()
