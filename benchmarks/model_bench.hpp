@@ -18,7 +18,9 @@
 // prompt, prefopt's head the prompt positions; so a row's MFU is the model's work per second.
 #pragma once
 
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #include <fstream>
 #include <functional>
@@ -38,6 +40,14 @@
 namespace prefopt::bench {
 
 using json = nlohmann::json;
+
+inline int openmp_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;  // built without OpenMP (a machine without it: the GPU case needs none)
+#endif
+}
 
 inline json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -124,7 +134,7 @@ template <class Model> json run(Model& m, const args& a, const device_hooks& hoo
   std::size_t two_row_tokens = 0;
   for (const auto& p : pairs) two_row_tokens += 2 * p.prompt.size() + p.chosen.size() + p.rejected.size();
   json j = {{"impl", "prefopt"},
-            {"threads", omp_get_max_threads()},
+            {"threads", openmp_threads()},
             {"times_s", t.wall},
             {"median_s", median(t.wall)},
             {"cpu_s", t.cpu},
