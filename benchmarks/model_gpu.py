@@ -175,7 +175,9 @@ def run_gpu(a, torch_script):
     with open(os.path.join(a.out, "gpu_bench.md"), "w") as f:
         f.write(text)
     print(text)
-    return 1 if failed or failures else 0
+    if not results:
+        print("no row ran: the time budget did not fit one process")
+    return 1 if failed or failures or not results else 0
 
 
 def torch_versions():
