@@ -148,6 +148,7 @@ template <class Model> json run(Model& m, const args& a, const device_hooks& hoo
             {"precision", a.str("precision", "fp32")},
             {"tokens", batch.size()},
             {"two_row_tokens", two_row_tokens},
+            {"tokens_per_s", double(two_row_tokens) / median(t.wall)},  // the two-row batch's tokens, any layout
             {"rows", batch.rows()},
             {"loss", loss},
             {"logps", out.logp},

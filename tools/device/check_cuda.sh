@@ -125,6 +125,8 @@ if ! "$PY" -c "import trl, datasets, peft, transformers" > /dev/null 2>&1 && ls 
     exit 1
   fi
   export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+elif ! "$PY" -c "import trl" > /dev/null 2>&1; then
+  say "benchmark: $PY has no trl and .device/wheels holds none (tools/device/prepare.sh): the PyTorch rows will fail"
 fi
 left=$(( BUDGET - ($(date +%s) - SCRIPT_START) - 15 ))
 if [ "$left" -lt 60 ]; then
@@ -132,12 +134,13 @@ if [ "$left" -lt 60 ]; then
   exit "$rc"
 fi
 start
+rm -f "$OUT/gpu_bench.md" "$OUT/gpu_bench.json"
 if [ "$DRY" = 1 ]; then
   bench_args=(--tiny --gpu-device cpu)
 else
   bench_args=()
 fi
-PYTHONUNBUFFERED=1 "$PY" benchmarks/model_run.py --gpu "${bench_args[@]}" --rounds 1 --steps 3 --budget-s "$left" \
+PYTHONUNBUFFERED=1 "$PY" benchmarks/model_run.py --gpu ${bench_args[@]+"${bench_args[@]}"} --rounds 1 --steps 3 --budget-s "$left" \
   --bench-exe "$BUILD/benchmarks/prefopt_model_bench" --workdir "$BUILD/model_benchmarks" --out "$OUT" >> "$OUT/bench.log" 2>&1
 brc=$?
 say "benchmark (model_run.py --gpu, budget ${left}s): $(took), exit $brc"
