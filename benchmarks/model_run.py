@@ -7,6 +7,9 @@
                                     [--steps 2] [--modes full,lora] [--wait-idle S] [--json FILE]
     python3 benchmarks/model_run.py --report FILE        (the tables of a --json file; runs nothing)
     python3 benchmarks/model_run.py --tiny               (every row at tiny sizes: tests the harness)
+    python3 benchmarks/model_run.py --gpu --out DIR [--budget-s S] [--rounds 1] [--steps 3]
+                                    (the GPU case, bf16, both sides: benchmarks/model_gpu.py; with
+                                     --tiny --gpu-device cpu the same rows at tiny sizes on the CPU)
     (needs: torch, transformers, peft, trl 1.16)
 
 The case (benchmarks/README.md, "Model-level comparison"): one DPO step -- sigmoid loss, beta 0.1,
@@ -43,6 +46,9 @@ import subprocess
 import sys
 import time
 
+from bench_common import cpu_model, loadavg, memory_mib, wait_quiet  # benchmarks/bench_common.py
+import model_gpu  # benchmarks/model_gpu.py: --gpu
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SHAPES = ["gpt2-small", "qwen2.5-0.5b"]
@@ -64,46 +70,12 @@ REFERENCE = {"full": "torch plain", "lora": "torch PEFT LoRA plain"}
 TRL_ROW = {"full": "torch TRL 1.16 path", "lora": "torch TRL 1.16 path + PEFT LoRA"}
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
-def busy_fraction(seconds=1.0):
-    """Share of all cores busy over `seconds` (from /proc/stat), whoever runs."""
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]
-    t0, i0 = snap()
-    time.sleep(seconds)
-    t1, i1 = snap()
-    return 1.0 - (i1 - i0) / max(1, t1 - t0)
-
-
-def wait_quiet(max_wait, threshold=0.15):
-    end = time.time() + max_wait
-    while True:
-        b = busy_fraction()
-        if b < threshold or time.time() >= end:
-            return b
-        time.sleep(2)
-
-
 def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = subprocess.run([sys.executable, "-c", "import torch, transformers, trl, peft; print(torch.__version__, "
                                "transformers.__version__, trl.__version__, peft.__version__)"],
                               capture_output=True, text=True).stdout.split()
-    mem = 0
-    with open("/proc/meminfo") as f:
-        mem = int(f.readline().split()[1]) // 1024
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "python": platform.python_version(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": memory_mib(), "python": platform.python_version(),
             "torch/transformers/trl/peft": versions, "date": datetime.datetime.now().isoformat(timespec="minutes"),
             "load_avg": loadavg()}
 
@@ -238,7 +210,22 @@ def main():
     ap.add_argument("--report", metavar="JSON", help="print the tables of a --json file written before; run nothing")
     ap.add_argument("--wait-idle", type=float, default=0.0,
                     help="before each process, wait up to this many seconds for the machine to be idle (<15%% busy)")
+    ap.add_argument("--gpu", action="store_true", help="the GPU case (benchmarks/model_gpu.py), bf16, both sides")
+    ap.add_argument("--gpu-device", default="cuda", choices=["cuda", "cpu"],
+                    help="--gpu rows on the GPU, or on the CPU (eigen's bf16 emulation, torch CPU: tests the harness)")
+    ap.add_argument("--out", help="--gpu: the folder for gpu_bench.md and gpu_bench.json")
+    ap.add_argument("--budget-s", type=float, default=300.0,
+                    help="--gpu: start no process that the time left (from the start, preparation included) "
+                         "would not fit")
     a = ap.parse_args()
+    if a.gpu:
+        if not a.out:
+            sys.exit("--gpu needs --out DIR")
+        if not os.access(a.bench_exe, os.X_OK):
+            sys.exit(f"{a.bench_exe} not found: cmake --build build -j1 --target prefopt_model_bench")
+        if a.quick:
+            a.rounds, a.steps = 1, 1
+        sys.exit(model_gpu.run_gpu(a, TORCH))
     if a.report:
         with open(a.report) as f:
             sys.exit(1 if report(json.load(f)) else 0)

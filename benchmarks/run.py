@@ -34,6 +34,8 @@ import statistics
 import subprocess
 import sys
 
+from bench_common import busy_fraction, cpu_model, wait_quiet  # benchmarks/bench_common.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -89,43 +91,13 @@ def dpo_flops(layout, head_chunk=None):
 
 
 def machine(threads):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    except OSError:
-        pass
+    cpu = cpu_model()
     import torch
     import transformers
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "load_avg": os.getloadavg(),
             "date": datetime.datetime.now().isoformat(timespec="minutes"), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "torch_blas": "MKL" if torch.backends.mkl.is_available() else "?"}
-
-
-def busy_fraction(seconds=1.0):
-    """Share of all cores busy over `seconds` (from /proc/stat), whoever runs."""
-    import time
-
-    def snap():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-    t0, i0 = snap()
-    time.sleep(seconds)
-    t1, i1 = snap()
-    return 1.0 - (i1 - i0) / max(1, t1 - t0)
-
-
-def wait_quiet(max_wait, threshold=0.15):
-    """Waits up to max_wait seconds for the machine to be idle; returns the last busy share seen."""
-    import time
-    end = time.time() + max_wait
-    while True:
-        b = busy_fraction()
-        if b < threshold or time.time() >= end:
-            return b
-        time.sleep(2)
 
 
 def run_one(argv, threads):

@@ -7,6 +7,11 @@
 #   .device/share/eigen3/cmake, .device/share/cmake/nlohmann_json, .device/lib/cmake/doctest
 #   .device/include/{zlib,zconf,oniguruma,utf8proc}.h, .device/lib/lib{z,onig,utf8proc,yaml-cpp}.so*
 #   .device/include/yaml-cpp/                                      (YAML configs: CMakeLists.txt, prefopt::yaml)
+#   .device/wheels/{trl,datasets,dill,multiprocess}-*.whl           (the GPU benchmark's PyTorch side: the GPU
+#                                                                   machine's python3 has torch, transformers and
+#                                                                   peft but not TRL; pure-Python wheels for
+#                                                                   CPython 3.12, fetched with pip download;
+#                                                                   PREFOPT_DEVICE_WHEELS=0 skips them)
 # Boost: Hana (without its ext/ adapters for Fusion/MPL, which prefopt never includes), Boost.Config
 # (CMake's FindBoost looks for boost/config.hpp) and the Boost headers a compile of prefopt's
 # headers actually opens (g++ -M), nothing else.
@@ -79,6 +84,18 @@ for l in libz libonig libutf8proc libyaml-cpp; do
   soname=$(objdump -p "$LIBDIR/$l.so" | awk '$1 == "SONAME" {print $2}')
   [ -z "$soname" ] || cp -L "$LIBDIR/$l.so" "$DEV/lib/$soname"
 done
+
+# The GPU benchmark's Python packages (benchmarks/README.md, "GPU"): TRL 1.16 and what it imports
+# that the GPU machine lacks. --no-deps: the rest (torch, transformers, peft, accelerate, pyarrow,
+# pandas, ...) is there.
+if [ "${PREFOPT_DEVICE_WHEELS:-1}" != 0 ]; then
+  read -r -a pip <<< "${PREFOPT_DEVICE_PIP:-python3 -m pip}"
+  mkdir -p "$DEV/wheels"
+  "${pip[@]}" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any -d "$DEV/wheels" \
+    trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 ||
+    { echo "prepare.sh: pip download of the benchmark's wheels failed (PREFOPT_DEVICE_WHEELS=0 skips them)" >&2; exit 1; }
+fi
 
 size_kib=$(du -sk "$DEV" | cut -f1)
 echo "prepare.sh: $DEV holds $((size_kib / 1024)) MiB ($(find "$DEV" -type f | wc -l) files)"
