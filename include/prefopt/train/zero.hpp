@@ -109,7 +109,7 @@ template <class Comm, class Backend> void all_gather_ranges(Comm& comm, Backend&
 
 // ZeRO-1's end of a step (see clip_and_update for the one-copy version): reduce-scatter, clip by
 // the global norm, update the own range, all-gather the parameters.
-// Result: train::step_result; Args: train::training_args (trainer.hpp, which includes this header first).
+// Result: train::step_result; Args: train::training_args (training_args.hpp; step_update.hpp calls this).
 template <class Result, class Comm, class Model, class Optimizer, class State, class Args, class After>
 Result zero_update(Comm& comm, const zero_shard& z, Model& policy, Optimizer& opt, State& state, const Args& args, long& step,
                    double loss, std::map<std::string, double> metrics, After&& after) {
