@@ -61,8 +61,8 @@ public:
       const int n = std::min(chunk, rows - r0);
       auto logits = scratch_.span().first(std::size_t(n) * vocab);
       gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-               .ldc = vocab},
-              h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden), w, w16, logits);
+                       .ldc = vocab},
+                  h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden), w, w16, logits);
       be.lm_head_stats(logits, targets.subspan(std::size_t(r0), std::size_t(n)), n, vocab, slice(stats, r0, n));
     }
     if (keep_for_backward && rows > 0) kept_ = {h.data(), w.data(), targets.data(), rows, hidden, vocab, chunk};
@@ -83,12 +83,12 @@ public:
       const auto hc = h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden);
       if (!(reuse && r0 == 0))  // chunk 0's logits are still in the scratch after a keep_for_backward forward
         gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-                 .ldc = vocab},
-                hc, w, w16, logits);
+                         .ldc = vocab},
+                    hc, w, w16, logits);
       be.lm_head_backward(logits, targets.subspan(std::size_t(r0), std::size_t(n)), lse.subspan(std::size_t(r0), std::size_t(n)),
                           dlogp.subspan(std::size_t(r0), std::size_t(n)), n, vocab, logits);
       gemm_weight(be, {.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w, w16,
-              dh.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden));
+                  dh.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden));
       if (!dw.empty())
         be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
                  .alpha = 1.0f, .beta = 1.0f},
@@ -140,13 +140,13 @@ public:
         const auto tc = targets.subspan(std::size_t(r0), std::size_t(n));
         const lm_head_stats sc = slice(stats, r0, n);
         gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-                 .ldc = vocab},
-                hc, w, w16, logits);
+                         .ldc = vocab},
+                    hc, w, w16, logits);
         be.lm_head_stats(logits, tc, n, vocab, sc);
         grad(g, g1);
         be.lm_head_backward(logits, tc, sc.lse, sub(std::span<const float>(dlogp), r0, n, 1), n, vocab, logits);
         gemm_weight(be, {.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w, w16,
-                sub(dh, r0, n, hidden));
+                    sub(dh, r0, n, hidden));
         if (!dw.empty())
           be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
                    .alpha = 1.0f, .beta = 1.0f},
