@@ -76,6 +76,8 @@ template <class M> void counts(models::architecture arch) {
     CHECK(BE::copy_gemms == 0);
     CHECK(BE::weight_gemms == per_step);
     CHECK(off.weight_copy_bytes() == 0);
+    MESSAGE("forward + backward: " << per_step << " products with a weight; per-call rounding converts a weight in each, "
+                                   << "the copy converts the " << n << " parameters once");
   }
   SUBCASE("fp32: no copy, no memory") {
     M m = tiny<M>(arch, precision::fp32, true);
