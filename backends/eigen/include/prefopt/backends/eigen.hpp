@@ -41,7 +41,8 @@ struct eigen : host_backend_base,
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round their inputs to bf16 first and compute in fp32 — an
   // emulation of the GPU's bf16 path, there to check it (each call copies its operands; it is
-  // slower than fp32, never faster).
+  // slower than fp32, never faster). A model's weight copy (core/bf16.hpp, "The weight copy")
+  // arrives as bf16 bits through gemm_bf16_b, widened exactly instead of rounded again.
   precision matmul_precision = precision::fp32;
 
   // ---- blas ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ struct xtensor : host_backend_base,
 
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round copies of their inputs to bf16 and compute in fp32, as the
-  // eigen backend's emulation (for checking, not speed).
+  // eigen backend's emulation (for checking, not speed); gemm_bf16_b takes a weight copy's bits.
   precision matmul_precision = precision::fp32;
 
   // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
