@@ -171,3 +171,15 @@ TEST_CASE_TEMPLATE("weight copy: a LoRA merge is seen by the next forward", B, P
   CHECK(merged_on.logp == merged_off.logp);
   for (std::size_t i = 0; i < adapted.logp.size(); ++i) CHECK(merged_on.logp[i] == doctest::Approx(adapted.logp[i]).epsilon(0.05));
 }
+
+TEST_CASE_TEMPLATE("weight copy: a checkpointed backward recomputes with the forward's copy", B, PREFOPT_CPU_BACKENDS) {
+  using M = models::llama<test::bf16_counting<B>>;
+  M on = tiny<M>(models::architecture::llama, precision::bf16, true), off = tiny<M>(models::architecture::llama, precision::bf16, false);
+  on.set_gradient_checkpointing(true);
+  test::bf16_counting<B>::reset(on.base_parameters());
+  const auto logp = step(on);
+  CHECK(test::bf16_counting<B>::conversions == 1);  // the recompute reads the copy, it makes none
+  CHECK(test::bf16_counting<B>::weight_gemms == 0);
+  CHECK(logp == step(off));
+  CHECK(download(on, on.gradients()) == download(off, off.gradients()));
+}
