@@ -102,3 +102,30 @@ TEST_CASE_TEMPLATE("the precision setting travels with copies of the backend; fp
   const B copy = made;
   CHECK(copy.matmul_precision == precision::bf16);
 }
+
+TEST_CASE_TEMPLATE("the weight copy's ops: convert_to_bf16 = to_bf16; gemm_bf16_b = gemm under bf16, bit for bit", B,
+                   PREFOPT_CPU_BACKENDS) {
+  const B bf16 = bf16_backend<B>();
+  const int m = 7, n = 9, k = 33;
+  const fvec w = randn(std::size_t(k) * n + 40, 23u);  // a weight inside a longer buffer, ld padded
+  std::vector<std::uint16_t> w16(w.size());
+  bf16.convert_to_bf16(cs(w), std::span<std::uint16_t>(w16));
+  for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(w16[i] == to_bf16(w[i]));
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      const gemm_args g{bool(ta), bool(tb), m, n, k, ta ? m : k, tb ? k + 1 : n + 1, n, 0.5f, 1.0f};
+      const fvec a = randn(std::size_t(m) * k, 29u + unsigned(ta));
+      const fvec c0 = randn(std::size_t(m) * n, 5u);
+      fvec got = c0, want = c0;
+      const std::size_t off = 3;  // the weight's offset in the buffer; both spans run to its end
+      bf16.gemm_bf16_b(g, cs(a), std::span<const std::uint16_t>(w16).subspan(off), ms(got));
+      bf16.gemm(g, cs(a), cs(w).subspan(off), ms(want));
+      CHECK(got == want);
+    }
+  fvec c(std::size_t(m) * n);
+  const gemm_args too_big{false, false, m, n, k + 40, k + 40, n, n, 1.0f, 0.0f};
+  const fvec a = randn(std::size_t(m) * (k + 40), 31u);
+  CHECK_THROWS_AS(bf16.gemm_bf16_b(too_big, cs(a), std::span<const std::uint16_t>(w16), ms(c)), shape_error);
+}

@@ -2,13 +2,17 @@
 // the conversion kernel bit for bit against the host's to_bf16 (NaN, infinities, subnormals, ties);
 // gemm (cuBLASLt on CUDA_R_16BF operands, fp32 compute) and attention (kernels reading rounded
 // Q, K, V) to fp32 summation-order differences, since both sides multiply the same bf16 values;
-// and a few DPO steps of a tiny GPT-2 whose log-probs and losses agree. Skipped without a GPU.
+// and a few DPO steps of a tiny GPT-2 whose log-probs and losses agree. The weight copy (core/bf16.hpp,
+// "The weight copy"): convert_to_bf16 bit for bit, gemm_bf16_b on a slice of a device copy (aligned
+// and not) against gemm on the fp32 weight, and DPO steps with the copy against steps without it.
+// Skipped without a GPU.
 #include "cuda/support.hpp"
 
 #include <bit>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 #include "prefopt/core/bf16.hpp"
 #include "prefopt/losses/sigmoid.hpp"
@@ -139,4 +143,60 @@ TEST_CASE("5 DPO steps of a tiny GPT-2 in bf16: the device's losses equal the em
     // bf16 ulp (2^-8 relative); a few such flips in a step move the mean loss by far less than 1e-3.
     CHECK(std::abs(dev[s] - emu[s]) < 1e-3);
   }
+}
+
+TEST_CASE("the weight copy on the device: convert_to_bf16 bit for bit, gemm_bf16_b equals gemm under bf16") {
+  const cuda g = bf16_cuda();
+  const eigen e = bf16_eigen();
+  const int m = 37, n = 21, k = 300;
+  auto w = randn(std::size_t(n) * k + 64, 7), a = randn(std::size_t(m) * k, 8);
+  auto dw = up(g, w), da = up(g, a);
+  auto w16 = g.allocate<std::uint16_t>(w.size());
+  g.convert_to_bf16(dw.span(), w16.span());
+  const auto h16 = down(g, w16);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) wrong += h16[i] != to_bf16(w[i]);
+  CHECK(wrong == 0);
+  for (std::size_t off : {std::size_t(0), std::size_t(8), std::size_t(3)}) {  // 256-, 16- and 2-byte aligned slices
+    CAPTURE(off);
+    const gemm_args args{.trans_b = true, .m = m, .n = n, .k = k, .lda = k, .ldb = k, .ldc = n, .alpha = 1.0f, .beta = 0.0f};
+    auto c1 = g.allocate<float>(std::size_t(m) * n), c2 = g.allocate<float>(std::size_t(m) * n);
+    g.gemm_bf16_b(args, da.span(), std::span<const std::uint16_t>(w16.span()).subspan(off), c1.span());
+    g.gemm(args, da.span(), std::span<const float>(dw.span()).subspan(off), c2.span());
+    fvec c(std::size_t(m) * n);
+    e.gemm(args, cs(a), cs(w).subspan(off), ms(c));
+    const auto got = down(g, c1);
+    CHECK(max_rel(got, c) < 1e-5);
+    if (off == 0) {
+      CHECK(got == down(g, c2));  // the same operands, shape and alignment: the same plan
+    }
+  }
+}
+
+TEST_CASE("3 DPO steps of a tiny GPT-2 and Llama on the device: the weight copy changes nothing") {
+  auto run = [](auto tag, models::architecture arch, bool copy) {
+    using model = typename decltype(tag)::type;
+    using trainer = train::trainer<model, losses::sigmoid, optim::adamw, train::reference::frozen<model>>;
+    model m(bf16_cuda(), test::tiny_transformer(arch, 2));
+    models::init_weights(m, 21, {.initializer_range = 0.2});
+    m.set_weight_copy(copy);
+    model ref = models::clone(m);
+    models::init_weights(ref, 22, {.initializer_range = 0.2});
+    trainer t(m, losses::sigmoid{.beta = 0.5}, optim::adamw{.lr = 1e-2}, {&ref});
+    const auto& pairs = test::tiny_pairs();
+    const train::preference_batch<models::token_batch> batch{.sequences = models::pack_pairs(pairs, true), .pairs = pairs.size()};
+    std::vector<double> loss;
+    for (int s = 0; s < 3; ++s) loss.push_back(t.step(batch).metrics.at("loss"));
+    CHECK(m.weight_copy_bytes() == (copy ? 2 * m.base_parameters().size() : 0));
+    return loss;
+  };
+  auto both = [&](auto tag, models::architecture arch) {
+    const auto on = run(tag, arch, true), off = run(tag, arch, false);
+    for (std::size_t s = 0; s < on.size(); ++s) {
+      CAPTURE(s);
+      CHECK(std::abs(on[s] - off[s]) < 1e-5);  // the same bf16 products; cuBLASLt may order sums differently
+    }
+  };
+  both(std::type_identity<models::gpt2<cuda>>{}, models::architecture::gpt2);
+  both(std::type_identity<models::llama<cuda>>{}, models::architecture::llama);
 }

@@ -17,6 +17,7 @@
 #include <span>
 #include <string_view>
 
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/losses/batch.hpp"
 #include "prefopt/losses/concepts.hpp"
 
@@ -131,7 +132,28 @@ concept loss_map = requires(B& be, const pair_view<float>& vf, const pair_view<d
   be.map_pairs(probe_loss{}, vf);
   be.map_pairs(probe_loss{}, vd);
 };
+
+// precision bf16's weight copy (core/bf16.hpp, "The weight copy"); optional: a model on a backend
+// without these ops lets gemm round the weights per call, with the same results.
+template <class B>
+concept bf16_weights = requires(B& be, std::size_t n, const gemm_args& g, std::span<const float> cf, std::span<float> f,
+                                std::span<std::uint16_t> h, std::span<const std::uint16_t> ch) {
+  { be.template allocate<std::uint16_t>(n) } -> std::same_as<typename B::template buffer<std::uint16_t>>;
+  be.convert_to_bf16(cf, h);                                 // h[i] = to_bf16(x[i])
+  be.gemm_bf16_b(g, cf, ch, f);                              // gemm, B given as bf16 bits, A rounded to bf16
+};
 } // namespace backend_ops
+
+// C = alpha·op(A)·op(W)+beta·C for a weight W: through its bf16 copy w16 when one is given (and
+// the backend multiplies bf16 operands), else through gemm on W's fp32 values.
+template <class B>
+void gemm_weight(B& be, const gemm_args& g, std::span<const float> a, std::span<const float> w,
+                 std::span<const std::uint16_t> w16, std::span<float> c) {
+  if constexpr (backend_ops::bf16_weights<B>) {
+    if (!w16.empty()) return be.gemm_bf16_b(g, a, w16, c);
+  }
+  be.gemm(g, a, w, c);
+}
 
 // The full CPU/GPU backend of prefopt's core: every group above.
 template <class B>

@@ -16,6 +16,21 @@
 //         (Q, K, V, and dO in backward) are rounded to bf16; products and sums run in fp32 and the
 //         results are fp32. Master weights, gradients, optimizer state, norms, log-softmax and
 //         losses stay fp32.
+//
+// The weight copy (precision bf16). A weight matrix is an input of several products per step
+// (forward; dX in backward; the LM head's logits and dh), so rounding it inside every gemm converts
+// it 2-3 times a step. A transformer (models/transformer.hpp) therefore keeps one bf16 copy of its
+// flat parameter buffer, 2 bytes per base parameter, trainable or frozen, in the backend's memory
+// (the GPU's, as bf16 bits that cuBLASLt reads directly), and multiplies it through the backend's
+// gemm_bf16_b (core/backend.hpp, backend_ops::bf16_weights). The rule that keeps it from ever being
+// stale: the copy is rewritten from the fp32 master weights at the start of every forward pass
+// (forward, forward_fused, forward_hidden, next_token_logprobs, each generation step), and used only
+// by the products of that forward and of its backward (the checkpointed recompute included). So an
+// optimizer step, a checkpoint load, a LoRA merge or any edit through parameters() before a forward
+// is always seen; a backward differentiates the weights its forward ran with. Rounding is
+// deterministic, so products with the copy equal products that round per call, bit for bit. Under
+// fp32 no copy exists (no memory). Activations × activations products (dW, attention, the LoRA
+// adapters' small matrices) still round their inputs per call.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +79,18 @@ PREFOPT_HD inline float round_bf16(float f) noexcept { return from_bf16(to_bf16(
 // Rounds src to bf16 values into dst (the CPU emulation's copy of an operand).
 inline void round_bf16(std::span<const float> src, std::span<float> dst) noexcept {
   for (std::size_t i = 0; i < src.size() && i < dst.size(); ++i) dst[i] = round_bf16(src[i]);
+}
+
+// src as bf16 bits into dst (the host backends' convert_to_bf16).
+inline void to_bf16(std::span<const float> src, std::span<std::uint16_t> dst) noexcept {
+  for (std::size_t i = 0; i < src.size() && i < dst.size(); ++i) dst[i] = to_bf16(src[i]);
+}
+
+// bf16 bits widened to floats, exact (a host backend's emulation of a bf16 weight operand).
+inline std::vector<float> from_bf16_copy(std::span<const std::uint16_t> x) {
+  std::vector<float> r(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) r[i] = from_bf16(x[i]);
+  return r;
 }
 
 // A bf16-rounded copy of x (a host backend's emulation of a bf16 operand).

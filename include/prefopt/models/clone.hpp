@@ -19,6 +19,7 @@ namespace prefopt::models {
 template <Backend B, class Arch> transformer<B, Arch> clone(transformer<B, Arch>& m) {
   transformer<B, Arch> out(m.backend(), m.config());
   out.head().set_chunk_rows(m.head().chunk_rows());
+  out.set_weight_copy(m.weight_copy());
   out.backend().copy(std::span<const float>(m.base_parameters()), out.base_parameters());
   if (!m.adapters().empty()) {
     out.attach_adapters(m.adapters(), m.parameter_slices(), m.parameters().size(), m.adapter_scale());

@@ -11,12 +11,15 @@
 // (the Liger-Kernel idea, here with the loss's gradient arriving after the forward pass).
 // fused() is the variant without the recompute, for losses whose gradient is known per group of rows
 // (a preference pair) as soon as that group's log-probs are: see its comment.
+// w16 (optional, every entry point): W's bf16 copy under precision bf16 (core/bf16.hpp, "The weight
+// copy"); the products with W then read it instead of rounding W per gemm.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 
 #include "prefopt/core/transformer_ops.hpp"
 
@@ -48,16 +51,18 @@ public:
   // logits from the scratch instead of recomputing them (chunks run last to first here, so the
   // scratch ends up holding chunk 0; with a single chunk the backward recomputes nothing).
   void forward(B& be, std::span<const float> h, std::span<const float> w, std::span<const std::int32_t> targets, int rows,
-               int hidden, int vocab, const lm_head_stats& stats, bool keep_for_backward = false) {
+               int hidden, int vocab, const lm_head_stats& stats, bool keep_for_backward = false,
+               std::span<const std::uint16_t> w16 = {}) {
+    check_copy(w, w16);
     const int chunk = rows_per_chunk(vocab);
     ensure(be, rows, vocab);
     kept_ = {};
     for (int r0 = (rows - 1) / chunk * chunk; rows > 0 && r0 >= 0; r0 -= chunk) {
       const int n = std::min(chunk, rows - r0);
       auto logits = scratch_.span().first(std::size_t(n) * vocab);
-      be.gemm({.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-               .ldc = vocab},
-              h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden), w, logits);
+      gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
+                       .ldc = vocab},
+                  h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden), w, w16, logits);
       be.lm_head_stats(logits, targets.subspan(std::size_t(r0), std::size_t(n)), n, vocab, slice(stats, r0, n));
     }
     if (keep_for_backward && rows > 0) kept_ = {h.data(), w.data(), targets.data(), rows, hidden, vocab, chunk};
@@ -66,7 +71,8 @@ public:
   // dh = Σ_chunks dlogits·W (written, not accumulated); dW += dlogitsᵀ·h unless dw is empty.
   void backward(B& be, std::span<const float> h, std::span<const float> w, std::span<const std::int32_t> targets,
                 std::span<const float> lse, std::span<const float> dlogp, int rows, int hidden, int vocab,
-                std::span<float> dh, std::span<float> dw) {
+                std::span<float> dh, std::span<float> dw, std::span<const std::uint16_t> w16 = {}) {
+    check_copy(w, w16);
     const int chunk = rows_per_chunk(vocab);
     const bool reuse = kept_ == key{h.data(), w.data(), targets.data(), rows, hidden, vocab, chunk};
     kept_ = {};
@@ -76,13 +82,13 @@ public:
       auto logits = scratch_.span().first(std::size_t(n) * vocab);
       const auto hc = h.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden);
       if (!(reuse && r0 == 0))  // chunk 0's logits are still in the scratch after a keep_for_backward forward
-        be.gemm({.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-                 .ldc = vocab},
-                hc, w, logits);
+        gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
+                         .ldc = vocab},
+                    hc, w, w16, logits);
       be.lm_head_backward(logits, targets.subspan(std::size_t(r0), std::size_t(n)), lse.subspan(std::size_t(r0), std::size_t(n)),
                           dlogp.subspan(std::size_t(r0), std::size_t(n)), n, vocab, logits);
-      be.gemm({.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w,
-              dh.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden));
+      gemm_weight(be, {.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w, w16,
+                  dh.subspan(std::size_t(r0) * hidden, std::size_t(n) * hidden));
       if (!dw.empty())
         be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
                  .alpha = 1.0f, .beta = 1.0f},
@@ -100,7 +106,9 @@ public:
   // Head flops: 2 gemms of rows × V × C per pass less than forward() + backward() (+ dW's).
   void fused(B& be, std::span<const float> h, std::span<const float> w, std::span<const std::int32_t> targets,
              std::span<const int> bounds, int hidden, int vocab, const lm_head_stats& stats, std::span<float> dlogp,
-             const std::function<void(std::size_t, std::size_t)>& grad, std::span<float> dh, std::span<float> dw) {
+             const std::function<void(std::size_t, std::size_t)>& grad, std::span<float> dh, std::span<float> dw,
+             std::span<const std::uint16_t> w16 = {}) {
+    check_copy(w, w16);
     const int chunk = rows_per_chunk(vocab);
     const std::size_t G = bounds.empty() ? 0 : bounds.size() - 1;
     const int rows = G == 0 ? 0 : bounds[G];
@@ -118,10 +126,10 @@ public:
         const auto hg = sub(h, r0, n, hidden);
         const auto tg = targets.subspan(std::size_t(r0), std::size_t(n));
         const lm_head_stats sg = slice(stats, r0, n);
-        forward(be, hg, w, tg, n, hidden, vocab, sg, true);
+        forward(be, hg, w, tg, n, hidden, vocab, sg, true, w16);
         grad(g, g + 1);
         backward(be, hg, w, tg, sg.lse, sub(std::span<const float>(dlogp), r0, n, 1), n, hidden, vocab, sub(dh, r0, n, hidden),
-                 dw);
+                 dw, w16);
         g = g + 1;
         continue;
       }
@@ -131,14 +139,14 @@ public:
         const auto hc = sub(h, r0, n, hidden);
         const auto tc = targets.subspan(std::size_t(r0), std::size_t(n));
         const lm_head_stats sc = slice(stats, r0, n);
-        be.gemm({.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
-                 .ldc = vocab},
-                hc, w, logits);
+        gemm_weight(be, {.trans_a = false, .trans_b = true, .m = n, .n = vocab, .k = hidden, .lda = hidden, .ldb = hidden,
+                         .ldc = vocab},
+                    hc, w, w16, logits);
         be.lm_head_stats(logits, tc, n, vocab, sc);
         grad(g, g1);
         be.lm_head_backward(logits, tc, sc.lse, sub(std::span<const float>(dlogp), r0, n, 1), n, vocab, logits);
-        be.gemm({.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w,
-                sub(dh, r0, n, hidden));
+        gemm_weight(be, {.m = n, .n = hidden, .k = vocab, .lda = vocab, .ldb = hidden, .ldc = hidden}, logits, w, w16,
+                    sub(dh, r0, n, hidden));
         if (!dw.empty())
           be.gemm({.trans_a = true, .m = vocab, .n = hidden, .k = n, .lda = vocab, .ldb = hidden, .ldc = hidden,
                    .alpha = 1.0f, .beta = 1.0f},
@@ -151,6 +159,11 @@ public:
   }
 
 private:
+  // The weight copy, when given, holds w's values in bf16 (core/bf16.hpp, "The weight copy").
+  static void check_copy(std::span<const float> w, std::span<const std::uint16_t> w16) {
+    if (!w16.empty() && w16.size() != w.size())
+      throw shape_error("lm_head_chunked: w16", "the bf16 copy of w must have w's " + std::to_string(w.size()) + " elements");
+  }
   // What the scratch's chunk-0 logits were computed from (kept_for_backward), or all zero.
   struct key {
     const float *h = nullptr, *w = nullptr;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "prefopt/core/backend.hpp"
+#include "prefopt/core/bf16.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/models/concepts.hpp"
@@ -97,6 +98,19 @@ public:
   // The base model's weights, whatever is trained.
   std::span<float> base_parameters() { return params_.span(); }
   const std::vector<parameter_slice>& base_slices() const { return layout_.slices; }
+
+  // precision bf16's copy of the weights (core/bf16.hpp, "The weight copy"): under bf16, on a
+  // backend with backend_ops::bf16_weights, every forward pass first writes the bf16 bits of the
+  // whole flat parameter buffer (2 bytes per base parameter) and that forward and its backward
+  // multiply the copy instead of rounding each weight per gemm. Results are the same bit for bit
+  // with the copy off (set_weight_copy(false): per-call rounding, no memory). Under fp32 no copy
+  // is held. weight_copy_bytes(): the memory the copy holds now.
+  void set_weight_copy(bool on) {
+    weight_copy_ = on;
+    if (!on) release_weight_copy();
+  }
+  bool weight_copy() const { return weight_copy_; }
+  std::size_t weight_copy_bytes() const { return w16_.size() * sizeof(std::uint16_t); }
 
   // Attach LoRA adapters (lora.hpp); the base weights become frozen.
   // dropout: inverted dropout on each adapter's input (PEFT's lora_dropout) in training forwards
@@ -202,6 +216,13 @@ private:
   void announce_layer(std::size_t l);  // grads_ready_ for layer l's range of gradients()
   void cached_layer_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, kv_cache<B>& cache,
                             std::span<const std::int32_t> slot, std::span<const std::int32_t> cache_row);
+  void refresh_weight_copy();  // at the start of every forward pass (detail/transformer_linear.hpp)
+  void release_weight_copy() {
+    w16_ = typename B::template buffer<std::uint16_t>{};
+    w16_live_ = false;
+  }
+  // The weight copy from offset off (n elements, or to the end), or empty: gemm rounds per call.
+  std::span<const std::uint16_t> wcopy(std::size_t off, std::size_t n = std::dynamic_extent);
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
   std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
   bool base_trainable() const { return adapters_.empty(); }
@@ -235,6 +256,9 @@ private:
   bool has_acts_ = false;
   bool checkpointing_ = false;              // training forwards keep acts_[0] (the workspace) and acts_[l > 0].x only
   std::function<void(std::size_t, std::size_t)> grads_ready_{};  // set_gradients_ready
+  typename B::template buffer<std::uint16_t> w16_{};  // bf16 bits of params_ (refresh_weight_copy)
+  bool weight_copy_ = true;                  // set_weight_copy
+  bool w16_live_ = false;                    // w16_ holds this forward's weights
 };
 
 template <Backend B> using gpt2 = transformer<B, arch::gpt2>;

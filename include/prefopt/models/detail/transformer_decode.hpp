@@ -70,6 +70,7 @@ std::vector<float> transformer<B, Arch>::cached_logits(kv_cache<B>& cache, const
   use_adapters_ = opt.adapters && !adapters_.empty();
   dropout_seed_.reset();
   has_acts_ = false;  // acts_[0] is overwritten: no backward of an earlier forward
+  refresh_weight_copy();  // this step's weights, in bf16 (core/bf16.hpp, "The weight copy")
   ensure_acts(1, T);
   grow(tokens_, t), grow(positions_, t);
   auto slot_b = be_.template allocate<std::int32_t>(t), row_b = be_.template allocate<std::int32_t>(t);
@@ -97,8 +98,8 @@ std::vector<float> transformer<B, Arch>::cached_logits(kv_cache<B>& cache, const
   grow(hrows_, std::size_t(R) * C);
   be_.embedding_forward(idx.span(), nf_.span().first(t * C), C, hrows_.span().first(std::size_t(R) * C));  // [R × C]
   auto logits = be_.template allocate<float>(std::size_t(R) * V);                                          // [R × V]
-  be_.gemm({.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
-           params_.span().subspan(layout_.head, std::size_t(V) * C), logits.span());
+  gemm_weight(be_, {.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
+              params_.span().subspan(layout_.head, std::size_t(V) * C), wcopy(layout_.head, std::size_t(V) * C), logits.span());
   be_.download(logits.span(), std::span<float>(out));
   for (int r = 0; r < S; ++r)
     cache.finish_step(step.slots[std::size_t(r)],

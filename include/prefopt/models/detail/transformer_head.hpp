@@ -60,7 +60,8 @@ void transformer<B, Arch>::head_forward(const input_type& in, sequence_logps& ou
   };
   const auto w = params_.span().subspan(layout_.head, std::size_t(V) * C);
   if (!fused) {
-    head_.forward(be_, hrows_.span().first(hs * C), w, predict_token_.span().first(hs), H, C, V, st, opt.keep_activations);
+    head_.forward(be_, hrows_.span().first(hs * C), w, predict_token_.span().first(hs), H, C, V, st, opt.keep_activations,
+                  wcopy(layout_.head, std::size_t(V) * C));
     add_rows(0, hs);
     if (opt.wpo_weights)
       for (std::size_t s = 0; s < S; ++s) out.wpo_aligned[s] /= std::max(1, out.tokens[s]);
@@ -84,7 +85,8 @@ void transformer<B, Arch>::head_forward(const input_type& in, sequence_logps& ou
     };
     head_.fused(be_, hrows_.span().first(hs * C), w, predict_token_.span().first(hs), std::span<const int>(pair_bounds_), C,
                 V, st, logp_.span().first(hs), grad, dhrows_.span().first(hs * C),
-                base_trainable() ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{});
+                base_trainable() ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{},
+                wcopy(layout_.head, std::size_t(V) * C));
     head_done_ = true;
   }
   out.entropy_sum.clear(), out.mean_logit_sum.clear(), out.top1_sum.clear();
@@ -163,8 +165,8 @@ std::vector<float> transformer<B, Arch>::next_token_logprobs(const input_type& i
   grow(hrows_, std::size_t(R) * C);
   be_.embedding_forward(idx.span(), nf_.span().first(in.tokens.size() * std::size_t(C)), C, hrows_.span().first(std::size_t(R) * C));
   auto logits = be_.template allocate<float>(std::size_t(R) * V), logp = be_.template allocate<float>(std::size_t(R) * V);
-  be_.gemm({.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
-           params_.span().subspan(layout_.head, std::size_t(V) * C), logits.span());
+  gemm_weight(be_, {.trans_b = true, .m = R, .n = V, .k = C, .lda = C, .ldb = C, .ldc = V}, hrows_.span().first(std::size_t(R) * C),
+              params_.span().subspan(layout_.head, std::size_t(V) * C), wcopy(layout_.head, std::size_t(V) * C), logits.span());
   be_.log_softmax_rows(R, V, logits.span(), logp.span());
   be_.download(logp.span(), std::span<float>(out));
   return out;

@@ -248,6 +248,7 @@ void transformer<B, Arch>::forward(const input_type& in, sequence_logps& out, co
 template <Backend B, class Arch>
 void transformer<B, Arch>::forward_impl(const input_type& in, sequence_logps& out, const forward_options& opt,
                                         const head_gradient* fused) {
+  refresh_weight_copy();  // this forward's weights, in bf16 (core/bf16.hpp, "The weight copy")
   upload_batch(in);
   if (fused) order_rows_by_pair(in);
   const int T = int(in.tokens.size()), H = int(in.predict_from.size()), C = cfg_.hidden, V = cfg_.vocab_size;
@@ -308,7 +309,8 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward(std::span<c
   head_.backward(be_, hrows_.span().first(std::size_t(H) * C), params_.span().subspan(layout_.head, std::size_t(V) * C),
                  predict_token_.span().first(std::size_t(H)), lse_.span().first(std::size_t(H)), logp_.span().first(std::size_t(H)),
                  H, C, V, dhrows_.span().first(std::size_t(H) * C),
-                 train ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{});
+                 train ? grads_.span().subspan(layout_.head, std::size_t(V) * C) : std::span<float>{},
+                 wcopy(layout_.head, std::size_t(V) * C));
   backward_from_head_rows();
 }
 

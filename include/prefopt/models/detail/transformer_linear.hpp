@@ -2,14 +2,38 @@
 //
 // y = x·W (+ b) (+ s·(dropout(x)·Aᵀ)·Bᵀ when adapters are attached and on) and its backward; the
 // adapters' dropout mask is redrawn from (seed, adapter, element), never stored (core/random.hpp).
+// Under precision bf16 the products with W read the weight copy (core/bf16.hpp, "The weight
+// copy"), made here by refresh_weight_copy at the start of each forward pass.
 #pragma once
 
 namespace prefopt::models {
 
+template <Backend B, class Arch> void transformer<B, Arch>::refresh_weight_copy() {
+  w16_live_ = false;
+  if constexpr (backend_ops::bf16_weights<B> && requires(const B& b) { b.matmul_precision == precision::bf16; }) {
+    if (weight_copy_ && be_.matmul_precision == precision::bf16) {
+      if (w16_.size() != params_.size()) w16_ = be_.template allocate<std::uint16_t>(params_.size());
+      be_.convert_to_bf16(std::span<const float>(params_.span()), w16_.span());
+      w16_live_ = true;
+      return;
+    }
+  }
+  if (w16_.size() != 0) release_weight_copy();  // fp32 (or the copy off): no memory held
+}
+
+template <Backend B, class Arch>
+std::span<const std::uint16_t> transformer<B, Arch>::wcopy(std::size_t off, std::size_t n) {
+  if constexpr (requires(const B& b) { b.matmul_precision == precision::bf16; }) {
+    // Only while the backend still computes in bf16: a switch to fp32 after the forward is obeyed.
+    if (w16_live_ && be_.matmul_precision == precision::bf16) return std::span<const std::uint16_t>(w16_.span()).subspan(off, n);
+  }
+  return {};
+}
+
 template <Backend B, class Arch>
 void transformer<B, Arch>::linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep) {
-  be_.gemm({.trans_a = false, .trans_b = !l.conv1d, .m = T, .n = l.out, .k = l.in, .lda = l.in, .ldb = l.ld, .ldc = l.out},
-           x, params_.span().subspan(l.w), y);
+  gemm_weight(be_, {.trans_a = false, .trans_b = !l.conv1d, .m = T, .n = l.out, .k = l.in, .lda = l.in, .ldb = l.ld, .ldc = l.out},
+              x, params_.span().subspan(l.w), wcopy(l.w), y);
   if (l.b != no_offset) be_.bias_forward(pspan(l.b, std::size_t(l.out)), l.out, y.first(std::size_t(T) * l.out));
   if (use_adapters_ && l.adapter >= 0) {
     const auto& ad = adapters_[std::size_t(l.adapter)];
@@ -39,9 +63,9 @@ void transformer<B, Arch>::linear_backward(const linear_ref& l, std::span<const 
                                            std::span<float> dx, bool accumulate_dx, int T) {
   const float beta = accumulate_dx ? 1.0f : 0.0f;
   // dx = dy·Wᵀ (Conv1D stores W [in × out]) or dy·W (Linear stores W [out × in])
-  be_.gemm({.trans_a = false, .trans_b = l.conv1d, .m = T, .n = l.in, .k = l.out, .lda = l.out, .ldb = l.ld, .ldc = l.in,
-            .alpha = 1.0f, .beta = beta},
-           dy, params_.span().subspan(l.w), dx);
+  gemm_weight(be_, {.trans_a = false, .trans_b = l.conv1d, .m = T, .n = l.in, .k = l.out, .lda = l.out, .ldb = l.ld, .ldc = l.in,
+                    .alpha = 1.0f, .beta = beta},
+              dy, params_.span().subspan(l.w), wcopy(l.w), dx);
   if (base_trainable()) {
     if (l.conv1d)  // dW [in × out] += xᵀ·dy
       be_.gemm({.trans_a = true, .m = l.in, .n = l.out, .k = T, .lda = l.in, .ldb = l.out, .ldc = l.ld, .alpha = 1.0f, .beta = 1.0f},

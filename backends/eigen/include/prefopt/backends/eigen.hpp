@@ -41,7 +41,8 @@ struct eigen : host_backend_base,
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round their inputs to bf16 first and compute in fp32 — an
   // emulation of the GPU's bf16 path, there to check it (each call copies its operands; it is
-  // slower than fp32, never faster).
+  // slower than fp32, never faster). A model's weight copy (core/bf16.hpp, "The weight copy")
+  // arrives as bf16 bits through gemm_bf16_b, widened exactly instead of rounded again.
   precision matmul_precision = precision::fp32;
 
   // ---- blas ------------------------------------------------------------------------------
@@ -55,6 +56,21 @@ struct eigen : host_backend_base,
     } else {
       gemm_fp32(g, a, b, c);
     }
+  }
+  // precision bf16's weight copy (core/bf16.hpp, "The weight copy"): y = the bf16 bits of x.
+  void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
+    detail::require_size(y.size(), x.size(), "convert_to_bf16", "y");
+    prefopt::to_bf16(x, y);
+  }
+  // gemm with B given as bf16 bits: A rounded to bf16 as gemm does under bf16, B widened exactly;
+  // only the elements the product reads are copied (a weight operand may run to the buffer's end).
+  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
+    detail::require_size(a.size(), na, "gemm_bf16_b", "A");
+    detail::require_size(b.size(), nb, "gemm_bf16_b", "B");
+    gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
   }
   void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;

@@ -6,6 +6,8 @@
 // Under precision bf16 (core/bf16.hpp) A and B are converted to bf16 copies first (one kernel each,
 // the same to_bf16 as the CPU emulation) and cuBLASLt multiplies CUDA_R_16BF operands with fp32
 // compute and an fp32 C: the eigen backend's bf16 emulation up to the order of the fp32 sums.
+// gemm_bf16_b takes B as bf16 already (a model's weight copy, made once per forward pass) and
+// converts A only.
 // A cuBLASLt plan (descriptors + the heuristic's algorithm) is made once per shape, transposes and
 // operand alignment and kept in the context; the workspace is the context's (32 MiB).
 // dot and sum_squares: double partial sums per block on the device, added in double on the host.
@@ -87,37 +89,46 @@ inline const gemm_plan& plan_for(context& c, const gemm_args& g, const void* a, 
 template <class Self> struct cuda_blas_ops {
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const char* op = "gemm";
-    if (g.m < 0 || g.n < 0 || g.k < 0) op_checks::bad(op, "m, n, k", "must not be negative");
-    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
-    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    require_size(a.size(), span_of(ar, ac, g.lda), op, "A");
-    require_size(b.size(), span_of(br, bc, g.ldb), op, "B");
-    require_size(c.size(), span_of(g.m, g.n, g.ldc), op, "C");
-    if (g.m == 0 || g.n == 0) return;
-    // cuBLASLt (and the strided scale below) need each stored row to fit its leading dimension.
-    if (g.ldc < g.n) op_checks::bad(op, "ldc", "is smaller than n");
-    if (g.k > 0 && (g.lda < ac || g.ldb < bc))
-      op_checks::bad(op, "lda, ldb", "a leading dimension is smaller than its matrix's row length");
+    if (!prepare(g, a.size(), b.size(), c, op)) return;
     context& cx = self().ctx();
-    if (g.k == 0) {
-      check(cuda_kernels::scale_matrix(c.data(), g.m, g.n, g.ldc, g.beta, cx.stream()), op);
+    if (self().matmul_precision == precision::bf16) {  // the elements the product reads, not the spans' tails
+      const std::size_t na = span_of(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda),
+                        nb = span_of(g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb);
+      device_buffer<std::uint16_t> a16(self().shared_context(), na), b16(self().shared_context(), nb);
+      check(cuda_kernels::to_bf16(a.data(), a16.data(), na, cx.stream()), op);
+      check(cuda_kernels::to_bf16(b.data(), b16.data(), nb, cx.stream()), op);
+      run_bf16(g, a16.data(), b16.data(), c, op);
       return;
     }
     const float alpha = g.alpha, beta = g.beta;
-    if (self().matmul_precision == precision::bf16) {
-      device_buffer<std::uint16_t> a16(self().shared_context(), a.size()), b16(self().shared_context(), b.size());
-      check(cuda_kernels::to_bf16(a.data(), a16.data(), a.size(), cx.stream()), op);
-      check(cuda_kernels::to_bf16(b.data(), b16.data(), b.size(), cx.stream()), op);
-      const gemm_plan& p = plan_for(cx, g, a16.data(), b16.data(), c.data(), true);
-      check(cublasLtMatmul(cx.lt(), p.desc, &alpha, b16.data(), p.a, a16.data(), p.b, &beta, c.data(), p.c, c.data(), p.c,
-                           &p.algo, cx.workspace(), context::workspace_bytes, cx.stream()),
-            op);
-      return;
-    }
     const gemm_plan& p = plan_for(cx, g, a.data(), b.data(), c.data());
     check(cublasLtMatmul(cx.lt(), p.desc, &alpha, b.data(), p.a, a.data(), p.b, &beta, c.data(), p.c, c.data(), p.c,
                          &p.algo, cx.workspace(), context::workspace_bytes, cx.stream()),
           op);
+  }
+  // precision bf16's weight copy (core/bf16.hpp, "The weight copy"): y = the bf16 bits of x, one kernel.
+  void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
+    require_size(y.size(), x.size(), "convert_to_bf16", "y");
+    check(cuda_kernels::to_bf16(x.data(), y.data(), x.size(), self().ctx().stream()), "convert_to_bf16");
+  }
+  // gemm with B already bf16 (a weight's copy): only A is converted (the elements the product
+  // reads), and cuBLASLt reads B as it is.
+  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
+    const char* op = "gemm_bf16_b";
+    if (!prepare(g, a.size(), b.size(), c, op)) return;
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const std::size_t na = span_of(ar, ac, g.lda);
+    context& cx = self().ctx();
+    device_buffer<std::uint16_t> a16(self().shared_context(), na);
+    check(cuda_kernels::to_bf16(a.data(), a16.data(), na, cx.stream()), op);
+    if (alignment_of(b.data()) >= 16) return run_bf16(g, a16.data(), b.data(), c, op);
+    // A weight at an offset that is not a multiple of 8 elements: an aligned copy, as gemm's own
+    // fresh operands are (cuBLASLt's bf16 kernels may have no algorithm for 2-byte alignment).
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    const std::size_t nb = span_of(br, bc, g.ldb);
+    device_buffer<std::uint16_t> b16(self().shared_context(), nb);
+    check(cudaMemcpyAsync(b16.data(), b.data(), nb * sizeof(std::uint16_t), cudaMemcpyDeviceToDevice, cx.stream()), op);
+    run_bf16(g, a16.data(), b16.data(), c, op);
   }
   void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
     require_size(y.size(), x.size(), "axpy", "y");
@@ -172,6 +183,34 @@ template <class Self> struct cuda_blas_ops {
 
 private:
   const Self& self() const { return static_cast<const Self&>(*this); }
+  // Shape checks; false when nothing is left to multiply (m or n is 0; k = 0 scales C by beta).
+  bool prepare(const gemm_args& g, std::size_t na, std::size_t nb, std::span<float> c, const char* op) const {
+    if (g.m < 0 || g.n < 0 || g.k < 0) op_checks::bad(op, "m, n, k", "must not be negative");
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    require_size(na, span_of(ar, ac, g.lda), op, "A");
+    require_size(nb, span_of(br, bc, g.ldb), op, "B");
+    require_size(c.size(), span_of(g.m, g.n, g.ldc), op, "C");
+    if (g.m == 0 || g.n == 0) return false;
+    // cuBLASLt (and the strided scale below) need each stored row to fit its leading dimension.
+    if (g.ldc < g.n) op_checks::bad(op, "ldc", "is smaller than n");
+    if (g.k > 0 && (g.lda < ac || g.ldb < bc))
+      op_checks::bad(op, "lda, ldb", "a leading dimension is smaller than its matrix's row length");
+    if (g.k == 0) {
+      check(cuda_kernels::scale_matrix(c.data(), g.m, g.n, g.ldc, g.beta, self().ctx().stream()), op);
+      return false;
+    }
+    return true;
+  }
+  // cuBLASLt on bf16 A and B (device bits), fp32 compute and C.
+  void run_bf16(const gemm_args& g, const std::uint16_t* a16, const std::uint16_t* b16, std::span<float> c, const char* op) const {
+    context& cx = self().ctx();
+    const float alpha = g.alpha, beta = g.beta;
+    const gemm_plan& p = plan_for(cx, g, a16, b16, c.data(), true);
+    check(cublasLtMatmul(cx.lt(), p.desc, &alpha, b16, p.a, a16, p.b, &beta, c.data(), p.c, c.data(), p.c, &p.algo,
+                         cx.workspace(), context::workspace_bytes, cx.stream()),
+          op);
+  }
   double reduce(std::span<const float> x, const float* y, const char* op) const {
     if (x.empty()) return 0.0;
     context& cx = self().ctx();
