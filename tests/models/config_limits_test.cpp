@@ -108,6 +108,15 @@ TEST_CASE("the memory estimate counts GPT-2's parameters, gradients, AdamW state
   CHECK(ml.optimizer == 8 * 294912);
   CHECK(ml.reference == 0);
   CHECK(models::describe(m).starts_with("this run needs about "));
+  // precision bf16: the policy and the reference copy each hold a bf16 copy of the base weights.
+  auto bf16 = r;
+  bf16.bf16_weight_copy = true;
+  const auto mb = models::estimate_memory(c, bf16);
+  CHECK(mb.parameters == 6 * params);
+  CHECK(mb.reference == 6 * params);
+  CHECK(mb.gradients == m.gradients);
+  CHECK(mb.optimizer == m.optimizer);
+  CHECK(mb.activations == m.activations);
 }
 
 TEST_CASE("the memory estimate with gradient checkpointing keeps each layer's input and one layer's activations") {

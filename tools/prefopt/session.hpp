@@ -166,6 +166,7 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
     strategy = reference_free ? "none" : cfg.adapter ? "initial_adapter" : lora ? "adapter_disabled" : "frozen";
   }
   r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
+  r.bf16_weight_copy = cfg.training.precision == "bf16";
   return models::estimate_memory(mc, r);
 }
 

@@ -3,12 +3,13 @@
 // A config.json of legal sizes can still describe a model no machine holds (n_positions 10^9 gives
 // GPT-2 a position table of 3 TB), and a run config can ask for activations of any size. Instead of
 // a std::bad_alloc after gigabytes, naming nothing, estimate_memory() adds up what a run holds at
-// its peak, from the shapes alone (all float32):
-//   parameters   the model's flat buffer (transformer_layout), plus LoRA adapters when configured
+// its peak, from the shapes alone (float32, bf16 where said):
+//   parameters   the model's flat buffer (transformer_layout), plus LoRA adapters when configured,
+//                plus under precision bf16 the model's bf16 copy of its base weights (2 bytes each)
 //   gradients    one per trainable parameter (the adapters only, with LoRA)
 //   optimizer    AdamW: two moments per trainable parameter; SGD with momentum: one; SGD: none
 //   reference    a second copy of the base model (reference strategies frozen, synced, precomputed
-//                without LoRA while the cache is being filled)
+//                without LoRA while the cache is being filled), with its own bf16 copy under bf16
 //   activations  what forward keeps for backward, per layer and token: x, the two norm outputs,
 //                q, k, v, the attention output, the residual, three MLP activations (and each
 //                adapter's x·Aᵀ), plus attention probabilities heads × row length² per row; one
@@ -45,6 +46,9 @@ struct run_shape {
   int lora_rank = 0;                  // 0: full fine-tuning
   std::vector<std::string> lora_targets{};
   bool gradient_checkpointing = false;  // training keeps each layer's input only (recomputed in backward)
+  // precision bf16 (core/bf16.hpp): each model held (the policy, a reference copy) keeps a bf16
+  // copy of its base weights, 2 bytes per parameter (transformer::weight_copy_bytes).
+  bool bf16_weight_copy = false;
 };
 
 struct memory_estimate {
@@ -110,12 +114,13 @@ inline memory_estimate estimate_memory(const transformer_config& c, const run_sh
   }
   const std::uint64_t trainable = r.lora_rank > 0 ? adapters : base;
   memory_estimate m;
-  m.parameters = sat_mul(sat_add(base, adapters), 4);
+  const std::uint64_t copy = r.bf16_weight_copy ? sat_mul(base, 2) : 0;  // bytes
+  m.parameters = sat_add(sat_mul(sat_add(base, adapters), 4), copy);
   if (r.training) {
     m.gradients = sat_mul(trainable, 4);
     m.optimizer = sat_mul(sat_mul(trainable, std::uint64_t(std::max(r.optimizer_slots, 0))), 4);
   }
-  if (r.reference_copy) m.reference = sat_mul(base, 4);
+  if (r.reference_copy) m.reference = sat_add(sat_mul(base, 4), copy);
   // Activations.
   const std::uint64_t C = std::uint64_t(c.hidden), F = std::uint64_t(c.intermediate);
   const std::uint64_t QD = std::uint64_t(c.heads) * std::uint64_t(c.head_dim), KD = std::uint64_t(c.kv_heads) * std::uint64_t(c.head_dim);

@@ -25,6 +25,7 @@
 #include "prefopt/core/bf16.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_backend.hpp"
+#include "prefopt/core/host_bf16.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 #include "prefopt/optim/update_rules.hpp"
@@ -32,6 +33,7 @@
 namespace prefopt::backends {
 
 struct eigen : host_backend_base,
+               host_bf16_gemm<eigen>,
                detail::eigen_pointwise_ops,
                detail::eigen_norm_ops,
                detail::eigen_attention_ops,
@@ -42,36 +44,14 @@ struct eigen : host_backend_base,
   // bf16: gemm and attention round their inputs to bf16 first and compute in fp32 — an
   // emulation of the GPU's bf16 path, there to check it (each call copies its operands; it is
   // slower than fp32, never faster). A model's weight copy (core/bf16.hpp, "The weight copy")
-  // arrives as bf16 bits through gemm_bf16_b, widened exactly instead of rounded again.
-  precision matmul_precision = precision::fp32;
+  // arrives as bf16 bits through gemm_bf16_b, widened exactly instead of rounded again
+  // (matmul_precision, gemm, convert_to_bf16, gemm_bf16_b: core/host_bf16.hpp over gemm_fp32).
 
   // ---- blas ------------------------------------------------------------------------------
   using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using cmap = Eigen::Map<const row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   using mmap = Eigen::Map<row_matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
 
-  void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
-    if (matmul_precision == precision::bf16) {
-      gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
-    } else {
-      gemm_fp32(g, a, b, c);
-    }
-  }
-  // precision bf16's weight copy (core/bf16.hpp, "The weight copy"): y = the bf16 bits of x.
-  void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
-    detail::require_size(y.size(), x.size(), "convert_to_bf16", "y");
-    prefopt::to_bf16(x, y);
-  }
-  // gemm with B given as bf16 bits: A rounded to bf16 as gemm does under bf16, B widened exactly;
-  // only the elements the product reads are copied (a weight operand may run to the buffer's end).
-  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
-    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
-    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
-    detail::require_size(a.size(), na, "gemm_bf16_b", "A");
-    detail::require_size(b.size(), nb, "gemm_bf16_b", "B");
-    gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
-  }
   void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;

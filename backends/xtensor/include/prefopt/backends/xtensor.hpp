@@ -29,12 +29,14 @@
 #include "prefopt/core/bf16.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_backend.hpp"
+#include "prefopt/core/host_bf16.hpp"
 #include "prefopt/core/transformer_ops.hpp"
 #include "prefopt/losses/concepts.hpp"
 
 namespace prefopt::backends {
 
 struct xtensor : host_backend_base,
+                 host_bf16_gemm<xtensor>,
                  xdetail::xtensor_pointwise_ops,
                  xdetail::xtensor_norm_ops,
                  xdetail::xtensor_attention_ops,
@@ -43,29 +45,10 @@ struct xtensor : host_backend_base,
 
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round copies of their inputs to bf16 and compute in fp32, as the
-  // eigen backend's emulation (for checking, not speed); gemm_bf16_b takes a weight copy's bits.
-  precision matmul_precision = precision::fp32;
+  // eigen backend's emulation (for checking, not speed); gemm_bf16_b takes a weight copy's bits
+  // (matmul_precision, gemm, convert_to_bf16, gemm_bf16_b: core/host_bf16.hpp over gemm_fp32).
 
   // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
-  void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
-    if (matmul_precision == precision::bf16) gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
-    else gemm_fp32(g, a, b, c);
-  }
-  // precision bf16's weight copy (core/bf16.hpp, "The weight copy"): y = the bf16 bits of x.
-  void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
-    xdetail::require_size(y.size(), x.size(), "convert_to_bf16", "y");
-    prefopt::to_bf16(x, y);
-  }
-  // gemm with B given as bf16 bits: A rounded to bf16 as gemm does under bf16, B widened exactly;
-  // only the elements the product reads are copied (a weight operand may run to the buffer's end).
-  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
-    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
-    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
-    xdetail::require_size(a.size(), na, "gemm_bf16_b", "A");
-    xdetail::require_size(b.size(), nb, "gemm_bf16_b", "B");
-    gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
-  }
   void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;

@@ -1,0 +1,45 @@
+// prefopt/core/host_bf16.hpp — precision bf16 on a host backend (eigen, xtensor): the emulation
+// of the GPU's bf16 products (core/bf16.hpp) over the backend's own fp32 product,
+// Self::gemm_fp32. It is there to check the GPU path, not for speed: each call copies its operands.
+//   gemm            under bf16 rounds copies of A and B to bf16, then multiplies in fp32
+//   convert_to_bf16 the weight copy's bits (core/bf16.hpp, "The weight copy")
+//   gemm_bf16_b     B given as bf16 bits (a weight copy), widened exactly; A rounded as gemm does;
+//                   only the elements the product reads are copied (a weight operand may run to
+//                   the end of the parameter buffer)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "prefopt/core/backend.hpp"
+#include "prefopt/core/bf16.hpp"
+#include "prefopt/core/op_checks.hpp"
+
+namespace prefopt {
+
+template <class Self> struct host_bf16_gemm {
+  precision matmul_precision = precision::fp32;
+
+  void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    if (matmul_precision == precision::bf16) self().gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
+    else self().gemm_fp32(g, a, b, c);
+  }
+  void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
+    op_checks::require_size(y.size(), x.size(), "convert_to_bf16", "y");
+    prefopt::to_bf16(x, y);
+  }
+  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
+    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
+    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
+    const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
+    op_checks::require_size(a.size(), na, "gemm_bf16_b", "A");
+    op_checks::require_size(b.size(), nb, "gemm_bf16_b", "B");
+    self().gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
+  }
+
+private:
+  const Self& self() const { return static_cast<const Self&>(*this); }
+};
+
+} // namespace prefopt
