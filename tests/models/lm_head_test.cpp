@@ -71,7 +71,7 @@ result reference(const problem& p) {
 template <class B> result run(models::lm_head_chunked<B>& head, const problem& p, bool keep) {
   B be;
   result out;
-  head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {out.lse, out.logp, {}, {}, {}}, keep);
+  head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {out.lse, out.logp, {}, {}, {}, {}}, keep);
   head.backward(be, p.h, p.w, p.targets, out.lse, p.dlogp, rows, hidden, vocab, out.dh, out.dw);
   return out;
 }
@@ -126,13 +126,13 @@ TEST_CASE_TEMPLATE("lm_head_chunked: kept logits serve only the backward of the 
     result out;
     // A kept forward on p, then a forward on q that keeps nothing: backward on q recomputes.
     result scratch;
-    head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {scratch.lse, scratch.logp, {}, {}, {}}, true);
-    head.forward(be, q.h, q.w, q.targets, rows, hidden, vocab, {out.lse, out.logp, {}, {}, {}}, false);
+    head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {scratch.lse, scratch.logp, {}, {}, {}, {}}, true);
+    head.forward(be, q.h, q.w, q.targets, rows, hidden, vocab, {out.lse, out.logp, {}, {}, {}, {}}, false);
     head.backward(be, q.h, q.w, q.targets, out.lse, q.dlogp, rows, hidden, vocab, out.dh, out.dw);
     check_close(out, want_q);
     // A kept forward on p, then a backward on other inputs: recomputed, not taken from p.
     result other;
-    head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {scratch.lse, scratch.logp, {}, {}, {}}, true);
+    head.forward(be, p.h, p.w, p.targets, rows, hidden, vocab, {scratch.lse, scratch.logp, {}, {}, {}, {}}, true);
     head.backward(be, q.h, q.w, q.targets, out.lse, q.dlogp, rows, hidden, vocab, other.dh, other.dw);
     check_close(other.dh, want_q.dh, "dh");
     check_close(other.dw, want_q.dw, "dw");

@@ -1,7 +1,8 @@
 // prefopt/core/host_bf16.hpp — precision bf16 on a host backend (eigen, xtensor): the emulation
 // of the GPU's bf16 products (core/bf16.hpp) over the backend's own fp32 product,
 // Self::gemm_fp32. It is there to check the GPU path, not for speed: each call copies its operands.
-//   gemm            under bf16 rounds copies of A and B to bf16, then multiplies in fp32
+//   gemm            under bf16 rounds copies of A and B to bf16, then multiplies in fp32 (every
+//                   product first keeps OpenBLAS's thread count fixed: core/blas_threads.hpp)
 //   convert_to_bf16 the weight copy's bits (core/bf16.hpp, "The weight copy")
 //   gemm_bf16_b     B given as bf16 bits (a weight copy), widened exactly; A rounded as gemm does;
 //                   only the elements the product reads are copied (a weight operand may run to
@@ -14,6 +15,7 @@
 
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/bf16.hpp"
+#include "prefopt/core/blas_threads.hpp"
 #include "prefopt/core/op_checks.hpp"
 
 namespace prefopt {
@@ -22,6 +24,7 @@ template <class Self> struct host_bf16_gemm {
   precision matmul_precision = precision::fp32;
 
   void gemm(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {
+    fixed_blas_threads();  // core/blas_threads.hpp: OpenBLAS's OpenMP threads must all start
     if (matmul_precision == precision::bf16) self().gemm_fp32(g, round_bf16_copy(a), round_bf16_copy(b), c);
     else self().gemm_fp32(g, a, b, c);
   }
@@ -35,6 +38,7 @@ template <class Self> struct host_bf16_gemm {
     const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
     op_checks::require_size(a.size(), na, "gemm_bf16_b", "A");
     op_checks::require_size(b.size(), nb, "gemm_bf16_b", "B");
+    fixed_blas_threads();
     self().gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
   }
 

@@ -75,6 +75,7 @@ struct eigen : host_backend_base,
   void attention_forward(std::span<const float> q, std::span<const float> k, std::span<const float> v,
                          const attention_layout& lay, const attention_shape& sh, std::span<float> out,
                          std::span<float> lse) const {
+    fixed_blas_threads();  // its tiles' products may run on OpenBLAS's threads (core/blas_threads.hpp)
     if (matmul_precision != precision::bf16) return eigen_attention_ops::attention_forward(q, k, v, lay, sh, out, lse);
     const std::vector<float> rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
     eigen_attention_ops::attention_forward(rq, rk, rv, lay, sh, out, lse);
@@ -83,6 +84,7 @@ struct eigen : host_backend_base,
                           std::span<const float> v, std::span<const float> out, std::span<const float> lse,
                           const attention_layout& lay, const attention_shape& sh, std::span<float> dq,
                           std::span<float> dk, std::span<float> dv) const {
+    fixed_blas_threads();
     if (matmul_precision != precision::bf16)
       return eigen_attention_ops::attention_backward(dout, q, k, v, out, lse, lay, sh, dq, dk, dv);
     const std::vector<float> rd = round_bf16_copy(dout), rq = round_bf16_copy(q), rk = round_bf16_copy(k), rv = round_bf16_copy(v);
