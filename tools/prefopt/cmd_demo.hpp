@@ -36,6 +36,7 @@
 #endif
 
 #include "args.hpp"
+#include "backend_choice.hpp"
 #include "demo/report.hpp"
 #include "prefopt/backends/eigen.hpp"
 #ifdef PREFOPT_CLI_CUDA
@@ -387,24 +388,7 @@ inline int cmd_demo(int argc, char** argv) {
   // preempted threads slow it down many times over. OMP_NUM_THREADS overrides.
   if (!std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(1);
 #endif
-  if (backend == "eigen") {
-    backends::eigen be;
-    be.matmul_precision = p;
-    return run_demo(be, o);
-  }
-  if (backend == "cuda") {
-#ifdef PREFOPT_CLI_CUDA
-    if (!backends::cuda::device_available())
-      throw config_error("--backend", "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
-    backends::cuda be;
-    be.matmul_precision = p;
-    return run_demo(be, o);
-#else
-    throw config_error("--backend", "cuda: this prefopt was built without the CUDA backend (configure with "
-                                    "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
-#endif
-  }
-  throw config_error("--backend", "'" + backend + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
+  return on_backend(backend, p, "--backend", [&](const auto& be) { return run_demo(be, o); });
 }
 
 } // namespace prefopt::cli

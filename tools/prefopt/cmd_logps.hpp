@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "args.hpp"
+#include "backend_choice.hpp"
 #include "logps_score.hpp"
 #include "model_loader.hpp"
 #include "prefopt/data/formats.hpp"
@@ -74,27 +75,8 @@ inline int cmd_logps(int argc, char** argv) {
     std::cerr << "prefopt logps: skipped " << e.what() << "\n";
     ++out_of_vocab;
   }
-  const std::string backend = a.get("backend", "eigen");
   const precision p = parse_precision(a.get("precision", "fp32"), "--precision");
-  auto with_precision = [p](auto be) {
-    be.matmul_precision = p;
-    return be;
-  };
-  std::string out;
-  if (backend == "eigen") {
-    out = score_pairs(with_precision(backends::eigen{}), job);
-  } else if (backend == "cuda") {
-#ifdef PREFOPT_CLI_CUDA
-    if (!backends::cuda::device_available())
-      throw config_error("--backend", "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
-    out = score_pairs(with_precision(backends::cuda{}), job);
-#else
-    throw config_error("--backend", "cuda: this prefopt was built without the CUDA backend (configure with "
-                                    "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
-#endif
-  } else {
-    throw config_error("--backend", "'" + backend + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
-  }
+  const std::string out = on_backend(a.get("backend", "eigen"), p, "--backend", [&](const auto& be) { return score_pairs(be, job); });
   io::write_atomically(out_path, std::string_view(out));
   std::fprintf(stderr, "prefopt logps: %zu pairs written to %s; %zu lines skipped (%zu at reading, %zu with ids outside the vocabulary)\n",
                d.size() - out_of_vocab, out_path.c_str(), skipped_reading + out_of_vocab, skipped_reading, out_of_vocab);

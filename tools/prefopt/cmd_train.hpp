@@ -26,6 +26,7 @@
 #include "prefopt/train/reference_dynamic.hpp"
 #include "prefopt/train/runner.hpp"
 #include "prefopt/train/trainer.hpp"
+#include "backend_choice.hpp"
 #include "session.hpp"
 #ifdef PREFOPT_CLI_CUDA
 #include "prefopt/backends/cuda.hpp"
@@ -414,12 +415,10 @@ template <class Set> int on_cuda([[maybe_unused]] const train::run_config& cfg, 
   if (world.size() > 1)
     throw config_error(field, "cuda trains in one process from the command line (under mpirun, use the eigen backend; "
                               "NCCL data parallelism is the library's comm::nccl)");
-  if (!backends::cuda::device_available())
-    throw config_error(field, "cuda: no CUDA device is visible to this process (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+  require_cuda_device(field);
   return train_on<backends::cuda>(cfg, in, world);
 #else
-  throw config_error(field, "cuda: this prefopt was built without the CUDA backend (configure with "
-                            "-DPREFOPT_ENABLE_CUDA=ON where the CUDA toolkit is installed)");
+  no_cuda_backend(field);
 #endif
 }
 

@@ -14,12 +14,12 @@
 #include <span>
 #include <string>
 
+#include "prefopt/core/blas_threads.hpp"  // openblas_get_parallel (weak)
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/host_backend.hpp"
 
 #if defined(EIGEN_USE_BLAS) && (defined(__GNUC__) || defined(__clang__))
-// OpenBLAS's own queries, bound only when OpenBLAS is the BLAS linked in (weak symbols).
-extern "C" int openblas_get_parallel() __attribute__((weak));     // 0 sequential, 1 pthreads, 2 OpenMP
+// OpenBLAS's thread count, bound only when OpenBLAS is the BLAS linked in (a weak symbol).
 extern "C" int openblas_get_num_threads() __attribute__((weak));
 #endif
 
