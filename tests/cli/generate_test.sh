@@ -93,4 +93,29 @@ expect_fail "bad.jsonl:2" "$PREFOPT" generate --model "$DATA/models/llama" --dat
 printf '{"prompt_input_ids": [1, 99999]}\n' > "$WORK/vocab.jsonl"
 expect_fail "vocab.jsonl:1" "$PREFOPT" generate --model "$DATA/models/llama" --data "$WORK/vocab.jsonl" --out "$WORK/x.jsonl"
 expect_fail "top_p" "$PREFOPT" generate --model "$DATA/models/llama" --data "$WORK/ids.jsonl" --out "$WORK/x.jsonl" --top-p 0
+# --backend eigen is the default's run, byte for byte; --precision bf16 (backends.md: matrix-product
+# and attention inputs rounded to bf16, sums in fp32) gives log-probs near fp32's but not equal to
+# them, for the completions whose greedy tokens it keeps (measured: 6 of 8, log-probs 8.7e-5 relative).
+gen() { "$PREFOPT" generate --model "$DATA/models/llama" --data "$WORK/ids.jsonl" --temperature 0 --max-new-tokens 24 --eos-id -1 "$@"; }
+gen --out "$WORK/eigen.jsonl" --n 2 --batch-size 3 --backend eigen 2>/dev/null || fail "--backend eigen failed"
+cmp -s "$WORK/greedy.jsonl" "$WORK/eigen.jsonl" || fail "--backend eigen differs from the default"
+gen --out "$WORK/bf16.jsonl" --n 2 --batch-size 3 --precision bf16 2>/dev/null || fail "--precision bf16 failed"
+python3 - "$WORK/greedy.jsonl" "$WORK/bf16.jsonl" <<'PY' || fail "bf16 log-probs should be near fp32's and not equal"
+import json, sys
+a = [c for l in open(sys.argv[1]) for c in json.loads(l)["completions"]]
+b = [c for l in open(sys.argv[2]) for c in json.loads(l)["completions"]]
+assert len(a) == len(b) and a
+same = [(x, y) for x, y in zip(a, b) if x["token_ids"] == y["token_ids"]]
+worst = max(abs(x["logp"] - y["logp"]) / (abs(x["logp"]) + 1.0) for x, y in same)
+print(f"bf16: {len(same)} of {len(a)} greedy completions keep fp32's tokens; largest |logp difference| / (|fp32| + 1): {worst:.2e}")
+assert len(same) >= len(a) // 2, len(same)
+assert 0.0 < worst < 1e-2, worst
+PY
+expect_fail "--precision" gen --out "$WORK/x.jsonl" --precision fp8
+expect_fail "--backend: 'tpu' is not one of eigen" gen --out "$WORK/x.jsonl" --backend tpu
+# backend cuda here: cuda_test.sh compares the GPU's tokens with eigen's; without a GPU or without
+# the CUDA backend it is an error that says which.
+if ! out=$(gen --out "$WORK/cuda.jsonl" --backend cuda 2>&1); then
+  grep -qE "no CUDA device is visible|built without the CUDA backend" <<<"$out" || fail "--backend cuda: $out"
+fi
 echo "generate: ok"

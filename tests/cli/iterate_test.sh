@@ -89,6 +89,31 @@ for d in killed staged; do
   cmp "$WORK/straight/rounds/round-2/metrics.json" "$WORK/$d/rounds/round-2/metrics.json" || fail "$d: round 2 metrics differ"
 done
 
+# backend and training.precision come from the configuration, as prefopt train reads them.
+# training.precision bf16 reaches the sampler: round 1's samples (stopped after that stage) keep
+# most of fp32's tokens (a draw changes only where it falls at a boundary of the distribution) and
+# give those log-probs near fp32's, not equal to them (measured: 24 of 24 kept, 2.8e-5 relative).
+PREFOPT_TEST_ITERATE_EXIT=1:samples run bf16 --set training.precision=bf16 2> /dev/null && fail "fault point 1:samples did not stop the bf16 run"
+python3 - "$WORK/straight/rounds/round-1/samples.jsonl" "$WORK/bf16/rounds/round-1/samples.jsonl" <<'PY' || fail "bf16 samples should be near fp32's and not equal"
+import json, sys
+def completions(f):
+    return [(ids, lp) for l in open(f) for r in [json.loads(l)] for ids, lp in zip(r["completion_input_ids"], r["logp"])]
+a, b = completions(sys.argv[1]), completions(sys.argv[2])
+assert len(a) == len(b) == 24, (len(a), len(b))
+same = [(x[1], y[1]) for x, y in zip(a, b) if x[0] == y[0]]
+worst = max(abs(x - y) / (abs(x) + 1.0) for x, y in same)
+print(f"bf16: {len(same)} of {len(a)} samples keep fp32's tokens; largest |logp difference| / (|fp32| + 1): {worst:.2e}")
+assert len(same) >= len(a) // 2 and 0.0 < worst < 1e-2, (len(same), worst)
+PY
+expect_fail "training.precision" run badprec --set training.precision=fp8
+expect_fail "field 'backend': must be eigen (CPU) or cuda" run badbackend --set backend=tpu
+# backend cuda here: cuda_test.sh compares a round on the GPU with eigen's; without a GPU or
+# without the CUDA backend it is an error that says which, before anything is written.
+if ! out=$(run cuda --set backend=cuda 2>&1); then
+  grep -qE "field 'backend': cuda: (no CUDA device is visible|this prefopt was built without)" <<<"$out" || fail "backend=cuda: $out"
+  [ ! -e "$WORK/cuda" ] || fail "backend=cuda wrote $WORK/cuda before failing"
+fi
+
 # LoRA rounds judged by a reward model (the tiny GPT-2 classifier with a character-level
 # tokenizer), training on this round's and the previous round's pairs.
 mkdir -p "$WORK/rm"

@@ -52,6 +52,40 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert sum(r["chosen_score"] > r["rejected_score"] for r in rows) > 0.7 * len(rows)
 PY
 
+# Backends and precision: score takes --backend/--precision (as prefopt logps), train reads
+# backend/training.precision from run.json (as prefopt train). --backend eigen is the default's
+# output byte for byte; bf16 (matrix-product and attention inputs rounded to bf16, sums in fp32)
+# gives scores, and a first training loss, near fp32's and not equal to them.
+score() { "$PREFOPT" reward score --model "$WORK/full/final" --data "$DATA/cli/pairs_tokenized.jsonl" "$@"; }
+score --out "$WORK/scores_eigen.jsonl" --backend eigen 2>/dev/null || fail "score --backend eigen failed"
+cmp -s "$WORK/scores.jsonl" "$WORK/scores_eigen.jsonl" || fail "score --backend eigen differs from the default"
+score --out "$WORK/scores16.jsonl" --precision bf16 2>/dev/null || fail "score --precision bf16 failed"
+"$PREFOPT" reward train --config "$WORK/run.json" --set training.precision=bf16 --set training.max_steps=1 \
+  --set output.dir="$WORK/full16" 2> "$WORK/full16.log" || { cat "$WORK/full16.log"; fail "bf16 reward training failed"; }
+python3 - "$WORK/scores.jsonl" "$WORK/scores16.jsonl" "$WORK/full/metrics.jsonl" "$WORK/full16/metrics.jsonl" <<'PY' \
+  || fail "bf16 scores and loss should be near fp32's and not equal"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+assert len(a) == len(b) and [x["line"] for x in a] == [y["line"] for y in b]
+worst = max(abs(x[k] - y[k]) / (abs(x[k]) + 1.0) for x, y in zip(a, b) for k in ("chosen_score", "rejected_score"))
+l32, l16 = (json.loads(open(f).readline())["loss"] for f in sys.argv[3:5])
+print(f"bf16 vs fp32: scores' largest |difference| / (|fp32| + 1) {worst:.2e}; first loss {l16} vs {l32}")
+assert 0.0 < worst < 1e-2, worst
+assert 0.0 < abs(l16 - l32) < 1e-2 * (abs(l32) + 1.0), (l16, l32)
+PY
+expect_fail "--precision" score --out "$WORK/x.jsonl" --precision fp8
+expect_fail "--backend: 'tpu' is not one of eigen" score --out "$WORK/x.jsonl" --backend tpu
+expect_fail "training.precision" "$PREFOPT" reward train --config "$WORK/run.json" --set training.precision=fp8 --set output.dir="$WORK/x"
+expect_fail "field 'backend': must be eigen (CPU) or cuda" "$PREFOPT" reward train --config "$WORK/run.json" --set backend=tpu --set output.dir="$WORK/x"
+# backend cuda here: cuda_test.sh compares the GPU's scores and training with eigen's; without a GPU
+# or without the CUDA backend it is an error that says which.
+if ! out=$(score --out "$WORK/cuda.jsonl" --backend cuda 2>&1); then
+  grep -qE "no CUDA device is visible|built without the CUDA backend" <<<"$out" || fail "score --backend cuda: $out"
+  out=$("$PREFOPT" reward train --config "$WORK/run.json" --set backend=cuda --set output.dir="$WORK/cuda" 2>&1) && fail "reward train on cuda ran here"
+  grep -qE "field 'backend': cuda: (no CUDA device is visible|this prefopt was built without)" <<<"$out" || fail "reward train backend=cuda: $out"
+fi
+
 # margins and centering; LoRA on GPT-2 (head and adapters train: final/ the PEFT adapter, merged/ the classifier)
 "$PREFOPT" reward train --config "$WORK/run.json" --set data.train="$WORK/margin.jsonl" --set data.eval=null \
   --set reward.center_rewards_coefficient=0.01 --set training.max_steps=2 --set output.dir="$WORK/margin" 2> "$WORK/margin.log" \

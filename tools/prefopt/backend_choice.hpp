@@ -1,7 +1,8 @@
 // tools/prefopt/backend_choice.hpp — which backend a command runs on: eigen (the CPU) or cuda
 // (one NVIDIA GPU, where this program is built with the CUDA backend and a device is visible),
 // with one error for each missing part, the same for `prefopt train/eval` (config field
-// 'backend') and the --backend flag of `prefopt logps` and `prefopt demo`.
+// 'backend', as `prefopt reward train` and `prefopt iterate` read it too) and the --backend flag of
+// `prefopt logps`, `prefopt generate`, `prefopt reward score` and `prefopt demo`.
 #pragma once
 
 #include <string>
@@ -27,9 +28,24 @@ inline void require_cuda_device(const std::string& field) {
 }
 #endif
 
+// Throws the error on_backend would for `name` (unknown, built without CUDA, no GPU visible), before
+// a command reads its data or writes anything.
+inline void check_backend(const std::string& name, const std::string& field) {
+  if (name == "eigen") return;
+  if (name == "cuda") {
+#ifdef PREFOPT_CLI_CUDA
+    require_cuda_device(field);
+    return;
+#else
+    no_cuda_backend(field);
+#endif
+  }
+  throw config_error(field, "'" + name + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
+}
+
 // fn(backend) on the backend named `name`, its matrix products at precision `p`; `field` names
 // the flag in errors. fn's cuda instantiation belongs in a translation unit of its own
-// (logps_cuda.cpp, demo_cuda.cpp): the caller's declares it extern.
+// (logps_cuda.cpp, demo_cuda.cpp, loop_cuda.cpp): the caller's declares it extern.
 template <class Fn> auto on_backend(const std::string& name, precision p, const std::string& field, Fn&& fn) {
   if (name == "eigen") {
     backends::eigen be;

@@ -9,6 +9,9 @@
 // "finish_reason", "logp"}]}. Completion k of the prompt on line i is drawn with the seed
 // mix_seed(mix_seed(--seed, i), k): the same output whatever --batch-size. Stop strings are found
 // in the decoded continuation (kept in the output, as transformers' stop_strings does).
+// --backend cuda generates on one GPU, --precision bf16 with training.precision's bf16, on either
+// backend; the samplers run on the host over each step's downloaded logits (models/generate.hpp),
+// so both backends draw the same tokens wherever their logits agree.
 #pragma once
 
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include <optional>
 
 #include "args.hpp"
+#include "backend_choice.hpp"
 #include "model_loader.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/data/chat_template.hpp"
@@ -62,6 +66,84 @@ inline std::optional<std::int32_t> generation_eos(const std::filesystem::path& d
 
 } // namespace detail
 
+// One prompt of the data file: the raw JSON (echoed back) and, after tokenization, its ids.
+struct prompt_row {
+  std::size_t line;
+  nlohmann::json prompt;
+  std::vector<std::int32_t> ids;
+};
+
+// What one `prefopt generate` run samples: the prompts (tokenized), K each, and the options.
+struct generate_job {
+  std::filesystem::path model;
+  std::string adapter, data_path;
+  std::vector<prompt_row> rows;
+  long n = 1;
+  models::sampling_options options;  // without seeds, eos_id and stop: set per model
+  std::optional<std::int32_t> eos_id;  // --eos-id
+  std::uint64_t seed = 0;
+  std::vector<std::string> stops;
+  std::optional<data::tokenizer> tok;
+  std::string eos_token;
+};
+
+struct generate_result {
+  std::string jsonl;
+  std::size_t produced = 0;
+};
+
+// The completions of every prompt as JSON lines, generated on `backend` (eigen here; cuda in
+// loop_cuda.cpp, its own translation unit, where this program is built with the CUDA backend).
+template <class B> generate_result generate_completions(const B& backend, const generate_job& job) {
+  generate_result res;
+  models::sampling_options opt = job.options;
+  const auto& tok = job.tok;
+  with_model(job.model, job.adapter, [&](auto& model) {
+    const int vocab = model.config().vocab_size, positions = model.config().max_positions;
+    if (job.eos_id) opt.eos_id = *job.eos_id;
+    else if (const auto e = detail::generation_eos(job.model, vocab)) opt.eos_id = *e;
+    else if (tok && !job.eos_token.empty())
+      if (const auto id = tok->token_to_id(job.eos_token); id && *id < vocab) opt.eos_id = *id;
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const auto& r : job.rows) {
+      const auto where = job.data_path + ":" + std::to_string(r.line);
+      for (auto id : r.ids)
+        if (id >= vocab) throw data_error(where, "token id " + std::to_string(id) + " is outside the model's vocabulary of " + std::to_string(vocab));
+      if (int(r.ids.size()) >= positions)
+        throw data_error(where, std::to_string(r.ids.size()) + " prompt tokens leave no room under max_positions " + std::to_string(positions));
+      for (long k = 0; k < job.n; ++k) {
+        prompts.push_back(r.ids);
+        opt.seeds.push_back(mix_seed(mix_seed(job.seed, std::uint64_t(r.line)), std::uint64_t(k)));
+      }
+    }
+    if (!job.stops.empty())
+      opt.stop = [&](std::size_t, const std::vector<std::int32_t>& t) {
+        const std::string text = tok->decode(std::span<const std::int32_t>(t), false);
+        for (const auto& s : job.stops)
+          if (text.find(s) != std::string::npos) return true;
+        return false;
+      };
+    std::mt19937_64 unused(job.seed);
+    const auto samples = models::generate(model, prompts, unused, opt);
+    for (std::size_t i = 0; i < job.rows.size(); ++i) {
+      nlohmann::json comps = nlohmann::json::array();
+      for (long k = 0; k < job.n; ++k) {
+        const auto& s = samples[i * std::size_t(job.n) + std::size_t(k)];
+        nlohmann::json c = {{"token_ids", s.tokens}, {"finish_reason", models::name(s.finish)}, {"logp", s.logp}};
+        if (tok) c["text"] = tok->decode(std::span<const std::int32_t>(s.tokens), true);
+        comps.push_back(std::move(c));
+        ++res.produced;
+      }
+      res.jsonl += nlohmann::json{{"line", job.rows[i].line}, {"prompt", job.rows[i].prompt}, {"completions", comps}}.dump() + "\n";
+    }
+  }, 0.0, backend);
+  return res;
+}
+
+#ifdef PREFOPT_CLI_CUDA
+extern template generate_result generate_completions<backends::cuda>(const backends::cuda&, const generate_job&);
+#endif
+
 inline int cmd_generate(int argc, char** argv) {
   const args a(argc, argv, 2, generate_info,
                {{"model", "DIR", "model directory (config.json, model.safetensors, tokenizer.json); required"},
@@ -82,7 +164,9 @@ inline int cmd_generate(int argc, char** argv) {
                 {"batch-size", "N", "prompts per batch (default 16)"},
                 {"no-cache", "", "recompute every token without the KV cache"},
                 {"tokenizer", "FILE", "tokenizer.json when the model directory has none"},
-                {"chat-template", "NAME", "chat template for conversational prompts"}});
+                {"chat-template", "NAME", "chat template for conversational prompts"},
+                {"backend", "NAME", "eigen (the CPU, default) or cuda (one NVIDIA GPU, where prefopt was built with CUDA)"},
+                {"precision", "P", "fp32 (default) or bf16: matrix products and attention on bf16-rounded inputs, as training.precision"}});
   if (a.flag("help")) return 0;
   const std::string model_dir = a.require("model"), data_path = a.require("data"), out_path = a.require("out");
   const long n = a.integer("n", 1), batch = a.integer("batch-size", 16);
@@ -103,12 +187,7 @@ inline int cmd_generate(int argc, char** argv) {
   for (const auto& s : stops)
     if (s.empty()) throw config_error("--stop", "an empty stop string would end every completion at once");
 
-  // Prompts: the raw JSON (echoed back) and, after tokenization, ids.
-  struct prompt_row {
-    std::size_t line;
-    nlohmann::json prompt;
-    std::vector<std::int32_t> ids;
-  };
+  const precision prec = parse_precision(a.get("precision", "fp32"), "--precision");
   std::vector<prompt_row> rows;
   data::jsonl_reader reader(data_path);
   data::jsonl_line l;
@@ -167,49 +246,12 @@ inline int cmd_generate(int argc, char** argv) {
     if (r.ids.empty()) throw data_error(where + ": field 'prompt'", "tokenizes to no token");
   }
 
-  std::string out;
-  std::size_t produced = 0;
-  with_model(model_dir, a.get("adapter"), [&](auto& model) {
-    const int vocab = model.config().vocab_size, positions = model.config().max_positions;
-    if (a.has("eos-id")) opt.eos_id = std::int32_t(a.integer("eos-id", -1));
-    else if (const auto e = detail::generation_eos(model_dir, vocab)) opt.eos_id = *e;
-    else if (tok && !eos_token.empty())
-      if (const auto id = tok->token_to_id(eos_token); id && *id < vocab) opt.eos_id = *id;
-    std::vector<std::vector<std::int32_t>> prompts;
-    for (const auto& r : rows) {
-      const auto where = data_path + ":" + std::to_string(r.line);
-      for (auto id : r.ids)
-        if (id >= vocab) throw data_error(where, "token id " + std::to_string(id) + " is outside the model's vocabulary of " + std::to_string(vocab));
-      if (int(r.ids.size()) >= positions)
-        throw data_error(where, std::to_string(r.ids.size()) + " prompt tokens leave no room under max_positions " + std::to_string(positions));
-      for (long k = 0; k < n; ++k) {
-        prompts.push_back(r.ids);
-        opt.seeds.push_back(mix_seed(mix_seed(seed, std::uint64_t(r.line)), std::uint64_t(k)));
-      }
-    }
-    if (!stops.empty())
-      opt.stop = [&](std::size_t, const std::vector<std::int32_t>& t) {
-        const std::string text = tok->decode(std::span<const std::int32_t>(t), false);
-        for (const auto& s : stops)
-          if (text.find(s) != std::string::npos) return true;
-        return false;
-      };
-    std::mt19937_64 unused(seed);
-    const auto samples = models::generate(model, prompts, unused, opt);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      nlohmann::json comps = nlohmann::json::array();
-      for (long k = 0; k < n; ++k) {
-        const auto& s = samples[i * std::size_t(n) + std::size_t(k)];
-        nlohmann::json c = {{"token_ids", s.tokens}, {"finish_reason", models::name(s.finish)}, {"logp", s.logp}};
-        if (tok) c["text"] = tok->decode(std::span<const std::int32_t>(s.tokens), true);
-        comps.push_back(std::move(c));
-        ++produced;
-      }
-      out += nlohmann::json{{"line", rows[i].line}, {"prompt", rows[i].prompt}, {"completions", comps}}.dump() + "\n";
-    }
-  });
-  io::write_atomically(out_path, std::string_view(out));
-  std::fprintf(stderr, "prefopt generate: %zu completions of %zu prompts written to %s\n", produced, rows.size(), out_path.c_str());
+  generate_job job{.model = model_dir, .adapter = a.get("adapter"), .data_path = data_path, .rows = std::move(rows), .n = n,
+                   .options = opt, .eos_id = std::nullopt, .seed = seed, .stops = stops, .tok = std::move(tok), .eos_token = eos_token};
+  if (a.has("eos-id")) job.eos_id = std::int32_t(a.integer("eos-id", -1));
+  const generate_result res = on_backend(a.get("backend", "eigen"), prec, "--backend", [&](const auto& be) { return generate_completions(be, job); });
+  io::write_atomically(out_path, std::string_view(res.jsonl));
+  std::fprintf(stderr, "prefopt generate: %zu completions of %zu prompts written to %s\n", res.produced, job.rows.size(), out_path.c_str());
   return 0;
 }
 

@@ -21,6 +21,9 @@
 // merged/ the merged classifier).
 // score: one JSON line per pair {"line", "chosen_score", "rejected_score"}; --adapter scores a
 // LoRA reward model (final/ of a LoRA run) on its base model.
+// Backends: train runs where run.json's backend (eigen or cuda) and training.precision say, as
+// prefopt train; score takes --backend and --precision, as prefopt logps. The cuda instantiations
+// are compiled in loop_cuda.cpp, where this program is built with the CUDA backend.
 #pragma once
 
 #include <algorithm>
@@ -52,14 +55,13 @@ inline const cli::command_info reward_train_info{
 inline const cli::command_info reward_score_info{"prefopt reward score",
                                                  "Writes chosen_score / rejected_score per pair line."};
 
-// The model directory as a reward model of type reward_model<Body> (Body: gpt2 or llama over eigen).
-template <class Fn> void with_reward_model(const std::filesystem::path& dir, std::uint64_t seed, Fn&& fn) {
-  using B = backends::eigen;
+// The model directory as a reward model of type reward_model<Body> (Body: gpt2 or llama over B).
+template <class B, class Fn> void with_reward_model(const B& backend, const std::filesystem::path& dir, std::uint64_t seed, Fn&& fn) {
   const auto cfg = models::transformer_config::from_file(dir / "config.json");
   const bool classifier = models::checkpoint_reader(dir).contains("score.weight");
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
-    auto rm = classifier ? models::load_reward_model<M>(B{}, dir) : models::reward_from_causal_lm<M>(B{}, dir, seed);
+    auto rm = classifier ? models::load_reward_model<M>(backend, dir) : models::reward_from_causal_lm<M>(backend, dir, seed);
     fn(rm, classifier);
   };
   if (cfg.arch == models::architecture::gpt2) run(std::type_identity<models::gpt2<B>>{});
@@ -97,6 +99,99 @@ inline std::vector<double> read_margins(const std::string& path, const std::vect
   }
   return out;
 }
+
+// What one `prefopt reward train` run needs once its configuration and data are read.
+struct reward_run {
+  const train::run_config& cfg;
+  const train::bradley_terry& bt;
+  const data::tokenized_preferences& train_data;
+  const data::tokenized_preferences* eval_data;
+  const std::vector<double>& margin;
+  const std::vector<double>& eval_margin;
+  const train::runner_options& ro;
+  long total;
+  const train::training_args& args;
+  const optim::adamw& opt;
+};
+
+// Reward training on `backend` (eigen here; cuda in loop_cuda.cpp): the model, its LoRA adapters
+// when configured, the runner, and final/ (+ merged/ for LoRA).
+template <class B> void train_reward(const B& backend, const reward_run& run) {
+  const auto& [cfg, bt, train_data, eval_data, margin, eval_margin, ro, total, args, opt] = run;
+  with_reward_model(backend, cfg.model, args.seed, [&](auto& loaded, bool classifier) {
+    if (!loaded.pad_token_id()) loaded.set_pad_token_id(train_data.pad_token_id);
+    auto go = [&](auto& rm, const std::string& start) {
+      train::reward_trainer t(rm, bt, opt, args);
+      t.policy().base_model_name_or_path = cfg.model;
+      const train::reward_dataset train_set{&train_data, margin, rm.pad_token_id()};
+      std::optional<train::reward_dataset> eval_set;
+      if (eval_data) eval_set = train::reward_dataset{eval_data, eval_margin, rm.pad_token_id()};
+      train::runner r(t, train_set, eval_set ? &*eval_set : nullptr, ro);
+      std::cerr << "prefopt: reward model (" << rm.body().config().model_type << start
+                << (rm.body().adapters().empty() ? "" : " + LoRA") << "), "
+                << rm.body_parameters().size() + rm.head_parameters().size() << " trainable parameters; " << train_data.size()
+                << " training pairs" << (eval_set ? ", " + std::to_string(eval_set->size()) + " eval pairs" : std::string()) << "; "
+                << total << " steps\n";
+      const train::run_summary s = r.run();
+      const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
+      if constexpr (requires { rm.body().merge_into_base(); }) {
+        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
+        rm.body().merge_into_base();
+        write_output_dir(cfg, std::filesystem::path(cfg.output.dir) / "merged",
+                         [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+      } else {
+        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
+      }
+      std::cerr << summary_line(s, final_dir);
+    };
+    if (cfg.adapter) {  // continue a LoRA reward model: its adapters and score head
+      with_lora_reward_model(loaded, read_adapter_config(*cfg.adapter), args.seed, [&](auto& rm) {
+        models::load_reward_adapter(rm, *cfg.adapter);
+        go(rm, ", from adapter " + *cfg.adapter);
+      });
+    } else if (cfg.lora) {
+      const auto mc = loaded.body().config();
+      models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = cfg.lora->dropout,
+                             .target_modules = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules,
+                             .use_rslora = cfg.lora->use_rslora};
+      with_lora_reward_model(loaded, lc, args.seed, [&](auto& rm) { go(rm, classifier ? "" : ", new score head"); });
+    } else {
+      go(loaded, classifier ? "" : ", new score head");
+    }
+  });
+}
+
+// The chosen and rejected score of every pair as JSON lines, `batch` pairs per forward pass, by the
+// reward model at `dir` (with a LoRA reward model's `adapter` when given) on `backend`.
+template <class B>
+std::string score_rewards(const B& backend, const std::filesystem::path& dir, const std::string& adapter,
+                          const data::tokenized_preferences& d, std::size_t batch) {
+  std::string out;
+  auto score = [&](auto& rm) {
+    for (std::size_t s = 0; s < d.size(); s += batch) {
+      std::vector<models::tokenized_pair> pairs(d.pairs.begin() + std::ptrdiff_t(s), d.pairs.begin() + std::ptrdiff_t(std::min(d.size(), s + batch)));
+      const auto sc = rm.forward(models::pack_reward_pairs(pairs, rm.pad_token_id()), {.keep_activations = false});
+      for (std::size_t i = 0; i < pairs.size(); ++i)
+        out += nlohmann::json{{"line", d.lines[s + i]}, {"chosen_score", sc[i]}, {"rejected_score", sc[pairs.size() + i]}}.dump() + "\n";
+    }
+  };
+  with_reward_model(backend, dir, 0, [&](auto& rm, bool) {
+    if (adapter.empty()) return score(rm);
+    // as reward training set it: the model's pad token, else the data's (the tokenizer's)
+    if (!rm.pad_token_id()) rm.set_pad_token_id(d.pad_token_id);
+    with_lora_reward_model(rm, read_adapter_config(adapter), 0, [&](auto& lrm) {
+      models::load_reward_adapter(lrm, adapter);
+      score(lrm);
+    });
+  });
+  return out;
+}
+
+#ifdef PREFOPT_CLI_CUDA
+extern template void train_reward<backends::cuda>(const backends::cuda&, const reward_run&);
+extern template std::string score_rewards<backends::cuda>(const backends::cuda&, const std::filesystem::path&, const std::string&,
+                                                          const data::tokenized_preferences&, std::size_t);
+#endif
 
 inline int cmd_reward_train(int argc, char** argv) {
   const args a(argc, argv, 3, reward_train_info,
@@ -158,47 +253,9 @@ inline int cmd_reward_train(int argc, char** argv) {
   args.schedule = make_schedule(cfg.optimizer, total);
   const optim::adamw opt{.lr = cfg.optimizer.learning_rate, .beta1 = cfg.optimizer.beta1, .beta2 = cfg.optimizer.beta2,
                          .eps = cfg.optimizer.eps, .weight_decay = cfg.optimizer.weight_decay};
-  with_reward_model(cfg.model, args.seed, [&](auto& loaded, bool classifier) {
-    if (!loaded.pad_token_id()) loaded.set_pad_token_id(train_data.pad_token_id);
-    auto go = [&](auto& rm, const std::string& start) {
-      train::reward_trainer t(rm, bt, opt, args);
-      t.policy().base_model_name_or_path = cfg.model;
-      const train::reward_dataset train_set{&train_data, margin, rm.pad_token_id()};
-      std::optional<train::reward_dataset> eval_set;
-      if (sets.second) eval_set = train::reward_dataset{&*sets.second, eval_margin, rm.pad_token_id()};
-      train::runner r(t, train_set, eval_set ? &*eval_set : nullptr, ro);
-      std::cerr << "prefopt: reward model (" << rm.body().config().model_type << start
-                << (rm.body().adapters().empty() ? "" : " + LoRA") << "), "
-                << rm.body_parameters().size() + rm.head_parameters().size() << " trainable parameters; " << train_data.size()
-                << " training pairs" << (eval_set ? ", " + std::to_string(eval_set->size()) + " eval pairs" : std::string()) << "; "
-                << total << " steps\n";
-      const train::run_summary s = r.run();
-      const auto final_dir = std::filesystem::path(cfg.output.dir) / "final";
-      if constexpr (requires { rm.body().merge_into_base(); }) {
-        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_adapter(rm, d, cfg.model); });
-        rm.body().merge_into_base();
-        write_output_dir(cfg, std::filesystem::path(cfg.output.dir) / "merged",
-                         [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
-      } else {
-        write_output_dir(cfg, final_dir, [&](const std::filesystem::path& d) { models::save_reward_model(rm, d, ro.saved_dtype); });
-      }
-      std::cerr << summary_line(s, final_dir);
-    };
-    if (cfg.adapter) {  // continue a LoRA reward model: its adapters and score head
-      with_lora_reward_model(loaded, read_adapter_config(*cfg.adapter), args.seed, [&](auto& rm) {
-        models::load_reward_adapter(rm, *cfg.adapter);
-        go(rm, ", from adapter " + *cfg.adapter);
-      });
-    } else if (cfg.lora) {
-      const auto mc = loaded.body().config();
-      models::lora_config lc{.r = cfg.lora->r, .alpha = cfg.lora->alpha, .dropout = cfg.lora->dropout,
-                             .target_modules = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules,
-                             .use_rslora = cfg.lora->use_rslora};
-      with_lora_reward_model(loaded, lc, args.seed, [&](auto& rm) { go(rm, classifier ? "" : ", new score head"); });
-    } else {
-      go(loaded, classifier ? "" : ", new score head");
-    }
-  });
+  const reward_run run{cfg, bt, train_data, sets.second ? &*sets.second : nullptr, margin, eval_margin, ro, total, args, opt};
+  on_backend(cfg.backend, parse_precision(cfg.training.precision, "config: field 'training.precision'"), "config: field 'backend'",
+             [&](const auto& be) { train_reward(be, run); });
   return 0;
 }
 
@@ -212,7 +269,9 @@ inline int cmd_reward_score(int argc, char** argv) {
                 {"strict", "", "stop at the first bad line instead of skipping and counting it"},
                 {"tokenizer", "FILE", "tokenizer.json for text data when the model directory has none"},
                 {"chat-template", "NAME", "chat template for conversational data"},
-                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"}});
+                {"max-length", "N", "truncate text pairs to N tokens (default: no truncation)"},
+                {"backend", "NAME", "eigen (the CPU, default) or cuda (one NVIDIA GPU, where prefopt was built with CUDA)"},
+                {"precision", "P", "fp32 (default) or bf16: matrix products and attention on bf16-rounded inputs, as training.precision"}});
   if (a.flag("help")) return 0;
   const std::string data_path = a.require("data"), out_path = a.require("out");
   const long batch = a.integer("batch-size", 8);
@@ -223,24 +282,9 @@ inline int cmd_reward_score(int argc, char** argv) {
   const std::string adapter = a.get("adapter");
   if (adapter.empty() && !models::checkpoint_reader(dir).contains("score.weight"))
     throw format_error(dir.string() + ": tensor 'score.weight'", "missing: not a reward model (train one with prefopt reward train)");
-  std::string out;
-  auto score = [&](auto& rm) {
-    for (std::size_t s = 0; s < d.size(); s += std::size_t(batch)) {
-      std::vector<models::tokenized_pair> pairs(d.pairs.begin() + std::ptrdiff_t(s), d.pairs.begin() + std::ptrdiff_t(std::min(d.size(), s + std::size_t(batch))));
-      const auto sc = rm.forward(models::pack_reward_pairs(pairs, rm.pad_token_id()), {.keep_activations = false});
-      for (std::size_t i = 0; i < pairs.size(); ++i)
-        out += nlohmann::json{{"line", d.lines[s + i]}, {"chosen_score", sc[i]}, {"rejected_score", sc[pairs.size() + i]}}.dump() + "\n";
-    }
-  };
-  with_reward_model(dir, 0, [&](auto& rm, bool) {
-    if (adapter.empty()) return score(rm);
-    // as reward training set it: the model's pad token, else the data's (the tokenizer's)
-    if (!rm.pad_token_id()) rm.set_pad_token_id(d.pad_token_id);
-    with_lora_reward_model(rm, read_adapter_config(adapter), 0, [&](auto& lrm) {
-      models::load_reward_adapter(lrm, adapter);
-      score(lrm);
-    });
-  });
+  const precision p = parse_precision(a.get("precision", "fp32"), "--precision");
+  const std::string out = on_backend(a.get("backend", "eigen"), p, "--backend",
+                                     [&](const auto& be) { return score_rewards(be, dir, adapter, d, std::size_t(batch)); });
   io::write_atomically(out_path, std::string_view(out));
   std::fprintf(stderr, "prefopt reward score: %zu pairs scored, written to %s\n", d.size(), out_path.c_str());
   return 0;

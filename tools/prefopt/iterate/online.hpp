@@ -28,10 +28,10 @@
 namespace prefopt::cli::iterate {
 
 // The configured scoring judge (command, lexicon, reward_model) through iterate::judge: one call
-// per step (a command is started once per step; a reward model is loaded once per step).
-class configured_judge {
+// per step (a command is started once per step; a reward model is loaded once per step, on B).
+template <class B> class configured_judge {
 public:
-  configured_judge(const loop_judge& j, const train::run_config& cfg) : j_(j), cfg_(cfg) {}
+  configured_judge(const B& backend, const loop_judge& j, const train::run_config& cfg) : backend_(backend), j_(j), cfg_(cfg) {}
   std::vector<std::vector<double>> score(std::span<const loop::judge_request> batch) {
     prompt_set p;
     std::vector<sampled> s(batch.size());
@@ -39,7 +39,7 @@ public:
       p.lines.push_back(i + 1), p.text.push_back(batch[i].prompt), p.ids.emplace_back();
       s[i].text = batch[i].completions;
     }
-    return judge(j_, cfg_, p, s);
+    return judge(backend_, j_, cfg_, p, s);
   }
   std::string name() const {
     if (j_.type == "lexicon") return "lexicon " + j_.lexicon.value_or("");
@@ -48,6 +48,7 @@ public:
   }
 
 private:
+  B backend_;
   loop_judge j_;
   train::run_config cfg_;
 };
@@ -168,8 +169,10 @@ void online_steps(M& policy, const train::run_config& cfg, const loop_settings& 
             << "; model saved to " << (root / "final").string() << "\n";
 }
 
-// Runs the online steps on the policy of cfg (with_policy: gpt2/llama, LoRA when configured).
-inline void run_online(const train::run_config& cfg, const loop_settings& L, const text_pipeline& tp, const prompt_set& prompts) {
+// Runs the online steps on the policy of cfg (with_policy: gpt2/llama over B, LoRA when
+// configured); a reward model judge runs on the same backend.
+template <class B>
+void run_online(const B& backend, const train::run_config& cfg, const loop_settings& L, const text_pipeline& tp, const prompt_set& prompts) {
   // The sampler encodes prompt text one way: with special tokens for text prompts, without for
   // rendered conversations (read_prompts' rule); a file mixing the two is refused.
   const bool special = !has_message_prompts(L.prompts);
@@ -180,15 +183,22 @@ inline void run_online(const train::run_config& cfg, const loop_settings& L, con
   std::size_t longest = 0;
   for (const auto& ids : prompts.ids) longest = std::max(longest, ids.size());
   const std::size_t row = longest + std::size_t(std::max(L.generation.max_new_tokens, 0));
-  with_policy(cfg, [&](auto& policy) {
+  with_policy<B>(cfg, [&](auto& policy) {
     if (L.judge.type == "pairwise_command") {
       loop::pairwise_command_judge j({.argv = L.judge.command, .timeout = std::chrono::milliseconds(std::llround(L.judge.timeout_s * 1000.0))});
       online_steps(policy, cfg, L, tp, prompts, special, j);
     } else {
-      configured_judge j(L.judge, cfg);
+      configured_judge<B> j(backend, L.judge, cfg);
       online_steps(policy, cfg, L, tp, prompts, special, j);
     }
   }, row, cfg.data.prefix_sharing ? 1 : 2, true);
 }
 
 } // namespace prefopt::cli::iterate
+
+#ifdef PREFOPT_CLI_CUDA
+namespace prefopt::cli::iterate {
+extern template void run_online<backends::cuda>(const backends::cuda&, const train::run_config&, const loop_settings&,
+                                                const text_pipeline&, const prompt_set&);
+} // namespace prefopt::cli::iterate
+#endif

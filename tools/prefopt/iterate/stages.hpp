@@ -1,7 +1,9 @@
 // tools/prefopt/iterate/stages.hpp — `prefopt iterate`'s configuration (the "loop" section) and
 // the stages of a round: reading prompts, sampling K completions per prompt from a model folder,
 // storing and reading samples, judging them (command, pairwise command, reward model, lexicon),
-// and the completions' log-probs under another model (the KL estimate). cmd_iterate.hpp runs them.
+// and the completions' log-probs under another model (the KL estimate). iterate/rounds.hpp runs
+// them; the stages that run a model do so on the backend they are given (the configuration's
+// backend and training.precision).
 #pragma once
 
 #include <algorithm>
@@ -152,8 +154,10 @@ inline prompt_set read_prompts(const std::string& path, const text_pipeline& tp)
   return p;
 }
 
-// K completions per prompt from the model at (model_dir, adapter); seeds from (seed, salt, line, k).
-inline std::vector<sampled> sample(const std::string& model_dir, const std::string& adapter, const prompt_set& p, int k,
+// K completions per prompt from the model at (model_dir, adapter) on `backend`; seeds from (seed,
+// salt, line, k).
+template <class B>
+std::vector<sampled> sample(const B& backend, const std::string& model_dir, const std::string& adapter, const prompt_set& p, int k,
                                    const loop_generation& g, const data::tokenizer& tok, const std::string& eos_token,
                                    std::uint64_t seed) {
   models::sampling_options opt;
@@ -182,7 +186,7 @@ inline std::vector<sampled> sample(const std::string& model_dir, const std::stri
         out[i].text.push_back(tok.decode(std::span<const std::int32_t>(x.tokens), true));
         out[i].logp.push_back(x.logp);
       }
-  });
+  }, 0.0, backend);
   return out;
 }
 
@@ -209,8 +213,9 @@ inline std::vector<sampled> read_samples(const std::filesystem::path& f, const p
   return out;
 }
 
-// Summed completion log-probs of each (prompt, completion) under the model at (dir, adapter).
-inline std::vector<double> sequence_logps(const std::string& dir, const std::string& adapter, const prompt_set& p,
+// Summed completion log-probs of each (prompt, completion) under the model at (dir, adapter), on `backend`.
+template <class B>
+std::vector<double> sequence_logps(const B& backend, const std::string& dir, const std::string& adapter, const prompt_set& p,
                                           const std::vector<sampled>& s) {
   std::vector<double> out;
   with_model(dir, adapter, [&](auto& model) {
@@ -222,7 +227,7 @@ inline std::vector<double> sequence_logps(const std::string& dir, const std::str
       model.forward(b, r, {.keep_activations = false});
       out.insert(out.end(), r.logp.begin(), r.logp.end());
     }
-  });
+  }, 0.0, backend);
   return out;
 }
 
@@ -230,8 +235,10 @@ inline std::vector<double> sequence_logps(const std::string& dir, const std::str
 
 namespace iterate {
 
-// The judge's scores of every prompt's completions (one call: one process, or one model load).
-inline std::vector<std::vector<double>> judge(const loop_judge& j, const train::run_config& cfg, const prompt_set& p,
+// The judge's scores of every prompt's completions (one call: one process, or one model load; a
+// reward model on `backend`).
+template <class B>
+std::vector<std::vector<double>> judge(const B& backend, const loop_judge& j, const train::run_config& cfg, const prompt_set& p,
                                               const std::vector<sampled>& s) {
   std::vector<loop::judge_request> batch;
   for (std::size_t i = 0; i < s.size(); ++i) batch.push_back({p.text[i], s[i].text});
@@ -245,7 +252,7 @@ inline std::vector<std::vector<double>> judge(const loop_judge& j, const train::
     std::map<std::string, double> weights;
     for (const auto& [word, v] : w.items()) {
       if (!v.is_number()) throw config_error(*j.lexicon + ": field '" + word + "'", "expected a number");
-      weights[word] = v.get<double>();
+      weights[word] = v.template get<double>();
     }
     return loop::lexicon_judge(std::move(weights), "lexicon " + *j.lexicon).score(batch);
   }
@@ -257,7 +264,7 @@ inline std::vector<std::vector<double>> judge(const loop_judge& j, const train::
   else if (std::filesystem::exists(std::filesystem::path(*j.model) / "tokenizer.json")) rc.data.tokenizer.reset();
   const text_pipeline tp = open_text_pipeline(rc, false, true);
   std::vector<std::vector<double>> out;
-  with_reward_model(*j.model, 0, [&](auto& rm, bool) {
+  with_reward_model(backend, *j.model, 0, [&](auto& rm, bool) {
     loop::reward_model_judge rj(rm, *tp.tok, tp.options, std::size_t(std::max(j.batch_size, 1)), "reward model " + *j.model);
     out = rj.score(batch);
   });
@@ -311,15 +318,16 @@ inline bool selects_pairs(const loop_select& s) { return s.rule == "policy" || s
 // h of each pair, (log π_θ − log π_ref)(chosen) − (log π_θ − log π_ref)(rejected), the completions'
 // summed log-probs under the model folders `policy` and `reference` ({directory, adapter}); every
 // margin is 0 without a forward pass when the two are the same model.
-inline std::vector<double> implicit_margins(const std::pair<std::string, std::string>& policy,
+template <class B>
+std::vector<double> implicit_margins(const B& backend, const std::pair<std::string, std::string>& policy,
                                             const std::pair<std::string, std::string>& reference, const prompt_set& p,
                                             const std::vector<sampled>& s, const std::vector<loop::scored_pair>& pairs) {
   std::vector<double> h(pairs.size(), 0.0);
   if (policy == reference || pairs.empty()) return h;
   std::vector<std::size_t> first(s.size() + 1, 0);  // offset of each prompt's completions in the flat log-probs
   for (std::size_t i = 0; i < s.size(); ++i) first[i + 1] = first[i] + s[i].tokens.size();
-  const std::vector<double> lp = sequence_logps(policy.first, policy.second, p, s);
-  const std::vector<double> lr = sequence_logps(reference.first, reference.second, p, s);
+  const std::vector<double> lp = sequence_logps(backend, policy.first, policy.second, p, s);
+  const std::vector<double> lr = sequence_logps(backend, reference.first, reference.second, p, s);
   if (lp.size() != first.back() || lr.size() != first.back())
     throw shape_error("active selection: log-probs", "expected " + std::to_string(first.back()) + " completions");
   for (std::size_t k = 0; k < pairs.size(); ++k) {
