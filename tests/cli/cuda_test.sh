@@ -137,7 +137,12 @@ PY
 # prefopt iterate with backend "cuda": one round (sample, judge by an awk command, pairs, 2 DPO
 # steps, held-out score and KL to the initial model) on each backend. The samples keep eigen's
 # tokens (log-probs 1e-4), so scores and pairs are eigen's byte for byte, the round's training
-# metrics agree to 1e-4 relative and its KL estimate to 1e-3; online mode (2 steps) agrees as well.
+# metrics agree to 1e-4 relative and its KL estimate to 1e-3. Online mode (2 steps) judged by a
+# reward model (the tiny GPT-2 classifier, character-level tokenizer, scored on the same backend)
+# agrees as well.
+mkdir -p "$WORK/rm"
+cp "$DATA/reward/gpt2/config.json" "$DATA/reward/gpt2/model.safetensors" "$DATA/tokenizer/charlevel/tokenizer.json" "$WORK/rm/"
+echo '{"eos_token": "<unk>"}' > "$WORK/rm/tokenizer_config.json"
 head -6 "$DATA/cli/pairs_text.jsonl" | sed 's/", "chosen".*/"}/' > "$WORK/prompts.jsonl"
 sed -n 7,9p "$DATA/cli/pairs_text.jsonl" | sed 's/", "chosen".*/"}/' > "$WORK/eval_prompts.jsonl"
 cat > "$WORK/iterate.json" <<JSON
@@ -153,6 +158,7 @@ for b in eigen cuda; do
   "$PREFOPT" iterate --config "$WORK/iterate.json" --set backend=$b --set output.dir="$WORK/iterate-$b" 2> "$WORK/iterate-$b.log" \
     || fail "iterate on $b: $(cat "$WORK/iterate-$b.log")"
   "$PREFOPT" iterate --config "$WORK/iterate.json" --set backend=$b --set loop.mode=online --set output.dir="$WORK/online-$b" \
+    --set data.max_length=40 --set 'loop.judge={"type": "reward_model", "model": "'"$WORK/rm"'", "batch_size": 5}' \
     2> "$WORK/online-$b.log" || fail "iterate online on $b: $(cat "$WORK/online-$b.log")"
 done
 python3 - "$WORK/iterate-eigen/rounds/round-1" "$WORK/iterate-cuda/rounds/round-1" <<'PY' || fail "iterate: cuda and eigen disagree"
