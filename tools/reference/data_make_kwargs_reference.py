@@ -17,7 +17,8 @@ special tokens only). Writes tests/data/chat/templates/kwargs_records.json:
   {"conversations": {label: messages}, "kwargs": [kwargs...],
    "cases": [{"template", "tokens", "conversation", "kwargs" (index), "add_generation_prompt",
               "output"} or {..., "error", "error_type"}]}.
-Also writes CONTENT_TEMPLATES' texts (mistral3_1.jinja).
+CONTENT_TEMPLATES' texts (mistral3_1.jinja) are committed as their source keeps them; their rows are
+added to SOURCES.md (data_make_jinja_reference.py writes the others; rerun this script after it).
 Deterministic; rerun with  python3 tools/reference/data_make_kwargs_reference.py
 (made with jinja2 3.1.6, transformers 5.25.0).
 """
@@ -95,6 +96,10 @@ def main():
                             IndexError) as e:
                         case["error"], case["error_type"] = str(e), type(e).__name__
                     cases.append(case)
+    sources = DIR / "SOURCES.md"
+    rows = [l for l in sources.read_text(encoding="utf-8").splitlines() if not any(f"`{k}.jinja`" in l for k in CONTENT_TEMPLATES)]
+    rows += [f"| `{k}.jinja` | {v[0]} |" for k, v in sorted(CONTENT_TEMPLATES.items())]
+    sources.write_text("\n".join(rows) + "\n", encoding="utf-8")
     out = {"conversations": KWARGS_CONVERSATIONS, "kwargs": KWARGS, "cases": cases}
     (DIR / "kwargs_records.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"{len(cases)} renderings ({sum('error' in c for c in cases)} errors) from {len(names)} templates")
