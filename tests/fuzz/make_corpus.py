@@ -73,7 +73,9 @@ for f in sorted((DATA / "chat").glob("*/tokenizer_config.json")):
     put(d, "config_" + f.parent.name + ".json", f.read_bytes())
 for i, c in enumerate(json.loads((DATA / "chat/conversations.json").read_text(encoding="utf-8"))[:12]):
     put(d, "conversation_%02d.json" % i, json.dumps(c, ensure_ascii=False))
-for f in ["datasets/standard.jsonl", "datasets/unpaired_conversational.jsonl", "datasets/implicit_conversational.jsonl"]:
+for f in ["datasets/standard.jsonl", "datasets/unpaired_conversational.jsonl", "datasets/implicit_conversational.jsonl",
+          "collate/kwargs_conversations.jsonl", "collate/parts_conversations.jsonl",
+          "collate/unpaired_kwargs_conversations.jsonl"]:
     put(d, f.replace("/", "_") + ".json", lines(DATA / f, 1))
 
 # jinja: the real chat templates, one template per construct, and a few hostile ones.

@@ -104,7 +104,9 @@ inline jinja::dict_t template_context(const chat_template& t, jinja::list_t mess
   for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
   if (kwargs.is_null()) return context;
   if (!kwargs.is_object()) throw config_error("chat_template_kwargs", "expected an object of template variables");
-  for (const auto& [k, v] : kwargs.items()) {
+  for (const auto& item : kwargs.items()) {
+    const std::string& k = item.key();
+    const auto& v = item.value();
     if (std::find(clashing_template_kwargs.begin(), clashing_template_kwargs.end(), k) != clashing_template_kwargs.end() ||
         std::find(argument_template_kwargs.begin(), argument_template_kwargs.end(), k) != argument_template_kwargs.end() ||
         k == "tools")
