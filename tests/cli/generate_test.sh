@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # prefopt generate: golden greedy ids (transformers, tests/data/generate/greedy.json) from
 # prompt_input_ids, base (no end token) and LoRA (generation_config.json's end token 2); text prompts through the GPT-2 tokenizer; seeds independent of
-# --batch-size and of the cache; stop strings; errors that name the line.
+# --batch-size and of the cache; stop strings; chat_template_kwargs and content lists; errors that name the line.
 source "$(dirname "$0")/common.sh"
 GOLD=$DATA/generate/greedy.json
 python3 - "$GOLD" "$WORK/ids.jsonl" <<'PY'
@@ -84,6 +84,27 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 2 and rows[0]["prompt"][0]["role"] == "user", rows
 assert all(len(r["completions"]) == 2 and len(c["token_ids"]) == 5 for r in rows for c in r["completions"]), rows
 PY
+# A record's chat_template_kwargs reach the template: under Qwen3's, enable_thinking false adds an empty
+# <think> block after the generation prompt (so the greedy token's log-prob changes); true renders as none.
+printf '%s\n' '{"prompt": [{"role": "user", "content": "How was the food?"}]}' \
+  '{"prompt": [{"role": "user", "content": "How was the food?"}], "chat_template_kwargs": {"enable_thinking": false}}' \
+  '{"prompt": [{"role": "user", "content": "How was the food?"}], "chat_template_kwargs": {"enable_thinking": true}}' \
+  > "$WORK/kwargs.jsonl"
+"$PREFOPT" generate --model "$DATA/cli/gpt2_text" --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" \
+  --chat-template "$DATA/chat/templates/qwen3.jinja" --data "$WORK/kwargs.jsonl" --out "$WORK/kwargs_out.jsonl" \
+  --temperature 0 --max-new-tokens 1 2>/dev/null || fail "chat_template_kwargs prompts failed"
+python3 - "$WORK/kwargs_out.jsonl" <<'PY'
+import json, sys
+logp = [json.loads(l)["completions"][0]["logp"] for l in open(sys.argv[1])]
+assert logp[0] == logp[2] and logp[0] != logp[1], logp
+PY
+printf '%s\n' '{"prompt": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"messages": []}}' > "$WORK/kw_bad.jsonl"
+expect_fail "kw_bad.jsonl:1: field 'chat_template_kwargs.messages'" "$PREFOPT" generate --model "$DATA/cli/gpt2_text" \
+  --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" --chat-template chatml --data "$WORK/kw_bad.jsonl" --out "$WORK/x.jsonl"
+# Content lists reach the template as lists: ChatML's adds them to a string and fails on the record.
+printf '%s\n' '{"prompt": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}' > "$WORK/parts.jsonl"
+expect_fail "parts.jsonl:1: the chat template fails on this record" "$PREFOPT" generate --model "$DATA/cli/gpt2_text" \
+  --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" --chat-template chatml --data "$WORK/parts.jsonl" --out "$WORK/x.jsonl"
 printf '{"prompt": [{"role": "system", "content": "Only a system message"}]}\n' > "$WORK/sys.jsonl"
 expect_fail "sys.jsonl:1" "$PREFOPT" generate --model "$DATA/cli/gpt2_text" --tokenizer "$DATA/tokenizer/gpt2/tokenizer.json" \
   --chat-template chatml --data "$WORK/sys.jsonl" --out "$WORK/x.jsonl"

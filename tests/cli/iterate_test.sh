@@ -152,4 +152,9 @@ expect_fail "judge '/bin/sh -c exit 4': exited with status 4" run broken --set '
 [ -s "$WORK/broken/rounds/round-1/samples.jsonl" ] || fail "the samples before a judge failure were lost"
 expect_fail "judge '/bin/sh -c echo [1]': output line 1: 1 scores for 4 completions" run broken2 --set 'loop.judge.command=["/bin/sh","-c","echo [1]"]'
 expect_fail "field 'loop.reference'" run bad --set loop.reference=best
+# Conversational prompts are read as the dataset reader reads them: chat_template_kwargs included.
+printf '%s\n' '{"prompt": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"enable_thinking": false}}' \
+  '{"prompt": [{"role": "user", "content": "Hi"}], "chat_template_kwargs": {"tokenize": false}}' > "$WORK/kw_prompts.jsonl"
+expect_fail "kw_prompts.jsonl:2: field 'chat_template_kwargs.tokenize'" run kw --set data.chat_template=chatml \
+  --set loop.prompts="$WORK/kw_prompts.jsonl"
 echo "iterate: ok"

@@ -255,8 +255,10 @@ TEST_CASE("text field errors: wrong type, missing, empty, roles, content") {
   CHECK(error_reading("no_content.jsonl", conv_line + conv(R"([{"role": "user"}])", A, B)) ==
         "2: field 'prompt[0].content': missing");
   CHECK(error_reading("content_list.jsonl",
-                      conv_line + conv(R"([{"role": "user", "content": [{"type": "text", "text": "q"}]}])", A, B)) ==
-        "2: field 'prompt[0].content': expected a string, got a list (content lists are not supported)");
+                      conv_line + conv(R"([{"role": "user", "content": [{"type": "text", "text": 7}]}])", A, B)) ==
+        "2: field 'prompt[0].content[0].text': expected a string, got a number");
+  CHECK(error_reading("content_number.jsonl", conv_line + conv(R"([{"role": "user", "content": 7}])", A, B)).starts_with(
+      "2: field 'prompt[0].content': expected a string or a list of content parts"));
   CHECK(error_reading("empty_content.jsonl", conv_line + conv(Q, A, R"([{"role": "assistant", "content": ""}])")) ==
         "2: field 'rejected[0].content': empty string; a message needs content (or tool_calls)");
   CHECK(error_reading("not_message.jsonl",

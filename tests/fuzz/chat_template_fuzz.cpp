@@ -46,7 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           const auto& c = std::get<data::messages>(*completion);
           whole.insert(whole.end(), c.begin(), c.end());
           const auto& part = completion == &r.chosen ? text.chosen : text.rejected;
-          fuzz::check(text.prompt + part == data::render(t, whole), "prompt + completion renders the whole conversation");
+          const auto& tools = r.tools.empty() ? nlohmann::ordered_json() : r.tools;  // render_pair's `tools or None`
+          fuzz::check(text.prompt + part == data::render(t, whole, false, false, tools, r.chat_template_kwargs),
+                      "prompt + completion renders the whole conversation");
         }
       });
     }

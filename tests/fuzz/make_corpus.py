@@ -35,13 +35,15 @@ put(d, "qwen2_lora.safetensors", (DATA / "models/qwen2_lora/adapter_model.safete
 for case in json.loads((DATA / "safetensors/malformed_cases.json").read_text())["cases"]:
     put(d, "case_" + case["name"], bytes.fromhex(case["hex"]))
 
-# jsonl_collate: every TRL format (text, conversational, implicit, unpaired, tokenized, gzip).
+# jsonl_collate: every TRL format (text, conversational, implicit, unpaired, tokenized, gzip), and
+# records with chat_template_kwargs and content lists.
 d = target("jsonl_collate")
 for f in sorted((DATA / "datasets").iterdir()):
     if f.name.endswith((".jsonl", ".jsonl.gz")):
         put(d, f.name, f.read_bytes())
 for f in ["collate/conversations.jsonl", "collate/unpaired_conversations.jsonl", "collate/implicit_conversations.jsonl",
-          "collate/text_pairs.jsonl", "cli/pairs_text.jsonl", "cli/pairs_tokenized.jsonl"]:
+          "collate/text_pairs.jsonl", "cli/pairs_text.jsonl", "cli/pairs_tokenized.jsonl",
+          "collate/kwargs_conversations.jsonl", "collate/parts_conversations.jsonl"]:
     put(d, f.replace("/", "_"), lines(DATA / f, 4))
 
 # tokenizer_json: the small committed tokenizers (Llama-3's 120 KB file is left out).
@@ -71,7 +73,9 @@ for f in sorted((DATA / "chat").glob("*/tokenizer_config.json")):
     put(d, "config_" + f.parent.name + ".json", f.read_bytes())
 for i, c in enumerate(json.loads((DATA / "chat/conversations.json").read_text(encoding="utf-8"))[:12]):
     put(d, "conversation_%02d.json" % i, json.dumps(c, ensure_ascii=False))
-for f in ["datasets/standard.jsonl", "datasets/unpaired_conversational.jsonl", "datasets/implicit_conversational.jsonl"]:
+for f in ["datasets/standard.jsonl", "datasets/unpaired_conversational.jsonl", "datasets/implicit_conversational.jsonl",
+          "collate/kwargs_conversations.jsonl", "collate/parts_conversations.jsonl",
+          "collate/unpaired_kwargs_conversations.jsonl"]:
     put(d, f.replace("/", "_") + ".json", lines(DATA / f, 1))
 
 # jinja: the real chat templates, one template per construct, and a few hostile ones.

@@ -2,7 +2,8 @@
 //
 // Reads TRL's prompt column: "prompt" as text (tokenized with the model's tokenizer, special tokens
 // added as transformers' tokenizer() does) or as a list of {role, content} messages (rendered with
-// the chat template and the generation prompt, TRL's maybe_apply_chat_template), or
+// the chat template and the generation prompt, TRL's maybe_apply_chat_template, with the record's
+// tools and chat_template_kwargs columns as the dataset reader takes them), or
 // "prompt_input_ids" (ids used as given). Samples K completions per prompt with models::generate
 // (temperature, top-k, top-p, min-p, repetition penalty, max_new_tokens, EOS, stop strings) and
 // writes one JSON line per prompt: {"line", "prompt", "completions": [{"text", "token_ids",
@@ -71,6 +72,7 @@ struct prompt_row {
   std::size_t line;
   nlohmann::json prompt;
   std::vector<std::int32_t> ids;
+  data::detail::template_inputs inputs{};  // a conversational prompt's tools and chat_template_kwargs
 };
 
 // What one `prefopt generate` run samples: the prompts (tokenized), K each, and the options.
@@ -212,6 +214,7 @@ inline int cmd_generate(int argc, char** argv) {
     else if (data::is_message_list(*p)) any_messages = true;
     else throw data_error(where + ": field 'prompt'", "expected a string or a list of {role, content} messages");
     rows.push_back({l.line, *p, {}});
+    if (p->is_array()) rows.back().inputs = data::detail::parse_template_inputs(l.value, {data_path, l.line}, l.text);
   }
   if (rows.empty()) throw data_error(data_path, "no prompt in the file");
   if (any_text && any_messages) throw data_error(data_path, "mixes text and conversational prompts");
@@ -241,7 +244,9 @@ inline int cmd_generate(int argc, char** argv) {
       const data::messages m = data::detail::parse_messages(r.prompt, at, "prompt");
       if (m.back().role == "system") throw data_error(where + ": field 'prompt'", "ends with a system message");
       const bool cont = m.back().role == "assistant";
-      r.ids = tok->encode(data::render(*chat, m, !cont, cont), false);
+      r.ids = tok->encode(data::detail::at_record(where, [&] {
+                            return data::render(*chat, m, !cont, cont, r.inputs.tools, r.inputs.chat_template_kwargs);
+                          }), false);
     }
     if (r.ids.empty()) throw data_error(where + ": field 'prompt'", "tokenizes to no token");
   }

@@ -10,7 +10,11 @@ max_length is None, so TRL drops nothing; prefopt's own truncation is tested by 
 tool_conversations dataset (tool calls, tool results, reasoning, a tools column) is written as
 datasets hands it to TRL (Dataset.from_list(...).to_list()) and tokenized under Qwen2.5's template
 (tests/data/chat/qwen2_5) and Qwen3's (tests/data/chat/qwen3, its tokenizer_config.json written
-here from tests/data/chat/templates/qwen3.jinja).
+here from tests/data/chat/templates/qwen3.jinja). The kwargs datasets (a chat_template_kwargs column:
+Qwen3's enable_thinking) go through DPO and KTO under Qwen3's template; the parts dataset (message
+content as lists of text and image parts) through DPO under Llama 3's template (which prints the
+list) and Mistral-Small-3.1's (which iterates it; tests/data/chat/mistral3_1, written here with the
+Llama 3 tokenizer's special tokens).
 
 The tokenizers are tests/data/tokenizer/{gpt2,llama3,qwen2}/tokenizer.json wrapped as
 transformers.PreTrainedTokenizerFast, with eos/bos tokens set and, for message lists, the chat
@@ -217,6 +221,45 @@ def tool_records():
     ]
 
 
+def kwargs_records():
+    """Pairs with a chat_template_kwargs column (Qwen3's enable_thinking, an unused key), as datasets
+    hands them to TRL: every record's object carries every key, None where it had none."""
+    return [
+        {"prompt": [u("What is 2+2?")], "chosen": [a("4")], "rejected": [a("5")],
+         "chat_template_kwargs": {"enable_thinking": False}},
+        {"prompt": [s("Be brief."), u("Name a colour.")], "chosen": [a("Blue.")], "rejected": [a("Seven.")],
+         "chat_template_kwargs": {"enable_thinking": True}},
+        {"prompt": [u("Why is the sky blue?")],
+         "chosen": [a("<think>\nRayleigh.\n</think>\n\nScattering.")], "rejected": [a("Paint.")],
+         "chat_template_kwargs": {"enable_thinking": False, "custom": "x"}},
+        {"prompt": [u("Hi"), a("Hello."), u("Bye")], "chosen": [a("Goodbye!")], "rejected": [a("No.")],
+         "chat_template_kwargs": {}},
+    ]
+
+
+def unpaired_kwargs_records():
+    return [{"prompt": r["prompt"], "completion": r[k], "label": k == "chosen",
+             "chat_template_kwargs": r["chat_template_kwargs"]}
+            for r in kwargs_records() for k in ("chosen", "rejected")]
+
+
+def text(t):
+    return {"type": "text", "text": t}
+
+
+def parts_records():
+    """Pairs whose message content is a list of parts (text and image), as datasets hands them to TRL
+    (an image part gets "text": None); TRL passes them to a text-only tokenizer's template unchanged."""
+    return [
+        {"prompt": [s([text("Be brief.")]), u([{"type": "image"}, text("What is in the picture?")])],
+         "chosen": [a([text("A cat.")])], "rejected": [a([text("A dog.")])]},
+        {"prompt": [s([text("You answer in German.")]), u([text("Good "), text("morning!")])],
+         "chosen": [a([text("Guten Morgen!")])], "rejected": [a([text("Bonjour!")])]},
+        {"prompt": [s([text("Be brief.")]), u([text("Hi")]), a([text("Hello.")]), u([text("Grüße — 👋")])],
+         "chosen": [a([text("Hallo!")])], "rejected": [a([text("...")])]},
+    ]
+
+
 def unpaired_text_records():
     rng = random.Random(5)
     out = []
@@ -244,6 +287,9 @@ DATASETS = {
     "unpaired_text": unpaired_text_records,
     "unpaired_conversations": unpaired_conversation_records,
     "tool_conversations": lambda: Dataset.from_list(tool_records()).to_list(),
+    "kwargs_conversations": lambda: Dataset.from_list(kwargs_records()).to_list(),
+    "unpaired_kwargs_conversations": lambda: Dataset.from_list(unpaired_kwargs_records()).to_list(),
+    "parts_conversations": lambda: Dataset.from_list(parts_records()).to_list(),
 }
 
 # name: (dataset, tokenizer, chat config dir or None, eos token, bos token, trainer)
@@ -268,6 +314,11 @@ CASES = {
     "gpt2_kto_from_pairs": ("text_pairs", "gpt2", None, "<|endoftext|>", None, "kto"),  # TRL unpairs first
     "qwen2_qwen2_5_tools": ("tool_conversations", "qwen2", "qwen2_5", "<|im_end|>", None, "dpo"),
     "qwen2_qwen3_tools": ("tool_conversations", "qwen2", "qwen3", "<|im_end|>", None, "dpo"),
+    "qwen2_qwen3_kwargs": ("kwargs_conversations", "qwen2", "qwen3", "<|im_end|>", None, "dpo"),
+    "qwen2_kto_qwen3_kwargs": ("unpaired_kwargs_conversations", "qwen2", "qwen3", "<|im_end|>", None, "kto"),
+    "llama3_llama3_parts": ("parts_conversations", "llama3", "llama3", "<|eot_id|>", "<|begin_of_text|>", "dpo"),
+    "llama3_mistral3_1_parts": ("parts_conversations", "llama3", "mistral3_1", "<|eot_id|>", "<|begin_of_text|>",
+                                "dpo"),
 }
 
 
@@ -305,9 +356,19 @@ def write_qwen3_config():
         encoding="utf-8")
 
 
+def write_mistral3_1_config():
+    """Mistral-Small-3.1's template (it iterates content parts) with the Llama 3 tokenizer's special tokens."""
+    text = (CHAT / "templates" / "mistral3_1.jinja").read_text(encoding="utf-8")
+    (CHAT / "mistral3_1").mkdir(exist_ok=True)
+    (CHAT / "mistral3_1" / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": text, "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+                   ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     write_qwen3_config()
+    write_mistral3_1_config()
     inputs = {}
     for name, make in DATASETS.items():
         inputs[name] = make()

@@ -109,10 +109,16 @@ inline constexpr std::string_view qwen2_5_default_system =
 // both reasoning_content and thinking) and `tools` (null: none). The built-in chatml, qwen2.5 and
 // llama3 renderers read role and content only; a conversation with other message keys or with
 // tools goes through the genuine Jinja text of the same template instead. gpt2-plain reads the
-// contents alone.
+// contents alone (a content list's text parts; any other part is a data_error).
+// `kwargs` (a record's chat_template_kwargs: an object, or null) adds template variables after the
+// special tokens, replacing one of the same name, as apply_chat_template(..., **kwargs) does; a
+// built-in given kwargs renders its genuine Jinja text too. A content list reaches the template as
+// a list; with continue_final_message its last part that has a "text" key is continued, as in
+// transformers.
 [[nodiscard]] inline std::string render(const chat_template& t, std::span<const message> messages,
                                         bool add_generation_prompt = false, bool continue_final_message = false,
-                                        const nlohmann::ordered_json& tools = nullptr);
+                                        const nlohmann::ordered_json& tools = nullptr,
+                                        const nlohmann::ordered_json& kwargs = nullptr);
 
 struct rendered_pair {
   std::string prompt, chosen, rejected;
@@ -128,10 +134,12 @@ struct rendered_unpaired {
 // passes [] on as [], and so does tokenize_pair).
 [[nodiscard]] inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
                                                const messages& rejected, const std::string& where = {},
-                                               const nlohmann::ordered_json& tools = nullptr);
+                                               const nlohmann::ordered_json& tools = nullptr,
+                                               const nlohmann::ordered_json& kwargs = nullptr);
 [[nodiscard]] inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt,
                                                        const messages& completion, const std::string& where = {},
-                                                       const nlohmann::ordered_json& tools = nullptr);
+                                                       const nlohmann::ordered_json& tools = nullptr,
+                                                       const nlohmann::ordered_json& kwargs = nullptr);
 
 // A record as the text the tokenizer sees. Message lists go through render_pair/render_unpaired;
 // strings are kept, and, as TRL's DPOTrainer/KTOTrainer do, each completion gets `eos_token`

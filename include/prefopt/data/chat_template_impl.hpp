@@ -72,8 +72,9 @@ inline void chatml_turn(std::string& out, std::string_view role, std::string_vie
 inline const chat_template& genuine_jinja(const chat_template& t);
 
 // True when the built-in renderers (which read role and content only) cannot render `ms` exactly.
-inline bool needs_genuine_template(std::span<const message> ms, const nlohmann::ordered_json& tools) {
-  if (!tools.is_null()) return true;
+inline bool needs_genuine_template(std::span<const message> ms, const nlohmann::ordered_json& tools,
+                                   const nlohmann::ordered_json& kwargs) {
+  if (!tools.is_null() || (kwargs.is_object() && !kwargs.empty())) return true;
   return std::any_of(ms.begin(), ms.end(), [](const message& m) { return !m.fields.is_null(); });
 }
 
@@ -91,13 +92,58 @@ inline nlohmann::ordered_json alias_reasoning(nlohmann::ordered_json m) {
   return out;
 }
 
+// The variables of a Jinja template's context: messages, tools, documents, add_generation_prompt,
+// the special tokens, then chat_template_kwargs (a key of both replaces the special token, as
+// apply_chat_template's {**special_tokens_map, **kwargs} does).
+inline jinja::dict_t template_context(const chat_template& t, jinja::list_t messages, bool generation_prompt,
+                                      const nlohmann::ordered_json& tools, const nlohmann::ordered_json& kwargs) {
+  jinja::dict_t context{{"messages", std::move(messages)},
+                        {"tools", tools.is_null() ? jinja::value(jinja::none_t{}) : jinja::from_json(tools)},
+                        {"documents", jinja::none_t{}},
+                        {"add_generation_prompt", generation_prompt}};
+  for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
+  if (kwargs.is_null()) return context;
+  if (!kwargs.is_object()) throw config_error("chat_template_kwargs", "expected an object of template variables");
+  for (const auto& item : kwargs.items()) {
+    const std::string& k = item.key();
+    const auto& v = item.value();
+    if (std::find(clashing_template_kwargs.begin(), clashing_template_kwargs.end(), k) != clashing_template_kwargs.end() ||
+        std::find(argument_template_kwargs.begin(), argument_template_kwargs.end(), k) != argument_template_kwargs.end() ||
+        k == "tools")
+      throw config_error("chat_template_kwargs." + k, "not a template variable (see parse_chat_template_kwargs)");
+    const auto it = std::find_if(context.begin(), context.end(), [&](const auto& kv) { return kv.first == k; });
+    if (it != context.end()) it->second = jinja::from_json(v);
+    else context.emplace_back(k, jinja::from_json(v));
+  }
+  return context;
+}
+
+// What gpt2-plain reads of a message: its text; a content list's parts must all be text.
+inline const std::string& plain_text(const message& m, std::size_t i) {
+  const auto c = m.fields.is_object() ? m.fields.find("content") : m.fields.end();
+  if (m.fields.is_object() && c != m.fields.end() && c->is_array())
+    for (std::size_t k = 0; k < c->size(); ++k) {
+      const auto& part = (*c)[k];
+      const auto text = part.find("text");
+      if (text == part.end() || !text->is_string()) {
+        const auto type = part.find("type");
+        throw jinja::render_error("gpt2-plain chat template",
+                         "message " + std::to_string(i) + " content part " + std::to_string(k) + " (type '" +
+                             (type != part.end() && type->is_string() ? type->get<std::string>() : "?") +
+                             "') is not text; gpt2-plain renders text only");
+      }
+    }
+  return m.content;
+}
+
 // The template applied to `ms`, as its Jinja text renders it.
 inline std::string render_raw(const chat_template& t, std::span<const message> ms, bool generation_prompt,
-                              const nlohmann::ordered_json& tools = nullptr) {
+                              const nlohmann::ordered_json& tools = nullptr,
+                              const nlohmann::ordered_json& kwargs = nullptr) {
   std::string out;
   if (t.kind != chat_template_kind::jinja && t.kind != chat_template_kind::gpt2_plain &&
-      needs_genuine_template(ms, tools))
-    return render_raw(genuine_jinja(t), ms, generation_prompt, tools);
+      needs_genuine_template(ms, tools, kwargs))
+    return render_raw(genuine_jinja(t), ms, generation_prompt, tools, kwargs);
   switch (t.kind) {
   case chat_template_kind::chatml:
     for (std::size_t i = 0; i < ms.size(); ++i) {
@@ -136,18 +182,13 @@ inline std::string render_raw(const chat_template& t, std::span<const message> m
       if (m.fields.is_null()) list.emplace_back(jinja::dict_t{{"role", m.role}, {"content", m.content}});
       else list.push_back(jinja::from_json(alias_reasoning(m.fields)));
     }
-    jinja::dict_t context{{"messages", std::move(list)},
-                          {"tools", tools.is_null() ? jinja::value(jinja::none_t{}) : jinja::from_json(tools)},
-                          {"documents", jinja::none_t{}},
-                          {"add_generation_prompt", generation_prompt}};
-    for (const auto& [k, v] : t.variables.items()) context.emplace_back(k, jinja::from_json(v));
-    out = jinja::render(*t.program, jinja::value(std::move(context)));
+    out = jinja::render(*t.program, jinja::value(template_context(t, std::move(list), generation_prompt, tools, kwargs)));
     break;
   }
   case chat_template_kind::gpt2_plain:
     for (std::size_t i = 0; i < ms.size(); ++i) {
       if (i > 0) out += t.separator;
-      out += ms[i].content;
+      out += plain_text(ms[i], i);
     }
     if (generation_prompt && !ms.empty()) out += t.separator;
     break;
@@ -163,13 +204,13 @@ inline messages concat(const messages& a, const messages& b) {
 
 // TRL's rendering of the prompt alone: generation prompt after user/tool, continued after assistant.
 inline std::string render_prompt(const chat_template& t, const messages& prompt, const std::string& where,
-                                 const nlohmann::ordered_json& tools) {
+                                 const nlohmann::ordered_json& tools, const nlohmann::ordered_json& kwargs) {
   if (prompt.empty()) throw data_error(with_field(where, "prompt"), "empty prompt");
   const auto& role = prompt.back().role;
   if (role == "system")
     throw data_error(with_field(where, "prompt"),
                      "the prompt ends with a system message; it must end with a user, tool or assistant message");
-  return render(t, prompt, role != "assistant", role == "assistant", tools);
+  return render(t, prompt, role != "assistant", role == "assistant", tools, kwargs);
 }
 
 inline const nlohmann::ordered_json no_tools{};
@@ -182,10 +223,11 @@ inline std::string with_eos(std::string s, std::string_view eos) {
 } // namespace detail
 
 inline std::string render(const chat_template& t, std::span<const message> ms, bool add_generation_prompt,
-                          bool continue_final_message, const nlohmann::ordered_json& tools) {
+                          bool continue_final_message, const nlohmann::ordered_json& tools,
+                          const nlohmann::ordered_json& kwargs) {
   if (add_generation_prompt && continue_final_message)
     throw config_error("render", "add_generation_prompt and continue_final_message cannot both be set");
-  if (!continue_final_message) return detail::render_raw(t, ms, add_generation_prompt, tools);
+  if (!continue_final_message) return detail::render_raw(t, ms, add_generation_prompt, tools, kwargs);
   // As transformers does: mark the end of the final message, render, cut at the mark; if the template
   // trimmed the mark's trailing space (Llama-3's trim), strip trailing whitespace as well.
   static constexpr std::string_view tag = "CONTINUE_FINAL_MESSAGE_TAG ";
@@ -193,11 +235,18 @@ inline std::string render(const chat_template& t, std::span<const message> ms, b
   std::vector<message> marked(ms.begin(), ms.end());
   if (marked.back().fields.is_object()) {
     auto& c = marked.back().fields["content"];
-    if (!c.is_string()) throw data_error("render", "continue_final_message is set but the final message has no content");
-    c = c.get<std::string>() + std::string(tag);
+    if (c.is_array()) {  // transformers tags the last part that has a "text" key
+      auto part = std::find_if(c.rbegin(), c.rend(), [](const auto& p) { return p.is_object() && p.contains("text"); });
+      if (part == c.rend() || !(*part)["text"].is_string())
+        throw data_error("render", "continue_final_message is set but the final message has no text part to continue");
+      (*part)["text"] = (*part)["text"].template get<std::string>() + std::string(tag);
+    } else {
+      if (!c.is_string()) throw data_error("render", "continue_final_message is set but the final message has no content");
+      c = c.get<std::string>() + std::string(tag);
+    }
   }
   marked.back().content += tag;
-  const auto out = detail::render_raw(t, marked, false, tools);
+  const auto out = detail::render_raw(t, marked, false, tools, kwargs);
   const auto at = out.rfind(tag.substr(0, tag.size() - 1));
   if (at == std::string::npos) throw data_error("render", "the final message does not appear in the rendered chat");
   if (out.compare(at, tag.size(), tag) == 0) return out.substr(0, at);
@@ -219,12 +268,12 @@ template <class Fn> auto at_record(const std::string& where, Fn&& fn) {
 
 inline rendered_pair render_pair(const chat_template& t, const messages& prompt, const messages& chosen,
                                  const messages& rejected, const std::string& where,
-                                 const nlohmann::ordered_json& given_tools) {
+                                 const nlohmann::ordered_json& given_tools, const nlohmann::ordered_json& kwargs) {
   const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
-    const auto p = detail::render_prompt(t, prompt, where, tools);
-    auto pc = render(t, detail::concat(prompt, chosen), false, false, tools);
-    auto pr = render(t, detail::concat(prompt, rejected), false, false, tools);
+    const auto p = detail::render_prompt(t, prompt, where, tools, kwargs);
+    auto pc = render(t, detail::concat(prompt, chosen), false, false, tools, kwargs);
+    auto pr = render(t, detail::concat(prompt, rejected), false, false, tools, kwargs);
     auto n = detail::common_prefix(p, pc);
     n = detail::common_prefix(std::string_view(p).substr(0, n), pr);
     return rendered_pair{p.substr(0, n), pc.substr(n), pr.substr(n)};
@@ -232,11 +281,12 @@ inline rendered_pair render_pair(const chat_template& t, const messages& prompt,
 }
 
 inline rendered_unpaired render_unpaired(const chat_template& t, const messages& prompt, const messages& completion,
-                                         const std::string& where, const nlohmann::ordered_json& given_tools) {
+                                         const std::string& where, const nlohmann::ordered_json& given_tools,
+                                         const nlohmann::ordered_json& kwargs) {
   const auto& tools = given_tools.empty() ? detail::no_tools : given_tools;  // TRL: tools = tools or None
   return detail::at_record(where, [&] {
-    const auto p = detail::render_prompt(t, prompt, where, tools);
-    auto pc = render(t, detail::concat(prompt, completion), false, false, tools);
+    const auto p = detail::render_prompt(t, prompt, where, tools, kwargs);
+    auto pc = render(t, detail::concat(prompt, completion), false, false, tools, kwargs);
     const auto n = detail::common_prefix(p, pc);
     return rendered_unpaired{p.substr(0, n), pc.substr(n)};
   });
@@ -253,7 +303,7 @@ inline rendered_pair to_text(const preference_record& r, const chat_template& t,
   const auto* c = std::get_if<messages>(&r.chosen);
   const auto* x = std::get_if<messages>(&r.rejected);
   if (c == nullptr || x == nullptr) throw data_error(where, "prompt, chosen and rejected must be of one kind");
-  auto out = render_pair(t, std::get<messages>(r.prompt), *c, *x, where, r.tools);
+  auto out = render_pair(t, std::get<messages>(r.prompt), *c, *x, where, r.tools, r.chat_template_kwargs);
   if (t.kind == chat_template_kind::gpt2_plain) {
     out.chosen = detail::with_eos(std::move(out.chosen), eos_token);
     out.rejected = detail::with_eos(std::move(out.rejected), eos_token);
@@ -270,7 +320,7 @@ inline rendered_unpaired to_text(const unpaired_record& r, const chat_template& 
   }
   const auto* c = std::get_if<messages>(&r.completion);
   if (c == nullptr) throw data_error(where, "prompt and completion must be of one kind");
-  auto out = render_unpaired(t, std::get<messages>(r.prompt), *c, where, r.tools);
+  auto out = render_unpaired(t, std::get<messages>(r.prompt), *c, where, r.tools, r.chat_template_kwargs);
   if (t.kind == chat_template_kind::gpt2_plain) out.completion = detail::with_eos(std::move(out.completion), eos_token);
   return out;
 }

@@ -46,7 +46,8 @@ inline const std::string& require_eos(const collate_options& options, const std:
 inline split_example tokenize_record(const text_or_messages& prompt,
                                      std::initializer_list<const text_or_messages*> completions, const tokenizer& tok,
                                      const chat_template* chat, const collate_options& options,
-                                     const std::string& where, const nlohmann::ordered_json& tools = nullptr) {
+                                     const std::string& where, const nlohmann::ordered_json& tools = nullptr,
+                                     const nlohmann::ordered_json& kwargs = nullptr) {
   std::vector<std::vector<std::int32_t>> full;
   if (const auto* p = std::get_if<std::string>(&prompt)) {
     const auto& eos = require_eos(options, where);
@@ -65,11 +66,11 @@ inline split_example tokenize_record(const text_or_messages& prompt,
   for (const auto* c : completions) {
     const auto* ms = std::get_if<messages>(c);
     if (ms == nullptr) throw data_error(where, "the prompt and the completions must all be strings or all message lists");
-    auto text = at_record(where, [&] { return render(*chat, concat(pm, *ms), false, false, tools); });
+    auto text = at_record(where, [&] { return render(*chat, concat(pm, *ms), false, false, tools, kwargs); });
     if (chat->kind == chat_template_kind::gpt2_plain) text = with_eos(std::move(text), require_eos(options, where));
     full.push_back(tok.encode(text, false));
   }
-  return split_ids(tok.encode(at_record(where, [&] { return render(*chat, pm, true, false, tools); }), false),
+  return split_ids(tok.encode(at_record(where, [&] { return render(*chat, pm, true, false, tools, kwargs); }), false),
                    std::move(full));
 }
 
@@ -259,13 +260,15 @@ inline std::string collate_report::summary() const {
 
 inline models::tokenized_pair tokenize_pair(const preference_record& r, const tokenizer& tok, const chat_template* chat,
                                             const collate_options& options, const std::string& where) {
-  auto s = detail::tokenize_record(r.prompt, {&r.chosen, &r.rejected}, tok, chat, options, where, r.tools);
+  auto s = detail::tokenize_record(r.prompt, {&r.chosen, &r.rejected}, tok, chat, options, where, r.tools,
+                                  r.chat_template_kwargs);
   return {std::move(s.prompt), std::move(s.completions[0]), std::move(s.completions[1])};
 }
 
 inline tokenized_example tokenize_example(const unpaired_record& r, const tokenizer& tok, const chat_template* chat,
                                           const collate_options& options, const std::string& where) {
-  auto s = detail::tokenize_record(r.prompt, {&r.completion}, tok, chat, options, where, r.tools);
+  auto s = detail::tokenize_record(r.prompt, {&r.completion}, tok, chat, options, where, r.tools,
+                                  r.chat_template_kwargs);
   return {std::move(s.prompt), std::move(s.completions[0]), r.label};
 }
 
@@ -317,7 +320,7 @@ inline tokenized_preferences tokenize_preferences(const preference_file& file, c
   if (file.records.index() == 0) {
     for (const auto& rec : file.pairs()) {
       auto s = detail::tokenize_record(rec.prompt, {&rec.chosen, &rec.rejected}, *tok, chat, options,
-                                       where_in(file.file, rec.line), rec.tools);
+                                       where_in(file.file, rec.line), rec.tools, rec.chat_template_kwargs);
       take({std::move(s.prompt), std::move(s.completions[0]), std::move(s.completions[1])}, s.prompt_cut, rec);
     }
   } else {
@@ -358,7 +361,7 @@ inline tokenized_unpaired tokenize_unpaired(const preference_file& file, const t
   auto text = [&](const std::vector<unpaired_record>& records) {
     for (const auto& rec : records) {
       auto s = detail::tokenize_record(rec.prompt, {&rec.completion}, *tok, chat, options, where_in(file.file, rec.line),
-                                       rec.tools);
+                                       rec.tools, rec.chat_template_kwargs);
       take({std::move(s.prompt), std::move(s.completions[0]), rec.label}, s.prompt_cut, rec);
     }
   };

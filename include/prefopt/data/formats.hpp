@@ -13,13 +13,21 @@
 //                            rejected_input_ids: arrays of token ids
 //   tokenized_unpaired       prompt_input_ids, completion_input_ids; label   tokenized_unpaired_record
 //
-// A message is {"role": "system"|"user"|"assistant"|"tool", "content": "<non-empty string>"} plus any
-// other keys, which reach a Jinja chat template as the JSON values they are (tool_calls, name,
-// tool_call_id, reasoning_content, ...). An assistant message with "tool_calls" (a list of
+// A message is {"role": "system"|"user"|"assistant"|"tool", "content": <non-empty string, or non-empty
+// list of content parts>} plus any other keys, which reach a Jinja chat template as the JSON values
+// they are (tool_calls, name, tool_call_id, reasoning_content, ...). A content part is an object
+// ({"type": "text", "text": "..."}, {"type": "image"}, ...) whose "type" and "text", when present, are
+// strings; the list reaches the template as it is (as TRL passes it for a text-only tokenizer), and
+// message::content holds its "text" strings joined. An assistant message with "tool_calls" (a list of
 // {"type": "function", "function": {"name": <non-empty string>, "arguments": <object, or a string
 // holding a JSON object>}}, or the {name, arguments} objects alone) may have empty, null or no
 // content. A conversational record's "tools" column (a list of JSON schema objects, or a string
 // holding one, which TRL json.loads) is passed to the template as `tools`; absent or null: none.
+// Its "chat_template_kwargs" column (an object) passes each key to the template as a variable
+// (enable_thinking, ...; a special token's name overrides that token), as TRL 1.16's trainers pass
+// **example["chat_template_kwargs"] to apply_chat_template; its "tools" key replaces the tools column,
+// as there. Keys that are no template variable there (messages, add_generation_prompt, tokenize,
+// documents, chat_template, ...: detail::clashing_template_kwargs, argument_template_kwargs) are errors.
 // Keys keep the order of the record's text (a template's tojson prints them in that order); keys
 // whose value is null are dropped, as transformers' apply_chat_template drops them (so a dataset
 // whose messages all carry every key, as datasets writes them, renders as it does in TRL).
@@ -70,7 +78,8 @@ namespace prefopt::data {
 
 struct message {
   std::string role;  // system, user, assistant or tool
-  std::string content;  // "" where the record's content is null or absent (a tool-calling message)
+  std::string content;  // "" where the record's content is null or absent (a tool-calling message);
+                        // a content list's "text" strings, joined
   // The whole message as the record has it, keys in the record's order and null-valued keys
   // dropped, when that is more than a string role and a string content (tool_calls, name,
   // reasoning_content, no content, ...); null otherwise. What a Jinja chat template sees (as_json()).
@@ -98,6 +107,7 @@ struct preference_record {
   std::size_t line = 0;  // line in the file, for messages
   std::optional<annotator_votes> votes{};  // annotators' votes, when preference_prob came from them
   nlohmann::ordered_json tools{};          // the tools column (conversational only); null when absent
+  nlohmann::ordered_json chat_template_kwargs{};  // template variables (conversational only); null when none
 };
 
 struct unpaired_record {
@@ -106,6 +116,7 @@ struct unpaired_record {
   std::optional<double> weight{};
   std::size_t line = 0;
   nlohmann::ordered_json tools{};  // the tools column (conversational only); null when absent
+  nlohmann::ordered_json chat_template_kwargs{};  // template variables (conversational only); null when none
 };
 
 struct tokenized_pair_record {
@@ -218,7 +229,7 @@ std::vector<Out> unpair(const std::vector<In>& pairs, std::size_t batch_size) {
     const auto end = std::min(pairs.size(), start + batch_size);
     auto push = [&](const In& p, const auto& completion, bool label) {
       Out o{p.prompt, completion, label, p.weight, p.line};
-      if constexpr (requires { o.tools; }) o.tools = p.tools;
+      if constexpr (requires { o.tools; }) o.tools = p.tools, o.chat_template_kwargs = p.chat_template_kwargs;
       out.push_back(std::move(o));
     };
     for (std::size_t i = start; i < end; ++i) push(pairs[i], pairs[i].chosen, true);

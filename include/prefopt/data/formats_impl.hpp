@@ -199,7 +199,7 @@ inline preference_record parse_preference_record(const nlohmann::json& r, datase
       detail::parse_text_or_messages(detail::require(r, "chosen", at, format), kind, at, "chosen", true, &ordered);
   rec.rejected =
       detail::parse_text_or_messages(detail::require(r, "rejected", at, format), kind, at, "rejected", true, &ordered);
-  if (kind == detail::text_kind::messages) rec.tools = detail::parse_tools(r, at, ordered.get("tools"));
+  if (kind == detail::text_kind::messages) detail::parse_template_inputs(r, at, ordered, rec);
   if (format == dataset_format::standard || format == dataset_format::conversational) {
     rec.prompt =
         detail::parse_text_or_messages(detail::require(r, "prompt", at, format), kind, at, "prompt", false, &ordered);
@@ -230,7 +230,7 @@ inline unpaired_record parse_unpaired_record(const nlohmann::json& r, dataset_fo
   if (kind == detail::text_kind::messages) detail::check_prompt_end(std::get<messages>(rec.prompt), at, "prompt");
   rec.completion = detail::parse_text_or_messages(detail::require(r, "completion", at, format), kind, at, "completion",
                                                   true, &ordered);
-  if (kind == detail::text_kind::messages) rec.tools = detail::parse_tools(r, at, ordered.get("tools"));
+  if (kind == detail::text_kind::messages) detail::parse_template_inputs(r, at, ordered, rec);
   rec.label = detail::parse_label(r, at, format);
   rec.weight = detail::parse_number(r, "weight", at, 0.0, std::numeric_limits<double>::infinity(), "must be >= 0");
   return rec;

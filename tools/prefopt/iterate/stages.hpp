@@ -142,7 +142,8 @@ inline prompt_set read_prompts(const std::string& path, const text_pipeline& tp)
       if (!tp.chat) throw config_error(where + ": field 'prompt'", "conversational prompts need a chat template (data.chat_template)");
       const data::messages m = data::detail::parse_messages(*it, data::detail::record_place{path, l.line}, "prompt");
       if (m.back().role != "user") throw data_error(where + ": field 'prompt'", "must end with a user message");
-      text = data::render(*tp.chat, m, true, false);
+      const auto in = data::detail::parse_template_inputs(l.value, data::detail::record_place{path, l.line}, l.text);
+      text = data::detail::at_record(where, [&] { return data::render(*tp.chat, m, true, false, in.tools, in.chat_template_kwargs); });
       ids = tp.tok->encode(text, false);
     } else {
       throw data_error(where + ": field 'prompt'", "expected a string or a list of {role, content} messages");

@@ -1,6 +1,6 @@
 // prefopt/data/detail/record_fields.hpp — the field checks of a dataset record (formats_impl.hpp):
-// where an error points, JSON type names, text and message parsing (tool calls, the tools column,
-// the record's own key order for chat templates).
+// where an error points, JSON type names, text and message parsing (tool calls, content lists, the
+// tools and chat_template_kwargs columns, the record's own key order for chat templates).
 #pragma once
 
 #include <prefopt/data/formats.hpp>  // normally included from formats_impl.hpp
@@ -100,6 +100,28 @@ inline void check_tool_calls(const nlohmann::json& calls, const record_place& at
   }
 }
 
+// A message's content: a string, or a list of parts ({"type": "text", "text": ...}, {"type": "image"},
+// ...) that reaches the template as it is. Returns the text (a list's "text" strings, joined): what
+// prefopt itself reads of a message.
+inline std::string content_text(const nlohmann::json& content, const record_place& at, const std::string& f) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array())
+    at.fail(f, "expected a string or a list of content parts ({\"type\": \"text\", \"text\": ...}), got " + type_of(content));
+  std::string text;
+  for (std::size_t k = 0; k < content.size(); ++k) {
+    const auto& part = content[k];
+    const std::string fk = f + "[" + std::to_string(k) + "]";
+    if (!part.is_object()) at.fail(fk, "expected a content part object ({\"type\": ..., ...}), got " + type_of(part));
+    if (const auto* t = find(part, "type"); t != nullptr && !t->is_string())
+      at.fail(fk + ".type", "expected a string, got " + type_of(*t));
+    if (const auto* x = find(part, "text"); x != nullptr) {
+      if (!x->is_string()) at.fail(fk + ".text", "expected a string, got " + type_of(*x));
+      text += x->get_ref<const std::string&>();
+    }
+  }
+  return text;
+}
+
 // `ordered`: the same list with the record's key order, or nullptr (then nlohmann::json's order).
 inline messages parse_messages(const nlohmann::json& v, const record_place& at, const std::string& field,
                                const nlohmann::ordered_json* ordered = nullptr) {
@@ -129,11 +151,13 @@ inline messages parse_messages(const nlohmann::json& v, const record_place& at, 
     const bool calling = calls != nullptr && !calls->empty();
     const auto* content = find(m, "content");
     if (content == nullptr && !calling) at.fail(f + ".content", "missing");
-    if (content != nullptr && !content->is_string())
-      at.fail(f + ".content", "expected a string, got " + type_of(*content) + " (content lists are not supported)");
-    if (content != nullptr && content->get_ref<const std::string&>().empty() && !calling)
-      at.fail(f + ".content", "empty string; a message needs content (or tool_calls)");
-    message msg{r, content != nullptr ? content->get<std::string>() : std::string()};
+    std::string text = content == nullptr ? std::string() : content_text(*content, at, f + ".content");
+    const bool empty = content != nullptr && (content->is_string() ? content->get_ref<const std::string&>().empty()
+                                                                   : content->empty());
+    if (empty && !calling)
+      at.fail(f + ".content", std::string(content->is_string() ? "empty string" : "an empty list of parts") +
+                                  "; a message needs content (or tool_calls)");
+    message msg{r, std::move(text)};
     if (!plain_message(m)) {
       // What the template sees: transformers' apply_chat_template drops a message's null keys.
       msg.fields = ordered != nullptr ? (*ordered)[i] : nlohmann::ordered_json(m);
@@ -147,7 +171,7 @@ inline messages parse_messages(const nlohmann::json& v, const record_place& at, 
 // The tools column of a conversational record: a list of objects (JSON schemas), or a string holding
 // one (TRL's DPOTrainer json.loads it); null when absent or null.
 inline nlohmann::ordered_json parse_tools(const nlohmann::json& r, const record_place& at,
-                                          const nlohmann::ordered_json* ordered) {
+                                          const nlohmann::ordered_json* ordered, const std::string& field = "tools") {
   const auto* v = find(r, "tools");
   if (v == nullptr) return nullptr;
   nlohmann::ordered_json tools;
@@ -155,17 +179,63 @@ inline nlohmann::ordered_json parse_tools(const nlohmann::json& r, const record_
     try {
       tools = nlohmann::ordered_json::parse(v->get_ref<const std::string&>());
     } catch (const nlohmann::json::exception&) {
-      at.fail("tools", "a string that is not valid JSON; expected a list of tool schemas or its JSON text");
+      at.fail(field, "a string that is not valid JSON; expected a list of tool schemas or its JSON text");
     }
   } else {
     tools = ordered != nullptr ? *ordered : nlohmann::ordered_json(*v);
   }
   if (tools.is_null()) return nullptr;
-  if (!tools.is_array()) at.fail("tools", "expected a list of tool schemas, got " + type_of(nlohmann::json(tools)));
+  if (!tools.is_array()) at.fail(field, "expected a list of tool schemas, got " + type_of(nlohmann::json(tools)));
   for (std::size_t k = 0; k < tools.size(); ++k)
     if (!tools[k].is_object())
-      at.fail("tools[" + std::to_string(k) + "]", "expected a tool schema object, got " + type_of(nlohmann::json(tools[k])));
+      at.fail(field + "[" + std::to_string(k) + "]", "expected a tool schema object, got " + type_of(nlohmann::json(tools[k])));
   return tools;
+}
+
+// Keys of a chat_template_kwargs column that are no template variable. TRL 1.16's tokenization calls
+// apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True (the
+// prompt), tools=..., **kwargs), which renders Template.render(messages=..., **kwargs): these keys
+// raise a TypeError there (a second value for one argument).
+inline constexpr std::array<std::string_view, 6> clashing_template_kwargs{
+    "messages", "add_generation_prompt", "tokenize", "return_dict", "conversation", "conversations"};
+// These are apply_chat_template's own arguments, which it takes as such instead of passing them to the
+// template (a second template, padding, ...); prefopt does not act on them.
+inline constexpr std::array<std::string_view, 10> argument_template_kwargs{
+    "documents", "chat_template", "continue_final_message", "sanitize_control_tokens", "padding", "truncation",
+    "max_length", "return_tensors", "return_assistant_tokens_mask", "tokenizer_kwargs"};
+
+// The chat_template_kwargs column of a conversational record: an object whose keys become template
+// variables (overriding a special token of the same name), as TRL's {"tools": tools,
+// **example["chat_template_kwargs"]} passes them; null when absent, null or {}. A "tools" key
+// replaces the record's tools column, as that merge does: it is moved to `tools`.
+inline nlohmann::ordered_json parse_chat_template_kwargs(const nlohmann::json& r, const record_place& at,
+                                                         const nlohmann::ordered_json* ordered,
+                                                         nlohmann::ordered_json& tools) {
+  const auto* v = find(r, "chat_template_kwargs");
+  if (v == nullptr) return nullptr;
+  if (!v->is_object())
+    at.fail("chat_template_kwargs", "expected an object of template variables ({\"enable_thinking\": false}), got " +
+                                        type_of(*v));
+  nlohmann::ordered_json kwargs = ordered != nullptr ? *ordered : nlohmann::ordered_json(*v);
+  for (const auto& [key, value] : kwargs.items()) {
+    const std::string f = "chat_template_kwargs." + key;
+    if (std::find(clashing_template_kwargs.begin(), clashing_template_kwargs.end(), key) != clashing_template_kwargs.end())
+      at.fail(f, "not a template variable: TRL passes '" + key + "' to apply_chat_template itself, and a second "
+                 "value for it fails there");
+    if (std::find(argument_template_kwargs.begin(), argument_template_kwargs.end(), key) != argument_template_kwargs.end())
+      at.fail(f, "not a template variable but an argument of apply_chat_template, which prefopt does not take from "
+                 "a record");
+  }
+  if (const auto it = kwargs.find("tools"); it != kwargs.end()) {
+    if (it->is_string())  // TRL json.loads the tools column, not this key: apply_chat_template then fails
+      at.fail("chat_template_kwargs.tools", "a string; expected a list of tool schemas");
+    nlohmann::json holder = nlohmann::json::object();
+    holder["tools"] = nlohmann::json(*it);
+    tools = parse_tools(holder, at, &*it, "chat_template_kwargs.tools");
+    kwargs.erase(it);
+  }
+  if (kwargs.empty()) return nullptr;
+  return kwargs;
 }
 
 // The record with its text's key order, parsed only when a message or the tools column needs it.
@@ -177,6 +247,7 @@ struct ordered_record {
 
   ordered_record(const nlohmann::json& record, std::string_view t) : r(record), text(t) {
     if (find(r, "tools") != nullptr && !find(r, "tools")->is_string()) needed = true;
+    if (find(r, "chat_template_kwargs") != nullptr) needed = true;
     for (const char* key : {"prompt", "chosen", "rejected", "completion"})
       if (const auto* v = find(r, key); v != nullptr && v->is_array())
         for (const auto& m : *v)
@@ -197,6 +268,26 @@ struct ordered_record {
     return it == value->end() ? nullptr : &*it;
   }
 };
+
+// A conversational record's tools and chat_template_kwargs columns, into rec.tools and
+// rec.chat_template_kwargs (a kwargs "tools" key replacing the column).
+template <class Record> void parse_template_inputs(const nlohmann::json& r, const record_place& at,
+                                                   ordered_record& ordered, Record& rec) {
+  rec.tools = parse_tools(r, at, ordered.get("tools"));
+  rec.chat_template_kwargs = parse_chat_template_kwargs(r, at, ordered.get("chat_template_kwargs"), rec.tools);
+}
+
+// A prompt-only record's tools and chat_template_kwargs (prefopt generate and iterate read them as
+// the dataset reader does); `text` is the record's JSON text, for its key order.
+struct template_inputs {
+  nlohmann::ordered_json tools{}, chat_template_kwargs{};
+};
+inline template_inputs parse_template_inputs(const nlohmann::json& r, const record_place& at, std::string_view text = {}) {
+  template_inputs in;
+  ordered_record ordered(r, text);
+  parse_template_inputs(r, at, ordered, in);
+  return in;
+}
 
 enum class text_kind { text, messages };
 
