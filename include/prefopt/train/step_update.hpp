@@ -23,7 +23,7 @@ namespace prefopt::train {
 namespace detail {
 // The end of every trainer's step: clip the gradient, then update unless the loss or the gradient
 // norm is not finite (the weights stay untouched and the step counter does not move); `after`
-// runs after an update. Metrics: the loss's own, plus loss, grad_norm, learning_rate.
+// runs after an update (finish_step.hpp). Metrics: the loss's own, plus loss, grad_norm, learning_rate.
 template <class Model, class Optimizer, class State, class After>
 step_result clip_and_update(Model& policy, Optimizer& opt, State& state, const training_args& args, long& step, double loss,
                             std::map<std::string, double> metrics, After&& after) {
@@ -32,17 +32,8 @@ step_result clip_and_update(Model& policy, Optimizer& opt, State& state, const t
   out.metrics["loss"] = loss;
   auto& be = policy.backend();
   const double norm = optim::clip_grad_norm(be, policy.gradients(), args.max_grad_norm);
-  out.metrics["grad_norm"] = norm;
-  if (!std::isfinite(loss) || !std::isfinite(norm)) {
-    out.skipped = true;
-    out.skip_reason = !std::isfinite(loss) ? "non-finite loss" : "non-finite gradient norm";
-    policy.zero_grad();
-  } else {
-    opt.step(be, state, policy.parameters(), policy.gradients(), policy.parameter_slices(), opt.lr * args.schedule.factor(step));
-    ++step;
-    after();
-  }
-  out.metrics["learning_rate"] = opt.lr * args.schedule.factor(step);
+  finish_step(out, policy, opt, args, step, loss, norm,
+              [&](double lr) { opt.step(be, state, policy.parameters(), policy.gradients(), policy.parameter_slices(), lr); }, after);
   return out;
 }
 

@@ -20,6 +20,7 @@
 
 #include "prefopt/comm/concepts.hpp"
 #include "prefopt/models/concepts.hpp"
+#include "prefopt/train/finish_step.hpp"
 
 namespace prefopt::train {
 
@@ -123,20 +124,15 @@ Result zero_update(Comm& comm, const zero_shard& z, Model& policy, Optimizer& op
   double sq = be.sum_squares(own);
   comm.all_reduce_sum(std::span<double>(&sq, 1));
   const double norm = std::sqrt(sq);
-  out.metrics["grad_norm"] = norm;
-  if (!std::isfinite(loss) || !std::isfinite(norm)) {
-    out.skipped = true;
-    out.skip_reason = !std::isfinite(loss) ? "non-finite loss" : "non-finite gradient norm";
-    policy.zero_grad();
-  } else {
-    if (args.max_grad_norm > 0.0 && args.max_grad_norm / (norm + 1e-6) < 1.0) be.scale(own, float(args.max_grad_norm / (norm + 1e-6)));
-    const auto p = policy.parameters();
-    opt.step(be, state, p.subspan(z.lo, z.size()), own, z.slices, opt.lr * args.schedule.factor(step));
-    all_gather_ranges(comm, be, z, p);
-    ++step;
-    after();
-  }
-  out.metrics["learning_rate"] = opt.lr * args.schedule.factor(step);
+  const auto p = policy.parameters();
+  finish_step(
+      out, policy, opt, args, step, loss, norm,
+      [&](double lr) {
+        if (args.max_grad_norm > 0.0 && args.max_grad_norm / (norm + 1e-6) < 1.0) be.scale(own, float(args.max_grad_norm / (norm + 1e-6)));
+        opt.step(be, state, p.subspan(z.lo, z.size()), own, z.slices, lr);
+        all_gather_ranges(comm, be, z, p);
+      },
+      after);
   return out;
 }
 } // namespace detail
