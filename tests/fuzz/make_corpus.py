@@ -13,10 +13,22 @@ DATA = ROOT / "tests" / "data"
 OUT = ROOT / "tests" / "fuzz" / "corpus"
 
 
+KEPT = ("regression-", "crash-", "timeout-", "oom-", "leak-", "slow-unit-")
+
+
 def target(name):
+    """The corpus folder of one target, emptied of generated seeds. Inputs a fuzzer once crashed or
+    hung on, committed by hand as regression seeds (regression-*, or libFuzzer's own artifact names
+    crash-*, timeout-*, oom-*, leak-*, slow-unit-*), stay."""
     d = OUT / name
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
+    d.mkdir(parents=True, exist_ok=True)
+    for f in d.iterdir():
+        if f.name.startswith(KEPT):
+            continue
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
     return d
 
 
