@@ -2,7 +2,8 @@
 # prefopt reward train as a whole run, as prefopt train has it: TensorBoard events under TRL
 # RewardTrainer's metric names (read back from the event file, equal to metrics.jsonl), early
 # stopping at the step its rule gives, and continuing from a LoRA reward model's adapter (its
-# first step scores the pairs as `prefopt reward score --adapter` does, and training moves on).
+# first step scores the pairs as `prefopt reward score --adapter` does, and training moves on);
+# gradient checkpointing (bit-equal to the run without it), the memory-fit check, refused fields.
 source "$(dirname "$0")/common.sh"
 cat > "$WORK/run.json" <<JSON
 {
@@ -128,4 +129,37 @@ PY
 cmp -s "$WORK/first/final/adapter_model.safetensors" "$WORK/next/final/adapter_model.safetensors" && fail "the continued adapter did not change"
 grep -q GPT2ForSequenceClassification "$WORK/next/merged/config.json" || fail "the continued run has no merged classifier"
 expect_fail "adapter_config.json" train --set adapter="$WORK/first/missing" --set output.dir="$WORK/bad2"
+# training.gradient_checkpointing: the same metrics and weights as the run without it, bit for bit
+# (the backward recomputes each layer with the same ops in the same order), full and LoRA; the log
+# says it is on. The memory-fit check runs before the model is built, as prefopt train's: a too
+# small training.memory_limit_gib is an error naming it; -1 skips the check.
+ck() {  # ck <output dir> [--set ...]
+  local out=$1
+  shift
+  train --set training.max_steps=3 --set data.eval=null --set output.tensorboard=false --set output.dir="$WORK/$out" "$@" \
+    2> "$WORK/$out.log" || { cat "$WORK/$out.log"; fail "run $out failed"; }
+}
+ck ck-off
+ck ck-on --set training.gradient_checkpointing=true --set training.memory_limit_gib=-1
+grep -q "gradient checkpointing" "$WORK/ck-on.log" || fail "the log does not say checkpointing is on: $(cat "$WORK/ck-on.log")"
+grep -q "gradient checkpointing" "$WORK/ck-off.log" && fail "the log says checkpointing is on in a run without it"
+cmp "$WORK/ck-off/metrics.jsonl" "$WORK/ck-on/metrics.jsonl" || fail "checkpointing changed the metrics"
+cmp "$WORK/ck-off/final/model.safetensors" "$WORK/ck-on/final/model.safetensors" || fail "checkpointing changed the weights"
+ck lora-ck-off "${lora[@]}"
+ck lora-ck-on "${lora[@]}" --set training.gradient_checkpointing=true
+grep -q "+ LoRA + gradient checkpointing" "$WORK/lora-ck-on.log" || fail "the LoRA log does not say checkpointing is on"
+cmp "$WORK/lora-ck-off/final/adapter_model.safetensors" "$WORK/lora-ck-on/final/adapter_model.safetensors" \
+  || fail "checkpointing changed the LoRA reward model"
+# The estimate is printed before the run and falls with checkpointing (its total, in KiB).
+total_kib() {
+  sed -n 's/.*needs about \([0-9.]*\) \([KMG]iB\).*/\1 \2/p' "$WORK/$1.log" | head -1 |
+    awk '{ f = $2 == "GiB" ? 1048576 : $2 == "MiB" ? 1024 : 1; print $1 * f }'
+}
+awk -v a="$(total_kib ck-on)" -v b="$(total_kib ck-off)" 'BEGIN { exit !(a > 0 && a < b) }' \
+  || fail "the memory estimate did not fall: $(total_kib ck-on) KiB vs $(total_kib ck-off) KiB"
+expect_fail "set training.memory_limit_gib to a larger figure" ck small --set training.memory_limit_gib=0.000001
+[ -e "$WORK/small/final" ] && fail "a run refused by the memory check wrote a model"
+# run.json fields prefopt train honours and reward training cannot are errors naming the field
+expect_fail "field 'training.zero': not supported by prefopt reward train" ck zero --set training.zero=1
+expect_fail "field 'data.pad_to_multiple_of': not supported by prefopt reward train" ck pad --set data.pad_to_multiple_of=8
 echo "reward run: ok"

@@ -114,13 +114,42 @@ struct reward_run {
   const optim::adamw& opt;
 };
 
-// Reward training on `backend` (eigen here; cuda in loop_cuda.cpp): the model, its LoRA adapters
-// when configured, the runner, and final/ (+ merged/ for LoRA).
+// What reward training holds at its peak (models/memory_estimate.hpp): the body as `prefopt train`
+// counts a policy (its flat buffer, an untied lm_head included, and its gradients), two rows per
+// pair (prompt + chosen, prompt + rejected), AdamW's two moments, no reference model; plus the
+// score head [C] with its gradient and two moments, and the head's buffers per row (h, dh [R × C], s [R]).
+inline models::memory_estimate estimate_reward_memory(const train::run_config& cfg, const models::transformer_config& mc,
+                                                      std::size_t row_length) {
+  models::run_shape r = run_shape_of(cfg, mc, row_length, 2, true);
+  r.optimizer_slots = 2;  // AdamW (the only optimizer reward training takes)
+  models::memory_estimate m = models::estimate_memory(mc, r);
+  const std::uint64_t head = std::uint64_t(mc.hidden) * 4;
+  m.parameters += head, m.gradients += head, m.optimizer += 2 * head;
+  m.activations += std::uint64_t(r.rows) * (2 * std::uint64_t(mc.hidden) + 1) * 4;
+  return m;
+}
+
+// run.json fields that `prefopt train` honours and reward training cannot: an error naming the
+// field rather than a setting read and ignored (docs/reward_models.md lists the ones that do not apply).
+inline void refuse_unsupported(const train::run_config& cfg, const std::string& path) {
+  auto refuse = [&](const std::string& field, const std::string& why) {
+    throw config_error(path + ": field '" + field + "'", "not supported by prefopt reward train (" + why + ")");
+  };
+  if (cfg.training.zero != 0) refuse("training.zero", "it trains in one process, not data parallel under mpirun");
+  if (cfg.data.pad_to_multiple_of != 0) refuse("data.pad_to_multiple_of", "each sequence is one packed row, never padded");
+}
+
+// Reward training on `backend` (eigen here; cuda in loop_cuda.cpp): the memory-fit check, the
+// model, its LoRA adapters when configured, the runner, and final/ (+ merged/ for LoRA).
 template <class B> void train_reward(const B& backend, const reward_run& run) {
   const auto& [cfg, bt, train_data, eval_data, margin, eval_margin, ro, total, args, opt] = run;
+  const auto mc = models::transformer_config::from_file(std::filesystem::path(cfg.model) / "config.json");
+  const std::size_t longest = std::max(data::longest_row(train_data, false), eval_data ? data::longest_row(*eval_data, false) : 0);
+  check_estimate(estimate_reward_memory(cfg, mc, longest), memory_limit_gib_on(cfg, backend), cfg, std::cerr);
   with_reward_model(backend, cfg.model, args.seed, [&](auto& loaded, bool classifier) {
     if (!loaded.pad_token_id()) loaded.set_pad_token_id(train_data.pad_token_id);
     auto go = [&](auto& rm, const std::string& start) {
+      rm.body().set_gradient_checkpointing(cfg.training.gradient_checkpointing);
       train::reward_trainer t(rm, bt, opt, args);
       t.policy().base_model_name_or_path = cfg.model;
       const train::reward_dataset train_set{&train_data, margin, rm.pad_token_id()};
@@ -128,7 +157,7 @@ template <class B> void train_reward(const B& backend, const reward_run& run) {
       if (eval_data) eval_set = train::reward_dataset{eval_data, eval_margin, rm.pad_token_id()};
       train::runner r(t, train_set, eval_set ? &*eval_set : nullptr, ro);
       std::cerr << "prefopt: reward model (" << rm.body().config().model_type << start
-                << (rm.body().adapters().empty() ? "" : " + LoRA") << "), "
+                << (rm.body().adapters().empty() ? "" : " + LoRA") << checkpointing_label(rm.body()) << "), "
                 << rm.body_parameters().size() + rm.head_parameters().size() << " trainable parameters; " << train_data.size()
                 << " training pairs" << (eval_set ? ", " + std::to_string(eval_set->size()) + " eval pairs" : std::string()) << "; "
                 << total << " steps\n";
@@ -234,6 +263,7 @@ inline int cmd_reward_train(int argc, char** argv) {
   bt.validate();
   train::validate(cfg);
   if (cfg.optimizer.type != "adamw") throw config_error(path + ": field 'optimizer.type'", "reward training uses adamw");
+  refuse_unsupported(cfg, path);
   apply_thread_setting(cfg.training.threads, std::cerr);
   text_pipeline pipeline;
   auto sets = load_datasets<data::tokenized_preferences>(cfg, false, [&](const std::string& f) { return tokenize_file(f, cfg, &pipeline, std::cerr); });

@@ -132,18 +132,18 @@ inline int apply_thread_setting(int requested, std::ostream& log) {
   return n;
 }
 
-// What a run of `cfg` on the model `mc` will hold at its peak (models/memory_estimate.hpp).
+// The shape of a run of `cfg` on the model `mc` (models/memory_estimate.hpp), all but the reference
+// copy (estimate_run_memory decides it from the loss; prefopt reward train holds none).
 // row_length: tokens in the data's longest row; rows_per_example: the rows one pair or example takes
 // in a batch (2, or 1 with prefix sharing).
-inline models::memory_estimate estimate_run_memory(const train::run_config& cfg, const models::transformer_config& mc,
-                                                   std::size_t row_length, std::size_t rows_per_example, bool training) {
+inline models::run_shape run_shape_of(const train::run_config& cfg, const models::transformer_config& mc, std::size_t row_length,
+                                      std::size_t rows_per_example, bool training) {
   models::run_shape r;
   r.rows = std::size_t(std::max(cfg.training.batch_size, 1)) * rows_per_example;
   r.row_length = row_length;
   r.training = training;
   r.gradient_checkpointing = cfg.training.gradient_checkpointing;
   r.optimizer_slots = cfg.optimizer.type == "sgd" ? (cfg.optimizer.momentum != 0.0 ? 1 : 0) : 2;
-  const bool lora = cfg.lora.has_value() || cfg.adapter.has_value();
   if (cfg.lora) {
     r.lora_rank = cfg.lora->r;
     r.lora_targets = cfg.lora->target_modules.empty() ? default_lora_targets(mc) : cfg.lora->target_modules;
@@ -152,6 +152,16 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
     r.lora_rank = ac.r;
     r.lora_targets = ac.target_modules;
   }
+  r.bf16_weight_copy = cfg.training.precision == "bf16";
+  return r;
+}
+
+// What a run of `cfg` on the model `mc` will hold at its peak: run_shape_of plus the reference copy
+// its loss and reference strategy keep.
+inline models::memory_estimate estimate_run_memory(const train::run_config& cfg, const models::transformer_config& mc,
+                                                   std::size_t row_length, std::size_t rows_per_example, bool training) {
+  models::run_shape r = run_shape_of(cfg, mc, row_length, rows_per_example, training);
+  const bool lora = cfg.lora.has_value() || cfg.adapter.has_value();
   const auto& t = cfg.loss.type;
   const bool unpaired = t.size() == 1 && (t[0] == "kto" || t[0] == "apo_zero_unpaired");
   std::string strategy = cfg.reference.strategy;
@@ -166,17 +176,24 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
     strategy = reference_free ? "none" : cfg.adapter ? "initial_adapter" : lora ? "adapter_disabled" : "frozen";
   }
   r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
-  r.bf16_weight_copy = cfg.training.precision == "bf16";
   return models::estimate_memory(mc, r);
 }
 
-// Prints "prefopt: this run needs about X GiB (...)" and throws config_error when that exceeds
-// training.memory_limit_gib (0: the machine's memory; < 0: no check). Called before any allocation.
-inline void check_run_memory(const train::run_config& cfg, const models::transformer_config& mc, std::size_t row_length,
-                             std::size_t rows_per_example, bool training, std::ostream& log) {
-  const auto m = estimate_run_memory(cfg, mc, row_length, rows_per_example, training);
+// training.memory_limit_gib as the fit check on backend B reads it: a device backend's 0 is its
+// device's memory (B{}.memory_bytes()), a host backend's the machine's (check_memory).
+template <class B> double memory_limit_gib_on(const train::run_config& cfg, const B& backend) {
+  if constexpr (!B::host_memory) {
+    if (cfg.training.memory_limit_gib == 0.0) return double(backend.memory_bytes()) / double(std::size_t(1) << 30);
+  }
+  return cfg.training.memory_limit_gib;
+}
+
+// Prints "prefopt: this run needs about X GiB (...)" and throws config_error naming the model when
+// that exceeds `limit_gib` (training.memory_limit_gib: 0 the machine's memory, < 0 no check).
+// Called before any allocation.
+inline void check_estimate(const models::memory_estimate& m, double limit_gib, const train::run_config& cfg, std::ostream& log) {
   log << "prefopt: " << models::describe(m) << "\n";
-  models::check_memory(m, cfg.training.memory_limit_gib, cfg.model,
+  models::check_memory(m, limit_gib, cfg.model,
                        "set training.memory_limit_gib to a larger figure in GiB (or -1 to skip this check), or make "
                        "training.batch_size, data.max_length or the model smaller");
 }
@@ -338,7 +355,7 @@ template <class B> B backend_for(const train::run_config& cfg) {
 
 // Opens the policy as its concrete type (gpt2/llama over B, with LoRA when configured) and calls fn(model).
 // row_length and rows_per_example size the memory estimate checked before the model is built
-// (check_run_memory): the data's longest row (data::longest_row), and the rows one example takes
+// (estimate_run_memory, check_estimate): the data's longest row (data::longest_row), and the rows one example takes
 // in a batch (2 per pair, 1 with prefix sharing, 2 for an unpaired example and its KL row). With
 // row_length 0, data.max_length (else the model's positions) stands in for the longest row.
 // B: the backend (eigen unless given); a device backend checks the estimate against its device's
@@ -350,14 +367,8 @@ void with_policy(const train::run_config& cfg, Fn&& fn, std::size_t row_length =
   const auto mc = models::transformer_config::from_file(dir / "config.json");
   if (row_length == 0) row_length = std::size_t(std::min(cfg.data.max_length.value_or(mc.max_positions), mc.max_positions));
   const B backend = backend_for<B>(cfg);
-  if constexpr (B::host_memory) {
-    check_run_memory(cfg, mc, row_length, rows_per_example, training, std::cerr);
-  } else {
-    train::run_config on_device = cfg;
-    if (on_device.training.memory_limit_gib == 0.0)
-      on_device.training.memory_limit_gib = double(backend.memory_bytes()) / double(std::size_t(1) << 30);
-    check_run_memory(on_device, mc, row_length, rows_per_example, training, std::cerr);
-  }
+  check_estimate(estimate_run_memory(cfg, mc, row_length, rows_per_example, training), memory_limit_gib_on(cfg, backend), cfg,
+                 std::cerr);
   auto run = [&](auto tag) {
     using M = typename decltype(tag)::type;
     M m(backend, mc);
