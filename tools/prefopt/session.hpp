@@ -167,6 +167,9 @@ inline models::memory_estimate estimate_run_memory(const train::run_config& cfg,
   }
   r.reference_copy = strategy == "frozen" || strategy == "synced" || (strategy == "precomputed" && !lora);
   r.bf16_weight_copy = cfg.training.precision == "bf16";
+  // LoRA adapter dropout in training keeps the norm outputs fp32 (transformer::set_activation_copy).
+  const bool adapter_dropout = training && cfg.lora && cfg.lora->dropout > 0.0 && !cfg.training.disable_dropout;
+  r.bf16_norm_outputs = r.bf16_weight_copy && !adapter_dropout;
   return models::estimate_memory(mc, r);
 }
 

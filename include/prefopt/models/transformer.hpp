@@ -100,7 +100,7 @@ public:
   const std::vector<parameter_slice>& base_slices() const { return layout_.slices; }
 
   // precision bf16's copy of the weights (core/bf16.hpp, "The weight copy"): under bf16, on a
-  // backend with backend_ops::bf16_weights, every forward pass first writes the bf16 bits of the
+  // backend with backend_ops::bf16_operands, every forward pass first writes the bf16 bits of the
   // whole flat parameter buffer (2 bytes per base parameter) and that forward and its backward
   // multiply the copy instead of rounding each weight per gemm. Results are the same bit for bit
   // with the copy off (set_weight_copy(false): per-call rounding, no memory). Under fp32 no copy
