@@ -1,11 +1,12 @@
 // precision bf16's weight copy and stored norm outputs (core/bf16.hpp, "The weight copy", "Stored
 // norm outputs") in DPO training: two trainer steps (sigmoid loss, AdamW) on the golden GPT-2 and
 // Llama checkpoints, full fine-tuning (frozen reference) and LoRA (the adapters-off reference), the
-// fused LM head on and off, gradient checkpointing on and off (LoRA with adapter dropout 0.1 in the
-// checkpointed runs, without it in the others). With both (the default) and without them
-// (set_weight_copy(false), set_activation_copy(false): every gemm rounds its inputs) every metric,
-// the whole gradient and the updated weights agree bit for bit; the second step starts from the
-// first step's update, so a stale copy would show. The counting backend confirms which path ran.
+// fused LM head on and off, gradient checkpointing on and off, LoRA with and without adapter
+// dropout (0.1; the norm outputs then stay fp32 in the policy's training forward). With both (the
+// default) and without them (set_weight_copy(false), set_activation_copy(false): every gemm rounds
+// its inputs) every metric, the whole gradient and the updated weights agree bit for bit; the
+// second step starts from the first step's update, so a stale copy would show. The counting
+// backend confirms which path ran.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -132,13 +133,13 @@ TEST_CASE_TEMPLATE("weight copy and stored norm outputs: bf16 DPO steps on the g
         CAPTURE(arch);
         CAPTURE(fused);
         CAPTURE(ckpt);
-        const double dropout = ckpt ? 0.1 : 0.0;  // LoRA with adapter dropout in the checkpointed runs
         if (std::string(arch) == "gpt2") {
           full<models::gpt2<BE>>(arch, batch, fused, ckpt);
-          lora<models::gpt2<BE>>(arch, batch, fused, ckpt, dropout, {"c_attn", "c_fc"});
+          for (double dropout : {0.0, 0.1}) lora<models::gpt2<BE>>(arch, batch, fused, ckpt, dropout, {"c_attn", "c_fc"});
         } else {
           full<models::llama<BE>>(arch, batch, fused, ckpt);
-          lora<models::llama<BE>>(arch, batch, fused, ckpt, dropout, {"q_proj", "v_proj", "down_proj"});
+          for (double dropout : {0.0, 0.1})
+            lora<models::llama<BE>>(arch, batch, fused, ckpt, dropout, {"q_proj", "v_proj", "up_proj", "down_proj"});
         }
       }
   }

@@ -296,6 +296,7 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 } // namespace prefopt::models
 
 #include "prefopt/models/detail/transformer_impl.hpp"
+#include "prefopt/models/detail/transformer_acts.hpp"
 #include "prefopt/models/detail/transformer_head.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
 #include "prefopt/models/detail/transformer_decode.hpp"
