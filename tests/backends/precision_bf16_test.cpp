@@ -103,29 +103,41 @@ TEST_CASE_TEMPLATE("the precision setting travels with copies of the backend; fp
   CHECK(copy.matmul_precision == precision::bf16);
 }
 
-TEST_CASE_TEMPLATE("the weight copy's ops: convert_to_bf16 = to_bf16; gemm_bf16_b = gemm under bf16, bit for bit", B,
+TEST_CASE_TEMPLATE("the stored operands' ops: convert_to_bf16 = to_bf16; gemm_bf16 = gemm under bf16, bit for bit", B,
                    PREFOPT_CPU_BACKENDS) {
+  // A and B each given as fp32 (rounded by the product) or as bf16 bits (a weight copy, a stored
+  // norm output), at an offset inside a longer buffer with padded leading dimensions, for every
+  // transpose: the product equals gemm under bf16 of the fp32 values (core/bf16.hpp: rounding is
+  // deterministic, so the bits carry exactly what gemm would round to).
   const B bf16 = bf16_backend<B>();
   const int m = 7, n = 9, k = 33;
-  const fvec w = randn(std::size_t(k) * n + 40, 23u);  // a weight inside a longer buffer, ld padded
-  std::vector<std::uint16_t> w16(w.size());
+  const std::size_t off = 3;  // each operand's offset in its buffer; the spans run to the buffer's end
+  const fvec w = randn(std::size_t(k + 1) * (n + 1) + 40, 23u), x = randn(std::size_t(k + 1) * (m + 1) + 40, 29u);
+  std::vector<std::uint16_t> w16(w.size()), x16(x.size());
   bf16.convert_to_bf16(cs(w), std::span<std::uint16_t>(w16));
+  bf16.convert_to_bf16(cs(x), std::span<std::uint16_t>(x16));
   for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(w16[i] == to_bf16(w[i]));
+  auto form = [&](const fvec& f, const std::vector<std::uint16_t>& h, bool bits) {
+    return bits ? gemm_operand(std::span<const std::uint16_t>(h).subspan(off)) : gemm_operand(cs(f).subspan(off));
+  };
   for (int ta = 0; ta < 2; ++ta)
-    for (int tb = 0; tb < 2; ++tb) {
-      CAPTURE(ta);
-      CAPTURE(tb);
-      const gemm_args g{bool(ta), bool(tb), m, n, k, ta ? m : k, tb ? k + 1 : n + 1, n, 0.5f, 1.0f};
-      const fvec a = randn(std::size_t(m) * k, 29u + unsigned(ta));
-      const fvec c0 = randn(std::size_t(m) * n, 5u);
-      fvec got = c0, want = c0;
-      const std::size_t off = 3;  // the weight's offset in the buffer; both spans run to its end
-      bf16.gemm_bf16_b(g, cs(a), std::span<const std::uint16_t>(w16).subspan(off), ms(got));
-      bf16.gemm(g, cs(a), cs(w).subspan(off), ms(want));
-      CHECK(got == want);
-    }
+    for (int tb = 0; tb < 2; ++tb)
+      for (int a_bits = 0; a_bits < 2; ++a_bits)
+        for (int b_bits = 0; b_bits < 2; ++b_bits) {
+          CAPTURE(ta);
+          CAPTURE(tb);
+          CAPTURE(a_bits);
+          CAPTURE(b_bits);
+          const gemm_args g{bool(ta), bool(tb), m, n, k, ta ? m + 1 : k + 1, tb ? k + 1 : n + 1, n, 0.5f, 1.0f};
+          const fvec c0 = randn(std::size_t(m) * n, 5u);
+          fvec got = c0, want = c0;
+          bf16.gemm_bf16(g, form(x, x16, a_bits), form(w, w16, b_bits), ms(got));
+          bf16.gemm(g, cs(x).subspan(off), cs(w).subspan(off), ms(want));
+          CHECK(got == want);
+        }
   fvec c(std::size_t(m) * n);
-  const gemm_args too_big{false, false, m, n, k + 40, k + 40, n, n, 1.0f, 0.0f};
-  const fvec a = randn(std::size_t(m) * (k + 40), 31u);
-  CHECK_THROWS_AS(bf16.gemm_bf16_b(too_big, cs(a), std::span<const std::uint16_t>(w16), ms(c)), shape_error);
+  const gemm_args too_big{false, false, m, n, int(w.size()), int(w.size()), n, n, 1.0f, 0.0f};
+  const fvec a = randn(std::size_t(m) * w.size(), 31u);
+  CHECK_THROWS_AS(bf16.gemm_bf16(too_big, cs(a), std::span<const std::uint16_t>(w16), ms(c)), shape_error);
+  CHECK_THROWS_AS(bf16.gemm_bf16(too_big, std::span<const std::uint16_t>(x16), cs(w), ms(c)), shape_error);
 }

@@ -3,8 +3,9 @@
 // gemm (cuBLASLt on CUDA_R_16BF operands, fp32 compute) and attention (kernels reading rounded
 // Q, K, V) to fp32 summation-order differences, since both sides multiply the same bf16 values;
 // and a few DPO steps of a tiny GPT-2 whose log-probs and losses agree. The weight copy (core/bf16.hpp,
-// "The weight copy"): convert_to_bf16 bit for bit, gemm_bf16_b on a slice of a device copy (aligned
-// and not) against gemm on the fp32 weight, and DPO steps with the copy against steps without it.
+// "The weight copy", "Stored norm outputs"): convert_to_bf16 bit for bit, gemm_bf16 with A, B or both
+// as slices of device bf16 bits (aligned and not, every transpose) against gemm on the fp32
+// values, and DPO steps with the copy and stored norm outputs against steps without them.
 // Skipped without a GPU.
 #include "cuda/support.hpp"
 
@@ -145,32 +146,46 @@ TEST_CASE("5 DPO steps of a tiny GPT-2 in bf16: the device's losses equal the em
   }
 }
 
-TEST_CASE("the weight copy on the device: convert_to_bf16 bit for bit, gemm_bf16_b equals gemm under bf16") {
-  const cuda g = bf16_cuda();
+TEST_CASE("bf16 operands on the device: convert_to_bf16 bit for bit, gemm_bf16 equals gemm under bf16") {
+  const cuda g;
+  const cuda b16 = bf16_cuda();
   const eigen e = bf16_eigen();
   const int m = 37, n = 21, k = 300;
-  auto w = randn(std::size_t(n) * k + 64, 7), a = randn(std::size_t(m) * k, 8);
+  auto w = randn(std::size_t(n + 1) * (k + 1) + 64, 7), a = randn(std::size_t(m + 1) * (k + 1) + 64, 8);
   auto dw = up(g, w), da = up(g, a);
-  auto w16 = g.allocate<std::uint16_t>(w.size());
-  g.convert_to_bf16(dw.span(), w16.span());
+  auto w16 = b16.allocate<std::uint16_t>(w.size()), a16 = b16.allocate<std::uint16_t>(a.size());
+  b16.convert_to_bf16(dw.span(), w16.span());
+  b16.convert_to_bf16(da.span(), a16.span());
   const auto h16 = down(g, w16);
   std::size_t wrong = 0;
   for (std::size_t i = 0; i < w.size(); ++i) wrong += h16[i] != to_bf16(w[i]);
   CHECK(wrong == 0);
-  for (std::size_t off : {std::size_t(0), std::size_t(8), std::size_t(3)}) {  // 256-, 16- and 2-byte aligned slices
-    CAPTURE(off);
-    const gemm_args args{.trans_b = true, .m = m, .n = n, .k = k, .lda = k, .ldb = k, .ldc = n, .alpha = 1.0f, .beta = 0.0f};
-    auto c1 = g.allocate<float>(std::size_t(m) * n), c2 = g.allocate<float>(std::size_t(m) * n);
-    g.gemm_bf16_b(args, da.span(), std::span<const std::uint16_t>(w16.span()).subspan(off), c1.span());
-    g.gemm(args, da.span(), std::span<const float>(dw.span()).subspan(off), c2.span());
-    fvec c(std::size_t(m) * n);
-    e.gemm(args, cs(a), cs(w).subspan(off), ms(c));
-    const auto got = down(g, c1);
-    CHECK(max_rel(got, c) < 1e-5);
-    if (off == 0) {
-      CHECK(got == down(g, c2));  // the same operands, shape and alignment: the same plan
-    }
-  }
+  // A weight copy (B) and a stored norm output (A, trans_a for GPT-2's dW, as B for Llama's) as
+  // bits or fp32, at 256-, 16- and 2-byte aligned offsets, every transpose.
+  for (std::size_t off : {std::size_t(0), std::size_t(8), std::size_t(3)})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (int bits = 1; bits < 4; ++bits) {  // 1: B bits, 2: A bits, 3: both
+          CAPTURE(off);
+          CAPTURE(ta);
+          CAPTURE(tb);
+          CAPTURE(bits);
+          const gemm_args args{bool(ta), bool(tb), m, n, k, ta ? m + 1 : k + 1, tb ? k + 1 : n + 1, n, 1.0f, 0.0f};
+          const gemm_operand oa = bits & 2 ? gemm_operand(std::span<const std::uint16_t>(a16.span()).subspan(off))
+                                           : gemm_operand(std::span<const float>(da.span()).subspan(off));
+          const gemm_operand ob = bits & 1 ? gemm_operand(std::span<const std::uint16_t>(w16.span()).subspan(off))
+                                           : gemm_operand(std::span<const float>(dw.span()).subspan(off));
+          auto c1 = g.allocate<float>(std::size_t(m) * n), c2 = g.allocate<float>(std::size_t(m) * n);
+          b16.gemm_bf16(args, oa, ob, c1.span());
+          b16.gemm(args, std::span<const float>(da.span()).subspan(off), std::span<const float>(dw.span()).subspan(off), c2.span());
+          fvec c(std::size_t(m) * n);
+          e.gemm(args, cs(a).subspan(off), cs(w).subspan(off), ms(c));
+          const auto got = down(g, c1);
+          CHECK(max_rel(got, c) < 1e-5);
+          if (off == 0) {
+            CHECK(got == down(g, c2));  // the same operands, shape and alignment: the same plan
+          }
+        }
 }
 
 TEST_CASE("3 DPO steps of a tiny GPT-2 and Llama on the device: the weight copy changes nothing") {
@@ -180,6 +195,7 @@ TEST_CASE("3 DPO steps of a tiny GPT-2 and Llama on the device: the weight copy 
     model m(bf16_cuda(), test::tiny_transformer(arch, 2));
     models::init_weights(m, 21, {.initializer_range = 0.2});
     m.set_weight_copy(copy);
+    m.set_activation_copy(copy);
     model ref = models::clone(m);
     models::init_weights(ref, 22, {.initializer_range = 0.2});
     trainer t(m, losses::sigmoid{.beta = 0.5}, optim::adamw{.lr = 1e-2}, {&ref});

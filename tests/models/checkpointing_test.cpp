@@ -173,9 +173,9 @@ TEST_CASE("checkpointing: the activations kept fall by every layer's workspace b
                                    : allocated(std::type_identity<models::gpt2<counting_eigen>>{}, true);
     const std::size_t t = batch.tokens.size(), C = std::size_t(cfg.hidden), F = std::size_t(cfg.intermediate);
     const std::size_t QD = std::size_t(cfg.heads) * std::size_t(cfg.head_dim), KD = std::size_t(cfg.kv_heads) * std::size_t(cfg.head_dim);
-    // n1, xmid, n2 [T × C]; q, att [T × Hq·D]; k, v [T × Hkv·D]; a, b (and Llama's h) [T × F];
-    // mean1, rstd1, mean2, rstd2 [T]; lse.
-    const std::size_t layer_floats = t * (3 * C + 2 * QD + 2 * KD + (llama ? 3 : 2) * F + 4) + attention_lse_size(t, cfg.heads);
+    // n1, xmid, n2 [T × C]; q, att [T × Hq·D]; k, v [T × Hkv·D]; GPT-2's a, Llama's gate and up
+    // [T × F] (the MLP activation is recomputed, kept by no layer); mean1, rstd1, mean2, rstd2 [T]; lse.
+    const std::size_t layer_floats = t * (3 * C + 2 * QD + 2 * KD + (llama ? 2 : 1) * F + 4) + attention_lse_size(t, cfg.heads);
     CHECK(plain - ckpt == std::size_t(cfg.layers - 1) * layer_floats * sizeof(float));
   }
 }

@@ -117,17 +117,39 @@ TEST_CASE("the memory estimate counts GPT-2's parameters, gradients, AdamW state
   CHECK(mb.gradients == m.gradients);
   CHECK(mb.optimizer == m.optimizer);
   CHECK(mb.activations == m.activations);
+  // Stored norm outputs: n1, n2 at 2 bytes per value in every kept layer (12 + 1), plus the fp32
+  // workspace a norm writes before it is converted (8192 tokens × 768 floats).
+  bf16.bf16_norm_outputs = true;
+  const auto mn = models::estimate_memory(c, bf16);
+  CHECK(mn.activations == m.activations - 13 * 8192ull * 2 * 768 * 2 + 8192ull * 768 * 4);
+}
+
+TEST_CASE("activation bytes per token and layer: GPT-2 small and Qwen2.5-0.5B, fp32 and bf16 norm outputs") {
+  // From layer_acts: fp32 x, xmid, q, att (C each here), k, v (Hkv·D), lse (heads), mean/rstd ×2,
+  // MLP input(s) (GPT-2 a: F; Llama gate, up: 2F); n1, n2 at 4 or 2 bytes.
+  // GPT-2 small: C 768, heads 12, F 3072: 4·(6·768 + 12 + 4 + 3072) = 30784, + 2·768·4 or 2·768·2.
+  const auto g = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});
+  CHECK(models::activation_bytes_per_token(g, false) == 36928);  // 49216 with gelu(a) kept and fp32 norms
+  CHECK(models::activation_bytes_per_token(g, true) == 33856);
+  // Qwen2.5-0.5B: C 896, 14 heads × 64, 2 kv heads (KD 128), F 4864:
+  // 4·(2·896 + 2·896 + 2·128 + 14 + 4 + 2·4864) = 54344, + 2·896·4 or 2·896·2.
+  const auto q = models::transformer_config::from_json(nlohmann::json{
+      {"model_type", "qwen2"}, {"hidden_size", 896}, {"num_attention_heads", 14}, {"num_key_value_heads", 2},
+      {"intermediate_size", 4864}, {"num_hidden_layers", 24}, {"vocab_size", 151936}});
+  CHECK(models::activation_bytes_per_token(q, false) == 61512);  // 80968 with swiglu kept
+  CHECK(models::activation_bytes_per_token(q, true) == 57928);
 }
 
 TEST_CASE("the memory estimate with gradient checkpointing keeps each layer's input and one layer's activations") {
   const auto c = models::transformer_config::from_json(nlohmann::json{{"model_type", "gpt2"}});  // GPT-2 small
   models::run_shape r{.rows = 16, .row_length = 512, .training = true, .optimizer_slots = 2};
-  // Per layer: 8192 tokens × (4·768 + 2·768 + 2·768 + 3·3072) floats + 16 rows × 12 heads × 512².
-  const std::uint64_t per_layer = 8192ull * 15360 + 16ull * 12 * 512 * 512, tokens_2c = 8192ull * 1536;
-  CHECK(models::estimate_memory(c, r).activations == 4 * (13 * per_layer + tokens_2c));
+  // Per layer: 8192 tokens × 36928 bytes (activation_bytes_per_token) + 16 rows × 12 heads × 512²
+  // floats; shared by all layers: 8192 tokens × (2·768 + 3072) floats (final residual and norm, MLP activation).
+  const std::uint64_t per_layer = 8192ull * 36928 + 4 * 16ull * 12 * 512 * 512, shared = 8192ull * (1536 + 3072);
+  CHECK(models::estimate_memory(c, r).activations == 13 * per_layer + 4 * shared);
   r.gradient_checkpointing = true;
   const auto m = models::estimate_memory(c, r);
-  CHECK(m.activations == 4 * (2 * per_layer + 12 * 8192ull * 768 + tokens_2c));  // 1.64 GiB instead of 8.58
+  CHECK(m.activations == 2 * per_layer + 4 * (12 * 8192ull * 768 + shared));  // 1.36 GiB instead of 6.24
   CHECK(m.gradients == 4 * 124439808ull);  // the rest is unchanged
   r.training = false;                       // forward only: nothing to checkpoint
   CHECK(models::estimate_memory(c, r).activations == models::estimate_memory(c, {.rows = 16, .row_length = 512, .training = false}).activations);

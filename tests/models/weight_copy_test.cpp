@@ -4,6 +4,10 @@
 // weight rounded inside a gemm); fp32 makes no copy. Staleness: after an edit through
 // base_parameters(), a LoRA merge, or for sampling (next_token_logprobs, cached_logits), the next
 // forward computes what per-call rounding computes with the new weights, bit for bit.
+// Stored norm outputs (set_activation_copy): under bf16 each layer keeps n1, n2 as bf16 bits (the
+// kept bytes equal the layer_acts formula at 2 bytes for them, the counting backend sees them
+// converted once and read by the products), not under LoRA dropout; with it off, fp32 and equal
+// results. The MLP activation is not kept (the same formula, without it, in fp32 too).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -182,4 +186,79 @@ TEST_CASE_TEMPLATE("weight copy: a checkpointed backward recomputes with the for
   CHECK(test::bf16_counting<B>::weight_gemms == 0);
   CHECK(logp == step(off));
   CHECK(download(on, on.gradients()) == download(off, off.gradients()));
+}
+
+// ---- stored norm outputs (core/bf16.hpp, "Stored norm outputs"; transformer::set_activation_copy) ----
+
+namespace {
+
+// What the layers keep for backward, in bytes, for T tokens: per layer x, xmid, q, att, k, v, the
+// attention log-sum-exp, the norms' mean and rstd, the MLP input(s) (GPT-2: a; Llama: gate and up;
+// the activation is recomputed), and n1, n2 at 2 bytes (bf16_norms) or 4. Derived from layer_acts.
+template <class M> std::size_t kept_bytes(const M& m, std::size_t T, bool bf16_norms) {
+  const auto& c = m.config();
+  const std::size_t C = std::size_t(c.hidden), F = std::size_t(c.intermediate);
+  const std::size_t QD = std::size_t(c.heads) * c.head_dim, KD = std::size_t(c.kv_heads) * c.head_dim;
+  const std::size_t mlp = c.arch == models::architecture::gpt2 ? 1 : 2;
+  const std::size_t floats = 2 * T * C + 2 * T * QD + 2 * T * KD + attention_lse_size(T, c.heads) + 4 * T + mlp * T * F;
+  const std::size_t norms = bf16_norms ? 2 * T * C * sizeof(std::uint16_t) : 2 * T * C * sizeof(float);
+  return std::size_t(c.layers) * (floats * sizeof(float) + norms);
+}
+
+template <class M> void stored_norms(models::architecture arch) {
+  using BE = typename M::backend_type;
+  const std::size_t T = models::pack_pairs(test::tiny_pairs(), false).tokens.size(), L = 2, C = 16;
+  M on = tiny<M>(arch, precision::bf16, true), off = tiny<M>(arch, precision::bf16, true);
+  off.set_activation_copy(false);
+  BE::reset(on.base_parameters());
+  const auto logp = step(on);
+  CHECK(on.activation_bytes() == kept_bytes(on, T, true));
+  CHECK(BE::act_conversions == 2 * L);  // n1 and n2 of each layer, once, in forward
+  CHECK(BE::act_converted == 2 * L * T * C);
+  CHECK(BE::act_gemms > 0);  // the products read the bits
+  BE::reset(off.base_parameters());
+  CHECK(logp == step(off));
+  CHECK(off.activation_bytes() == kept_bytes(off, T, false));
+  CHECK(BE::act_conversions == 0);
+  CHECK(BE::act_gemms == 0);
+  CHECK(download(on, on.gradients()) == download(off, off.gradients()));
+  MESSAGE("layers keep " << on.activation_bytes() << " bytes with the norm outputs in bf16, " << off.activation_bytes()
+                         << " without (T = " << T << ")");
+  // fp32: nothing in bf16.
+  M f = tiny<M>(arch, precision::fp32, true);
+  step(f);
+  CHECK(f.activation_bytes() == kept_bytes(f, T, false));
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("stored norm outputs: bf16 halves n1 and n2, the MLP activation is recomputed, results equal", B,
+                   PREFOPT_CPU_BACKENDS) {
+  stored_norms<models::gpt2<test::bf16_counting<B>>>(models::architecture::gpt2);
+  stored_norms<models::llama<test::bf16_counting<B>>>(models::architecture::llama);
+}
+
+TEST_CASE_TEMPLATE("stored norm outputs: fp32 under LoRA adapter dropout, bf16 without the dropout", B, PREFOPT_CPU_BACKENDS) {
+  using base = models::llama<test::bf16_counting<B>>;
+  using M = models::lora<base>;
+  M m(tiny<base>(models::architecture::llama, precision::bf16, true),
+      {.r = 2, .alpha = 4.0, .dropout = 0.25, .target_modules = {"q_proj", "up_proj"}}, 5);
+  test::randomize_trainable(m, 6);
+  const auto batch = models::pack_pairs(test::tiny_pairs(), false);
+  const std::size_t T = batch.tokens.size();
+  models::sequence_logps out;
+  m.forward(batch, out, {.dropout_seed = 11});  // dropout of the unrounded input: n1, n2 stay fp32
+  CHECK(m.activation_bytes() == kept_bytes(m, T, false));
+  m.forward(batch, out, {});  // no dropout in this forward: bf16
+  CHECK(m.activation_bytes() == kept_bytes(m, T, true));
+}
+
+TEST_CASE_TEMPLATE("stored norm outputs: a backward after the precision changed from bf16 is refused", B, PREFOPT_CPU_BACKENDS) {
+  using M = models::gpt2<B>;
+  M m = tiny<M>(models::architecture::gpt2, precision::bf16, true);
+  models::sequence_logps out;
+  m.forward(models::pack_pairs(test::tiny_pairs(), false), out, {});
+  m.backend().matmul_precision = precision::fp32;
+  const std::vector<double> d(out.logp.size(), 0.5);
+  CHECK_THROWS_AS(m.backward(std::span<const double>(d)), error);
 }

@@ -58,7 +58,8 @@ void with_model(const std::filesystem::path& dir, const std::string& adapter, Fn
     shape.lora_rank = ac.r;
     shape.lora_targets = ac.target_modules;
   }
-  if constexpr (requires { backend.matmul_precision; }) shape.bf16_weight_copy = backend.matmul_precision == precision::bf16;
+  if constexpr (requires { backend.matmul_precision; })
+    shape.bf16_weight_copy = shape.bf16_norm_outputs = backend.matmul_precision == precision::bf16;
   models::check_memory(models::estimate_memory(cfg, shape), memory_limit_gib, (dir / "config.json").string(),
                        "this model does not fit in memory");
   auto run = [&](auto tag) {

@@ -153,6 +153,9 @@ inline models::run_shape run_shape_of(const train::run_config& cfg, const models
     r.lora_targets = ac.target_modules;
   }
   r.bf16_weight_copy = cfg.training.precision == "bf16";
+  // LoRA adapter dropout in training keeps the norm outputs fp32 (transformer::set_activation_copy).
+  const bool adapter_dropout = training && cfg.lora && cfg.lora->dropout > 0.0 && !cfg.training.disable_dropout;
+  r.bf16_norm_outputs = r.bf16_weight_copy && !adapter_dropout;
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "prefopt/core/bf16.hpp"
+#include "prefopt/core/error.hpp"
 #include "prefopt/losses/batch.hpp"
 #include "prefopt/losses/concepts.hpp"
 
@@ -30,6 +31,28 @@ struct gemm_args {
   int m = 0, n = 0, k = 0;
   int lda = 0, ldb = 0, ldc = 0;
   float alpha = 1.0f, beta = 0.0f;
+};
+
+// One operand of a product under precision bf16, in the backend's memory: fp32 values (rounded to
+// bf16 by the product) or bf16 bits already rounded (a weight copy, a stored norm output). Rounding
+// is deterministic, so both forms of the same values give the same product bit for bit.
+class gemm_operand {
+public:
+  gemm_operand(std::span<const float> x) : f32_(x) {}          // NOLINT: implicit, as a span is passed
+  gemm_operand(std::span<float> x) : f32_(x) {}                // NOLINT
+  gemm_operand(std::span<const std::uint16_t> x) : bf16_(x), is_bf16_(true) {}  // NOLINT
+  gemm_operand(std::span<std::uint16_t> x) : bf16_(x), is_bf16_(true) {}        // NOLINT
+  bool is_bf16() const noexcept { return is_bf16_; }
+  std::span<const float> f32() const noexcept { return f32_; }
+  std::span<const std::uint16_t> bf16() const noexcept { return bf16_; }
+  std::size_t size() const noexcept { return is_bf16_ ? bf16_.size() : f32_.size(); }
+  // The first n elements, in the same form.
+  gemm_operand first(std::size_t n) const { return is_bf16_ ? gemm_operand(bf16_.first(n)) : gemm_operand(f32_.first(n)); }
+
+private:
+  std::span<const float> f32_{};
+  std::span<const std::uint16_t> bf16_{};
+  bool is_bf16_ = false;
 };
 
 // One AdamW step on a contiguous range (Loshchilov & Hutter, decoupled weight decay):
@@ -133,26 +156,38 @@ concept loss_map = requires(B& be, const pair_view<float>& vf, const pair_view<d
   be.map_pairs(probe_loss{}, vd);
 };
 
-// precision bf16's weight copy (core/bf16.hpp, "The weight copy"); optional: a model on a backend
-// without these ops lets gemm round the weights per call, with the same results.
+// precision bf16's stored operands (core/bf16.hpp, "The weight copy", "Stored activations");
+// optional: a model on a backend without these ops keeps fp32 and lets gemm round per call, with
+// the same results.
 template <class B>
-concept bf16_weights = requires(B& be, std::size_t n, const gemm_args& g, std::span<const float> cf, std::span<float> f,
-                                std::span<std::uint16_t> h, std::span<const std::uint16_t> ch) {
+concept bf16_operands = requires(B& be, std::size_t n, const gemm_args& g, std::span<const float> cf, std::span<float> f,
+                                 std::span<std::uint16_t> h, gemm_operand o) {
   { be.template allocate<std::uint16_t>(n) } -> std::same_as<typename B::template buffer<std::uint16_t>>;
   be.convert_to_bf16(cf, h);                                 // h[i] = to_bf16(x[i])
-  be.gemm_bf16_b(g, cf, ch, f);                              // gemm, B given as bf16 bits, A rounded to bf16
+  be.gemm_bf16(g, o, o, f);                                  // gemm under bf16, each operand fp32 (rounded) or bf16 bits
 };
 } // namespace backend_ops
 
-// C = alpha·op(A)·op(W)+beta·C for a weight W: through its bf16 copy w16 when one is given (and
-// the backend multiplies bf16 operands), else through gemm on W's fp32 values.
-template <class B>
-void gemm_weight(B& be, const gemm_args& g, std::span<const float> a, std::span<const float> w,
-                 std::span<const std::uint16_t> w16, std::span<float> c) {
-  if constexpr (backend_ops::bf16_weights<B>) {
-    if (!w16.empty()) return be.gemm_bf16_b(g, a, w16, c);
+// C = alpha·op(A)·op(B) + beta·C with operands given as fp32 or as bf16 bits: gemm_bf16 when
+// either is bf16 bits, else gemm. A bf16 operand needs backend_ops::bf16_operands (a model makes
+// one only on such a backend).
+template <class B> void gemm_any(B& be, const gemm_args& g, gemm_operand a, gemm_operand b, std::span<float> c) {
+  if constexpr (backend_ops::bf16_operands<B>) {
+    if (a.is_bf16() || b.is_bf16()) return be.gemm_bf16(g, a, b, c);
   }
-  be.gemm(g, a, w, c);
+  if (a.is_bf16() || b.is_bf16()) throw error("gemm", "a bf16 operand on a backend without backend_ops::bf16_operands");
+  be.gemm(g, a.f32(), b.f32(), c);
+}
+
+// C = alpha·op(A)·op(W)+beta·C for a weight W: through its bf16 copy w16 when one is given (and
+// the backend multiplies bf16 operands), else through W's fp32 values.
+template <class B>
+void gemm_weight(B& be, const gemm_args& g, gemm_operand a, std::span<const float> w, std::span<const std::uint16_t> w16,
+                 std::span<float> c) {
+  if constexpr (backend_ops::bf16_operands<B>) {
+    if (!w16.empty()) return be.gemm_bf16(g, a, gemm_operand(w16), c);
+  }
+  gemm_any(be, g, a, gemm_operand(w), c);
 }
 
 // The full CPU/GPU backend of prefopt's core: every group above.

@@ -22,7 +22,7 @@
 // it 2-3 times a step. A transformer (models/transformer.hpp) therefore keeps one bf16 copy of its
 // flat parameter buffer, 2 bytes per base parameter, trainable or frozen, in the backend's memory
 // (the GPU's, as bf16 bits that cuBLASLt reads directly), and multiplies it through the backend's
-// gemm_bf16_b (core/backend.hpp, backend_ops::bf16_weights). The rule that keeps it from ever being
+// gemm_bf16 (core/backend.hpp, backend_ops::bf16_operands). The rule that keeps it from ever being
 // stale: the copy is rewritten from the fp32 master weights at the start of every forward pass
 // (forward, forward_fused, forward_hidden, next_token_logprobs, each generation step), and used only
 // by the products of that forward and of its backward (the checkpointed recompute included). So an
@@ -30,7 +30,17 @@
 // is always seen; a backward differentiates the weights its forward ran with. Rounding is
 // deterministic, so products with the copy equal products that round per call, bit for bit. Under
 // fp32 no copy exists (no memory). Activations × activations products (dW, attention, the LoRA
-// adapters' small matrices) still round their inputs per call.
+// adapters' small matrices) round their fp32 inputs per call.
+//
+// Stored norm outputs (precision bf16). Each transformer layer keeps its two norm outputs n1, n2
+// for backward; they are only ever inputs of matrix products (q/k/v and the MLP's first
+// projections, forward and dW, the LoRA adapters' products), which round them to bf16 anyway, so
+// the layer keeps their bf16 bits (2 bytes instead of 4; transformer::set_activation_copy) and the
+// products read them through gemm_bf16, whose operands are each fp32 or bf16 bits (gemm_operand,
+// core/backend.hpp). Same results bit for bit. Not while LoRA adapter dropout trains: the
+// adapter's input is dropout of the unrounded values, so n1, n2 stay fp32 then. q, k, v, the
+// attention output, the MLP's inputs to its activation and the residual stay fp32 (attention and
+// the activations' backward read fp32 values).
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 // under OMP_DYNAMIC=true hung in sgemm_thread_nn beside a running compiler.
 // fixed_blas_threads() turns dynamic adjustment off for the calling thread (it is a per-thread
 // OpenMP setting) when the program's BLAS is OpenBLAS built with OpenMP, and says so on stderr
-// once. The host backends call it before their products (gemm, gemm_bf16_b, eigen's attention).
+// once. The host backends call it before their products (gemm, gemm_bf16, eigen's attention).
 // Nothing else changes: OMP_NUM_THREADS and training.threads still set how many threads run.
 #pragma once
 

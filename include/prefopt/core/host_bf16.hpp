@@ -4,14 +4,15 @@
 //   gemm            under bf16 rounds copies of A and B to bf16, then multiplies in fp32 (every
 //                   product first keeps OpenBLAS's thread count fixed: core/blas_threads.hpp)
 //   convert_to_bf16 the weight copy's bits (core/bf16.hpp, "The weight copy")
-//   gemm_bf16_b     B given as bf16 bits (a weight copy), widened exactly; A rounded as gemm does;
-//                   only the elements the product reads are copied (a weight operand may run to
-//                   the end of the parameter buffer)
+//   gemm_bf16       each operand fp32 (rounded as gemm does) or bf16 bits (a weight copy, a stored
+//                   norm output), widened exactly; only the elements the product reads are copied
+//                   (a weight operand may run to the end of the parameter buffer)
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "prefopt/core/backend.hpp"
 #include "prefopt/core/bf16.hpp"
@@ -32,18 +33,22 @@ template <class Self> struct host_bf16_gemm {
     op_checks::require_size(y.size(), x.size(), "convert_to_bf16", "y");
     prefopt::to_bf16(x, y);
   }
-  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
+  // gemm under bf16 with each operand fp32 (rounded, as gemm does) or bf16 bits (widened exactly).
+  void gemm_bf16(const gemm_args& g, gemm_operand a, gemm_operand b, std::span<float> c) const {
     const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
     const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
     const std::size_t na = op_checks::span_of(ar, ac, g.lda), nb = op_checks::span_of(br, bc, g.ldb);
-    op_checks::require_size(a.size(), na, "gemm_bf16_b", "A");
-    op_checks::require_size(b.size(), nb, "gemm_bf16_b", "B");
+    op_checks::require_size(a.size(), na, "gemm_bf16", "A");
+    op_checks::require_size(b.size(), nb, "gemm_bf16", "B");
     fixed_blas_threads();
-    self().gemm_fp32(g, round_bf16_copy(a.first(na)), from_bf16_copy(b.first(nb)), c);
+    self().gemm_fp32(g, widened(a.first(na)), widened(b.first(nb)), c);
   }
 
 private:
   const Self& self() const { return static_cast<const Self&>(*this); }
+  static std::vector<float> widened(gemm_operand x) {
+    return x.is_bf16() ? from_bf16_copy(x.bf16()) : round_bf16_copy(x.f32());
+  }
 };
 
 } // namespace prefopt

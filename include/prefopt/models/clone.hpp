@@ -20,6 +20,7 @@ template <Backend B, class Arch> transformer<B, Arch> clone(transformer<B, Arch>
   transformer<B, Arch> out(m.backend(), m.config());
   out.head().set_chunk_rows(m.head().chunk_rows());
   out.set_weight_copy(m.weight_copy());
+  out.set_activation_copy(m.activation_copy());
   out.backend().copy(std::span<const float>(m.base_parameters()), out.base_parameters());
   if (!m.adapters().empty()) {
     out.attach_adapters(m.adapters(), m.parameter_slices(), m.parameters().size(), m.adapter_scale());

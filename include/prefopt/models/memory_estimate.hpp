@@ -10,10 +10,15 @@
 //   optimizer    AdamW: two moments per trainable parameter; SGD with momentum: one; SGD: none
 //   reference    a second copy of the base model (reference strategies frozen, synced, precomputed
 //                without LoRA while the cache is being filled), with its own bf16 copy under bf16
-//   activations  what forward keeps for backward, per layer and token: x, the two norm outputs,
-//                q, k, v, the attention output, the residual, three MLP activations (and each
-//                adapter's x·Aᵀ), plus attention probabilities heads × row length² per row; one
-//                more layer's worth for the backward pass's scratch and the reference forward.
+//   activations  what forward keeps for backward, per layer and token (transformer's layer_acts):
+//                x, the residual, q, k, v, the attention output and its log-sum-exp (heads), the
+//                norms' mean and rstd (4), the MLP's inputs to its activation (GPT-2: a; Llama:
+//                gate and up; the activation itself is recomputed in backward), each adapter's
+//                x·Aᵀ, all fp32, and the two norm outputs, fp32 or (bf16_norm_outputs) 2 bytes
+//                each; plus attention probabilities heads × row length² per row; one more layer's
+//                worth for the backward pass's scratch and the reference forward; and the
+//                workspaces all layers share, per token: the final residual and its norm (2C), the
+//                MLP activation (F) and, with bf16 norm outputs, a norm's fp32 output (C).
 //                With gradient checkpointing (transformer::set_gradient_checkpointing) only each
 //                layer's input x (C floats per token) is kept, plus one layer's full activations
 //                (the workspace the backward recomputes into) and that scratch layer.
@@ -49,6 +54,9 @@ struct run_shape {
   // precision bf16 (core/bf16.hpp): each model held (the policy, a reference copy) keeps a bf16
   // copy of its base weights, 2 bytes per parameter (transformer::weight_copy_bytes).
   bool bf16_weight_copy = false;
+  // precision bf16's stored norm outputs (transformer::set_activation_copy, on by default): each
+  // layer keeps n1, n2 at 2 bytes per value. Not while LoRA adapter dropout trains (fp32 then).
+  bool bf16_norm_outputs = false;
 };
 
 struct memory_estimate {
@@ -91,6 +99,17 @@ inline std::uint64_t sat_mul(std::uint64_t a, std::uint64_t b) {
 inline std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 } // namespace detail
 
+// The bytes one layer keeps for backward per token (transformer's layer_acts, without LoRA): x, the
+// residual, q, k, v, attention output and log-sum-exp, the norms' mean and rstd, the MLP's inputs
+// to its activation, in fp32; the two norm outputs at 2 bytes (bf16_norm_outputs) or 4.
+inline std::uint64_t activation_bytes_per_token(const transformer_config& c, bool bf16_norm_outputs) {
+  const std::uint64_t C = std::uint64_t(c.hidden), F = std::uint64_t(c.intermediate);
+  const std::uint64_t QD = std::uint64_t(c.heads) * std::uint64_t(c.head_dim), KD = std::uint64_t(c.kv_heads) * std::uint64_t(c.head_dim);
+  const std::uint64_t mlp_kept = c.arch == architecture::gpt2 ? F : 2 * F;  // GPT-2 a; Llama gate, up
+  const std::uint64_t floats = 2 * C + 2 * QD + 2 * KD + std::uint64_t(c.heads) + 4 + mlp_kept;
+  return 4 * floats + (bf16_norm_outputs ? 2 : 4) * 2 * C;
+}
+
 // The estimate for a model of configuration `c` (already validated) run as `r`.
 inline memory_estimate estimate_memory(const transformer_config& c, const run_shape& r) {
   using detail::sat_add, detail::sat_mul;
@@ -122,17 +141,17 @@ inline memory_estimate estimate_memory(const transformer_config& c, const run_sh
   }
   if (r.reference_copy) m.reference = sat_add(sat_mul(base, 4), copy);
   // Activations.
-  const std::uint64_t C = std::uint64_t(c.hidden), F = std::uint64_t(c.intermediate);
-  const std::uint64_t QD = std::uint64_t(c.heads) * std::uint64_t(c.head_dim), KD = std::uint64_t(c.kv_heads) * std::uint64_t(c.head_dim);
+  const std::uint64_t C = std::uint64_t(c.hidden), F = std::uint64_t(c.intermediate), Hq = std::uint64_t(c.heads);
   const std::uint64_t rows = r.rows, width = r.row_length;
   const std::uint64_t tokens = sat_mul(rows, width);
-  const std::uint64_t per_token = sat_add(4 * C + 2 * QD + 2 * KD + 3 * F, adapter_act);
-  const std::uint64_t per_layer = sat_add(sat_mul(tokens, per_token), sat_mul(sat_mul(rows, std::uint64_t(c.heads)), sat_mul(width, width)));
+  const std::uint64_t per_token = activation_bytes_per_token(c, r.bf16_norm_outputs) + sat_mul(adapter_act, 4);  // bytes
+  const std::uint64_t per_layer = sat_add(sat_mul(tokens, per_token), sat_mul(sat_mul(sat_mul(rows, Hq), sat_mul(width, width)), 4));
   const std::uint64_t layers = std::uint64_t(c.layers);
   const bool checkpointed = r.training && r.gradient_checkpointing;
   const std::uint64_t kept_layers = checkpointed ? 2 : r.training ? layers + 1 : 1;
   const std::uint64_t kept_inputs = checkpointed ? sat_mul(sat_mul(tokens, C), layers) : 0;  // x of every layer
-  m.activations = sat_mul(sat_add(sat_add(sat_mul(per_layer, kept_layers), kept_inputs), sat_mul(tokens, 2 * C)), 4);
+  const std::uint64_t workspace = sat_mul(tokens, 2 * C + F + (r.bf16_norm_outputs ? C : 0));  // floats
+  m.activations = sat_add(sat_mul(per_layer, kept_layers), sat_mul(sat_add(kept_inputs, workspace), 4));
   return m;
 }
 

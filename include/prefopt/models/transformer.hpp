@@ -100,7 +100,7 @@ public:
   const std::vector<parameter_slice>& base_slices() const { return layout_.slices; }
 
   // precision bf16's copy of the weights (core/bf16.hpp, "The weight copy"): under bf16, on a
-  // backend with backend_ops::bf16_weights, every forward pass first writes the bf16 bits of the
+  // backend with backend_ops::bf16_operands, every forward pass first writes the bf16 bits of the
   // whole flat parameter buffer (2 bytes per base parameter) and that forward and its backward
   // multiply the copy instead of rounding each weight per gemm. Results are the same bit for bit
   // with the copy off (set_weight_copy(false): per-call rounding, no memory). Under fp32 no copy
@@ -111,6 +111,17 @@ public:
   }
   bool weight_copy() const { return weight_copy_; }
   std::size_t weight_copy_bytes() const { return w16_.size() * sizeof(std::uint16_t); }
+
+  // precision bf16's stored norm outputs (core/bf16.hpp, "Stored norm outputs"): under bf16, on a
+  // backend with backend_ops::bf16_operands, each layer keeps its two norm outputs n1, n2 (inputs
+  // of matrix products only) as bf16 bits, 2 bytes instead of 4 per value; the products read them
+  // directly. Results are the same bit for bit with it off (set_activation_copy(false): fp32, each
+  // product rounds them per call). Not while LoRA adapter dropout runs (the adapters' input is
+  // dropout of the unrounded values): n1, n2 stay fp32 then. activation_bytes(): the memory the
+  // layers' kept activations hold now (not the workspaces shared by all layers).
+  void set_activation_copy(bool on) { activation_copy_ = on; }
+  bool activation_copy() const { return activation_copy_; }
+  std::size_t activation_bytes() const;
 
   // Attach LoRA adapters (lora.hpp); the base weights become frozen.
   // dropout: inverted dropout on each adapter's input (PEFT's lora_dropout) in training forwards
@@ -175,16 +186,19 @@ public:
 private:
   using fbuf = typename B::template buffer<float>;
   using ibuf = typename B::template buffer<std::int32_t>;
-  // What one layer keeps for backward; shapes in the comments ([T × C] etc.).
+  using hbuf = typename B::template buffer<std::uint16_t>;  // bf16 bits (backend_ops::bf16_operands only)
+  // What one layer keeps for backward; shapes in the comments ([T × C] etc.). The MLP activation
+  // (GPT-2 gelu(a), Llama swiglu(gate, up)) is not kept: it goes to mlp_act_ and backward recomputes it.
   struct layer_acts {
     fbuf x;                  // [T × C]  the layer's input (residual stream)
-    fbuf n1, mean1, rstd1;   // [T × C], [T], [T]  first norm
+    fbuf n1, mean1, rstd1;   // [T × C], [T], [T]  first norm (n1 empty while norms_bf16_: see n1h)
+    hbuf n1h, n2h;           // [T × C] ×2  n1, n2 as bf16 bits while norms_bf16_ (set_activation_copy)
     fbuf q, k, v;            // [T × Hq·D], [T × Hkv·D] ×2  (after rotary for Llama)
     fbuf lse;                // [T × Hq]  attention log-sum-exp per query and head (core/transformer_ops.hpp)
     fbuf att;                // [T × Hq·D]  attention output before o_proj
     fbuf xmid;               // [T × C]  residual after attention
-    fbuf n2, mean2, rstd2;   // [T × C], [T], [T]  second norm
-    fbuf a, b, h;            // [T × F]  GPT-2: a = c_fc out, b = gelu(a); Llama: a = gate, b = up, h = swiglu
+    fbuf n2, mean2, rstd2;   // [T × C], [T], [T]  second norm (n2 empty while norms_bf16_)
+    fbuf a, b;               // [T × F]  GPT-2: a = c_fc out (b unused); Llama: a = gate, b = up
   };
 
   void ensure_grads();
@@ -196,16 +210,27 @@ private:
   void grow(ibuf& b, std::size_t n) {
     if (b.size() < n) b = be_.template allocate<std::int32_t>(n);
   }
+  void grow(hbuf& b, std::size_t n) {
+    if constexpr (backend_ops::bf16_operands<B>) {
+      if (b.size() < n) b = be_.template allocate<std::uint16_t>(n);
+    }
+  }
   void upload_batch(const input_type& in);
   void forward_impl(const input_type& in, sequence_logps& out, const forward_options& opt, const head_gradient* fused);
   void head_forward(const input_type& in, sequence_logps& out, const forward_options& opt, const head_gradient* fused);
   void order_rows_by_pair(const input_type& in);  // predictions in pair order (fused head); pair_bounds_
   void backward_from_head_rows();          // dhrows_ scattered to d nf, then body_backward
   void norm_forward(std::size_t w, std::size_t b, std::span<const float> x, fbuf& out, fbuf& mean, fbuf& rstd, int T);
+  // A layer's norm into its kept output: fp32 out, or (norms_bf16_) norm_out_ converted into out16.
+  void norm_keep(std::size_t w, std::size_t b, std::span<const float> x, fbuf& out, hbuf& out16, fbuf& mean, fbuf& rstd, int T);
+  // A kept norm output [T × C] as the products read it: bf16 bits while norms_bf16_, else fp32.
+  gemm_operand norm_operand(const fbuf& out, const hbuf& out16, int T) const;
+  bool choose_norm_storage() const;  // norms_bf16_ for the forward pass that starts
+  void mlp_activation(const layer_acts& a, int T);  // mlp_act_ = gelu(a) or swiglu(a, b)
   void norm_backward(std::size_t w, std::size_t b, std::span<const float> dout, std::span<const float> x, const fbuf& mean,
                      const fbuf& rstd, std::span<float> dx, int T);
-  void linear_forward(const linear_ref& l, std::span<const float> x, std::span<float> y, int T, bool keep);
-  void linear_backward(const linear_ref& l, std::span<const float> x, std::span<const float> dy, std::span<float> dx,
+  void linear_forward(const linear_ref& l, gemm_operand x, std::span<float> y, int T, bool keep);
+  void linear_backward(const linear_ref& l, gemm_operand x, std::span<const float> dy, std::span<float> dx,
                        bool accumulate_dx, int T);
   void qkv_forward(std::size_t i, layer_acts& a, int T, bool keep);
   void mlp_forward(std::size_t i, layer_acts& a, std::span<float> x_out, int T, bool keep);
@@ -243,6 +268,8 @@ private:
   lm_head_chunked<B> head_{};
   std::vector<layer_acts> acts_;
   fbuf xf_, nf_, meanf_, rstdf_;            // [T × C] final residual and its norm
+  fbuf mlp_act_;                            // [T × F] the MLP activation of the layer running (recomputed in backward)
+  fbuf norm_out_;                           // [T × C] a norm's fp32 output before it is kept as bf16 (norms_bf16_)
   fbuf hrows_, dhrows_, lse_, logp_, lss_;  // [H × C], [H × C], [H] ×3
   fbuf entropy_, mean_logit_, top1_;        // [H] ×3, with forward_options::token_stats
   // backward workspace: dx_, dn_ [T × C]; df1_..df3_ [T × F]; datt_, dq_ [T × Hq·D]; dk_, dv_ [T × Hkv·D]
@@ -259,6 +286,8 @@ private:
   typename B::template buffer<std::uint16_t> w16_{};  // bf16 bits of params_ (refresh_weight_copy)
   bool weight_copy_ = true;                  // set_weight_copy
   bool w16_live_ = false;                    // w16_ holds this forward's weights
+  bool activation_copy_ = true;              // set_activation_copy
+  bool norms_bf16_ = false;                  // this forward keeps n1, n2 as bf16 bits
 };
 
 template <Backend B> using gpt2 = transformer<B, arch::gpt2>;
@@ -267,6 +296,7 @@ template <Backend B> using llama = transformer<B, arch::llama>;
 } // namespace prefopt::models
 
 #include "prefopt/models/detail/transformer_impl.hpp"
+#include "prefopt/models/detail/transformer_acts.hpp"
 #include "prefopt/models/detail/transformer_head.hpp"
 #include "prefopt/models/detail/transformer_linear.hpp"
 #include "prefopt/models/detail/transformer_decode.hpp"

@@ -71,6 +71,7 @@ std::vector<float> transformer<B, Arch>::cached_logits(kv_cache<B>& cache, const
   dropout_seed_.reset();
   has_acts_ = false;  // acts_[0] is overwritten: no backward of an earlier forward
   refresh_weight_copy();  // this step's weights, in bf16 (core/bf16.hpp, "The weight copy")
+  norms_bf16_ = choose_norm_storage();
   ensure_acts(1, T);
   grow(tokens_, t), grow(positions_, t);
   auto slot_b = be_.template allocate<std::int32_t>(t), row_b = be_.template allocate<std::int32_t>(t);

@@ -15,28 +15,6 @@ template <Backend B, class Arch> void transformer<B, Arch>::ensure_grads() {
   }
 }
 
-template <Backend B, class Arch> void transformer<B, Arch>::ensure_acts(std::size_t kept, int T) {
-  const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
-  const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
-  if (acts_.size() < kept) acts_.resize(kept);
-  for (std::size_t l = 0; l < kept; ++l) {
-    auto& a = acts_[l];
-    grow(a.x, t * C), grow(a.n1, t * C), grow(a.mean1, t), grow(a.rstd1, t);
-    grow(a.q, t * QD), grow(a.k, t * KD), grow(a.v, t * KD), grow(a.lse, attention_lse_size(t, cfg_.heads));
-    grow(a.att, t * QD), grow(a.xmid, t * C), grow(a.n2, t * C), grow(a.mean2, t), grow(a.rstd2, t);
-    grow(a.a, t * F), grow(a.b, t * F);
-    if constexpr (Arch::id == architecture::llama) grow(a.h, t * F);
-  }
-  grow(xf_, t * C), grow(nf_, t * C), grow(meanf_, t), grow(rstdf_, t);
-  grow(dn_, t * C);  // also the position-embedding scratch of the forward pass
-  for (std::size_t i = 0; i < adapters_.size(); ++i) grow(lora_xa_[i], t * std::size_t(adapters_[i].rank));
-  if (adapter_dropout_ > 0.0) {
-    int in = 0;
-    for (const auto& a : adapters_) in = std::max(in, a.in);
-    grow(lora_xd_, t * std::size_t(in));
-  }
-}
-
 template <Backend B, class Arch> void transformer<B, Arch>::ensure_backward(int T) {
   const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
@@ -119,10 +97,11 @@ template <Backend B, class Arch> void transformer<B, Arch>::qkv_forward(std::siz
   const auto& L = layout_.layers[i];
   const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
-  norm_forward(L.norm1_w, L.norm1_b, a.x.span(), a.n1, a.mean1, a.rstd1, T);                     // n1 [T × C]
-  linear_forward(L.q, a.n1.span().first(t * C), a.q.span().first(t * QD), T, keep);              // q [T × Hq·D]
-  linear_forward(L.k, a.n1.span().first(t * C), a.k.span().first(t * KD), T, keep);              // k [T × Hkv·D]
-  linear_forward(L.v, a.n1.span().first(t * C), a.v.span().first(t * KD), T, keep);              // v [T × Hkv·D]
+  norm_keep(L.norm1_w, L.norm1_b, a.x.span().first(t * C), a.n1, a.n1h, a.mean1, a.rstd1, T);   // n1 [T × C]
+  const gemm_operand n1 = norm_operand(a.n1, a.n1h, T);
+  linear_forward(L.q, n1, a.q.span().first(t * QD), T, keep);                                    // q [T × Hq·D]
+  linear_forward(L.k, n1, a.k.span().first(t * KD), T, keep);                                    // k [T × Hkv·D]
+  linear_forward(L.v, n1, a.v.span().first(t * KD), T, keep);                                    // v [T × Hkv·D]
   if constexpr (Arch::id == architecture::llama) {
     be_.rope_forward(a.q.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
     be_.rope_forward(a.k.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
@@ -138,16 +117,12 @@ void transformer<B, Arch>::mlp_forward(std::size_t i, layer_acts& a, std::span<f
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim;
   linear_forward(L.o, a.att.span().first(t * QD), a.xmid.span().first(t * C), T, keep);
   be_.add_inplace(a.x.span().first(t * C), a.xmid.span().first(t * C));                        // xmid = x + o(att)
-  norm_forward(L.norm2_w, L.norm2_b, a.xmid.span(), a.n2, a.mean2, a.rstd2, T);                 // n2 [T × C]
-  linear_forward(L.mlp_in, a.n2.span().first(t * C), a.a.span().first(t * F), T, keep);         // a [T × F]
-  if constexpr (Arch::id == architecture::gpt2) {
-    be_.gelu_forward(a.a.span().first(t * F), a.b.span().first(t * F));                          // b = gelu(a)
-    linear_forward(L.mlp_out, a.b.span().first(t * F), x_out.first(t * C), T, keep);
-  } else {
-    linear_forward(L.mlp_up, a.n2.span().first(t * C), a.b.span().first(t * F), T, keep);       // b = up [T × F]
-    be_.swiglu_forward(a.a.span().first(t * F), a.b.span().first(t * F), a.h.span().first(t * F));
-    linear_forward(L.mlp_out, a.h.span().first(t * F), x_out.first(t * C), T, keep);
-  }
+  norm_keep(L.norm2_w, L.norm2_b, a.xmid.span().first(t * C), a.n2, a.n2h, a.mean2, a.rstd2, T); // n2 [T × C]
+  const gemm_operand n2 = norm_operand(a.n2, a.n2h, T);
+  linear_forward(L.mlp_in, n2, a.a.span().first(t * F), T, keep);                                // a [T × F]
+  if constexpr (Arch::id == architecture::llama) linear_forward(L.mlp_up, n2, a.b.span().first(t * F), T, keep);  // b = up
+  mlp_activation(a, T);                                                                           // gelu(a) or swiglu(a, b)
+  linear_forward(L.mlp_out, mlp_act_.span().first(t * F), x_out.first(t * C), T, keep);
   be_.add_inplace(a.xmid.span().first(t * C), x_out.first(t * C));                              // x_out = xmid + mlp
 }
 
@@ -172,16 +147,17 @@ void transformer<B, Arch>::layer_backward(std::size_t i, layer_acts& a, std::spa
   const std::size_t t = std::size_t(T), C = std::size_t(cfg_.hidden), F = std::size_t(cfg_.intermediate);
   const std::size_t QD = std::size_t(cfg_.heads) * cfg_.head_dim, KD = std::size_t(cfg_.kv_heads) * cfg_.head_dim;
   auto dn = dn_.span().first(t * C);
+  const gemm_operand n1 = norm_operand(a.n1, a.n1h, T), n2 = norm_operand(a.n2, a.n2h, T);
+  mlp_activation(a, T);  // recomputed: mlp_out's input
+  linear_backward(L.mlp_out, mlp_act_.span().first(t * F), dx, df1_.span().first(t * F), false, T);  // d act
   if constexpr (Arch::id == architecture::gpt2) {
-    linear_backward(L.mlp_out, a.b.span().first(t * F), dx, df1_.span().first(t * F), false, T);   // d gelu(a)
     be_.gelu_backward(a.a.span().first(t * F), df1_.span().first(t * F), df2_.span().first(t * F));  // d a
-    linear_backward(L.mlp_in, a.n2.span().first(t * C), df2_.span().first(t * F), dn, false, T);
+    linear_backward(L.mlp_in, n2, df2_.span().first(t * F), dn, false, T);
   } else {
-    linear_backward(L.mlp_out, a.h.span().first(t * F), dx, df1_.span().first(t * F), false, T);   // d h
     be_.swiglu_backward(a.a.span().first(t * F), a.b.span().first(t * F), df1_.span().first(t * F),
                         df2_.span().first(t * F), df3_.span().first(t * F));                       // d gate, d up
-    linear_backward(L.mlp_in, a.n2.span().first(t * C), df2_.span().first(t * F), dn, false, T);
-    linear_backward(L.mlp_up, a.n2.span().first(t * C), df3_.span().first(t * F), dn, true, T);
+    linear_backward(L.mlp_in, n2, df2_.span().first(t * F), dn, false, T);
+    linear_backward(L.mlp_up, n2, df3_.span().first(t * F), dn, true, T);
   }
   norm_backward(L.norm2_w, L.norm2_b, dn, a.xmid.span(), a.mean2, a.rstd2, dx, T);             // dx = dL/dxmid
   linear_backward(L.o, a.att.span().first(t * QD), dx, datt_.span().first(t * QD), false, T);
@@ -196,9 +172,9 @@ void transformer<B, Arch>::layer_backward(std::size_t i, layer_acts& a, std::spa
     be_.rope_backward(dq_.span().first(t * QD), positions_.span().first(t), cfg_.heads, cfg_.head_dim, inv_freq_.span());
     be_.rope_backward(dk_.span().first(t * KD), positions_.span().first(t), cfg_.kv_heads, cfg_.head_dim, inv_freq_.span());
   }
-  linear_backward(L.q, a.n1.span().first(t * C), dq_.span().first(t * QD), dn, false, T);
-  linear_backward(L.k, a.n1.span().first(t * C), dk_.span().first(t * KD), dn, true, T);
-  linear_backward(L.v, a.n1.span().first(t * C), dv_.span().first(t * KD), dn, true, T);
+  linear_backward(L.q, n1, dq_.span().first(t * QD), dn, false, T);
+  linear_backward(L.k, n1, dk_.span().first(t * KD), dn, true, T);
+  linear_backward(L.v, n1, dv_.span().first(t * KD), dn, true, T);
   norm_backward(L.norm1_w, L.norm1_b, dn, a.x.span(), a.mean1, a.rstd1, dx, T);                // dx = dL/dx
 }
 
@@ -257,6 +233,7 @@ void transformer<B, Arch>::forward_impl(const input_type& in, sequence_logps& ou
   use_adapters_ = opt.adapters && !adapters_.empty();
   if (opt.dropout_seed && use_adapters_ && adapter_dropout_ > 0.0) dropout_seed_ = opt.dropout_seed;
   else dropout_seed_.reset();
+  norms_bf16_ = choose_norm_storage();
   const std::size_t nl = layout_.layers.size();
   // Checkpointed: every layer runs in acts_[0] (the workspace) and only acts_[l].x, its input, is kept.
   const bool ckpt = keep && checkpointing_;
@@ -329,6 +306,10 @@ template <Backend B, class Arch> void transformer<B, Arch>::backward_from_head_r
 template <Backend B, class Arch> void transformer<B, Arch>::body_backward(int T) {
   const int C = cfg_.hidden, V = cfg_.vocab_size;
   const std::size_t t = std::size_t(T);
+  if constexpr (requires(const B& b) { b.matmul_precision == precision::bf16; })
+    if (norms_bf16_ && be_.matmul_precision != precision::bf16)
+      throw error("transformer::backward", "the forward pass kept its norm outputs in bf16 and the backend's precision has "
+                                           "changed since: run the forward pass again");
   auto dx = dx_.span().first(t * C);
   be_.fill(dx, 0.0f);
   // d nf aliases dn_, which layer_backward reuses: move it into dx through the final norm first.

@@ -48,7 +48,8 @@ public:
   static constexpr bool host_memory = false;
 
   // bf16 (core/bf16.hpp): gemm multiplies bf16 copies of A and B in cuBLASLt (fp32 compute and
-  // output); gemm_bf16_b reads a model's bf16 weight copy directly ("The weight copy"); attention
+  // output); gemm_bf16 reads operands already in bf16 (a model's weight copy, its stored norm
+  // outputs: core/bf16.hpp) directly and converts only the fp32 one; attention
   // reads bf16-rounded Q, K, V (and dO). Master weights, gradients and optimizer state stay fp32.
   precision matmul_precision = precision::fp32;
   template <class T> using buffer = cuda_detail::device_buffer<T>;

@@ -43,9 +43,9 @@ struct eigen : host_backend_base,
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round their inputs to bf16 first and compute in fp32 — an
   // emulation of the GPU's bf16 path, there to check it (each call copies its operands; it is
-  // slower than fp32, never faster). A model's weight copy (core/bf16.hpp, "The weight copy")
-  // arrives as bf16 bits through gemm_bf16_b, widened exactly instead of rounded again
-  // (matmul_precision, gemm, convert_to_bf16, gemm_bf16_b: core/host_bf16.hpp over gemm_fp32).
+  // slower than fp32, never faster). A model's weight copy and stored norm outputs (core/bf16.hpp)
+  // arrive as bf16 bits through gemm_bf16, widened exactly instead of rounded again
+  // (matmul_precision, gemm, convert_to_bf16, gemm_bf16: core/host_bf16.hpp over gemm_fp32).
 
   // ---- blas ------------------------------------------------------------------------------
   using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

@@ -45,8 +45,8 @@ struct xtensor : host_backend_base,
 
   // ---- precision (core/bf16.hpp) ---------------------------------------------------------
   // bf16: gemm and attention round copies of their inputs to bf16 and compute in fp32, as the
-  // eigen backend's emulation (for checking, not speed); gemm_bf16_b takes a weight copy's bits
-  // (matmul_precision, gemm, convert_to_bf16, gemm_bf16_b: core/host_bf16.hpp over gemm_fp32).
+  // eigen backend's emulation (for checking, not speed); gemm_bf16 takes operands given as bf16
+  // bits (matmul_precision, gemm, convert_to_bf16, gemm_bf16: core/host_bf16.hpp over gemm_fp32).
 
   // ---- blas: C = alpha · op(A) @ op(B) + beta · C ------------------------------------------
   void gemm_fp32(const gemm_args& g, std::span<const float> a, std::span<const float> b, std::span<float> c) const {

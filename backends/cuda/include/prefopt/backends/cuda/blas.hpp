@@ -6,8 +6,8 @@
 // Under precision bf16 (core/bf16.hpp) A and B are converted to bf16 copies first (one kernel each,
 // the same to_bf16 as the CPU emulation) and cuBLASLt multiplies CUDA_R_16BF operands with fp32
 // compute and an fp32 C: the eigen backend's bf16 emulation up to the order of the fp32 sums.
-// gemm_bf16_b takes B as bf16 already (a model's weight copy, made once per forward pass) and
-// converts A only.
+// gemm_bf16 takes either operand as bf16 bits already (a model's weight copy, made once per
+// forward pass; its stored norm outputs) and converts only an fp32 one.
 // A cuBLASLt plan (descriptors + the heuristic's algorithm) is made once per shape, transposes and
 // operand alignment and kept in the context; the workspace is the context's (32 MiB).
 // dot and sum_squares: double partial sums per block on the device, added in double on the host.
@@ -111,24 +111,18 @@ template <class Self> struct cuda_blas_ops {
     require_size(y.size(), x.size(), "convert_to_bf16", "y");
     check(cuda_kernels::to_bf16(x.data(), y.data(), x.size(), self().ctx().stream()), "convert_to_bf16");
   }
-  // gemm with B already bf16 (a weight's copy): only A is converted (the elements the product
-  // reads), and cuBLASLt reads B as it is.
-  void gemm_bf16_b(const gemm_args& g, std::span<const float> a, std::span<const std::uint16_t> b, std::span<float> c) const {
-    const char* op = "gemm_bf16_b";
+  // gemm under bf16 with each operand fp32 or bf16 bits (a weight's copy, a stored norm output):
+  // cuBLASLt's bf16 path needs both in bf16, so an fp32 operand is converted (the elements the
+  // product reads) and a bf16 one is read as it is.
+  void gemm_bf16(const gemm_args& g, gemm_operand a, gemm_operand b, std::span<float> c) const {
+    const char* op = "gemm_bf16";
     if (!prepare(g, a.size(), b.size(), c, op)) return;
-    const int ar = g.trans_a ? g.k : g.m, ac = g.trans_a ? g.m : g.k;
-    const std::size_t na = span_of(ar, ac, g.lda);
-    context& cx = self().ctx();
-    device_buffer<std::uint16_t> a16(self().shared_context(), na);
-    check(cuda_kernels::to_bf16(a.data(), a16.data(), na, cx.stream()), op);
-    if (alignment_of(b.data()) >= 16) return run_bf16(g, a16.data(), b.data(), c, op);
-    // A weight at an offset that is not a multiple of 8 elements: an aligned copy, as gemm's own
-    // fresh operands are (cuBLASLt's bf16 kernels may have no algorithm for 2-byte alignment).
-    const int br = g.trans_b ? g.n : g.k, bc = g.trans_b ? g.k : g.n;
-    const std::size_t nb = span_of(br, bc, g.ldb);
-    device_buffer<std::uint16_t> b16(self().shared_context(), nb);
-    check(cudaMemcpyAsync(b16.data(), b.data(), nb * sizeof(std::uint16_t), cudaMemcpyDeviceToDevice, cx.stream()), op);
-    run_bf16(g, a16.data(), b16.data(), c, op);
+    const std::size_t na = span_of(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.lda),
+                      nb = span_of(g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.ldb);
+    device_buffer<std::uint16_t> a16, b16;
+    const std::uint16_t* pa = bf16_operand(a, na, a16, op);
+    const std::uint16_t* pb = bf16_operand(b, nb, b16, op);
+    run_bf16(g, pa, pb, c, op);
   }
   void axpy(float alpha, std::span<const float> x, std::span<float> y) const {
     require_size(y.size(), x.size(), "axpy", "y");
@@ -201,6 +195,19 @@ private:
       return false;
     }
     return true;
+  }
+  // An operand's n elements as aligned bf16 bits: its own when it is bf16 and 16-byte aligned, else
+  // a copy in tmp (converted from fp32, or bf16 at an offset that is not a multiple of 8 elements:
+  // cuBLASLt's bf16 kernels may have no algorithm for 2-byte alignment).
+  const std::uint16_t* bf16_operand(gemm_operand x, std::size_t n, device_buffer<std::uint16_t>& tmp, const char* op) const {
+    if (x.is_bf16() && alignment_of(x.bf16().data()) >= 16) return x.bf16().data();
+    context& cx = self().ctx();
+    tmp = device_buffer<std::uint16_t>(self().shared_context(), n);
+    if (x.is_bf16())
+      check(cudaMemcpyAsync(tmp.data(), x.bf16().data(), n * sizeof(std::uint16_t), cudaMemcpyDeviceToDevice, cx.stream()), op);
+    else
+      check(cuda_kernels::to_bf16(x.f32().data(), tmp.data(), n, cx.stream()), op);
+    return tmp.data();
   }
   // cuBLASLt on bf16 A and B (device bits), fp32 compute and C.
   void run_bf16(const gemm_args& g, const std::uint16_t* a16, const std::uint16_t* b16, std::span<float> c, const char* op) const {
