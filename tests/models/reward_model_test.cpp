@@ -227,7 +227,12 @@ TEST_CASE("reward_trainer: accumulation is exact and training separates chosen f
   b.backend().download(b.body_parameters(), std::span<float>(pb));
   double worst = 0.0;
   for (std::size_t i = 0; i < pa.size(); ++i) worst = std::max(worst, double(std::abs(pa[i] - pb[i])));
-  CHECK(worst < 1e-5);
+  // AdamW's first step moves a weight by lr·g/(|g| + ε): where |g| is of the order of ε (1e-8),
+  // the fp32 summation order of three micro-batches against one batch (which differs between BLAS
+  // kernels: 2.0e-5 with OpenBLAS's Zen kernels) changes that ratio by a few percent of lr = 1e-3.
+  // A lost or doubled micro-batch flips signs of g and moves weights by ~lr; a wrong scale of the
+  // summed gradient is caught by grad_norm above (the first step itself is scale-invariant).
+  CHECK(worst < 5e-5);
   double last = whole.metrics.at("loss");
   for (int s = 0; s < 20; ++s) last = ta.step(pack(0, 3)).metrics.at("loss");
   CHECK(last < 0.5 * whole.metrics.at("loss"));
