@@ -92,6 +92,7 @@ void online_steps(M& policy, const train::run_config& cfg, const loop_settings& 
   args.max_grad_norm = cfg.optimizer.max_grad_norm;
   args.seed = std::uint64_t(cfg.training.seed);
   args.disable_dropout = cfg.training.disable_dropout;
+  args.fused_head = cfg.training.fused_head;
   args.ld_alpha = cfg.loss.ld_alpha;
   args.schedule = make_schedule(cfg.optimizer, L.online_steps);
   comm::any world = comm::none{};
