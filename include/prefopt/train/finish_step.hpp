@@ -1,8 +1,9 @@
 // prefopt/train/finish_step.hpp — the rule that ends every optimizer step, one copy for the
-// one-copy update (step_update.hpp, clip_and_update) and ZeRO-1's split one (zero.hpp,
-// zero_update): a step whose loss or gradient norm is not finite is skipped (gradients zeroed, the
-// weights untouched, the step counter unmoved); otherwise the update runs, the step counts, and
-// `after` runs. Metrics: grad_norm, and learning_rate at the step the run is now at.
+// one-copy update (step_update.hpp, clip_and_update), ZeRO-1's split one (zero.hpp, zero_update)
+// and the reward trainer's body + head update (reward_trainer.hpp): a step whose loss or gradient
+// norm is not finite is skipped (gradients zeroed, the weights untouched, the step counter
+// unmoved); otherwise the update runs, the step counts, and `after` runs. Metrics: grad_norm, and
+// learning_rate at the step the run is now at.
 #pragma once
 
 #include <cmath>

@@ -39,6 +39,7 @@
 #include "prefopt/data/collate.hpp"
 #include "prefopt/models/reward_io.hpp"
 #include "prefopt/models/reward_model.hpp"
+#include "prefopt/train/finish_step.hpp"
 #include "prefopt/train/trainer.hpp"
 
 namespace prefopt::train {
@@ -203,22 +204,17 @@ public:
     out.metrics["loss"] = loss;
     auto& be = rm_.backend();
     const double norm = std::sqrt(be.sum_squares(rm_.body_gradients()) + be.sum_squares(rm_.head_gradients()));
-    out.metrics["grad_norm"] = norm;
-    if (!std::isfinite(loss) || !std::isfinite(norm)) {
-      out.skipped = true;
-      out.skip_reason = !std::isfinite(loss) ? "non-finite loss" : "non-finite gradient norm";
-      rm_.zero_grad();
-    } else {
-      if (args_.max_grad_norm > 0.0 && args_.max_grad_norm / (norm + 1e-6) < 1.0) {
-        const float coef = float(args_.max_grad_norm / (norm + 1e-6));
-        be.scale(rm_.body_gradients(), coef), be.scale(rm_.head_gradients(), coef);
-      }
-      const double lr = opt_.lr * args_.schedule.factor(step_);
-      opt_.step(be, body_state_, rm_.body_parameters(), rm_.body_gradients(), rm_.body_slices(), lr);
-      opt_.step(be, head_state_, rm_.head_parameters(), rm_.head_gradients(), rm_.head_slices(), lr);
-      ++step_;
-    }
-    out.metrics["learning_rate"] = opt_.lr * args_.schedule.factor(step_);
+    detail::finish_step(
+        out, rm_, opt_, args_, step_, loss, norm,
+        [&](double lr) {
+          if (args_.max_grad_norm > 0.0 && args_.max_grad_norm / (norm + 1e-6) < 1.0) {
+            const float coef = float(args_.max_grad_norm / (norm + 1e-6));
+            be.scale(rm_.body_gradients(), coef), be.scale(rm_.head_gradients(), coef);
+          }
+          opt_.step(be, body_state_, rm_.body_parameters(), rm_.body_gradients(), rm_.body_slices(), lr);
+          opt_.step(be, head_state_, rm_.head_parameters(), rm_.head_gradients(), rm_.head_slices(), lr);
+        },
+        [] {});
     return out;
   }
 
