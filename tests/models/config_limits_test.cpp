@@ -124,6 +124,26 @@ TEST_CASE("the memory estimate counts GPT-2's parameters, gradients, AdamW state
   CHECK(mn.activations == m.activations - 13 * 8192ull * 2 * 768 * 2 + 8192ull * 768 * 4);
 }
 
+TEST_CASE("the bf16 weight copy of an untied Llama leaves out embed_tokens, as the model holds it") {
+  // Llama-3.2-1B's shape with an untied head: embed_tokens [128256 × 2048] is read only by the lookup.
+  const auto c = models::transformer_config::from_json(nlohmann::json{
+      {"model_type", "llama"}, {"hidden_size", 2048}, {"num_attention_heads", 32}, {"num_key_value_heads", 8},
+      {"num_hidden_layers", 16}, {"intermediate_size", 8192}, {"vocab_size", 128256}, {"tie_word_embeddings", false}});
+  const std::uint64_t base = models::transformer_layout::make(c).total, embed = 128256ull * 2048;
+  models::run_shape r{.rows = 2, .row_length = 64, .training = true, .optimizer_slots = 2};
+  const auto fp32 = models::estimate_memory(c, r);
+  r.bf16_weight_copy = true;
+  const auto bf16 = models::estimate_memory(c, r);
+  CHECK(fp32.parameters == 4 * base);
+  CHECK(bf16.parameters == 4 * base + 2 * (base - embed));
+  // Tied, the table is the LM head's weight and is copied.
+  auto tied = c;
+  tied.tie_word_embeddings = true;
+  const std::uint64_t tied_base = models::transformer_layout::make(tied).total;
+  CHECK(tied_base == base - embed);
+  CHECK(models::estimate_memory(tied, r).parameters == 6 * tied_base);
+}
+
 TEST_CASE("activation bytes per token and layer: GPT-2 small and Qwen2.5-0.5B, fp32 and bf16 norm outputs") {
   // From layer_acts: fp32 x, xmid, q, att (C each here), k, v (Hkv·D), lse (heads), mean/rstd ×2,
   // MLP input(s) (GPT-2 a: F; Llama gate, up: 2F); n1, n2 at 4 or 2 bytes.

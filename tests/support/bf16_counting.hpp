@@ -1,5 +1,5 @@
 // A CPU backend that counts precision bf16's conversions (core/bf16.hpp, "The weight copy",
-// "Stored norm outputs"): convert_to_bf16 calls of the watched buffer and the floats they convert
+// "Stored norm outputs"): convert_to_bf16 calls within the watched buffer and the floats they convert
 // (the weight copy being made) and of anything else (norm outputs stored as bf16, with the floats
 // they convert); gemm_bf16 calls whose B is the weight copy's bits (products that read the copy)
 // and whose A or B is other bf16 bits (products that read a stored norm output); gemm and
@@ -30,7 +30,7 @@ template <class B> struct bf16_counting : B {
     copy16 = {};
   }
   void convert_to_bf16(std::span<const float> x, std::span<std::uint16_t> y) const {
-    if (!watched.empty() && x.data() == watched.data()) {
+    if (inside(watched, x.data())) {  // the copy starts inside the buffer (after an untied embedding)
       ++conversions;
       converted += x.size();
       copy16 = y;

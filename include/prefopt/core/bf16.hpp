@@ -20,7 +20,8 @@
 // The weight copy (precision bf16). A weight matrix is an input of several products per step
 // (forward; dX in backward; the LM head's logits and dh), so rounding it inside every gemm converts
 // it 2-3 times a step. A transformer (models/transformer.hpp) therefore keeps one bf16 copy of its
-// flat parameter buffer, 2 bytes per base parameter, trainable or frozen, in the backend's memory
+// flat parameter buffer, 2 bytes per base parameter, trainable or frozen (but an untied embedding
+// table, which only the lookup reads: transformer::weight_copy_parameters), in the backend's memory
 // (the GPU's, as bf16 bits that cuBLASLt reads directly), and multiplies it through the backend's
 // gemm_bf16 (core/backend.hpp, backend_ops::bf16_operands). The rule that keeps it from ever being
 // stale: the copy is rewritten from the fp32 master weights at the start of every forward pass

@@ -52,7 +52,8 @@ struct run_shape {
   std::vector<std::string> lora_targets{};
   bool gradient_checkpointing = false;  // training keeps each layer's input only (recomputed in backward)
   // precision bf16 (core/bf16.hpp): each model held (the policy, a reference copy) keeps a bf16
-  // copy of its base weights, 2 bytes per parameter (transformer::weight_copy_bytes).
+  // copy of its base weights but an untied embedding table, 2 bytes per parameter
+  // (transformer::weight_copy_bytes).
   bool bf16_weight_copy = false;
   // precision bf16's stored norm outputs (transformer::set_activation_copy, on by default): each
   // layer keeps n1, n2 at 2 bytes per value. Not while LoRA adapter dropout trains (fp32 then).
@@ -133,7 +134,9 @@ inline memory_estimate estimate_memory(const transformer_config& c, const run_sh
   }
   const std::uint64_t trainable = r.lora_rank > 0 ? adapters : base;
   memory_estimate m;
-  const std::uint64_t copy = r.bf16_weight_copy ? sat_mul(base, 2) : 0;  // bytes
+  // bytes; an untied embedding table is not copied (transformer::weight_copy_parameters)
+  const std::uint64_t untied_embedding = layout.head != layout.wte ? sat_mul(std::uint64_t(c.vocab_size), std::uint64_t(c.hidden)) : 0;
+  const std::uint64_t copy = r.bf16_weight_copy ? sat_mul(base - untied_embedding, 2) : 0;
   m.parameters = sat_add(sat_mul(sat_add(base, adapters), 4), copy);
   if (r.training) {
     m.gradients = sat_mul(trainable, 4);

@@ -101,16 +101,19 @@ public:
 
   // precision bf16's copy of the weights (core/bf16.hpp, "The weight copy"): under bf16, on a
   // backend with backend_ops::bf16_operands, every forward pass first writes the bf16 bits of the
-  // whole flat parameter buffer (2 bytes per base parameter) and that forward and its backward
-  // multiply the copy instead of rounding each weight per gemm. Results are the same bit for bit
-  // with the copy off (set_weight_copy(false): per-call rounding, no memory). Under fp32 no copy
-  // is held. weight_copy_bytes(): the memory the copy holds now.
+  // flat parameter buffer (2 bytes per base parameter; an untied embed_tokens, which only the
+  // embedding lookup reads, is left out: weight_copy_parameters()) and that forward and its
+  // backward multiply the copy instead of rounding each weight per gemm. Results are the same bit
+  // for bit with the copy off (set_weight_copy(false): per-call rounding, no memory). Under fp32
+  // no copy is held. weight_copy_bytes(): the memory the copy holds now.
   void set_weight_copy(bool on) {
     weight_copy_ = on;
     if (!on) release_weight_copy();
   }
   bool weight_copy() const { return weight_copy_; }
   std::size_t weight_copy_bytes() const { return w16_.size() * sizeof(std::uint16_t); }
+  // The base parameters the copy holds: all but an untied embedding table (the buffer's first slice).
+  std::size_t weight_copy_parameters() const { return layout_.total - copy_begin(); }
 
   // precision bf16's stored norm outputs (core/bf16.hpp, "Stored norm outputs"): under bf16, on a
   // backend with backend_ops::bf16_operands, each layer keeps its two norm outputs n1, n2 (inputs
@@ -248,6 +251,11 @@ private:
   }
   // The weight copy from offset off (n elements, or to the end), or empty: gemm rounds per call.
   std::span<const std::uint16_t> wcopy(std::size_t off, std::size_t n = std::dynamic_extent);
+  // Where the weight copy starts in the flat buffer: after an untied embedding table (Llama's
+  // embed_tokens comes first; only the lookup reads it, in fp32), else at 0.
+  std::size_t copy_begin() const {
+    return layout_.head != layout_.wte && layout_.wte == 0 ? std::size_t(cfg_.vocab_size) * std::size_t(cfg_.hidden) : 0;
+  }
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
   std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
   bool base_trainable() const { return adapters_.empty(); }

@@ -14,8 +14,9 @@ template <Backend B, class Arch> void transformer<B, Arch>::refresh_weight_copy(
   w16_live_ = false;
   if constexpr (backend_ops::bf16_operands<B> && requires(const B& b) { b.matmul_precision == precision::bf16; }) {
     if (weight_copy_ && be_.matmul_precision == precision::bf16) {
-      if (w16_.size() != params_.size()) w16_ = be_.template allocate<std::uint16_t>(params_.size());
-      be_.convert_to_bf16(std::span<const float>(params_.span()), w16_.span());
+      const std::size_t begin = copy_begin();
+      if (w16_.size() != params_.size() - begin) w16_ = be_.template allocate<std::uint16_t>(params_.size() - begin);
+      be_.convert_to_bf16(std::span<const float>(params_.span()).subspan(begin), w16_.span());
       w16_live_ = true;
       return;
     }
@@ -27,7 +28,9 @@ template <Backend B, class Arch>
 std::span<const std::uint16_t> transformer<B, Arch>::wcopy(std::size_t off, std::size_t n) {
   if constexpr (requires(const B& b) { b.matmul_precision == precision::bf16; }) {
     // Only while the backend still computes in bf16: a switch to fp32 after the forward is obeyed.
-    if (w16_live_ && be_.matmul_precision == precision::bf16) return std::span<const std::uint16_t>(w16_.span()).subspan(off, n);
+    // An offset before the copy's start (an untied embedding table: no product reads it) gets none.
+    if (w16_live_ && be_.matmul_precision == precision::bf16 && off >= copy_begin())
+      return std::span<const std::uint16_t>(w16_.span()).subspan(off - copy_begin(), n);
   }
   return {};
 }
