@@ -28,8 +28,8 @@ inline void require_cuda_device(const std::string& field) {
 }
 #endif
 
-// Throws the error on_backend would for `name` (unknown, built without CUDA, no GPU visible), before
-// a command reads its data or writes anything.
+// Throws for a `name` no command can run on (unknown, built without CUDA, no GPU visible): on_backend's
+// check, which a command may also make before it reads its data or writes anything.
 inline void check_backend(const std::string& name, const std::string& field) {
   if (name == "eigen") return;
   if (name == "cuda") {
@@ -47,22 +47,17 @@ inline void check_backend(const std::string& name, const std::string& field) {
 // the flag in errors. fn's cuda instantiation belongs in a translation unit of its own
 // (logps_cuda.cpp, demo_cuda.cpp, loop_cuda.cpp): the caller's declares it extern.
 template <class Fn> auto on_backend(const std::string& name, precision p, const std::string& field, Fn&& fn) {
-  if (name == "eigen") {
-    backends::eigen be;
-    be.matmul_precision = p;
-    return fn(be);
-  }
-  if (name == "cuda") {
+  check_backend(name, field);  // eigen, or cuda where it is built and a GPU is visible
 #ifdef PREFOPT_CLI_CUDA
-    require_cuda_device(field);
+  if (name == "cuda") {
     backends::cuda be;
     be.matmul_precision = p;
     return fn(be);
-#else
-    no_cuda_backend(field);
-#endif
   }
-  throw config_error(field, "'" + name + "' is not one of eigen (CPU), cuda (one NVIDIA GPU)");
+#endif
+  backends::eigen be;
+  be.matmul_precision = p;
+  return fn(be);
 }
 
 } // namespace prefopt::cli
