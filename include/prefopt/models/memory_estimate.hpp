@@ -134,9 +134,8 @@ inline memory_estimate estimate_memory(const transformer_config& c, const run_sh
   }
   const std::uint64_t trainable = r.lora_rank > 0 ? adapters : base;
   memory_estimate m;
-  // bytes; an untied embedding table is not copied (transformer::weight_copy_parameters)
-  const std::uint64_t untied_embedding = layout.head != layout.wte ? sat_mul(std::uint64_t(c.vocab_size), std::uint64_t(c.hidden)) : 0;
-  const std::uint64_t copy = r.bf16_weight_copy ? sat_mul(base - untied_embedding, 2) : 0;
+  // bytes: the flat buffer from where the copy starts (an untied embedding table is not copied)
+  const std::uint64_t copy = r.bf16_weight_copy ? sat_mul(base - layout.weight_copy_begin(), 2) : 0;
   m.parameters = sat_add(sat_mul(sat_add(base, adapters), 4), copy);
   if (r.training) {
     m.gradients = sat_mul(trainable, 4);

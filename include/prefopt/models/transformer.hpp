@@ -251,11 +251,7 @@ private:
   }
   // The weight copy from offset off (n elements, or to the end), or empty: gemm rounds per call.
   std::span<const std::uint16_t> wcopy(std::size_t off, std::size_t n = std::dynamic_extent);
-  // Where the weight copy starts in the flat buffer: after an untied embedding table (Llama's
-  // embed_tokens comes first; only the lookup reads it, in fp32), else at 0.
-  std::size_t copy_begin() const {
-    return layout_.head != layout_.wte && layout_.wte == 0 ? std::size_t(cfg_.vocab_size) * std::size_t(cfg_.hidden) : 0;
-  }
+  std::size_t copy_begin() const { return layout_.weight_copy_begin(); }  // where the weight copy starts
   std::span<float> pspan(std::size_t off, std::size_t n) { return params_.span().subspan(off, n); }
   std::span<float> gspan(std::size_t off, std::size_t n) { return grads_.span().subspan(off, n); }
   bool base_trainable() const { return adapters_.empty(); }

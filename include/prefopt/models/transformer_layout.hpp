@@ -44,6 +44,10 @@ struct transformer_layout {
   std::size_t wte = no_offset, wpe = no_offset, normf_w = no_offset, normf_b = no_offset, head = no_offset;
   std::vector<layer_layout> layers;
 
+  // Where precision bf16's weight copy starts (core/bf16.hpp, "The weight copy"): after an untied
+  // embedding table, which only the lookup reads (Llama's embed_tokens comes first), else at 0.
+  std::size_t weight_copy_begin() const { return head != wte && wte == 0 ? slices.front().size() : 0; }
+
   static transformer_layout make(const transformer_config& c) {
     transformer_layout L;
     const std::size_t C = std::size_t(c.hidden), F = std::size_t(c.intermediate), V = std::size_t(c.vocab_size);
