@@ -12,8 +12,8 @@ prints the list as Python prints it.
 
 Renders KWARGS_CONVERSATIONS under every KWARGS entry, with and without the generation prompt,
 through each template of data_make_jinja_reference.SOURCES and CONTENT_TEMPLATES (below), with the
-tokenizer's own apply_chat_template (the same stub tokenizer as tool_records.json: the template's
-special tokens only). Writes tests/data/chat/templates/kwargs_records.json:
+tokenizer's own apply_chat_template (the same special-tokens-only tokenizer as tool_records.json).
+Writes tests/data/chat/templates/kwargs_records.json:
   {"conversations": {label: messages}, "kwargs": [kwargs...],
    "cases": [{"template", "tokens", "conversation", "kwargs" (index), "add_generation_prompt",
               "output"} or {..., "error", "error_type"}]}.
